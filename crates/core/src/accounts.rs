@@ -1,0 +1,210 @@
+//! Directory operations checked against the fleet: the rules every backend shares.
+
+use std::path::Path;
+
+use crate::address::AddressError;
+use crate::directory::{self, Directory, DirectoryError, Filter};
+use crate::fleet::{Fleet, Role};
+use crate::import::{self, ImportError};
+use crate::password::{self, HashError};
+use crate::{Account, Address, Config, SendBlock};
+
+/// Why an account operation was refused or failed; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The address is malformed.
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    /// The server is not in the fleet.
+    #[error("unknown server {server:?} (mailbox servers: {})", known.join(", "))]
+    UnknownServer {
+        /// The name given.
+        server: String,
+        /// The mailbox servers the config has.
+        known: Vec<String>,
+    },
+    /// The server exists but holds no mailboxes.
+    #[error("server {0:?} is not a mailbox server (its roles lack \"mailbox\")")]
+    NotMailbox(String),
+    /// The password hash is unacceptable.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    /// The import file is unusable.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// The directory failed or refused.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+}
+
+/// The account directory of a fleet.
+pub struct AccountBook {
+    dir: Box<dyn Directory>,
+    fleet: Fleet,
+}
+
+impl AccountBook {
+    /// Opens the directory the config names.
+    pub async fn open(config: &Config) -> Result<Self, AccountError> {
+        let dir = directory::open(&config.directory).await?;
+        Ok(Self::new(dir, config.fleet.clone()))
+    }
+
+    /// Wraps a directory backend.
+    pub fn new(dir: Box<dyn Directory>, fleet: Fleet) -> Self {
+        AccountBook { dir, fleet }
+    }
+
+    /// The backend, for reads that need no checks.
+    pub fn directory(&self) -> &dyn Directory {
+        self.dir.as_ref()
+    }
+
+    /// The fleet the accounts live on.
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    /// Checks that `server` is a mailbox server of the fleet.
+    pub fn check_server(&self, server: &str) -> Result<(), AccountError> {
+        match self.fleet.server(server) {
+            None => Err(AccountError::UnknownServer {
+                server: server.to_string(),
+                known: self
+                    .fleet
+                    .mailbox_names()
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+            }),
+            Some(s) if !s.has_role(Role::Mailbox) => Err(AccountError::NotMailbox(server.into())),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Accounts, optionally of one domain or one server.
+    pub async fn list(&self, filter: &Filter) -> Result<Vec<Account>, AccountError> {
+        if let Some(s) = &filter.server {
+            self.check_server(s)?;
+        }
+        let filter = Filter {
+            domain: filter
+                .domain
+                .as_ref()
+                .map(|d| d.trim().to_ascii_lowercase()),
+            server: filter.server.clone(),
+        };
+        Ok(self.dir.list(&filter).await?)
+    }
+
+    /// One account.
+    pub async fn show(&self, address: &str) -> Result<Account, AccountError> {
+        let a = Address::parse(address)?;
+        self.dir
+            .get(&a)
+            .await?
+            .ok_or(AccountError::Directory(DirectoryError::NotFound(a)))
+    }
+
+    /// Checks and builds a new account without storing it.
+    pub fn prepare(
+        &self,
+        address: &str,
+        server: &str,
+        password_hash: Option<&str>,
+    ) -> Result<Account, AccountError> {
+        let a = Address::parse(address)?;
+        self.check_server(server)?;
+        if let Some(h) = password_hash {
+            password::check(h)?;
+        }
+        Ok(Account::new(a, server, password_hash.map(str::to_string)))
+    }
+
+    /// Adds one account.
+    pub async fn add(
+        &self,
+        address: &str,
+        server: &str,
+        password_hash: Option<&str>,
+    ) -> Result<Account, AccountError> {
+        let account = self.prepare(address, server, password_hash)?;
+        self.dir.add(std::slice::from_ref(&account)).await?;
+        Ok(account)
+    }
+
+    /// Removes an account from the directory (its mailbox data is left alone).
+    pub async fn remove(&self, address: &str) -> Result<(), AccountError> {
+        Ok(self.dir.remove(&Address::parse(address)?).await?)
+    }
+
+    /// Points an account at another mailbox server (moving the data is the `move` command's job).
+    pub async fn set_server(&self, address: &str, server: &str) -> Result<(), AccountError> {
+        let a = Address::parse(address)?;
+        self.check_server(server)?;
+        Ok(self.dir.set_server(&a, server).await?)
+    }
+
+    /// Locks or unlocks an account for a move.
+    pub async fn set_locked(&self, address: &str, locked: bool) -> Result<(), AccountError> {
+        Ok(self
+            .dir
+            .set_locked(&Address::parse(address)?, locked)
+            .await?)
+    }
+
+    /// Blocks sending, with a reason.
+    pub async fn block_sending(
+        &self,
+        address: &str,
+        reason: &str,
+    ) -> Result<SendBlock, AccountError> {
+        let block = SendBlock::now(reason.trim());
+        self.dir
+            .set_send_block(&Address::parse(address)?, Some(&block))
+            .await?;
+        Ok(block)
+    }
+
+    /// Lifts a send block.
+    pub async fn unblock_sending(&self, address: &str) -> Result<(), AccountError> {
+        Ok(self
+            .dir
+            .set_send_block(&Address::parse(address)?, None)
+            .await?)
+    }
+
+    /// The password hash of an account, if it has one.
+    pub async fn password_hash(&self, address: &str) -> Result<Option<String>, AccountError> {
+        Ok(self.dir.password_hash(&Address::parse(address)?).await?)
+    }
+
+    /// Imports a CSV or LDIF file: every record is checked first, and either all are added
+    /// or none. Returns the number added.
+    pub async fn import(&self, path: &Path) -> Result<usize, AccountError> {
+        let records = import::read(path, &import::Attributes::default())?;
+        let mut accounts: Vec<Account> = Vec::with_capacity(records.len());
+        let mut seen = std::collections::HashMap::new();
+        for r in records {
+            let at = |e: AccountError| ImportError::Record {
+                file: path.display().to_string(),
+                line: r.line,
+                message: e.to_string(),
+            };
+            let account = self
+                .prepare(&r.address, &r.server, r.password_hash.as_deref())
+                .map_err(at)?;
+            if let Some(first) = seen.insert(account.address.clone(), r.line) {
+                return Err(ImportError::Record {
+                    file: path.display().to_string(),
+                    line: r.line,
+                    message: format!("{} is also on line {first}", account.address),
+                }
+                .into());
+            }
+            accounts.push(account);
+        }
+        self.dir.add(&accounts).await?;
+        Ok(accounts.len())
+    }
+}

@@ -1,0 +1,180 @@
+//! `mailfleet.toml`: where it is found, how it is parsed, and the typed config it becomes.
+
+mod error;
+mod raw;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use error::{ConfigError, Problem};
+
+use crate::fleet::Fleet;
+
+/// The environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "MAILFLEET_CONFIG";
+/// The config file used when neither `--config` nor `$MAILFLEET_CONFIG` is given.
+pub const DEFAULT_CONFIG: &str = "mailfleet.toml";
+/// A commented example config, written by `mailfleet config init`.
+pub const EXAMPLE: &str = include_str!("../../../../examples/mailfleet.toml");
+
+/// A loaded and validated config.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The file it was read from.
+    pub source: PathBuf,
+    /// Where mailfleet keeps its own files.
+    pub data_dir: PathBuf,
+    /// The account directory.
+    pub directory: DirectoryConfig,
+    /// Where counters shared between MTAs live.
+    pub state: StateConfig,
+    /// The servers.
+    pub fleet: Fleet,
+}
+
+/// Which account directory to use.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum DirectoryConfig {
+    /// A SQLite file.
+    Embedded {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// An LDAP server.
+    Ldap(LdapConfig),
+}
+
+/// How to reach and read an LDAP account directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct LdapConfig {
+    /// `ldap://host:port` or `ldaps://host:port`.
+    pub url: String,
+    /// Where accounts live (searched with subtree scope, new ones added directly below).
+    pub base_dn: String,
+    /// Who mailfleet binds as.
+    pub bind_dn: String,
+    /// File holding the bind password (its first line).
+    pub password_file: PathBuf,
+    /// Deadline for connecting and for each operation.
+    pub timeout: Duration,
+    /// Object classes of entries mailfleet adds.
+    pub object_classes: Vec<String>,
+    /// Attribute names.
+    pub attributes: LdapAttributes,
+}
+
+/// The LDAP attribute holding each account field (a Zimbra directory uses other names).
+#[derive(Debug, Clone, Serialize)]
+pub struct LdapAttributes {
+    /// The address (default `mail`).
+    pub address: String,
+    /// The mailbox server (default `mailHost`; Zimbra: `zimbraMailHost`).
+    pub mailbox_server: String,
+    /// The password hash (default `userPassword`).
+    pub password_hash: String,
+    /// Status flags `locked`, `send-blocked` (default `mailfleetStatus`).
+    pub status: String,
+    /// Why sending is blocked (default `mailfleetBlockReason`).
+    pub block_reason: String,
+    /// Since when sending is blocked (default `mailfleetBlockedAt`).
+    pub blocked_at: String,
+}
+
+/// Where counters shared between MTAs live.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum StateConfig {
+    /// A file under the data directory: right for a single MTA.
+    Embedded {
+        /// The state file.
+        path: PathBuf,
+    },
+    /// A Redis server shared by several MTAs.
+    Redis {
+        /// `redis://host:port/db`.
+        url: String,
+    },
+}
+
+impl Config {
+    /// The config path: `--config`, else `$MAILFLEET_CONFIG`, else `./mailfleet.toml`.
+    pub fn locate(flag: Option<&Path>) -> PathBuf {
+        if let Some(p) = flag {
+            return p.to_path_buf();
+        }
+        match std::env::var_os(CONFIG_ENV) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(DEFAULT_CONFIG),
+        }
+    }
+
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ConfigError::Missing {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validates config text; relative paths in it are taken from `path`'s directory.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw = parse_raw(text, path)?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let base = std::path::absolute(&base).unwrap_or(base);
+        validate::validate(raw, &base, path.to_path_buf()).map_err(|problems| {
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            }
+        })
+    }
+}
+
+fn parse_raw(text: &str, path: &Path) -> Result<raw::RawConfig, ConfigError> {
+    let parse_error = |span: Option<std::ops::Range<usize>>, key: String, message: &str| {
+        // Counted on bytes: a span may end inside a multi-byte character.
+        let line = span.map_or(1, |s| {
+            let end = s.start.min(text.len());
+            text.as_bytes()[..end]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1
+        });
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            key,
+            message: one_line(message),
+        }
+    };
+    let de = toml::de::Deserializer::parse(text)
+        .map_err(|e| parse_error(e.span(), String::new(), e.message()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = match e.path().to_string() {
+            p if p == "." => String::new(),
+            p => format!("{p}: "),
+        };
+        parse_error(e.inner().span(), key, e.inner().message())
+    })
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}

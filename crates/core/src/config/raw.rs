@@ -1,0 +1,122 @@
+//! The file's shape as serde reads it; [`super::validate`] turns it into typed config.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::fleet::Role;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) directory: RawDirectory,
+    #[serde(default)]
+    pub(crate) state: RawState,
+    #[serde(default, rename = "server")]
+    pub(crate) servers: Vec<RawServer>,
+    #[serde(default)]
+    pub(crate) groups: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DirectoryBackend {
+    #[default]
+    Embedded,
+    Ldap,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDirectory {
+    #[serde(default)]
+    pub(crate) backend: DirectoryBackend,
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) ldap: Option<RawLdap>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLdap {
+    pub(crate) url: Option<String>,
+    pub(crate) base_dn: Option<String>,
+    pub(crate) bind_dn: Option<String>,
+    pub(crate) password_file: Option<PathBuf>,
+    pub(crate) timeout_secs: Option<i64>,
+    pub(crate) object_classes: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) attributes: RawLdapAttributes,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLdapAttributes {
+    pub(crate) address: Option<String>,
+    pub(crate) mailbox_server: Option<String>,
+    pub(crate) password_hash: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) block_reason: Option<String>,
+    pub(crate) blocked_at: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StateBackend {
+    #[default]
+    Embedded,
+    Redis,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawState {
+    #[serde(default)]
+    pub(crate) backend: StateBackend,
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub(crate) name: String,
+    pub(crate) roles: Vec<Role>,
+    pub(crate) host: String,
+    #[serde(default)]
+    pub(crate) ports: RawPorts,
+    pub(crate) group: Option<String>,
+    pub(crate) weight: Option<i64>,
+    pub(crate) maildir_root: Option<PathBuf>,
+    pub(crate) postfix_dir: Option<PathBuf>,
+    pub(crate) passwd_file: Option<PathBuf>,
+}
+
+/// Ports are read as plain integers so that an out-of-range value gets our own message.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPorts {
+    pub(crate) smtp: Option<i64>,
+    pub(crate) submission: Option<i64>,
+    pub(crate) imap: Option<i64>,
+    pub(crate) pop3: Option<i64>,
+    pub(crate) lmtp: Option<i64>,
+    pub(crate) http: Option<i64>,
+    pub(crate) ldap: Option<i64>,
+}
+
+impl RawPorts {
+    pub(crate) fn fields(&self) -> [(&'static str, Option<i64>); 7] {
+        [
+            ("smtp", self.smtp),
+            ("submission", self.submission),
+            ("imap", self.imap),
+            ("pop3", self.pop3),
+            ("lmtp", self.lmtp),
+            ("http", self.http),
+            ("ldap", self.ldap),
+        ]
+    }
+}

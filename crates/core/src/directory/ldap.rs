@@ -1,0 +1,385 @@
+//! The LDAP directory: accounts as entries of an OpenLDAP (or Zimbra) server, via `ldap3`.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{NaiveDateTime, Utc};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry, ldap_escape};
+
+use super::{Directory, DirectoryError, Filter};
+use crate::config::LdapConfig;
+use crate::{Account, Address, SendBlock};
+
+const LOCKED: &str = "locked";
+const SEND_BLOCKED: &str = "send-blocked";
+const GENERALIZED_TIME: &str = "%Y%m%d%H%M%SZ";
+/// LDAP result codes this backend tells apart (RFC 4511).
+const RC_NO_SUCH_OBJECT: u32 = 32;
+const RC_ALREADY_EXISTS: u32 = 68;
+
+/// Accounts in an LDAP directory, bound once at connect.
+pub struct LdapDirectory {
+    config: LdapConfig,
+    ldap: Ldap,
+}
+
+impl LdapDirectory {
+    /// Connects and binds with the password read from `password_file`.
+    pub async fn connect(config: &LdapConfig) -> Result<Self, DirectoryError> {
+        let password = std::fs::read_to_string(&config.password_file).map_err(|source| {
+            DirectoryError::Io {
+                path: config.password_file.display().to_string(),
+                source,
+            }
+        })?;
+        let password = password.lines().next().unwrap_or("");
+        let settings = LdapConnSettings::new().set_conn_timeout(config.timeout);
+        let err = |e: ldap3::LdapError| DirectoryError::Ldap {
+            url: config.url.clone(),
+            message: e.to_string(),
+        };
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &config.url)
+            .await
+            .map_err(err)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.drive().await {
+                tracing::warn!("LDAP connection ended: {e}");
+            }
+        });
+        ldap.with_timeout(config.timeout)
+            .simple_bind(&config.bind_dn, password)
+            .await
+            .map_err(err)?
+            .success()
+            .map_err(|e| DirectoryError::Ldap {
+                url: config.url.clone(),
+                message: format!("bind as {}: {e}", config.bind_dn),
+            })?;
+        Ok(LdapDirectory {
+            config: config.clone(),
+            ldap,
+        })
+    }
+
+    fn error(&self, message: impl std::fmt::Display) -> DirectoryError {
+        DirectoryError::Ldap {
+            url: self.config.url.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    fn handle(&self) -> Ldap {
+        let mut l = self.ldap.clone();
+        l.with_timeout(self.config.timeout);
+        l
+    }
+
+    async fn search(&self, filter: &str) -> Result<Vec<SearchEntry>, DirectoryError> {
+        let a = &self.config.attributes;
+        let attrs = [
+            a.address.as_str(),
+            &a.mailbox_server,
+            &a.password_hash,
+            &a.status,
+            &a.block_reason,
+            &a.blocked_at,
+            "objectClass",
+        ];
+        let (entries, _) = self
+            .handle()
+            .search(&self.config.base_dn, Scope::Subtree, filter, attrs.to_vec())
+            .await
+            .map_err(|e| self.error(e))?
+            .success()
+            .map_err(|e| self.error(format!("search {filter}: {e}")))?;
+        // construct() panics only on BER the server sent malformed; ldap3 already decoded it.
+        Ok(entries.into_iter().map(SearchEntry::construct).collect())
+    }
+
+    /// The entry of one address, if any.
+    async fn entry(&self, address: &Address) -> Result<Option<SearchEntry>, DirectoryError> {
+        let filter = format!(
+            "({}={})",
+            self.config.attributes.address,
+            ldap_escape(address.as_str())
+        );
+        let mut found = self.search(&filter).await?;
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            n => Err(DirectoryError::Corrupt {
+                entry: address.to_string(),
+                message: format!(
+                    "{n} entries under {} carry this address",
+                    self.config.base_dn
+                ),
+            }),
+        }
+    }
+
+    async fn entry_or_missing(&self, address: &Address) -> Result<SearchEntry, DirectoryError> {
+        self.entry(address)
+            .await?
+            .ok_or_else(|| DirectoryError::NotFound(address.clone()))
+    }
+
+    async fn modify(&self, dn: &str, mods: Vec<Mod<String>>) -> Result<(), DirectoryError> {
+        self.handle()
+            .modify(dn, mods)
+            .await
+            .map_err(|e| self.error(e))?
+            .success()
+            .map_err(|e| self.error(format!("modify {dn}: {e}")))?;
+        Ok(())
+    }
+
+    /// Rewrites the status attributes of an entry from the account's new state.
+    async fn write_status(
+        &self,
+        entry: &SearchEntry,
+        account: &Account,
+    ) -> Result<(), DirectoryError> {
+        let a = &self.config.attributes;
+        let mut flags = HashSet::new();
+        if account.locked {
+            flags.insert(LOCKED.to_string());
+        }
+        let mut mods = Vec::new();
+        match &account.send_block {
+            Some(b) => {
+                flags.insert(SEND_BLOCKED.to_string());
+                mods.push(Mod::Replace(
+                    a.block_reason.clone(),
+                    HashSet::from([b.reason.clone()]),
+                ));
+                mods.push(Mod::Replace(
+                    a.blocked_at.clone(),
+                    HashSet::from([b.since.format(GENERALIZED_TIME).to_string()]),
+                ));
+            }
+            None => {
+                mods.push(Mod::Replace(a.block_reason.clone(), HashSet::new()));
+                mods.push(Mod::Replace(a.blocked_at.clone(), HashSet::new()));
+            }
+        }
+        mods.push(Mod::Replace(a.status.clone(), flags));
+        // Entries made by other tools lack the auxiliary class that allows the status attributes.
+        let has_class = |c: &str| {
+            values(entry, "objectClass")
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case(c))
+        };
+        for class in &self.config.object_classes {
+            if class.eq_ignore_ascii_case("mailfleetAccount") && !has_class(class) {
+                mods.insert(
+                    0,
+                    Mod::Add("objectClass".to_string(), HashSet::from([class.clone()])),
+                );
+            }
+        }
+        self.modify(&entry.dn, mods).await
+    }
+
+    fn to_account(&self, e: &SearchEntry) -> Result<Account, DirectoryError> {
+        let a = &self.config.attributes;
+        let corrupt = |message: String| DirectoryError::Corrupt {
+            entry: e.dn.clone(),
+            message,
+        };
+        let address = first(e, &a.address).ok_or_else(|| corrupt(format!("no {}", a.address)))?;
+        let address = Address::parse(&address).map_err(|err| corrupt(err.to_string()))?;
+        let server = first(e, &a.mailbox_server)
+            .ok_or_else(|| corrupt(format!("no {}", a.mailbox_server)))?;
+        let flags = values(e, &a.status);
+        let has = |f: &str| flags.iter().any(|v| v.eq_ignore_ascii_case(f));
+        let send_block = if has(SEND_BLOCKED) {
+            let since = match first(e, &a.blocked_at) {
+                Some(t) => NaiveDateTime::parse_from_str(&t, GENERALIZED_TIME)
+                    .map_err(|err| corrupt(format!("{} {t:?}: {err}", a.blocked_at)))?
+                    .and_utc(),
+                None => Utc::now(),
+            };
+            Some(SendBlock {
+                reason: first(e, &a.block_reason).unwrap_or_default(),
+                since,
+            })
+        } else {
+            None
+        };
+        Ok(Account {
+            address,
+            server,
+            password_hash: first(e, &a.password_hash),
+            locked: has(LOCKED),
+            send_block,
+        })
+    }
+}
+
+/// All values of an attribute, matching its name case-insensitively as LDAP does.
+fn values(e: &SearchEntry, attr: &str) -> Vec<String> {
+    let text = e
+        .attrs
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .flat_map(|(_, v)| v.iter().cloned());
+    let binary = e
+        .bin_attrs
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .flat_map(|(_, v)| v.iter().map(|b| String::from_utf8_lossy(b).into_owned()));
+    text.chain(binary).collect()
+}
+
+fn first(e: &SearchEntry, attr: &str) -> Option<String> {
+    values(e, attr).into_iter().next()
+}
+
+#[async_trait]
+impl Directory for LdapDirectory {
+    async fn list(&self, filter: &Filter) -> Result<Vec<Account>, DirectoryError> {
+        let a = &self.config.attributes;
+        let mut f = format!("(&({}=*)({}=*)", a.address, a.mailbox_server);
+        if let Some(d) = &filter.domain {
+            f.push_str(&format!("({}=*@{})", a.address, ldap_escape(d.as_str())));
+        }
+        if let Some(s) = &filter.server {
+            f.push_str(&format!(
+                "({}={})",
+                a.mailbox_server,
+                ldap_escape(s.as_str())
+            ));
+        }
+        f.push(')');
+        let mut out = Vec::new();
+        for e in self.search(&f).await? {
+            let account = self.to_account(&e)?;
+            // Substring matching follows the schema (case folding, escapes): check exactly too.
+            if filter.matches(&account) {
+                out.push(account);
+            }
+        }
+        out.sort_by(|x, y| x.address.cmp(&y.address));
+        Ok(out)
+    }
+
+    async fn get(&self, address: &Address) -> Result<Option<Account>, DirectoryError> {
+        self.entry(address)
+            .await?
+            .map(|e| self.to_account(&e))
+            .transpose()
+    }
+
+    async fn add(&self, accounts: &[Account]) -> Result<(), DirectoryError> {
+        // LDAP has no transactions: check every address first so a duplicate adds nothing.
+        for a in accounts {
+            if self.entry(&a.address).await?.is_some() {
+                return Err(DirectoryError::Duplicate(a.address.clone()));
+            }
+        }
+        let attrs = &self.config.attributes;
+        for a in accounts {
+            let dn = format!(
+                "{}={},{}",
+                attrs.address,
+                ldap3::dn_escape(a.address.as_str()),
+                self.config.base_dn
+            );
+            let mut entry: Vec<(String, HashSet<String>)> = vec![
+                (
+                    "objectClass".into(),
+                    self.config.object_classes.iter().cloned().collect(),
+                ),
+                (
+                    attrs.address.clone(),
+                    HashSet::from([a.address.to_string()]),
+                ),
+                (
+                    attrs.mailbox_server.clone(),
+                    HashSet::from([a.server.clone()]),
+                ),
+            ];
+            let person = self.config.object_classes.iter().any(|c| {
+                ["inetOrgPerson", "organizationalPerson", "person"]
+                    .iter()
+                    .any(|p| c.eq_ignore_ascii_case(p))
+            });
+            if person {
+                entry.push(("cn".into(), HashSet::from([a.address.to_string()])));
+                entry.push(("sn".into(), HashSet::from([a.address.local().to_string()])));
+            }
+            if let Some(h) = &a.password_hash {
+                entry.push((attrs.password_hash.clone(), HashSet::from([h.clone()])));
+            }
+            let res = self
+                .handle()
+                .add(&dn, entry)
+                .await
+                .map_err(|e| self.error(e))?;
+            if res.rc == RC_ALREADY_EXISTS {
+                return Err(DirectoryError::Duplicate(a.address.clone()));
+            }
+            res.success()
+                .map_err(|e| self.error(format!("add {dn}: {e}")))?;
+            if a.locked || a.send_block.is_some() {
+                let e = self.entry_or_missing(&a.address).await?;
+                self.write_status(&e, a).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, address: &Address) -> Result<(), DirectoryError> {
+        let e = self.entry_or_missing(address).await?;
+        let res = self
+            .handle()
+            .delete(&e.dn)
+            .await
+            .map_err(|e| self.error(e))?;
+        if res.rc == RC_NO_SUCH_OBJECT {
+            return Err(DirectoryError::NotFound(address.clone()));
+        }
+        res.success()
+            .map_err(|err| self.error(format!("delete {}: {err}", e.dn)))?;
+        Ok(())
+    }
+
+    async fn set_server(&self, address: &Address, server: &str) -> Result<(), DirectoryError> {
+        let e = self.entry_or_missing(address).await?;
+        let attr = self.config.attributes.mailbox_server.clone();
+        self.modify(
+            &e.dn,
+            vec![Mod::Replace(attr, HashSet::from([server.to_string()]))],
+        )
+        .await
+    }
+
+    async fn set_locked(&self, address: &Address, locked: bool) -> Result<(), DirectoryError> {
+        let e = self.entry_or_missing(address).await?;
+        let mut account = self.to_account(&e)?;
+        account.locked = locked;
+        self.write_status(&e, &account).await
+    }
+
+    async fn set_send_block(
+        &self,
+        address: &Address,
+        block: Option<&SendBlock>,
+    ) -> Result<(), DirectoryError> {
+        let e = self.entry_or_missing(address).await?;
+        let mut account = self.to_account(&e)?;
+        account.send_block = block.cloned();
+        self.write_status(&e, &account).await
+    }
+
+    async fn set_password_hash(
+        &self,
+        address: &Address,
+        hash: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        let e = self.entry_or_missing(address).await?;
+        let attr = self.config.attributes.password_hash.clone();
+        let value: HashSet<String> = hash.map(str::to_string).into_iter().collect();
+        self.modify(&e.dn, vec![Mod::Replace(attr, value)]).await
+    }
+}

@@ -1,0 +1,135 @@
+//! The fleet: servers, their roles and ports, and redundancy groups.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What a server does in the fleet; a server may have several roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// LDAP master or replica.
+    Directory,
+    /// Postfix MTA.
+    Mta,
+    /// IMAP/POP3/HTTP proxy.
+    Proxy,
+    /// Mailbox store (Dovecot, Zimbra mailbox).
+    Mailbox,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Directory => "directory",
+            Role::Mta => "mta",
+            Role::Proxy => "proxy",
+            Role::Mailbox => "mailbox",
+        })
+    }
+}
+
+/// The ports a server serves, one per protocol; `None` where it does not serve it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Ports {
+    /// SMTP (MX traffic).
+    pub smtp: Option<u16>,
+    /// Message submission.
+    pub submission: Option<u16>,
+    /// IMAP.
+    pub imap: Option<u16>,
+    /// POP3.
+    pub pop3: Option<u16>,
+    /// LMTP (delivery into a mailbox store).
+    pub lmtp: Option<u16>,
+    /// HTTP (webmail, admin console).
+    pub http: Option<u16>,
+    /// LDAP.
+    pub ldap: Option<u16>,
+}
+
+impl Ports {
+    /// Every configured port with its protocol name, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u16)> + '_ {
+        [
+            ("smtp", self.smtp),
+            ("submission", self.submission),
+            ("imap", self.imap),
+            ("pop3", self.pop3),
+            ("lmtp", self.lmtp),
+            ("http", self.http),
+            ("ldap", self.ldap),
+        ]
+        .into_iter()
+        .filter_map(|(n, p)| p.map(|p| (n, p)))
+    }
+}
+
+/// One server of the fleet, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Server {
+    /// Unique name, as the directory's mailbox-server attribute names it.
+    pub name: String,
+    /// What it does.
+    pub roles: BTreeSet<Role>,
+    /// Address or host name to reach it.
+    pub host: String,
+    /// Ports per protocol.
+    pub ports: Ports,
+    /// Redundancy group, if any.
+    pub group: Option<String>,
+    /// Capacity weight for placing new mailboxes (0: takes no new mailboxes).
+    pub weight: u32,
+    /// Mailbox stores: the root under which `DOMAIN/LOCAL/Maildir` lives.
+    pub maildir_root: Option<PathBuf>,
+    /// MTAs: the Postfix config directory where mailfleet writes its routing maps.
+    pub postfix_dir: Option<PathBuf>,
+    /// Mailbox stores: the Dovecot passwd-file mailfleet writes with the store's accounts.
+    pub passwd_file: Option<PathBuf>,
+}
+
+impl Server {
+    /// Whether the server has this role.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// The Maildir of an account on this store, in Dovecot's `%d/%n/Maildir` layout.
+    pub fn maildir_of(&self, address: &crate::Address) -> Option<PathBuf> {
+        self.maildir_root.as_ref().map(|root| {
+            root.join(address.domain())
+                .join(address.local())
+                .join("Maildir")
+        })
+    }
+}
+
+/// All servers and their redundancy groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Fleet {
+    /// Servers in config order.
+    pub servers: Vec<Server>,
+    /// Group name to member server names.
+    pub groups: BTreeMap<String, Vec<String>>,
+}
+
+impl Fleet {
+    /// The server of that name.
+    pub fn server(&self, name: &str) -> Option<&Server> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// Servers with a role, in config order.
+    pub fn with_role(&self, role: Role) -> impl Iterator<Item = &Server> {
+        self.servers.iter().filter(move |s| s.has_role(role))
+    }
+
+    /// Names of the mailbox stores, for error messages.
+    pub fn mailbox_names(&self) -> Vec<&str> {
+        self.with_role(Role::Mailbox)
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+}

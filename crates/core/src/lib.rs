@@ -1,0 +1,25 @@
+//! mailfleet's core: the config file, the fleet model and the account directory.
+//!
+//! Layout:
+//! - [`config`]: `mailfleet.toml`, parsed and validated in one step into a [`config::Config`];
+//! - [`fleet`]: the servers, their roles, ports and redundancy groups;
+//! - [`address`] and [`account`]: what an account is;
+//! - [`directory`]: the account directory trait and its backends (embedded SQLite, LDAP);
+//! - [`accounts`]: directory operations checked against the fleet (add, move, import);
+//! - [`routing`]: publishes where each mailbox lives to Postfix maps and Dovecot user files.
+
+pub mod account;
+pub mod accounts;
+pub mod address;
+pub mod config;
+pub mod directory;
+pub mod fleet;
+pub mod import;
+pub mod password;
+pub mod routing;
+
+pub use account::{Account, AccountStatus, SendBlock};
+pub use accounts::AccountBook;
+pub use address::Address;
+pub use config::Config;
+pub use fleet::{Fleet, Role, Server};

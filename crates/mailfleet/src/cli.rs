@@ -1,0 +1,76 @@
+//! The command line: global flags, the command tree and dispatch.
+
+mod accounts;
+mod config;
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mailfleet_core::Config;
+
+/// Keeps a fleet of mail servers both patched and up.
+#[derive(Debug, Parser)]
+#[command(name = "mailfleet", version, about)]
+pub(crate) struct Cli {
+    /// Config file [default: $MAILFLEET_CONFIG, else ./mailfleet.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Print JSON for scripts instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log output on stderr (-v info, -vv debug; or set MAILFLEET_LOG).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write or check mailfleet.toml.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
+    /// The account directory: where each mailbox lives, its status and password hash.
+    #[command(subcommand)]
+    Accounts(accounts::AccountsCmd),
+    /// A real mail stack on loopback (Postfix, two Dovecot stores, slapd, Redis).
+    #[command(subcommand)]
+    Demo(demo::DemoCmd),
+}
+
+/// What every command gets: where the config is and how to print.
+pub(crate) struct Context {
+    config_path: PathBuf,
+    json: bool,
+}
+
+impl Context {
+    /// Loads and validates the config; every command that acts on the fleet starts here.
+    fn load(&self) -> anyhow::Result<Config> {
+        Ok(Config::load(&self.config_path)?)
+    }
+
+    fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+}
+
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = Context {
+        config_path: Config::locate(cli.config.as_deref()),
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Config(c) => config::run(c, &ctx),
+        Command::Accounts(c) => accounts::run(c, &ctx).await,
+        Command::Demo(c) => demo::run(c, &ctx).await,
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! `mailfleet accounts ...`: the account directory, with routing republished after changes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use mailfleet_core::directory::Filter;
+use mailfleet_core::{Account, AccountBook, Config, routing};
+use serde::Serialize;
+
+use super::{Context, print_json};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccountsCmd {
+    /// List accounts.
+    List {
+        /// Only this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Only mailboxes on this server.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Show one account.
+    Show { address: String },
+    /// Add an account on a mailbox server.
+    Add {
+        address: String,
+        /// The mailbox server.
+        #[arg(long)]
+        server: String,
+        /// Password hash in {SCHEME}... form, e.g. {CRYPT}$6$... (never a plaintext password).
+        #[arg(long)]
+        password_hash: Option<String>,
+    },
+    /// Remove an account from the directory (its mail stays on the store).
+    Remove { address: String },
+    /// Point an account at another mailbox server; new mail goes there.
+    SetServer { address: String, server: String },
+    /// Lock an account (mailbox move in progress).
+    Lock { address: String },
+    /// Unlock an account.
+    Unlock { address: String },
+    /// Block an account from sending.
+    Block {
+        address: String,
+        /// Why, shown to the sender and the admin.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a send block.
+    Unblock { address: String },
+    /// Import accounts from a CSV (address,server[,password_hash]) or LDIF file: all or nothing.
+    Import { file: PathBuf },
+}
+
+/// An account as `--json` prints it: the hash itself never leaves the directory.
+#[derive(Serialize)]
+struct AccountView<'a> {
+    #[serde(flatten)]
+    account: &'a Account,
+    status: String,
+    password_scheme: Option<&'a str>,
+}
+
+fn view(a: &Account) -> AccountView<'_> {
+    AccountView {
+        account: a,
+        status: a.status().to_string(),
+        password_scheme: a.password_scheme(),
+    }
+}
+
+pub(crate) async fn run(cmd: AccountsCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let config = ctx.load()?;
+    let book = AccountBook::open(&config).await?;
+    let changed = match cmd {
+        AccountsCmd::List { domain, server } => {
+            let list = book.list(&Filter { domain, server }).await?;
+            if ctx.json {
+                print_json(&list.iter().map(view).collect::<Vec<_>>())?;
+            } else {
+                print_table(&list);
+            }
+            false
+        }
+        AccountsCmd::Show { address } => {
+            let a = book.show(&address).await?;
+            if ctx.json {
+                print_json(&view(&a))?;
+            } else {
+                print_one(&a);
+            }
+            false
+        }
+        AccountsCmd::Add {
+            address,
+            server,
+            password_hash,
+        } => {
+            let a = book
+                .add(&address, &server, password_hash.as_deref())
+                .await?;
+            println!("added {} on {}", a.address, a.server);
+            true
+        }
+        AccountsCmd::Remove { address } => {
+            book.remove(&address).await?;
+            println!("removed {address}");
+            true
+        }
+        AccountsCmd::SetServer { address, server } => {
+            book.set_server(&address, &server).await?;
+            println!("{address} now on {server}");
+            true
+        }
+        AccountsCmd::Lock { address } => {
+            book.set_locked(&address, true).await?;
+            println!("{address} locked");
+            true
+        }
+        AccountsCmd::Unlock { address } => {
+            book.set_locked(&address, false).await?;
+            println!("{address} unlocked");
+            true
+        }
+        AccountsCmd::Block { address, reason } => {
+            book.block_sending(&address, &reason).await?;
+            println!("{address} blocked from sending: {reason}");
+            false
+        }
+        AccountsCmd::Unblock { address } => {
+            book.unblock_sending(&address).await?;
+            println!("{address} may send again");
+            false
+        }
+        AccountsCmd::Import { file } => {
+            let n = book.import(&file).await?;
+            println!("imported {n} accounts from {}", file.display());
+            true
+        }
+    };
+    if changed {
+        publish(&config, &book).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Rewrites the MTAs' maps and the stores' user files so routing follows the directory.
+async fn publish(config: &Config, book: &AccountBook) -> anyhow::Result<()> {
+    let all = book.directory().list(&Filter::default()).await?;
+    let done = routing::publish(&config.fleet, &all)
+        .context("the directory was updated, but publishing the routing maps failed")?;
+    for path in &done.changed {
+        tracing::info!("rewrote {}", path.display());
+    }
+    for mta in &done.reloaded {
+        tracing::info!("reloaded Postfix on {mta}");
+    }
+    if !done.unroutable.is_empty() {
+        eprintln!(
+            "warning: no LMTP route for {} (server unknown to the config or without an lmtp port)",
+            done.unroutable.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn print_table(list: &[Account]) {
+    let w = list
+        .iter()
+        .map(|a| a.address.as_str().len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let s = list
+        .iter()
+        .map(|a| a.server.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "{:w$}  {:s$}  {:12}  PASSWORD",
+        "ADDRESS", "SERVER", "STATUS"
+    );
+    for a in list {
+        println!(
+            "{:w$}  {:s$}  {:12}  {}",
+            a.address.as_str(),
+            a.server,
+            a.status().to_string(),
+            a.password_scheme().unwrap_or("-")
+        );
+    }
+    println!("{} accounts", list.len());
+}
+
+fn print_one(a: &Account) {
+    println!("address:  {}", a.address);
+    println!("server:   {}", a.server);
+    println!("status:   {}", a.status());
+    println!(
+        "locked:   {}",
+        if a.locked { "yes (mailbox move)" } else { "no" }
+    );
+    match &a.send_block {
+        Some(b) => println!(
+            "sending:  blocked since {}: {}",
+            b.since.to_rfc3339(),
+            b.reason
+        ),
+        None => println!("sending:  allowed"),
+    }
+    println!(
+        "password: {}",
+        a.password_scheme()
+            .map_or("none".to_string(), |s| format!("{{{s}}} hash"))
+    );
+}

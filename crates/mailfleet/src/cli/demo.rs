@@ -1,0 +1,197 @@
+//! `mailfleet demo up|status|down`: the real mail stack on loopback.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+use mailfleet_core::config::ConfigError;
+use mailfleet_stack::demo::{self, GENERATED};
+use mailfleet_stack::{StackOptions, StackPorts};
+
+use super::{Context, print_json};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DemoCmd {
+    /// Start the stack and write a mailfleet.toml describing it.
+    Up {
+        /// Base directory [default: DATA_DIR/demo].
+        #[arg(long)]
+        base: Option<PathBuf>,
+        /// Loopback address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        /// Ports at fixed offsets from this: SMTP +25, IMAP +143/+243, LDAP +389... [default: 20000]
+        #[arg(long)]
+        port_base: Option<u16>,
+        /// Install the missing Debian packages first (needs root).
+        #[arg(long)]
+        install: bool,
+    },
+    /// Show which daemons run and listen.
+    Status {
+        /// Base directory [default: DATA_DIR/demo].
+        #[arg(long)]
+        base: Option<PathBuf>,
+    },
+    /// Stop the daemons this stack started, by their PIDs.
+    Down {
+        /// Base directory [default: DATA_DIR/demo].
+        #[arg(long)]
+        base: Option<PathBuf>,
+    },
+}
+
+/// The default base: for a config `demo up` wrote, its stack (whose data directory is
+/// `BASE/data`); else `demo` in the config's data directory, or in `./mailfleet-data`.
+fn default_base(ctx: &Context) -> anyhow::Result<PathBuf> {
+    let generated =
+        std::fs::read_to_string(ctx.config_path()).is_ok_and(|t| t.starts_with(GENERATED));
+    match mailfleet_core::Config::load(ctx.config_path()) {
+        Ok(c) if generated => Ok(c
+            .data_dir
+            .parent()
+            .map_or_else(|| c.data_dir.join("demo"), PathBuf::from)),
+        Ok(c) => Ok(c.data_dir.join("demo")),
+        Err(ConfigError::Missing { .. }) => Ok(PathBuf::from("mailfleet-data").join("demo")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn run(cmd: DemoCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DemoCmd::Up {
+            base,
+            host,
+            port_base,
+            install,
+        } => {
+            if !host.is_loopback() {
+                bail!("--host {host}: the demo binds only to loopback addresses (127.0.0.0/8)");
+            }
+            let ports = match port_base {
+                Some(b) => Some(
+                    StackPorts::from_base(b)
+                        .with_context(|| format!("--port-base {b}: ports would pass 65535"))?,
+                ),
+                None => None,
+            };
+            let base = match base {
+                Some(b) => b,
+                None => default_base(ctx)?,
+            };
+            let started = mailfleet_stack::up(&StackOptions {
+                base,
+                host: host.to_string(),
+                ports,
+                install,
+            })
+            .await?;
+            let linked = link_config(ctx, &started.info.config)?;
+            if ctx.json {
+                print_json(&started.info)?;
+            } else {
+                print_up(&started, linked.as_deref());
+            }
+        }
+        DemoCmd::Status { base } => {
+            let base = match base {
+                Some(b) => b,
+                None => default_base(ctx)?,
+            };
+            let Some(list) = mailfleet_stack::status(&base)? else {
+                bail!(
+                    "no demo stack in {} (start one with `mailfleet demo up`)",
+                    base.display()
+                );
+            };
+            if ctx.json {
+                print_json(&list)?;
+            } else {
+                for s in &list {
+                    let state = match (s.pid, s.listening) {
+                        (Some(_), true) => "up",
+                        (Some(_), false) => "running, not listening",
+                        (None, _) => "down",
+                    };
+                    let pid = s.pid.map_or("-".into(), |p| p.to_string());
+                    println!(
+                        "{:7} {:24} pid {:8} {}",
+                        s.service,
+                        state,
+                        pid,
+                        s.endpoints.join(" ")
+                    );
+                }
+            }
+            if list.iter().any(|s| !s.listening) {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        DemoCmd::Down { base } => {
+            let base = match base {
+                Some(b) => b,
+                None => default_base(ctx)?,
+            };
+            let stopped = mailfleet_stack::down(&base)?;
+            if stopped.is_empty() {
+                println!("nothing of the stack in {} was running", base.display());
+            }
+            for (service, pid) in stopped {
+                println!("stopped {service} (pid {pid})");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Copies the stack's config to the config path, unless a config the user wrote is there.
+fn link_config(ctx: &Context, generated: &std::path::Path) -> anyhow::Result<Option<PathBuf>> {
+    let target = ctx.config_path();
+    let ours = match std::fs::read_to_string(target) {
+        Ok(text) => text.starts_with(GENERATED),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", target.display())),
+    };
+    if !ours {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(generated)?;
+    std::fs::write(target, text).with_context(|| format!("writing {}", target.display()))?;
+    Ok(Some(target.to_path_buf()))
+}
+
+fn print_up(started: &mailfleet_stack::Started, linked: Option<&std::path::Path>) {
+    let info = &started.info;
+    if started.already_running {
+        println!(
+            "the demo stack in {} is already running",
+            info.base.display()
+        );
+    } else {
+        println!("demo stack up in {}", info.base.display());
+    }
+    for (service, port) in info.ports.all() {
+        println!("  {service:12} {}:{port}", info.host);
+    }
+    println!("  logs         {}", info.base.join("log").display());
+    match linked {
+        Some(p) => println!(
+            "config: {} (copy of {})",
+            p.display(),
+            info.config.display()
+        ),
+        None => println!(
+            "config: {} (your own config was left alone: use --config {0})",
+            info.config.display()
+        ),
+    }
+    let names: Vec<&str> = demo::ACCOUNTS.iter().map(|(a, _)| *a).collect();
+    println!(
+        "accounts: {} (password {:?})",
+        names.join(", "),
+        demo::DEMO_PASSWORD
+    );
+    println!("next: mailfleet accounts list; mailfleet config check; mailfleet demo down");
+}

@@ -1,0 +1,93 @@
+//! Where each daemon's files live under the stack's base directory.
+
+use std::path::{Path, PathBuf};
+
+/// Paths of one stack.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The base directory.
+    pub base: PathBuf,
+}
+
+/// Names of the two demo mailbox stores.
+pub const STORES: [&str; 2] = ["store1", "store2"];
+/// Name of the demo MTA.
+pub const MTA: &str = "mx1";
+/// Name of the demo directory server.
+pub const LDAP: &str = "ldap1";
+
+impl Layout {
+    /// A layout rooted at `base` (made absolute: daemons are started from elsewhere).
+    pub fn new(base: &Path) -> Self {
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        Layout { base }
+    }
+    /// `stack.json`: ports and paths of the running stack.
+    pub fn info_file(&self) -> PathBuf {
+        self.base.join("stack.json")
+    }
+    /// Log files of every daemon.
+    pub fn log_dir(&self) -> PathBuf {
+        self.base.join("log")
+    }
+    /// The generated `mailfleet.toml`.
+    pub fn config_file(&self) -> PathBuf {
+        self.base.join("mailfleet.toml")
+    }
+    /// mailfleet's data directory for this stack.
+    pub fn data_dir(&self) -> PathBuf {
+        self.base.join("data")
+    }
+    /// Postfix config directory.
+    pub fn postfix_conf(&self) -> PathBuf {
+        self.base.join(MTA).join("conf")
+    }
+    /// Postfix queue directory.
+    pub fn postfix_queue(&self) -> PathBuf {
+        self.base.join(MTA).join("queue")
+    }
+    /// Postfix master's PID file.
+    pub fn postfix_pid(&self) -> PathBuf {
+        self.postfix_queue().join("pid").join("master.pid")
+    }
+    /// A store's own directory.
+    pub fn store(&self, store: &str) -> PathBuf {
+        self.base.join(store)
+    }
+    /// A store's Maildir root.
+    pub fn maildir_root(&self, store: &str) -> PathBuf {
+        self.store(store).join("mail")
+    }
+    /// A store's passwd-file.
+    pub fn passwd_file(&self, store: &str) -> PathBuf {
+        self.store(store).join("users")
+    }
+    /// A store's Dovecot config.
+    pub fn dovecot_conf(&self, store: &str) -> PathBuf {
+        self.store(store).join("dovecot.conf")
+    }
+    /// A store's Dovecot master PID file.
+    pub fn dovecot_pid(&self, store: &str) -> PathBuf {
+        self.store(store).join("run").join("master.pid")
+    }
+    /// slapd's directory.
+    pub fn ldap(&self) -> PathBuf {
+        self.base.join(LDAP)
+    }
+    /// The file with slapd's admin password.
+    pub fn ldap_secret(&self) -> PathBuf {
+        self.ldap().join("admin.secret")
+    }
+    /// slapd's PID file.
+    pub fn slapd_pid(&self) -> PathBuf {
+        self.ldap().join("slapd.pid")
+    }
+    /// Redis's directory.
+    pub fn redis(&self) -> PathBuf {
+        self.base.join("redis")
+    }
+    /// Redis's PID file.
+    pub fn redis_pid(&self) -> PathBuf {
+        self.redis().join("redis.pid")
+    }
+}

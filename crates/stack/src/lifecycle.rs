@@ -1,0 +1,251 @@
+//! Bringing the whole stack up, reporting on it, and taking it down.
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+use serde::{Deserialize, Serialize};
+
+use crate::layout::{Layout, STORES};
+use crate::ports::{DEFAULT_BASE, StackPorts};
+use crate::process::{self, is_running, read_pid};
+use crate::{StackError, demo, dovecot, install, io_err, postfix, redis, slapd};
+
+/// What `up` needs to know.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// The base directory.
+    pub base: PathBuf,
+    /// The loopback address to bind.
+    pub host: String,
+    /// Ports; `None` reuses the last ones in this base, else the defaults.
+    pub ports: Option<StackPorts>,
+    /// Install missing Debian packages first.
+    pub install: bool,
+}
+
+/// Ports and paths of a stack, kept in `stack.json` in its base directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackInfo {
+    /// The base directory.
+    pub base: PathBuf,
+    /// The address everything binds to.
+    pub host: String,
+    /// The ports.
+    pub ports: StackPorts,
+    /// The generated `mailfleet.toml`.
+    pub config: PathBuf,
+}
+
+/// The result of `up`.
+#[derive(Debug)]
+pub struct Started {
+    /// The stack.
+    pub info: StackInfo,
+    /// True if it was running already and nothing was started.
+    pub already_running: bool,
+    /// Daemons that are this process's children (slapd): reap them after stopping.
+    pub children: Vec<Child>,
+}
+
+/// One daemon's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    /// Its name.
+    pub service: String,
+    /// Its PID, if its PID file names a running process.
+    pub pid: Option<i32>,
+    /// `host:port` it serves.
+    pub endpoints: Vec<String>,
+    /// Whether every endpoint accepts connections.
+    pub listening: bool,
+}
+
+/// The services and their PID files and command names, in stop order.
+fn services(layout: &Layout) -> Vec<(String, PathBuf)> {
+    let mut v = vec![("mx1".to_string(), layout.postfix_pid())];
+    for s in STORES {
+        v.push((s.to_string(), layout.dovecot_pid(s)));
+    }
+    v.push(("ldap1".into(), layout.slapd_pid()));
+    v.push(("redis".into(), layout.redis_pid()));
+    v
+}
+
+fn running(layout: &Layout) -> Vec<String> {
+    services(layout)
+        .into_iter()
+        .filter(|(_, pid)| read_pid(pid).is_some_and(is_running))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Reads `stack.json`, if this base has one.
+pub fn read_info(base: &Path) -> Result<Option<StackInfo>, StackError> {
+    let path = Layout::new(base).info_file();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            StackError::State(format!(
+                "{}: unreadable ({e}); remove it after checking nothing of this stack runs",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&path)(e)),
+    }
+}
+
+/// Starts the stack, or finds it running already. A partly running stack is an error.
+pub async fn up(opts: &StackOptions) -> Result<Started, StackError> {
+    if install::check().is_err() && opts.install {
+        install::install()?;
+    }
+    install::check()?;
+    let layout = Layout::new(&opts.base);
+    let previous = read_info(&layout.base)?;
+    let up_now = running(&layout);
+    if let Some(info) = &previous
+        && !up_now.is_empty()
+    {
+        if up_now.len() == services(&layout).len() {
+            return Ok(Started {
+                info: info.clone(),
+                already_running: true,
+                children: Vec::new(),
+            });
+        }
+        return Err(StackError::State(format!(
+            "the stack in {} is partly running ({}): run `mailfleet demo down --base {}` first",
+            layout.base.display(),
+            up_now.join(", "),
+            layout.base.display()
+        )));
+    }
+    let ports = match (&opts.ports, &previous) {
+        (Some(p), _) => p.clone(),
+        (None, Some(info)) => info.ports.clone(),
+        // DEFAULT_BASE leaves room for every offset.
+        (None, None) => StackPorts::from_base(DEFAULT_BASE).unwrap_or_else(|| unreachable!()),
+    };
+    let info = StackInfo {
+        base: layout.base.clone(),
+        host: opts.host.clone(),
+        ports,
+        config: layout.config_file(),
+    };
+    prepare(&layout, &info)?;
+    let mut children = Vec::new();
+    match start_all(&layout, &info, &mut children).await {
+        Ok(()) => Ok(Started {
+            info,
+            already_running: false,
+            children,
+        }),
+        Err(e) => {
+            let _ = down(&layout.base);
+            for mut c in children {
+                let _ = c.wait();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Creates the base directory, records the stack and writes its `mailfleet.toml`.
+fn prepare(layout: &Layout, info: &StackInfo) -> Result<(), StackError> {
+    for d in [layout.base.clone(), layout.log_dir(), layout.data_dir()] {
+        std::fs::create_dir_all(&d).map_err(io_err(&d))?;
+    }
+    // Dovecot's and Postfix's unprivileged processes must traverse the base (a temp dir is 0700).
+    process::run(
+        std::process::Command::new("chmod")
+            .arg("0755")
+            .arg(&layout.base),
+    )?;
+    let json = serde_json::to_string_pretty(info).map_err(|e| StackError::State(e.to_string()))?;
+    let path = layout.info_file();
+    std::fs::write(&path, json).map_err(io_err(&path))?;
+    let path = layout.config_file();
+    let text = demo::config_text(layout, &info.host, &info.ports, "embedded");
+    std::fs::write(&path, text).map_err(io_err(&path))
+}
+
+async fn start_all(
+    layout: &Layout,
+    info: &StackInfo,
+    children: &mut Vec<Child>,
+) -> Result<(), StackError> {
+    let host = &info.host;
+    let p = &info.ports;
+    redis::start(layout, host, p.redis)?;
+    if !layout.ldap().join("db").join("data.mdb").exists() {
+        slapd::configure(layout)?;
+    }
+    children.push(slapd::start(layout, host, p.ldap)?);
+    for (store, sp) in STORES.iter().zip(&p.stores) {
+        dovecot::configure(layout, store, host, sp)?;
+        dovecot::start(layout, store, host, sp)?;
+    }
+    postfix::configure(layout, host, p)?;
+    demo::seed(layout, host, p).await?;
+    postfix::start(layout, host, p)
+}
+
+/// Stops every daemon of the stack in `base` by its PID; returns what was stopped.
+pub fn down(base: &Path) -> Result<Vec<(String, i32)>, StackError> {
+    let layout = Layout::new(base);
+    let mut stopped = Vec::new();
+    let mut errors = Vec::new();
+    for (name, _) in services(&layout) {
+        let r = match name.as_str() {
+            "mx1" => postfix::stop(&layout),
+            "ldap1" => slapd::stop(&layout),
+            "redis" => redis::stop(&layout),
+            store => dovecot::stop(&layout, store),
+        };
+        match r {
+            Ok(Some(pid)) => stopped.push((name, pid)),
+            Ok(None) => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(stopped)
+    } else {
+        Err(StackError::State(errors.join("; ")))
+    }
+}
+
+/// The state of every daemon of the stack in `base`.
+pub fn status(base: &Path) -> Result<Option<Vec<ServiceStatus>>, StackError> {
+    let layout = Layout::new(base);
+    let Some(info) = read_info(&layout.base)? else {
+        return Ok(None);
+    };
+    let p = &info.ports;
+    let mut ports: Vec<Vec<u16>> = vec![vec![p.smtp]];
+    for s in &p.stores {
+        ports.push(vec![s.imap, s.pop3, s.lmtp]);
+    }
+    ports.push(vec![p.ldap]);
+    ports.push(vec![p.redis]);
+    let out = services(&layout)
+        .into_iter()
+        .zip(ports)
+        .map(|((service, pid_file), ports)| {
+            let pid = read_pid(&pid_file).filter(|p| is_running(*p));
+            ServiceStatus {
+                service,
+                pid,
+                endpoints: ports
+                    .iter()
+                    .map(|port| format!("{}:{port}", info.host))
+                    .collect(),
+                listening: pid.is_some()
+                    && ports
+                        .iter()
+                        .all(|port| process::listening(&info.host, *port)),
+            }
+        })
+        .collect();
+    Ok(Some(out))
+}

@@ -1,0 +1,95 @@
+//! The loopback ports of one stack: fixed from a base for the demo, free ones for tests.
+
+use serde::{Deserialize, Serialize};
+
+/// Ports of a mailbox store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorePorts {
+    /// IMAP.
+    pub imap: u16,
+    /// POP3.
+    pub pop3: u16,
+    /// LMTP.
+    pub lmtp: u16,
+}
+
+/// Every port one stack listens on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackPorts {
+    /// Postfix SMTP.
+    pub smtp: u16,
+    /// The two stores, in order.
+    pub stores: [StorePorts; 2],
+    /// slapd.
+    pub ldap: u16,
+    /// Redis.
+    pub redis: u16,
+}
+
+/// The demo's default port base: SMTP on 20025, IMAP on 20143 and 20243, and so on.
+pub const DEFAULT_BASE: u16 = 20000;
+
+impl StackPorts {
+    /// Ports at fixed offsets from `base`, easy to remember; `None` if they would pass 65535.
+    pub fn from_base(base: u16) -> Option<Self> {
+        let at = |off: u16| base.checked_add(off);
+        Some(StackPorts {
+            smtp: at(25)?,
+            stores: [
+                StorePorts {
+                    imap: at(143)?,
+                    pop3: at(110)?,
+                    lmtp: at(24)?,
+                },
+                StorePorts {
+                    imap: at(243)?,
+                    pop3: at(210)?,
+                    lmtp: at(124)?,
+                },
+            ],
+            ldap: at(389)?,
+            redis: at(379)?,
+        })
+    }
+
+    /// Ports the kernel reports free on `host` right now (all held at once, so distinct).
+    pub fn free(host: &str) -> std::io::Result<Self> {
+        let listeners = (0..9)
+            .map(|_| std::net::TcpListener::bind((host, 0)))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let p = listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(StackPorts {
+            smtp: p[0],
+            stores: [
+                StorePorts {
+                    imap: p[1],
+                    pop3: p[2],
+                    lmtp: p[3],
+                },
+                StorePorts {
+                    imap: p[4],
+                    pop3: p[5],
+                    lmtp: p[6],
+                },
+            ],
+            ldap: p[7],
+            redis: p[8],
+        })
+    }
+
+    /// Every port with the service it belongs to.
+    pub fn all(&self) -> Vec<(String, u16)> {
+        let mut v = vec![("mx1 smtp".to_string(), self.smtp)];
+        for (name, s) in crate::layout::STORES.iter().zip(&self.stores) {
+            v.push((format!("{name} imap"), s.imap));
+            v.push((format!("{name} pop3"), s.pop3));
+            v.push((format!("{name} lmtp"), s.lmtp));
+        }
+        v.push(("ldap1 ldap".into(), self.ldap));
+        v.push(("redis".into(), self.redis));
+        v
+    }
+}
