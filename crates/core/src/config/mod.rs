@@ -45,7 +45,7 @@ pub enum DirectoryConfig {
         path: PathBuf,
     },
     /// An LDAP server.
-    Ldap(LdapConfig),
+    Ldap(Box<LdapConfig>),
 }
 
 /// How to reach and read an LDAP account directory.

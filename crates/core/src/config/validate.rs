@@ -68,7 +68,7 @@ fn directory(raw: &RawConfig, data_dir: &Path, base: &Path, p: &mut Problems) ->
                 );
                 embedded()
             }
-            Some(l) => DirectoryConfig::Ldap(ldap(l, base, p)),
+            Some(l) => DirectoryConfig::Ldap(Box::new(ldap(l, base, p))),
         },
     }
 }
@@ -360,6 +360,7 @@ fn groups(
             }
         }
     }
+    let declared: BTreeSet<String> = raw.keys().cloned().collect();
     let mut groups = raw;
     for (i, s) in servers.iter_mut().enumerate() {
         match (&s.group, member_of.get(&s.name)) {
@@ -371,7 +372,7 @@ fn groups(
                 ),
             ),
             (Some(g), None) => {
-                if groups.contains_key(g) {
+                if declared.contains(g) {
                     p.add(
                         format!("server[{i}].group"),
                         format!("is {g:?} but groups.{g} does not list server {:?}", s.name),

@@ -1,0 +1,10 @@
+//! Integration tests: the built `mailfleet` binary and the libraries against a real mail stack
+//! (Postfix, Dovecot, slapd, Redis) started on loopback for each test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+
+
+mod common;
+mod config_errors;
+mod delivery;
+mod demo_cli;
+mod directory_suite;
