@@ -43,7 +43,9 @@ pub(crate) async fn send(port: u16, from: &str, to: &str, subject: &str) {
     let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
         .port(port)
         .build();
-    smtp.send(message).await.expect("Postfix accepted the message");
+    smtp.send(message)
+        .await
+        .expect("Postfix accepted the message");
 }
 
 /// Logs in over IMAP and returns the messages in INBOX whose subject contains `tag`.
@@ -83,7 +85,12 @@ pub(crate) async fn imap_find(port: u16, user: &str, tag: &str) -> Vec<Vec<u8>> 
 }
 
 /// Waits until a message tagged `tag` can be read over IMAP, or `timeout` passes.
-pub(crate) async fn wait_for_mail(port: u16, user: &str, tag: &str, timeout: Duration) -> Vec<Vec<u8>> {
+pub(crate) async fn wait_for_mail(
+    port: u16,
+    user: &str,
+    tag: &str,
+    timeout: Duration,
+) -> Vec<Vec<u8>> {
     let end = Instant::now() + timeout;
     loop {
         let found = imap_find(port, user, tag).await;

@@ -39,7 +39,10 @@ fn check(text: &str) -> (bool, String) {
     let path = dir.path().join("mailfleet.toml");
     std::fs::write(&path, text).expect("write config");
     let out = mailfleet(&["--config", path.to_str().expect("utf-8"), "config", "check"]);
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Asserts the config is refused with exactly one line naming `key` and saying `problem`.
@@ -48,8 +51,16 @@ fn refused(text: &str, key: &str, problem: &str) {
     assert!(!ok, "config accepted, expected an error about {key}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
-    assert!(lines[0].contains(key), "error does not name {key:?}: {}", lines[0]);
-    assert!(lines[0].contains(problem), "error does not say {problem:?}: {}", lines[0]);
+    assert!(
+        lines[0].contains(key),
+        "error does not name {key:?}: {}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains(problem),
+        "error does not say {problem:?}: {}",
+        lines[0]
+    );
 }
 
 fn replace(from: &str, to: &str) -> String {
@@ -68,11 +79,23 @@ fn example_written_by_config_init_passes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("mailfleet.toml");
     let p = path.to_str().expect("utf-8");
-    assert!(mailfleet(&["--config", p, "config", "init"]).status.success());
+    assert!(
+        mailfleet(&["--config", p, "config", "init"])
+            .status
+            .success()
+    );
     let out = mailfleet(&["--config", p, "config", "check"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A second init would overwrite the admin's file: refused without --force.
-    assert!(!mailfleet(&["--config", p, "config", "init"]).status.success());
+    assert!(
+        !mailfleet(&["--config", p, "config", "init"])
+            .status
+            .success()
+    );
 }
 
 #[test]
@@ -80,59 +103,109 @@ fn missing_file_is_named() {
     let out = mailfleet(&["--config", "/nonexistent/mailfleet.toml", "config", "check"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/mailfleet.toml: no such config file"), "{err}");
+    assert!(
+        err.contains("/nonexistent/mailfleet.toml: no such config file"),
+        "{err}"
+    );
 }
 
 #[test]
 fn toml_syntax_error_names_the_line() {
-    refused(&replace("name = \"store1\"", "name = \"store1"), "line 14", "string");
+    refused(
+        &replace("name = \"store1\"", "name = \"store1"),
+        "line 14",
+        "string",
+    );
 }
 
 #[test]
 fn unknown_top_level_key() {
-    refused(&format!("datadir = \"x\"\n{GOOD}"), "datadir", "unknown field");
+    refused(
+        &format!("datadir = \"x\"\n{GOOD}"),
+        "datadir",
+        "unknown field",
+    );
 }
 
 #[test]
 fn unknown_port_protocol() {
-    refused(&replace("{ imap = 143, lmtp = 24 }", "{ imapp = 143, lmtp = 24 }"), "server[1].ports.imapp", "unknown field");
+    refused(
+        &replace("{ imap = 143, lmtp = 24 }", "{ imapp = 143, lmtp = 24 }"),
+        "server[1].ports.imapp",
+        "unknown field",
+    );
 }
 
 #[test]
 fn wrong_type() {
-    refused(&replace("name = \"store2\"", "name = \"store2\"\nweight = \"heavy\""), "server[2].weight", "invalid type");
+    refused(
+        &replace("name = \"store2\"", "name = \"store2\"\nweight = \"heavy\""),
+        "server[2].weight",
+        "invalid type",
+    );
 }
 
 #[test]
 fn unknown_role() {
-    refused(&replace("roles = [\"mta\"]", "roles = [\"mxa\"]"), "server[0].roles", "unknown variant `mxa`");
+    refused(
+        &replace("roles = [\"mta\"]", "roles = [\"mxa\"]"),
+        "server[0].roles",
+        "unknown variant `mxa`",
+    );
 }
 
 #[test]
 fn no_roles() {
-    refused(&replace("roles = [\"mta\"]", "roles = []"), "server[0].roles", "is empty");
+    refused(
+        &replace("roles = [\"mta\"]", "roles = []"),
+        "server[0].roles",
+        "is empty",
+    );
 }
 
 #[test]
 fn duplicate_server_name() {
-    let text = format!("{GOOD}\n[[server]]\nname = \"mx1\"\nroles = [\"proxy\"]\nhost = \"127.0.0.9\"\n");
-    refused(&text, "server[3].name", "duplicate server name \"mx1\" (also server[0])");
+    let text =
+        format!("{GOOD}\n[[server]]\nname = \"mx1\"\nroles = [\"proxy\"]\nhost = \"127.0.0.9\"\n");
+    refused(
+        &text,
+        "server[3].name",
+        "duplicate server name \"mx1\" (also server[0])",
+    );
 }
 
 #[test]
 fn port_out_of_range() {
-    refused(&replace("imap = 143, lmtp = 24 }\nmaildir_root", "imap = 70000, lmtp = 24 }\nmaildir_root"), "server[1].ports.imap", "70000 is out of range 1-65535");
+    refused(
+        &replace(
+            "imap = 143, lmtp = 24 }\nmaildir_root",
+            "imap = 70000, lmtp = 24 }\nmaildir_root",
+        ),
+        "server[1].ports.imap",
+        "70000 is out of range 1-65535",
+    );
 }
 
 #[test]
 fn port_zero() {
-    refused(&replace("{ smtp = 25 }", "{ smtp = 0 }"), "server[0].ports.smtp", "out of range");
+    refused(
+        &replace("{ smtp = 25 }", "{ smtp = 0 }"),
+        "server[0].ports.smtp",
+        "out of range",
+    );
 }
 
 #[test]
 fn two_servers_on_one_port() {
-    let text = replace("host = \"127.0.0.2\"\nports = { imap = 143, lmtp = 24 }", "host = \"127.0.0.1\"\nports = { imap = 143, lmtp = 2424 }");
-    refused(&text, "server[2].ports.imap", "port 143 on 127.0.0.1 is already used by store1.imap");
+    let text = replace(
+        "host = \"127.0.0.2\"\nports = { imap = 143, lmtp = 24 }",
+        "host = \"127.0.0.1\"\nports = { imap = 143, lmtp = 2424 }",
+    );
+    refused(
+        &text,
+        "server[2].ports.imap",
+        "port 143 on 127.0.0.1 is already used by store1.imap",
+    );
 }
 
 #[test]
@@ -143,42 +216,74 @@ fn mailbox_server_without_maildir_root() {
 
 #[test]
 fn mailbox_server_without_lmtp() {
-    refused(&replace("{ imap = 143, lmtp = 24 }", "{ imap = 143 }"), "server[1].ports.lmtp", "needs an lmtp port");
+    refused(
+        &replace("{ imap = 143, lmtp = 24 }", "{ imap = 143 }"),
+        "server[1].ports.lmtp",
+        "needs an lmtp port",
+    );
 }
 
 #[test]
 fn mta_without_smtp() {
-    refused(&replace("{ smtp = 25 }", "{ submission = 587 }"), "server[0].ports.smtp", "needs an smtp port");
+    refused(
+        &replace("{ smtp = 25 }", "{ submission = 587 }"),
+        "server[0].ports.smtp",
+        "needs an smtp port",
+    );
 }
 
 #[test]
 fn group_with_unknown_server() {
-    refused(&replace("[\"store1\", \"store2\"]", "[\"store1\", \"store3\"]"), "groups.stores", "unknown server \"store3\"");
+    refused(
+        &replace("[\"store1\", \"store2\"]", "[\"store1\", \"store3\"]"),
+        "groups.stores",
+        "unknown server \"store3\"",
+    );
 }
 
 #[test]
 fn server_in_two_groups() {
-    refused(&format!("{GOOD}edge = [\"store1\"]\n"), "groups.", "already in group");
+    refused(
+        &format!("{GOOD}edge = [\"store1\"]\n"),
+        "groups.",
+        "already in group",
+    );
 }
 
 #[test]
 fn server_group_key_disagrees_with_groups() {
-    refused(&replace("name = \"store2\"", "name = \"store2\"\ngroup = \"edge\""), "server[2].group", "puts server \"store2\" in \"stores\"");
+    refused(
+        &replace("name = \"store2\"", "name = \"store2\"\ngroup = \"edge\""),
+        "server[2].group",
+        "puts server \"store2\" in \"stores\"",
+    );
 }
 
 #[test]
 fn bad_server_name() {
-    refused(&replace("name = \"mx1\"", "name = \"mx 1\""), "server[0].name", "not a server name");
+    refused(
+        &replace("name = \"mx1\"", "name = \"mx 1\""),
+        "server[0].name",
+        "not a server name",
+    );
 }
 
 #[test]
 fn weight_out_of_range() {
-    refused(&replace("name = \"store2\"", "name = \"store2\"\nweight = 5000"), "server[2].weight", "out of range 0-1000");
+    refused(
+        &replace("name = \"store2\"", "name = \"store2\"\nweight = 5000"),
+        "server[2].weight",
+        "out of range 0-1000",
+    );
 }
 
 #[test]
 fn ldap_backend_without_ldap_section() {
-    refused(&replace("backend = \"embedded\"", "backend = \"ldap\""), "directory.ldap", "missing");
+    refused(
+        &replace("backend = \"embedded\"", "backend = \"ldap\""),
+        "directory.ldap",
+        "missing",
+    );
 }
 
 #[test]
@@ -187,7 +292,11 @@ fn ldap_url_with_wrong_scheme() {
         "backend = \"embedded\"",
         "backend = \"ldap\"\n[directory.ldap]\nurl = \"http://x\"\nbase_dn = \"dc=x\"\nbind_dn = \"cn=a,dc=x\"\npassword_file = \"s\"",
     );
-    refused(&text, "directory.ldap.url", "not an ldap:// or ldaps:// URL");
+    refused(
+        &text,
+        "directory.ldap.url",
+        "not an ldap:// or ldaps:// URL",
+    );
 }
 
 #[test]
@@ -196,12 +305,20 @@ fn ldap_without_password_file() {
         "backend = \"embedded\"",
         "backend = \"ldap\"\n[directory.ldap]\nurl = \"ldap://x\"\nbase_dn = \"dc=x\"\nbind_dn = \"cn=a,dc=x\"",
     );
-    refused(&text, "directory.ldap.password_file", "never from the config or command line");
+    refused(
+        &text,
+        "directory.ldap.password_file",
+        "never from the config or command line",
+    );
 }
 
 #[test]
 fn redis_state_without_url() {
-    refused(&format!("{GOOD}\n[state]\nbackend = \"redis\"\n"), "state.url", "missing");
+    refused(
+        &format!("{GOOD}\n[state]\nbackend = \"redis\"\n"),
+        "state.url",
+        "missing",
+    );
 }
 
 #[test]
@@ -209,7 +326,12 @@ fn every_command_validates_the_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("mailfleet.toml");
     std::fs::write(&path, replace("{ smtp = 25 }", "{ smtp = 0 }")).expect("write");
-    let out = mailfleet(&["--config", path.to_str().expect("utf-8"), "accounts", "list"]);
+    let out = mailfleet(&[
+        "--config",
+        path.to_str().expect("utf-8"),
+        "accounts",
+        "list",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("server[0].ports.smtp"));
     // The environment variable is the second place looked at.

@@ -15,8 +15,20 @@ async fn mail_is_delivered_into_the_store_where_the_account_lives() {
     let p = &stack.info.ports;
     let [store1, store2] = p.stores;
     let tag = unique_tag("deliver");
-    send(p.smtp, "bob@example.com", "alice@example.com", &format!("{tag} a")).await;
-    send(p.smtp, "bob@example.com", "carol@example.org", &format!("{tag} c")).await;
+    send(
+        p.smtp,
+        "bob@example.com",
+        "alice@example.com",
+        &format!("{tag} a"),
+    )
+    .await;
+    send(
+        p.smtp,
+        "bob@example.com",
+        "carol@example.org",
+        &format!("{tag} c"),
+    )
+    .await;
 
     let alice = wait_for_mail(store1.imap, "alice@example.com", &tag, DEADLINE).await;
     assert_eq!(alice.len(), 1, "alice's mail did not arrive on store1");
@@ -40,22 +52,48 @@ async fn set_server_moves_delivery_of_the_next_mail() {
 
     let before = unique_tag("before");
     send(p.smtp, "alice@example.com", "carol@example.org", &before).await;
-    assert_eq!(wait_for_mail(store2.imap, "carol@example.org", &before, DEADLINE).await.len(), 1);
+    assert_eq!(
+        wait_for_mail(store2.imap, "carol@example.org", &before, DEADLINE)
+            .await
+            .len(),
+        1
+    );
 
-    mailfleet_ok(&config, &["accounts", "set-server", "carol@example.org", "store1"]);
+    mailfleet_ok(
+        &config,
+        &["accounts", "set-server", "carol@example.org", "store1"],
+    );
     let shown = mailfleet_ok(&config, &["accounts", "show", "carol@example.org"]);
     assert!(shown.contains("store1"), "{shown}");
 
     let after = unique_tag("after");
     send(p.smtp, "alice@example.com", "carol@example.org", &after).await;
     let moved = wait_for_mail(store1.imap, "carol@example.org", &after, DEADLINE).await;
-    assert_eq!(moved.len(), 1, "the mail after set-server did not arrive on store1");
+    assert_eq!(
+        moved.len(),
+        1,
+        "the mail after set-server did not arrive on store1"
+    );
     // The old mail stays where it was (moving data is the move command's job), and the new
     // mail did not go to the old store.
-    assert!(imap_find(store1.imap, "carol@example.org", &before).await.is_empty());
-    let maildir_new = stack.base().join("store2/mail/example.org/carol/Maildir/new");
+    assert!(
+        imap_find(store1.imap, "carol@example.org", &before)
+            .await
+            .is_empty()
+    );
+    let maildir_new = stack
+        .base()
+        .join("store2/mail/example.org/carol/Maildir/new");
     let on_old_store = std::fs::read_dir(&maildir_new)
-        .map(|d| d.filter_map(Result::ok).filter(|e| std::fs::read_to_string(e.path()).unwrap_or_default().contains(&after)).count())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .contains(&after)
+                })
+                .count()
+        })
         .unwrap_or(0);
     assert_eq!(on_old_store, 0, "the new mail went to store2");
 }

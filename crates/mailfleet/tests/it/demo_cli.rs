@@ -12,18 +12,26 @@ fn free_port_base() -> u16 {
         .map(|i| 30000 + (start - 30000 + i * 137) % 30000)
         .find(|&b| {
             mailfleet_stack::StackPorts::from_base(b).is_some_and(|p| {
-                p.all().iter().all(|(_, port)| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+                p.all()
+                    .iter()
+                    .all(|(_, port)| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
             })
         })
         .expect("a free port range")
 }
 
 fn pids(base: &Path) -> Vec<i32> {
-    ["mx1/queue/pid/master.pid", "store1/run/master.pid", "store2/run/master.pid", "ldap1/slapd.pid", "redis/redis.pid"]
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(base.join(f)).ok())
-        .filter_map(|s| s.trim().parse().ok())
-        .collect()
+    [
+        "mx1/queue/pid/master.pid",
+        "store1/run/master.pid",
+        "store2/run/master.pid",
+        "ldap1/slapd.pid",
+        "redis/redis.pid",
+    ]
+    .iter()
+    .filter_map(|f| std::fs::read_to_string(base.join(f)).ok())
+    .filter_map(|s| s.trim().parse().ok())
+    .collect()
 }
 
 #[test]
@@ -35,7 +43,10 @@ fn demo_up_status_down() {
     let c = config.to_str().expect("utf-8");
     let port_base = free_port_base().to_string();
 
-    let out = mailfleet_ok(&config, &["demo", "up", "--base", b, "--port-base", &port_base]);
+    let out = mailfleet_ok(
+        &config,
+        &["demo", "up", "--base", b, "--port-base", &port_base],
+    );
     assert!(out.contains("demo stack up"), "{out}");
     let _guard = Down(base.clone());
     assert!(config.exists(), "demo up did not write the config path");
@@ -44,7 +55,10 @@ fn demo_up_status_down() {
 
     // The config it wrote describes the stack: the accounts are there.
     let list = mailfleet_ok(&config, &["accounts", "list"]);
-    assert!(list.contains("alice@example.com") && list.contains("6 accounts"), "{list}");
+    assert!(
+        list.contains("alice@example.com") && list.contains("6 accounts"),
+        "{list}"
+    );
     mailfleet_ok(&config, &["config", "check"]);
     mailfleet_ok(&config, &["demo", "status", "--base", b]);
 
@@ -57,17 +71,33 @@ fn demo_up_status_down() {
     assert!(down.status.success());
     for pid in started {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()).unwrap_or(None);
-        assert!(matches!(state, None | Some('Z')), "pid {pid} still runs after down");
+        let state = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.trim_start().chars().next())
+            .unwrap_or(None);
+        assert!(
+            matches!(state, None | Some('Z')),
+            "pid {pid} still runs after down"
+        );
     }
     let status = mailfleet(&["--config", c, "demo", "status", "--base", b]);
-    assert!(!status.status.success(), "status exits non-zero when the stack is down");
+    assert!(
+        !status.status.success(),
+        "status exits non-zero when the stack is down"
+    );
 }
 
 #[test]
 fn demo_up_refuses_non_loopback() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = mailfleet(&["demo", "up", "--base", dir.path().to_str().expect("utf-8"), "--host", "10.1.2.3"]);
+    let out = mailfleet(&[
+        "demo",
+        "up",
+        "--base",
+        dir.path().to_str().expect("utf-8"),
+        "--host",
+        "10.1.2.3",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
