@@ -143,3 +143,32 @@ pub async fn seed(layout: &Layout, host: &str, ports: &StackPorts) -> Result<(),
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_config_describes_the_stack() {
+        let layout = Layout::new(std::path::Path::new("/srv/demo"));
+        let ports = StackPorts::from_base(20000).unwrap();
+        for backend in ["embedded", "ldap"] {
+            let text = config_text(&layout, "127.0.0.1", &ports, backend);
+            assert!(text.starts_with(GENERATED));
+            let c = Config::parse(&text, &layout.config_file()).unwrap();
+            assert_eq!(c.fleet.mailbox_names(), ["store1", "store2"]);
+            assert_eq!(c.fleet.server("mx1").unwrap().ports.smtp, Some(20025));
+            assert_eq!(c.data_dir, std::path::Path::new("/srv/demo/data"));
+        }
+    }
+
+    #[test]
+    fn port_bases_near_the_top_are_refused() {
+        assert!(StackPorts::from_base(65300).is_none());
+        let p = StackPorts::from_base(20000).unwrap();
+        let mut all: Vec<u16> = p.all().into_iter().map(|(_, port)| port).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 9, "ports overlap");
+    }
+}

@@ -178,3 +178,42 @@ fn parse_raw(text: &str, path: &Path) -> Result<raw::RawConfig, ConfigError> {
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_parses_with_paths_from_its_directory() {
+        let c = Config::parse(EXAMPLE, Path::new("/etc/mailfleet/mailfleet.toml")).unwrap();
+        assert_eq!(c.data_dir, Path::new("/etc/mailfleet/mailfleet-data"));
+        assert_eq!(c.fleet.servers.len(), 5);
+        let store1 = c.fleet.server("store1").unwrap();
+        assert_eq!(store1.group.as_deref(), Some("stores"));
+        assert_eq!(store1.ports.lmtp, Some(24));
+        assert_eq!(c.fleet.groups["mta"], ["mx1", "mx2"]);
+        assert!(matches!(c.directory, DirectoryConfig::Embedded { .. }));
+    }
+
+    #[test]
+    fn empty_file_is_a_valid_empty_fleet() {
+        let c = Config::parse("", Path::new("mailfleet.toml")).unwrap();
+        assert!(c.fleet.servers.is_empty());
+        assert!(matches!(c.state, StateConfig::Embedded { .. }));
+    }
+
+    #[test]
+    fn every_problem_is_reported_one_per_line() {
+        let text = "[[server]]\nname = \"a\"\nroles = []\nhost = \"\"\nports = { smtp = 0 }\n";
+        let err = Config::parse(text, Path::new("f.toml")).unwrap_err().to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 3, "{err}");
+        assert!(lines.iter().all(|l| l.starts_with("f.toml: server[0].")), "{err}");
+    }
+
+    #[test]
+    fn binary_junk_is_an_error_not_a_panic() {
+        let junk = "\u{0}\u{1}[[[ \u{feff}é\n=\"";
+        assert!(Config::parse(junk, Path::new("f.toml")).is_err());
+    }
+}

@@ -29,10 +29,10 @@ pub(super) fn validate(
     let data_dir = match &raw.data_dir {
         Some(d) if d.as_os_str().is_empty() => {
             p.add("data_dir", "is empty");
-            base.join("mailfleet-data")
+            resolve(base, Path::new("mailfleet-data"))
         }
-        Some(d) => base.join(d),
-        None => base.join("mailfleet-data"),
+        Some(d) => resolve(base, d),
+        None => resolve(base, Path::new("mailfleet-data")),
     };
     let directory = directory(&raw, &data_dir, base, &mut p);
     let state = state(&raw.state, &data_dir, base, &mut p);
@@ -56,7 +56,7 @@ fn directory(raw: &RawConfig, data_dir: &Path, base: &Path, p: &mut Problems) ->
             .directory
             .path
             .as_ref()
-            .map_or_else(|| data_dir.join("accounts.db"), |f| data_dir.join(f)),
+            .map_or_else(|| data_dir.join("accounts.db"), |f| resolve(data_dir, f)),
     };
     match raw.directory.backend {
         DirectoryBackend::Embedded => embedded(),
@@ -100,7 +100,7 @@ fn ldap(l: &RawLdap, base: &Path, p: &mut Problems) -> LdapConfig {
     }
     let bind_dn = required(&l.bind_dn, "directory.ldap.bind_dn", p);
     let password_file = match &l.password_file {
-        Some(f) if !f.as_os_str().is_empty() => base.join(f),
+        Some(f) if !f.as_os_str().is_empty() => resolve(base, f),
         _ => {
             p.add(
                 "directory.ldap.password_file",
@@ -167,7 +167,7 @@ fn state(s: &RawState, data_dir: &Path, _base: &Path, p: &mut Problems) -> State
         path: s
             .path
             .as_ref()
-            .map_or_else(|| data_dir.join("state.db"), |f| data_dir.join(f)),
+            .map_or_else(|| data_dir.join("state.db"), |f| resolve(data_dir, f)),
     };
     match s.backend {
         StateBackend::Embedded => {
@@ -327,9 +327,9 @@ fn server(s: RawServer, key: &str, base: &Path, p: &mut Problems) -> Server {
         ports,
         group: s.group,
         weight: weight.clamp(0, 1000) as u32,
-        maildir_root: s.maildir_root.map(|r| base.join(r)),
-        postfix_dir: s.postfix_dir.map(|r| base.join(r)),
-        passwd_file: s.passwd_file.map(|r| base.join(r)),
+        maildir_root: s.maildir_root.map(|r| resolve(base, &r)),
+        postfix_dir: s.postfix_dir.map(|r| resolve(base, &r)),
+        passwd_file: s.passwd_file.map(|r| resolve(base, &r)),
     }
 }
 
@@ -385,4 +385,12 @@ fn groups(
         }
     }
     groups
+}
+
+/// `base/p` without `.` components (an absolute `p` stands alone), for readable messages.
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    base.join(p)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
