@@ -32,27 +32,29 @@ impl fmt::Display for Role {
 }
 
 /// The ports a server serves, one per protocol; `None` where it does not serve it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Ports {
+/// The config file reads `Ports<i64>`, so an out-of-range value gets mailfleet's own message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ports<T = u16> {
     /// SMTP (MX traffic).
-    pub smtp: Option<u16>,
+    pub smtp: Option<T>,
     /// Message submission.
-    pub submission: Option<u16>,
+    pub submission: Option<T>,
     /// IMAP.
-    pub imap: Option<u16>,
+    pub imap: Option<T>,
     /// POP3.
-    pub pop3: Option<u16>,
+    pub pop3: Option<T>,
     /// LMTP (delivery into a mailbox store).
-    pub lmtp: Option<u16>,
+    pub lmtp: Option<T>,
     /// HTTP (webmail, admin console).
-    pub http: Option<u16>,
+    pub http: Option<T>,
     /// LDAP.
-    pub ldap: Option<u16>,
+    pub ldap: Option<T>,
 }
 
-impl Ports {
-    /// Every configured port with its protocol name, in a fixed order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u16)> + '_ {
+impl<T: Copy> Ports<T> {
+    /// Every protocol with its port, in a fixed order.
+    pub fn fields(&self) -> [(&'static str, Option<T>); 7] {
         [
             ("smtp", self.smtp),
             ("submission", self.submission),
@@ -62,8 +64,27 @@ impl Ports {
             ("http", self.http),
             ("ldap", self.ldap),
         ]
-        .into_iter()
-        .filter_map(|(n, p)| p.map(|p| (n, p)))
+    }
+
+    /// Every configured port with its protocol name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, T)> {
+        self.fields()
+            .into_iter()
+            .filter_map(|(n, p)| p.map(|p| (n, p)))
+    }
+
+    /// Converts each port; a port `f` maps to `None` is dropped.
+    pub fn filter_map<U>(&self, mut f: impl FnMut(&'static str, T) -> Option<U>) -> Ports<U> {
+        let mut g = |name, v: Option<T>| v.and_then(|v| f(name, v));
+        Ports {
+            smtp: g("smtp", self.smtp),
+            submission: g("submission", self.submission),
+            imap: g("imap", self.imap),
+            pop3: g("pop3", self.pop3),
+            lmtp: g("lmtp", self.lmtp),
+            http: g("http", self.http),
+            ldap: g("ldap", self.ldap),
+        }
     }
 }
 

@@ -205,10 +205,15 @@ mod tests {
     #[test]
     fn every_problem_is_reported_one_per_line() {
         let text = "[[server]]\nname = \"a\"\nroles = []\nhost = \"\"\nports = { smtp = 0 }\n";
-        let err = Config::parse(text, Path::new("f.toml")).unwrap_err().to_string();
+        let err = Config::parse(text, Path::new("f.toml"))
+            .unwrap_err()
+            .to_string();
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 3, "{err}");
-        assert!(lines.iter().all(|l| l.starts_with("f.toml: server[0].")), "{err}");
+        assert!(
+            lines.iter().all(|l| l.starts_with("f.toml: server[0].")),
+            "{err}"
+        );
     }
 
     #[test]

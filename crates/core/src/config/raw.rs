@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::fleet::Role;
+use crate::fleet::{Ports, Role};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,37 +86,10 @@ pub(crate) struct RawServer {
     pub(crate) roles: Vec<Role>,
     pub(crate) host: String,
     #[serde(default)]
-    pub(crate) ports: RawPorts,
+    pub(crate) ports: Ports<i64>,
     pub(crate) group: Option<String>,
     pub(crate) weight: Option<i64>,
     pub(crate) maildir_root: Option<PathBuf>,
     pub(crate) postfix_dir: Option<PathBuf>,
     pub(crate) passwd_file: Option<PathBuf>,
-}
-
-/// Ports are read as plain integers so that an out-of-range value gets our own message.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawPorts {
-    pub(crate) smtp: Option<i64>,
-    pub(crate) submission: Option<i64>,
-    pub(crate) imap: Option<i64>,
-    pub(crate) pop3: Option<i64>,
-    pub(crate) lmtp: Option<i64>,
-    pub(crate) http: Option<i64>,
-    pub(crate) ldap: Option<i64>,
-}
-
-impl RawPorts {
-    pub(crate) fn fields(&self) -> [(&'static str, Option<i64>); 7] {
-        [
-            ("smtp", self.smtp),
-            ("submission", self.submission),
-            ("imap", self.imap),
-            ("pop3", self.pop3),
-            ("lmtp", self.lmtp),
-            ("http", self.http),
-            ("ldap", self.ldap),
-        ]
-    }
 }

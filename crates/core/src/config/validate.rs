@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::raw::{DirectoryBackend, RawConfig, RawLdap, RawServer, RawState, StateBackend};
 use super::{Config, DirectoryConfig, LdapAttributes, LdapConfig, Problem, StateConfig};
-use crate::fleet::{Fleet, Ports, Role, Server};
+use crate::fleet::{Fleet, Role, Server};
 
 #[derive(Default)]
 struct Problems(Vec<Problem>);
@@ -263,29 +263,16 @@ fn server(s: RawServer, key: &str, base: &Path, p: &mut Problems) -> Server {
             format!("{:?} is not a host name or address {label}", s.host),
         );
     }
-    let mut ports = Ports::default();
-    for (proto, value) in s.ports.fields() {
-        let Some(v) = value else { continue };
-        let port = match u16::try_from(v) {
-            Ok(port) if port > 0 => Some(port),
-            _ => {
-                p.add(
-                    format!("{key}.ports.{proto}"),
-                    format!("{v} is out of range 1-65535 {label}"),
-                );
-                None
-            }
-        };
-        match proto {
-            "smtp" => ports.smtp = port,
-            "submission" => ports.submission = port,
-            "imap" => ports.imap = port,
-            "pop3" => ports.pop3 = port,
-            "lmtp" => ports.lmtp = port,
-            "http" => ports.http = port,
-            _ => ports.ldap = port,
+    let ports = s.ports.filter_map(|proto, v| match u16::try_from(v) {
+        Ok(port) if port > 0 => Some(port),
+        _ => {
+            p.add(
+                format!("{key}.ports.{proto}"),
+                format!("{v} is out of range 1-65535 {label}"),
+            );
+            None
         }
-    }
+    });
     let needs = [
         (Role::Mta, "smtp", s.ports.smtp.is_some()),
         (Role::Mailbox, "lmtp", s.ports.lmtp.is_some()),
