@@ -3,6 +3,7 @@
 mod accounts;
 mod config;
 mod demo;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ enum Command {
     /// A real mail stack on loopback (Postfix, two Dovecot stores, slapd, Redis).
     #[command(subcommand)]
     Demo(demo::DemoCmd),
+    /// Totals, machine and user profiles, the spam funnel and anomalies from mail logs.
+    Report(report::ReportCmd),
 }
 
 /// What every command gets: where the config is and how to print.
@@ -50,6 +53,15 @@ impl Context {
     /// Loads and validates the config; every command that acts on the fleet starts here.
     fn load(&self) -> anyhow::Result<Config> {
         Ok(Config::load(&self.config_path)?)
+    }
+
+    /// Validates the config if there is one: for commands that can work without it.
+    fn load_if_present(&self) -> anyhow::Result<Option<Config>> {
+        match Config::load(&self.config_path) {
+            Ok(c) => Ok(Some(c)),
+            Err(mailfleet_core::config::ConfigError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn config_path(&self) -> &Path {
@@ -66,6 +78,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(c) => config::run(c, &ctx),
         Command::Accounts(c) => accounts::run(c, &ctx).await,
         Command::Demo(c) => demo::run(c, &ctx).await,
+        Command::Report(c) => report::run(c, &ctx).await,
     }
 }
 

@@ -1,0 +1,128 @@
+//! Gives syslog lines their missing year, in log order: a month that drops by half a year
+//! or more is the new year; a small step back is an out-of-order line of the same year.
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::syslog::Stamp;
+
+/// A resolved time: the day and the seconds since midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct When {
+    /// The calendar day.
+    pub day: NaiveDate,
+    /// Seconds since midnight.
+    pub secs: u32,
+}
+
+impl When {
+    /// Hour of day, 0-23.
+    pub fn hour(&self) -> usize {
+        (self.secs / 3600).min(23) as usize
+    }
+    /// Weekday, 0 Monday .. 6 Sunday.
+    pub fn weekday(&self) -> usize {
+        self.day.weekday().num_days_from_monday() as usize
+    }
+}
+
+/// The year tracker.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    year: i32,
+    /// Month of the last in-order line; 0 before the first line.
+    last_month: u8,
+    /// The first line decides whether the log started last year.
+    guess_first: bool,
+    now_month: u8,
+    cache: Option<(i32, u8, u8, NaiveDate)>,
+}
+
+impl Clock {
+    /// A clock whose first yearless line is in `year`, or if none is given, in `now`'s year,
+    /// or the year before when its month lies after `now`'s (a log read in January mostly
+    /// holds December).
+    pub fn new(year: Option<i32>, now: NaiveDate) -> Self {
+        Clock {
+            year: year.unwrap_or(now.year()),
+            last_month: 0,
+            guess_first: year.is_none(),
+            now_month: now.month() as u8,
+            cache: None,
+        }
+    }
+
+    /// The date of a stamp; `None` for an impossible date.
+    pub fn resolve(&mut self, s: Stamp) -> Option<When> {
+        let year = match s.year {
+            Some(y) => y,
+            None => self.infer(s.month),
+        };
+        if let Some((y, m, d, date)) = self.cache
+            && (y, m, d) == (year, s.month, s.day)
+        {
+            return Some(When {
+                day: date,
+                secs: s.secs,
+            });
+        }
+        let date = NaiveDate::from_ymd_opt(year, u32::from(s.month), u32::from(s.day))?;
+        self.cache = Some((year, s.month, s.day, date));
+        Some(When {
+            day: date,
+            secs: s.secs,
+        })
+    }
+
+    fn infer(&mut self, month: u8) -> i32 {
+        if self.last_month == 0 {
+            if self.guess_first && month > self.now_month {
+                self.year -= 1;
+            }
+            self.last_month = month;
+        } else if month + 6 <= self.last_month {
+            self.year += 1;
+            self.last_month = month;
+        } else if month >= self.last_month + 6 {
+            // A straggler from before the new year: leave the clock where it is.
+            return self.year - 1;
+        } else {
+            self.last_month = month;
+        }
+        self.year
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(month: u8, day: u8) -> Stamp {
+        Stamp {
+            year: None,
+            month,
+            day,
+            secs: 0,
+        }
+    }
+
+    #[test]
+    fn year_rolls_over_in_order() {
+        let now = NaiveDate::from_ymd_opt(2025, 1, 5).unwrap();
+        let mut c = Clock::new(None, now);
+        // December lines read in January belong to last year.
+        assert_eq!(c.resolve(stamp(12, 30)).unwrap().day.year(), 2024);
+        assert_eq!(c.resolve(stamp(12, 31)).unwrap().day.year(), 2024);
+        assert_eq!(c.resolve(stamp(1, 1)).unwrap().day.year(), 2025);
+        // An out-of-order December line after the new year stays in December 2024.
+        assert_eq!(c.resolve(stamp(12, 31)).unwrap().day.year(), 2024);
+        assert_eq!(c.resolve(stamp(1, 2)).unwrap().day.year(), 2025);
+    }
+
+    #[test]
+    fn explicit_year_and_bad_dates() {
+        let now = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
+        let mut c = Clock::new(Some(2023), now);
+        assert_eq!(c.resolve(stamp(8, 1)).unwrap().day.year(), 2023);
+        assert!(c.resolve(stamp(2, 30)).is_none());
+    }
+}

@@ -1,0 +1,269 @@
+//! Folds events, in log order, into the report: joins the lines of one message by queue ID
+//! and forgets a message when qmgr removes it, so memory follows the messages in flight and
+//! the distinct users and hosts, not the log's size.
+
+mod anomaly;
+mod clock;
+mod funnel;
+mod hist;
+mod machine;
+mod totals;
+mod user;
+
+use std::collections::{BTreeMap, HashMap};
+
+pub use clock::{Clock, When};
+
+use crate::event::{Event, Kind, Status, Text};
+use crate::report::{Report, Unparsed};
+use funnel::FunnelAcc;
+use machine::MachineAcc;
+use totals::TotalsAcc;
+use user::UserAcc;
+
+/// Where a message came from, until qmgr's first `from=` line for it.
+#[derive(Debug, Clone)]
+enum Origin {
+    /// The sendmail binary.
+    Pickup,
+    /// An SMTP client, by pflogsumm's "domain" of its host name.
+    Client(Text),
+}
+
+/// A message in flight.
+#[derive(Debug, Default)]
+struct Msg {
+    size: Option<u64>,
+    origin: Option<Origin>,
+    /// The account that sent it: SASL user, or the sender of a local submission.
+    user: Option<Text>,
+    deferred: bool,
+}
+
+/// Services that deliver into a mailbox on this fleet (the rest relay out).
+fn internal(service: &str) -> bool {
+    matches!(service, "lmtp" | "local" | "virtual" | "pipe")
+}
+
+/// The aggregator.
+pub struct Aggregator {
+    clock: Clock,
+    msgs: HashMap<Text, Msg>,
+    totals: TotalsAcc,
+    machines: HashMap<Text, MachineAcc>,
+    users: HashMap<Text, UserAcc>,
+    funnel: FunnelAcc,
+    sizes: hist::Sizes,
+    unparsed: BTreeMap<Text, u64>,
+    unparsed_total: u64,
+}
+
+impl Aggregator {
+    /// An empty aggregator; `clock` supplies years to yearless lines.
+    pub fn new(clock: Clock) -> Self {
+        Aggregator {
+            clock,
+            msgs: HashMap::new(),
+            totals: TotalsAcc::default(),
+            machines: HashMap::new(),
+            users: HashMap::new(),
+            funnel: FunnelAcc::default(),
+            sizes: hist::Sizes::default(),
+            unparsed: BTreeMap::new(),
+            unparsed_total: 0,
+        }
+    }
+
+    fn unparsed(&mut self, kind: Text) {
+        self.unparsed_total += 1;
+        *self.unparsed.entry(kind).or_insert(0) += 1;
+    }
+
+    fn machine(&mut self, host: &Text) -> &mut MachineAcc {
+        if !self.machines.contains_key(host) {
+            self.machines.insert(host.clone(), MachineAcc::default());
+        }
+        // Just inserted if it was missing.
+        self.machines
+            .get_mut(host)
+            .unwrap_or_else(|| unreachable!())
+    }
+
+    fn user(&mut self, account: &Text) -> &mut UserAcc {
+        if !self.users.contains_key(account) {
+            self.users.insert(account.clone(), UserAcc::default());
+        }
+        self.users
+            .get_mut(account)
+            .unwrap_or_else(|| unreachable!())
+    }
+
+    /// Folds one event in.
+    pub fn add(&mut self, e: Event) {
+        if let Kind::Unparsed { kind } = e.kind {
+            return self.unparsed(kind);
+        }
+        if matches!(e.kind, Kind::Ignored) {
+            return;
+        }
+        let Some(when) = self.clock.resolve(e.stamp) else {
+            return self.unparsed("impossible date".into());
+        };
+        self.funnel.add(&e.kind);
+        match e.kind {
+            Kind::Client {
+                qid,
+                client,
+                sasl_user,
+                ..
+            } => {
+                self.totals.received();
+                self.machine(&e.host).received(when);
+                if let Some(u) = &sasl_user {
+                    self.user(u).activity(when);
+                }
+                let m = self.msgs.entry(qid).or_default();
+                m.origin = Some(Origin::Client(totals::gimme_domain(&client)));
+                m.user = sasl_user;
+            }
+            Kind::Pickup { qid, .. } => {
+                self.totals.received();
+                self.machine(&e.host).received(when);
+                let m = self.msgs.entry(qid).or_default();
+                m.origin = Some(Origin::Pickup);
+            }
+            Kind::QueueFrom {
+                qid,
+                sender,
+                size,
+                nrcpt,
+            } => self.queue_from(&e.host, when, qid, sender, size, nrcpt),
+            Kind::Delivery {
+                qid,
+                service,
+                to,
+                status,
+                forwarded,
+                ..
+            } => self.delivery(&e.host, when, &qid, &service, to, status, forwarded),
+            Kind::Reject {
+                action, service, ..
+            } => self.totals.reject(action, &service),
+            Kind::Removed { qid } => {
+                self.msgs.remove(&qid);
+            }
+            Kind::Login { proto, user, ip } => {
+                self.machine(&e.host).account(&user);
+                self.user(&user).login(when, &proto, ip);
+            }
+            Kind::LoginFailed {
+                user: Some(user), ..
+            } => self.user(&user).failed_logins += 1,
+            Kind::Logout {
+                user, bytes_out, ..
+            } => self.user(&user).session_bytes_out += bytes_out,
+            Kind::Stored { user } => self.machine(&e.host).account(&user),
+            _ => {}
+        }
+    }
+
+    fn queue_from(
+        &mut self,
+        host: &Text,
+        when: When,
+        qid: Text,
+        sender: Text,
+        size: u64,
+        nrcpt: u32,
+    ) {
+        let m = self.msgs.entry(qid).or_default();
+        // qmgr logs from= again each time a deferred message is retried: count the first.
+        if m.size.is_some() {
+            return;
+        }
+        m.size = Some(size);
+        let origin = m.origin.take();
+        let sender = if sender.is_empty() {
+            Text::from("from=<>")
+        } else {
+            sender
+        };
+        if let Some(origin) = &origin {
+            self.totals.sender(&sender, origin, size);
+        }
+        if m.user.is_none() && matches!(origin, Some(Origin::Pickup)) && &*sender != "from=<>" {
+            m.user = Some(sender);
+        }
+        let user = m.user.clone();
+        self.sizes.add(size);
+        self.machine(host).queued(size, nrcpt);
+        if let Some(u) = user {
+            self.user(&u).sent(when, size);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // one delivery line's fields
+    fn delivery(
+        &mut self,
+        host: &Text,
+        when: When,
+        qid: &Text,
+        service: &str,
+        to: Text,
+        status: Status,
+        forwarded: bool,
+    ) {
+        let m = self.msgs.entry(qid.clone()).or_default();
+        let first_deferral = status == Status::Deferred && !m.deferred;
+        if status == Status::Deferred {
+            m.deferred = true;
+        }
+        let size = m.size;
+        let sender = m.user.clone();
+        self.totals
+            .delivery(&to, status, forwarded, first_deferral, size);
+        self.machine(host).delivery(when, &to, status);
+        if status != Status::Sent || forwarded {
+            return;
+        }
+        if let Some(s) = sender {
+            self.user(&s).recipient(&to, internal(service));
+        }
+        if internal(service) {
+            self.machine(host).account(&to);
+            let u = self.user(&to);
+            u.received += 1;
+            u.bytes_received += size.unwrap_or(0);
+        }
+    }
+
+    /// The report.
+    pub fn finish(self) -> Report {
+        let mut machines: Vec<_> = self
+            .machines
+            .into_iter()
+            .map(|(h, m)| m.finish(&h))
+            .collect();
+        machines.sort_by(|a, b| a.host.cmp(&b.host));
+        let anomalies = anomaly::find(&self.users);
+        let mut users: Vec<_> = self.users.into_iter().map(|(a, u)| u.finish(&a)).collect();
+        users.sort_by(|a, b| a.account.cmp(&b.account));
+        Report {
+            totals: self.totals.finish(),
+            machines,
+            users,
+            funnel: self.funnel.finish(),
+            anomalies,
+            sizes: self.sizes.classes(),
+            unparsed: Unparsed {
+                total: self.unparsed_total,
+                by_kind: self
+                    .unparsed
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v))
+                    .collect(),
+            },
+            input: Default::default(),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! What a log line says, once classified: the unit the parsers hand to the aggregator.
+
+use crate::syslog::Stamp;
+
+/// Short owned text (addresses, queue IDs, names).
+pub type Text = Box<str>;
+
+/// A delivery's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Delivered (or forwarded).
+    Sent,
+    /// Tried, will retry.
+    Deferred,
+    /// Failed for good.
+    Bounced,
+    /// Anything else (`expired`, `undeliverable`...).
+    Other,
+}
+
+/// What Postfix did instead of accepting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// 4xx/5xx to the client.
+    Reject,
+    /// Would reject (`warn_if_reject`).
+    RejectWarning,
+    /// Accepted into the hold queue.
+    Hold,
+    /// Accepted and dropped.
+    Discard,
+    /// A header/body check `WARN`.
+    Warning,
+    /// A milter rejected (logged by smtpd; pflogsumm does not count these).
+    MilterReject,
+}
+
+/// A content filter's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Scanned, not spam.
+    Clean,
+    /// Scanned, spam.
+    Spam,
+    /// Passed without scanning: whitelisted sender.
+    Whitelisted,
+    /// Refused without scanning: blacklisted sender.
+    Blacklisted,
+    /// Not scanned: too large.
+    TooLarge,
+    /// Not scanned for another reason (the user has no filtering, filter error).
+    NotScanned,
+}
+
+/// One classified line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// smtpd: a client connected.
+    Connect { ip: Text },
+    /// smtpd: a message was started for a client (pflogsumm's "received").
+    Client {
+        qid: Text,
+        client: Text,
+        ip: Text,
+        sasl_user: Option<Text>,
+    },
+    /// pickup: a message submitted locally (sendmail binary).
+    Pickup { qid: Text, sender: Text },
+    /// qmgr: the message entered the active queue.
+    QueueFrom {
+        qid: Text,
+        sender: Text,
+        size: u64,
+        nrcpt: u32,
+    },
+    /// A delivery attempt to one recipient.
+    Delivery {
+        qid: Text,
+        service: Text,
+        to: Text,
+        relay: Text,
+        status: Status,
+        forwarded: bool,
+    },
+    /// smtpd, postscreen or cleanup refused, held or discarded.
+    Reject {
+        qid: Option<Text>,
+        action: Action,
+        service: Text,
+        ip: Option<Text>,
+        from: Option<Text>,
+        to: Option<Text>,
+        dnsbl: Option<Text>,
+    },
+    /// qmgr: the message left the queue.
+    Removed { qid: Text },
+    /// postscreen: a connection arrived.
+    ScreenConnect { ip: Text },
+    /// postscreen: a client is on the permanent white- or blacklist.
+    ScreenList { ip: Text, white: bool },
+    /// postscreen: a client passed the tests and goes on to smtpd.
+    ScreenPass { ip: Text },
+    /// dnsblog: a DNSBL lists the client.
+    DnsblHit { ip: Text, list: Text },
+    /// warning/fatal/panic lines, by service.
+    Problem { service: Text, level: Text },
+    /// Dovecot: a successful IMAP or POP3 login.
+    Login { proto: Text, user: Text, ip: Text },
+    /// Dovecot: a failed login (auth failed, unknown user).
+    LoginFailed {
+        proto: Text,
+        user: Option<Text>,
+        ip: Option<Text>,
+    },
+    /// Dovecot: a session ended, with its traffic.
+    Logout {
+        proto: Text,
+        user: Text,
+        bytes_in: u64,
+        bytes_out: u64,
+    },
+    /// Dovecot LMTP: a message stored.
+    Stored { user: Text },
+    /// A content filter's result.
+    Scan {
+        engine: Text,
+        qid: Option<Text>,
+        verdict: Verdict,
+        rules: Vec<Text>,
+    },
+    /// Understood, nothing to count.
+    Ignored,
+    /// Not understood: counted by kind.
+    Unparsed { kind: Text },
+}
+
+/// A classified line with its time and host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// When.
+    pub stamp: Stamp,
+    /// Which host logged it.
+    pub host: Text,
+    /// What it says.
+    pub kind: Kind,
+}
+
+/// Byte helpers shared by the parsers.
+pub(crate) mod scan {
+    use super::Text;
+
+    /// Lossy text: logs are not guaranteed UTF-8.
+    pub(crate) fn text(b: &[u8]) -> Text {
+        String::from_utf8_lossy(b).into()
+    }
+
+    /// Position of `needle` in `hay`.
+    pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        memchr::memmem::find(hay, needle)
+    }
+
+    /// The bytes after `key` up to the first byte in `ends` (or the end).
+    pub(crate) fn value<'a>(hay: &'a [u8], key: &[u8], ends: &[u8]) -> Option<&'a [u8]> {
+        let start = find(hay, key)? + key.len();
+        let rest = &hay[start..];
+        let end = rest
+            .iter()
+            .position(|b| ends.contains(b))
+            .unwrap_or(rest.len());
+        Some(&rest[..end])
+    }
+
+    /// The text inside `<...>` right after `key` (`from=<` ... `>`).
+    pub(crate) fn angle<'a>(hay: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+        let start = find(hay, key)? + key.len();
+        let rest = &hay[start..];
+        let end = memchr::memchr(b'>', rest)?;
+        Some(&rest[..end])
+    }
+
+    /// A leading decimal number.
+    pub(crate) fn number(b: &[u8]) -> Option<u64> {
+        let end = b
+            .iter()
+            .position(|c| !c.is_ascii_digit())
+            .unwrap_or(b.len());
+        if end == 0 || end > 19 {
+            return None;
+        }
+        b[..end].iter().try_fold(0u64, |acc, &c| {
+            acc.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+        })
+    }
+
+    /// Splits `host[ip]` (Postfix's client form) into host and IP.
+    pub(crate) fn host_ip(b: &[u8]) -> (&[u8], &[u8]) {
+        match memchr::memchr(b'[', b) {
+            Some(i) => {
+                let rest = &b[i + 1..];
+                let end = memchr::memchr(b']', rest).unwrap_or(rest.len());
+                (&b[..i], &rest[..end])
+            }
+            None => (b, b""),
+        }
+    }
+
+    /// Lower-cases the domain part (after the first `@`), as pflogsumm does.
+    pub(crate) fn address(b: &[u8]) -> Text {
+        let mut s = String::from_utf8_lossy(b).into_owned();
+        if let Some(at) = s.find('@') {
+            let dom = s[at..].to_ascii_lowercase();
+            s.truncate(at);
+            s.push_str(&dom);
+        }
+        s.into()
+    }
+}

@@ -1,0 +1,202 @@
+//! The run: one reader thread, parser threads classifying chunks in parallel, and the
+//! aggregator folding their events in log order. Channels are bounded, so memory holds a
+//! few chunks at a time whatever the input's size.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::aggregate::{Aggregator, Clock};
+use crate::event::Event;
+use crate::input::ChunkReader;
+use crate::report::Report;
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The year of the first yearless line (default: guessed from today).
+    pub year: Option<i32>,
+    /// Parser threads (default: all cores).
+    pub threads: Option<usize>,
+    /// Show a progress bar on stderr when it is a terminal.
+    pub progress: bool,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// No input named.
+    #[error("no log files given (use - for standard input)")]
+    NoInput,
+    /// A file could not be opened.
+    #[error("{path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+enum Work {
+    Chunk(u64, Vec<u8>),
+    Failed(u64, String),
+}
+
+struct Parsed {
+    seq: u64,
+    events: Vec<Event>,
+    lines: u64,
+    bytes: u64,
+    error: Option<String>,
+}
+
+fn parse_chunk(seq: u64, data: &[u8]) -> Parsed {
+    let mut events = Vec::with_capacity(data.len() / 120);
+    let mut lines = 0;
+    for line in data.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        lines += 1;
+        events.push(crate::classify_line(line));
+    }
+    Parsed {
+        seq,
+        events,
+        lines,
+        bytes: data.len() as u64,
+        error: None,
+    }
+}
+
+fn worker(work: &Mutex<Receiver<Work>>, out: &std::sync::mpsc::SyncSender<Parsed>) {
+    loop {
+        // The lock is held only to take one item; a poisoned lock means a sibling panicked.
+        let item = match work.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let parsed = match item {
+            Ok(Work::Chunk(seq, data)) => parse_chunk(seq, &data),
+            Ok(Work::Failed(seq, e)) => Parsed {
+                seq,
+                events: Vec::new(),
+                lines: 0,
+                bytes: 0,
+                error: Some(e),
+            },
+            Err(_) => return,
+        };
+        if out.send(parsed).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads the files (in the order given; see [`crate::input::order_rotated`]) and builds the report.
+pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
+    if files.is_empty() {
+        return Err(ReportError::NoInput);
+    }
+    let read = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    let mut total = 0;
+    for f in files {
+        let r = ChunkReader::open(f, Arc::clone(&read)).map_err(|source| ReportError::Open {
+            path: f.display().to_string(),
+            source,
+        })?;
+        total += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        readers.push((f.display().to_string(), r));
+    }
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let bar = (opts.progress && std::io::stderr().is_terminal() && total > 0).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let today = chrono::Local::now().date_naive();
+    let mut agg = Aggregator::new(Clock::new(opts.year, today));
+    let mut summary = crate::report::InputSummary {
+        files: readers.iter().map(|(n, _)| n.clone()).collect(),
+        ..Default::default()
+    };
+
+    let (work_tx, work_rx) = sync_channel::<Work>(threads * 2);
+    let (out_tx, out_rx) = sync_channel::<Parsed>(threads * 2);
+    let work_rx = Mutex::new(work_rx);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut seq = 0;
+            for (name, mut r) in readers {
+                loop {
+                    let item = match r.next_chunk() {
+                        Ok(Some(data)) => Work::Chunk(seq, data),
+                        Ok(None) => break,
+                        Err(e) => Work::Failed(seq, format!("{name}: {e} (read up to here)")),
+                    };
+                    let failed = matches!(item, Work::Failed(..));
+                    seq += 1;
+                    if work_tx.send(item).is_err() || failed {
+                        break;
+                    }
+                }
+            }
+        });
+        for _ in 0..threads {
+            let tx = out_tx.clone();
+            let rx = &work_rx;
+            s.spawn(move || worker(rx, &tx));
+        }
+        drop(out_tx);
+        // Fold in order: chunks finish out of order on several threads.
+        let mut pending: BTreeMap<u64, Parsed> = BTreeMap::new();
+        let mut next = 0;
+        loop {
+            let got = match &bar {
+                Some(b) => {
+                    b.set_position(read.load(Ordering::Relaxed));
+                    match out_rx.recv_timeout(Duration::from_millis(200)) {
+                        Ok(p) => Some(p),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                        Err(_) => None,
+                    }
+                }
+                None => out_rx.recv().ok(),
+            };
+            let Some(p) = got else { break };
+            pending.insert(p.seq, p);
+            while let Some(p) = pending.remove(&next) {
+                next += 1;
+                summary.lines += p.lines;
+                summary.bytes += p.bytes;
+                if let Some(e) = p.error {
+                    summary.errors.push(e);
+                }
+                for e in p.events {
+                    agg.add(e);
+                }
+            }
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let mut report = agg.finish();
+    report.input = summary;
+    Ok(report)
+}

@@ -1,0 +1,504 @@
+//! Classifying Postfix log messages. The rules for what counts as received, delivered,
+//! rejected... follow pflogsumm's, so the totals agree where both count the same thing.
+
+use crate::event::scan::{address, angle, find, host_ip, number, text, value};
+use crate::event::{Action, Kind, Status, Text};
+
+/// Postfix daemons, by the last part of the syslog tag (`postfix/submission/smtpd` is smtpd).
+pub const SERVICES: &[&str] = &[
+    "smtpd",
+    "postscreen",
+    "dnsblog",
+    "tlsproxy",
+    "cleanup",
+    "qmgr",
+    "pickup",
+    "smtp",
+    "lmtp",
+    "local",
+    "virtual",
+    "pipe",
+    "error",
+    "retry",
+    "discard",
+    "bounce",
+    "defer",
+    "trace",
+    "master",
+    "postfix-script",
+    "sendmail",
+    "postdrop",
+    "postsuper",
+    "anvil",
+    "scache",
+    "trivial-rewrite",
+    "proxymap",
+    "verify",
+    "flush",
+    "showq",
+    "tlsmgr",
+    "postlogd",
+    "postqueue",
+    "postmap",
+    "oqmgr",
+    "postmulti",
+];
+
+/// The Postfix service of a syslog tag, if it is one: `postfix/smtpd`, `postfix-out/smtp`,
+/// `postfix/submission/smtpd` (any syslog_name prefix).
+pub fn service(program: &[u8]) -> Option<&str> {
+    let slash = memchr::memrchr(b'/', program)?;
+    let s = std::str::from_utf8(&program[slash + 1..]).ok()?;
+    SERVICES.contains(&s).then_some(s)
+}
+
+/// A cursor over `key=value, ` fields.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, key: &[u8]) -> Option<&'a [u8]> {
+        let rest = self.0.strip_prefix(key)?;
+        let end = memchr::memchr(b',', rest)?;
+        self.0 = rest[end..].strip_prefix(b", ")?;
+        Some(&rest[..end])
+    }
+    fn skip(&mut self, key: &[u8]) {
+        if self.0.starts_with(key) {
+            let _ = self.take(key);
+        }
+    }
+}
+
+/// `to=<a>, [orig_to=<b>, ]relay=r, [conn_use=n, ]delay=d, [delays=..., ][dsn=..., ]status=s rest`
+fn delivery(qid: &[u8], service: &str, msg: &[u8]) -> Option<Kind> {
+    let start = find(msg, b"to=<")? + 4;
+    let rest = &msg[start..];
+    let end = memchr::memchr(b'>', rest)?;
+    let to = &rest[..end];
+    let mut f = Fields(rest[end + 1..].strip_prefix(b", ")?);
+    if f.0.starts_with(b"orig_to=<") {
+        let close = memchr::memchr(b'>', f.0)?;
+        f.0 = f.0[close + 1..].strip_prefix(b", ")?;
+    }
+    let relay = f.take(b"relay=")?;
+    f.skip(b"conn_use=");
+    f.take(b"delay=")?;
+    f.skip(b"delays=");
+    f.skip(b"dsn=");
+    let rest = f.0.strip_prefix(b"status=")?;
+    let end = rest
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(rest.len());
+    let status = match &rest[..end] {
+        b"sent" => Status::Sent,
+        b"deferred" => Status::Deferred,
+        b"bounced" => Status::Bounced,
+        _ => Status::Other,
+    };
+    Some(Kind::Delivery {
+        qid: text(qid),
+        service: service.into(),
+        to: address(to),
+        relay: text(relay),
+        status,
+        forwarded: find(&rest[end..], b"forwarded as ").is_some(),
+    })
+}
+
+fn action(word: &[u8]) -> Option<Action> {
+    Some(match word {
+        b"reject" => Action::Reject,
+        b"reject_warning" => Action::RejectWarning,
+        b"hold" => Action::Hold,
+        b"discard" => Action::Discard,
+        b"milter-reject" => Action::MilterReject,
+        _ => return None,
+    })
+}
+
+/// The DNSBL named in a reject text (`blocked using zen.spamhaus.org;`).
+fn dnsbl(msg: &[u8]) -> Option<Text> {
+    value(msg, b"blocked using ", b"; ,")
+        .filter(|v| !v.is_empty())
+        .map(text)
+}
+
+/// `QID: reject: RCPT from host[ip]: 554 ...; from=<a> to=<b> proto=...`
+fn reject(qid: Option<&[u8]>, action: Action, service: &str, rest: &[u8]) -> Kind {
+    let ip = value(rest, b" from ", b":")
+        .map(|c| text(host_ip(c).1))
+        .filter(|ip| !ip.is_empty());
+    Kind::Reject {
+        qid: qid.filter(|q| *q != b"NOQUEUE").map(text),
+        action,
+        service: service.into(),
+        ip,
+        from: angle(rest, b"from=<").map(address),
+        to: angle(rest, b" to=<").map(address),
+        dnsbl: dnsbl(rest),
+    }
+}
+
+/// postscreen's `[ip]:port` after a keyword.
+fn bracket_ip(msg: &[u8], key: &[u8]) -> Option<Text> {
+    let rest = &msg[find(msg, key)? + key.len()..];
+    let open = memchr::memchr(b'[', rest)?;
+    let close = memchr::memchr(b']', &rest[open..])? + open;
+    Some(text(&rest[open + 1..close]))
+}
+
+fn postscreen(msg: &[u8]) -> Kind {
+    let ip = |k: &[u8]| bracket_ip(msg, k);
+    let found = if msg.starts_with(b"CONNECT from ") {
+        ip(b"from ").map(|ip| Kind::ScreenConnect { ip })
+    } else if msg.starts_with(b"PASS ") {
+        ip(b"PASS ").map(|ip| Kind::ScreenPass { ip })
+    } else if msg.starts_with(b"WHITELISTED ") || msg.starts_with(b"ALLOWLISTED ") {
+        ip(b"LISTED ").map(|ip| Kind::ScreenList { ip, white: true })
+    } else if msg.starts_with(b"BLACKLISTED ") || msg.starts_with(b"DENYLISTED ") {
+        ip(b"LISTED ").map(|ip| Kind::ScreenList { ip, white: false })
+    } else {
+        None
+    };
+    found.unwrap_or_else(|| {
+        const NOISE: &[&[u8]] = &[
+            b"DNSBL rank",
+            b"PREGREET",
+            b"HANGUP",
+            b"DISCONNECT",
+            b"COMMAND ",
+            b"BARE NEWLINE",
+            b"NON-SMTP COMMAND",
+            b"cache ",
+            b"WHITELIST VETO",
+            b"ALLOWLIST VETO",
+            b"BDAT",
+        ];
+        if NOISE.iter().any(|n| msg.starts_with(n)) {
+            Kind::Ignored
+        } else {
+            Kind::Unparsed {
+                kind: "postfix/postscreen: other".into(),
+            }
+        }
+    })
+}
+
+/// Classifies one Postfix message (the text after `program[pid]: `).
+pub fn classify(service: &str, msg: &[u8]) -> Kind {
+    for (prefix, level) in [
+        (&b"warning: "[..], "warning"),
+        (b"fatal: ", "fatal"),
+        (b"panic: ", "panic"),
+        (b"error: ", "error"),
+    ] {
+        if msg.starts_with(prefix) {
+            return Kind::Problem {
+                service: service.into(),
+                level: level.into(),
+            };
+        }
+    }
+    // `reject: ...` with no queue ID (old smtpd), counted by pflogsumm whatever the service.
+    if let Some((word, rest)) = split_word(msg)
+        && let Some(a) = action(word)
+        && a != Action::MilterReject
+    {
+        return reject(None, a, service, rest);
+    }
+    match service {
+        "postscreen" => {
+            if let Some(rest) = msg.strip_prefix(b"NOQUEUE: ")
+                && let Some((word, rest)) = split_word(rest)
+                && let Some(a) = action(word)
+            {
+                return reject(None, a, service, rest);
+            }
+            return postscreen(msg);
+        }
+        "dnsblog" => {
+            if let (Some(ip), Some(list)) = (
+                value(msg, b"addr ", b" "),
+                value(msg, b" listed by domain ", b" "),
+            ) {
+                return Kind::DnsblHit {
+                    ip: text(ip),
+                    list: text(list),
+                };
+            }
+            return Kind::Unparsed {
+                kind: "postfix/dnsblog: other".into(),
+            };
+        }
+        "master" | "postfix-script" | "anvil" | "scache" | "postsuper" | "tlsmgr" | "postlogd" => {
+            return Kind::Ignored;
+        }
+        _ => {}
+    }
+    if service == "smtpd" {
+        if let Some(c) = msg.strip_prefix(b"connect from ") {
+            return Kind::Connect {
+                ip: text(host_ip(c).1),
+            };
+        }
+        const NOISE: &[&[u8]] = &[
+            b"disconnect from ",
+            b"lost connection ",
+            b"timeout after ",
+            b"too many errors ",
+            b"Anonymous TLS",
+            b"Untrusted TLS",
+            b"Trusted TLS",
+            b"Verified TLS",
+            b"SSL_accept error",
+            b"improper command pipelining",
+            b"NOQUEUE: lost connection",
+            b"NOQUEUE: filter:",
+            b"NOQUEUE: client=",
+            b"setting up TLS",
+            b"TLS SNI",
+            b"NOQUEUE: warn:",
+        ];
+        if NOISE.iter().any(|n| msg.starts_with(n)) {
+            return Kind::Ignored;
+        }
+    }
+    let Some((qid, rest)) = split_word(msg) else {
+        return Kind::Unparsed {
+            kind: format!("postfix/{service}: other").into(),
+        };
+    };
+    if service == "smtpd" {
+        if let Some(client) = rest.strip_prefix(b"client=") {
+            let end = memchr::memchr(b',', client).unwrap_or(client.len());
+            let (_, ip) = host_ip(&client[..end]);
+            return Kind::Client {
+                qid: text(qid),
+                client: text(&client[..end]),
+                ip: text(ip),
+                sasl_user: value(client, b"sasl_username=", b", ").map(text),
+            };
+        }
+        if let Some((word, rest)) = split_word(rest)
+            && let Some(a) = action(word)
+        {
+            return reject(Some(qid), a, service, rest);
+        }
+    }
+    if service == "cleanup" {
+        // pflogsumm: `\b((?:milter-)?reject|warning|hold|discard): (header|body|END-OF-MESSAGE) `
+        if let Some((word, after)) = split_word(rest)
+            && [&b"header "[..], b"body ", b"END-OF-MESSAGE "]
+                .iter()
+                .any(|s| after.starts_with(s))
+        {
+            let a = match word {
+                b"reject" | b"milter-reject" => Some(Action::Reject),
+                b"warning" => Some(Action::Warning),
+                b"hold" => Some(Action::Hold),
+                b"discard" => Some(Action::Discard),
+                _ => None,
+            };
+            if let Some(a) = a {
+                return reject(Some(qid), a, service, after);
+            }
+        }
+        if rest.starts_with(b"message-id=") || rest.starts_with(b"resent-message-id=") {
+            return Kind::Ignored;
+        }
+    }
+    if service == "pickup" && (rest.starts_with(b"uid=") || rest.starts_with(b"sender=")) {
+        let sender = angle(rest, b"from=<")
+            .or_else(|| angle(rest, b"sender=<"))
+            .unwrap_or(b"");
+        return Kind::Pickup {
+            qid: text(qid),
+            sender: address(sender),
+        };
+    }
+    if rest == b"removed" {
+        return Kind::Removed { qid: text(qid) };
+    }
+    if let Some(sender) = angle(rest, b"from=<")
+        && let Some(size) = value(rest, b", size=", b",").and_then(number)
+    {
+        let nrcpt = value(rest, b", nrcpt=", b" ,")
+            .and_then(number)
+            .unwrap_or(0);
+        return Kind::QueueFrom {
+            qid: text(qid),
+            sender: address(sender),
+            size,
+            nrcpt: nrcpt.min(u64::from(u32::MAX)) as u32,
+        };
+    }
+    if let Some(d) = delivery(qid, service, rest) {
+        return d;
+    }
+    const NOISE: &[&[u8]] = &[
+        b"sender non-delivery notification",
+        b"sender delivery status notification",
+        b"postmaster non-delivery",
+        b"from=<",
+        b"host ",
+        b"conversation with",
+        b"lost connection",
+        b"enabling PIX",
+        b"Cannot start TLS",
+        b"Untrusted TLS",
+        b"Trusted TLS",
+        b"Verified TLS",
+        b"Anonymous TLS",
+    ];
+    if NOISE.iter().any(|n| rest.starts_with(n))
+        || service == "smtp" && msg.starts_with(b"connect to ")
+    {
+        return Kind::Ignored;
+    }
+    Kind::Unparsed {
+        kind: format!("postfix/{service}: other").into(),
+    }
+}
+
+/// `WORD: rest` with WORD a run of non-space, non-colon bytes.
+fn split_word(msg: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = find(msg, b": ")?;
+    let word = &msg[..i];
+    (!word.is_empty() && !word.iter().any(|b| b.is_ascii_whitespace() || *b == b':'))
+        .then(|| (word, &msg[i + 2..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_with_syslog_name_prefixes() {
+        assert_eq!(service(b"postfix/smtpd"), Some("smtpd"));
+        assert_eq!(service(b"postfix/submission/smtpd"), Some("smtpd"));
+        assert_eq!(service(b"postfix-out/smtp"), Some("smtp"));
+        assert_eq!(service(b"sendmail"), None);
+        assert_eq!(service(b"postfix/nonesuch"), None);
+    }
+
+    #[test]
+    fn delivery_lines() {
+        let k = classify("lmtp", b"D94: to=<Alice@Example.COM>, orig_to=<a@x>, relay=127.0.0.1[127.0.0.1]:24, delay=0.03, delays=0.01/0.01/0/0.01, dsn=2.0.0, status=sent (250 2.0.0 Saved)");
+        let Kind::Delivery {
+            to,
+            status,
+            forwarded,
+            ..
+        } = k
+        else {
+            panic!("{k:?}")
+        };
+        assert_eq!(&*to, "Alice@example.com");
+        assert_eq!(status, Status::Sent);
+        assert!(!forwarded);
+        let k = classify("error", b"C9: to=<m@x.com>, relay=none, delay=46621, delays=46619/1.4/0/0.05, dsn=4.3.0, status=deferred (unknown mail transport error)");
+        assert!(matches!(
+            k,
+            Kind::Delivery {
+                status: Status::Deferred,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn rejects_and_clients() {
+        let k = classify("smtpd", b"NOQUEUE: reject: RCPT from unknown[1.2.3.4]: 554 5.7.1 Service unavailable; Client host [1.2.3.4] blocked using zen.spamhaus.org; https://x; from=<s@y.com> to=<a@b.com> proto=ESMTP helo=<h>");
+        let Kind::Reject {
+            action,
+            ip,
+            dnsbl,
+            from,
+            to,
+            qid,
+            ..
+        } = k
+        else {
+            panic!("{k:?}")
+        };
+        assert_eq!((action, qid), (Action::Reject, None));
+        assert_eq!(ip.as_deref(), Some("1.2.3.4"));
+        assert_eq!(dnsbl.as_deref(), Some("zen.spamhaus.org"));
+        assert_eq!(
+            (from.as_deref(), to.as_deref()),
+            (Some("s@y.com"), Some("a@b.com"))
+        );
+        let k = classify(
+            "smtpd",
+            b"4F2: client=mail.x.org[5.6.7.8], sasl_method=PLAIN, sasl_username=bob@example.com",
+        );
+        assert!(
+            matches!(k, Kind::Client { ref sasl_user, .. } if sasl_user.as_deref() == Some("bob@example.com")),
+            "{k:?}"
+        );
+        let k = classify(
+            "cleanup",
+            b"4F2: milter-reject: END-OF-MESSAGE from x[1.1.1.1]: 5.7.1 spam; from=<a@b> to=<c@d>",
+        );
+        assert!(matches!(
+            k,
+            Kind::Reject {
+                action: Action::Reject,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn queue_lines() {
+        let k = classify(
+            "qmgr",
+            b"345C: from=<root@X.com>, size=486, nrcpt=1 (queue active)",
+        );
+        assert_eq!(
+            k,
+            Kind::QueueFrom {
+                qid: "345C".into(),
+                sender: "root@x.com".into(),
+                size: 486,
+                nrcpt: 1
+            }
+        );
+        assert_eq!(
+            classify("qmgr", b"345C: removed"),
+            Kind::Removed { qid: "345C".into() }
+        );
+        assert!(matches!(
+            classify("pickup", b"12A: uid=0 from=<root>"),
+            Kind::Pickup { .. }
+        ));
+    }
+
+    #[test]
+    fn postscreen_and_dnsblog() {
+        assert!(matches!(
+            classify(
+                "postscreen",
+                b"CONNECT from [1.2.3.4]:5555 to [10.0.0.1]:25"
+            ),
+            Kind::ScreenConnect { .. }
+        ));
+        let k = classify(
+            "dnsblog",
+            b"addr 1.2.3.4 listed by domain zen.spamhaus.org as 127.0.0.2",
+        );
+        assert_eq!(
+            k,
+            Kind::DnsblHit {
+                ip: "1.2.3.4".into(),
+                list: "zen.spamhaus.org".into()
+            }
+        );
+        let k = classify("postscreen", b"NOQUEUE: reject: RCPT from [1.2.3.4]:5555: 550 5.7.1 Service unavailable; client [1.2.3.4] blocked using bl.test; from=<a@b>, to=<c@d>, proto=ESMTP, helo=<x>");
+        assert!(
+            matches!(k, Kind::Reject { ref dnsbl, .. } if dnsbl.as_deref() == Some("bl.test")),
+            "{k:?}"
+        );
+    }
+}

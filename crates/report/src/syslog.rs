@@ -1,0 +1,187 @@
+//! Splitting a log line into timestamp, host, program, PID and message. Pure and
+//! allocation-free: it runs on every line, on every core.
+//!
+//! Accepted forms: the classic syslog `Mmm dd HH:MM:SS host prog[pid]: msg` (Postfix's
+//! `maillog_file` writes it too), RFC 3339 `2024-05-01T10:00:00.123+02:00 host prog[pid]: msg`,
+//! and Dovecot's own `log_path` file form `Mmm dd HH:MM:SS prog: Level: msg` (no host).
+
+/// A timestamp as the line gives it. Classic syslog has no year: the aggregator, which sees
+/// lines in order, supplies it (see [`crate::aggregate::Clock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// The year, when the line has one.
+    pub year: Option<i32>,
+    /// 1-12.
+    pub month: u8,
+    /// 1-31.
+    pub day: u8,
+    /// Seconds since midnight.
+    pub secs: u32,
+}
+
+/// A line split into its parts; the parts borrow from the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// When.
+    pub stamp: Stamp,
+    /// The host that logged it (empty for Dovecot's file form).
+    pub host: &'a [u8],
+    /// The program (`postfix/smtpd`, `dovecot`, `imap-login`...).
+    pub program: &'a [u8],
+    /// The message after `program[pid]: `.
+    pub msg: &'a [u8],
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || b.len() > 9 {
+        return None;
+    }
+    b.iter().try_fold(0u32, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+    })
+}
+
+/// `HH:MM:SS` to seconds since midnight.
+fn hms(b: &[u8]) -> Option<u32> {
+    if b.len() != 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let (h, m, s) = (digits(&b[0..2])?, digits(&b[3..5])?, digits(&b[6..8])?);
+    (h < 24 && m < 60 && s < 61).then_some(h * 3600 + m * 60 + s)
+}
+
+/// Classic `Mmm dd HH:MM:SS ` (day space-padded or not); returns the stamp and the rest.
+fn classic(line: &[u8]) -> Option<(Stamp, &[u8])> {
+    let month = MONTHS.iter().position(|m| line.get(..3) == Some(&m[..]))? as u8 + 1;
+    let rest = line.get(3..)?.strip_prefix(b" ")?;
+    let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+    let sp = memchr::memchr(b' ', rest)?;
+    let day = digits(&rest[..sp])?;
+    let rest = &rest[sp + 1..];
+    let secs = hms(rest.get(..8)?)?;
+    let rest = rest.get(8..)?.strip_prefix(b" ")?;
+    ((1..=31).contains(&day)).then_some((
+        Stamp {
+            year: None,
+            month,
+            day: day as u8,
+            secs,
+        },
+        rest,
+    ))
+}
+
+/// RFC 3339 `YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm) `; the local time is kept as written.
+fn rfc3339(line: &[u8]) -> Option<(Stamp, &[u8])> {
+    if line.len() < 20 || line[4] != b'-' || line[7] != b'-' || line[10] != b'T' {
+        return None;
+    }
+    let year = digits(&line[0..4])? as i32;
+    let month = digits(&line[5..7])?;
+    let day = digits(&line[8..10])?;
+    let secs = hms(&line[11..19])?;
+    let sp = memchr::memchr(b' ', line)?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let stamp = Stamp {
+        year: Some(year),
+        month: month as u8,
+        day: day as u8,
+        secs,
+    };
+    Some((stamp, &line[sp + 1..]))
+}
+
+/// Splits `host program[pid]: msg`, or Dovecot's hostless `program: msg`.
+fn tail(rest: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let sp = memchr::memchr(b' ', rest)?;
+    let first = &rest[..sp];
+    if first.ends_with(b":") {
+        // `imap-login: Info: ...`: Dovecot's own log file, no host.
+        return Some((&[], &first[..first.len() - 1], &rest[sp + 1..]));
+    }
+    let after = &rest[sp + 1..];
+    let colon = memchr::memmem::find(after, b": ")
+        .or_else(|| after.ends_with(b":").then(|| after.len() - 1))?;
+    let tag = &after[..colon];
+    let program = match memchr::memchr(b'[', tag) {
+        Some(i) => &tag[..i],
+        None => tag,
+    };
+    if program.is_empty() || program.contains(&b' ') {
+        return None;
+    }
+    let msg = after.get(colon + 2..).unwrap_or(&[]);
+    Some((first, program, msg))
+}
+
+/// Splits a line; `None` if it is not a syslog line of a form listed above.
+pub fn parse(line: &[u8]) -> Option<Line<'_>> {
+    let (stamp, rest) = classic(line).or_else(|| rfc3339(line))?;
+    let (host, program, msg) = tail(rest)?;
+    Some(Line {
+        stamp,
+        host,
+        program,
+        msg,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_line() {
+        let l = parse(b"Aug  1 12:37:51 mx1 postfix/qmgr[30533]: C912F3E2919: removed").unwrap();
+        assert_eq!(
+            l.stamp,
+            Stamp {
+                year: None,
+                month: 8,
+                day: 1,
+                secs: 12 * 3600 + 37 * 60 + 51
+            }
+        );
+        assert_eq!(l.host, b"mx1");
+        assert_eq!(l.program, b"postfix/qmgr");
+        assert_eq!(l.msg, b"C912F3E2919: removed");
+    }
+
+    #[test]
+    fn rfc3339_line() {
+        let l = parse(b"2024-02-29T23:59:59.123456+01:00 mx postfix/submission/smtpd[9]: connect from x[1.2.3.4]").unwrap();
+        assert_eq!(l.stamp.year, Some(2024));
+        assert_eq!(l.stamp.month, 2);
+        assert_eq!(l.program, b"postfix/submission/smtpd");
+    }
+
+    #[test]
+    fn dovecot_file_line() {
+        let l =
+            parse(b"Nov 23 10:10:56 imap-login: Info: Login: user=<a@b.c>, method=PLAIN").unwrap();
+        assert_eq!(l.host, b"");
+        assert_eq!(l.program, b"imap-login");
+        assert_eq!(l.msg, b"Info: Login: user=<a@b.c>, method=PLAIN");
+    }
+
+    #[test]
+    fn junk_is_refused() {
+        for junk in [
+            &b""[..],
+            b"\x00\xff\x01",
+            b"Aug 32 12:00:00 h p: m",
+            b"Aug  1 25:00:00 h p: m",
+            b"Aug  1 12:00",
+            b"Foo  1 12:00:00 h p: m",
+            b"2024-13-01T00:00:00Z h p: m",
+        ] {
+            assert!(parse(junk).is_none(), "{junk:?}");
+        }
+    }
+}
