@@ -2,7 +2,7 @@
 //! Dovecot's own log file (`imap-login: Info: Login: ...`).
 
 use crate::event::scan::{angle, find, number, text, value};
-use crate::event::{Kind, Text};
+use crate::event::{Kind, Text, Unknown};
 
 /// Whether a syslog program is Dovecot's.
 pub fn is_dovecot(program: &[u8]) -> bool {
@@ -57,7 +57,7 @@ pub fn classify(program: &[u8], msg: &[u8]) -> Kind {
             Some(i) => (&msg[..i], &msg[i + 2..]),
             None => {
                 return Kind::Unparsed {
-                    kind: "dovecot: other".into(),
+                    kind: Unknown::Dovecot,
                 };
             }
         }
@@ -115,7 +115,7 @@ pub fn classify(program: &[u8], msg: &[u8]) -> Kind {
             _,
         ) => Kind::Ignored,
         _ => Kind::Unparsed {
-            kind: "dovecot: other".into(),
+            kind: Unknown::Dovecot,
         },
     }
 }

@@ -2,8 +2,36 @@
 
 use crate::syslog::Stamp;
 
-/// Short owned text (addresses, queue IDs, names).
-pub type Text = Box<str>;
+/// Short owned text (addresses, queue IDs, names): kept inline up to 24 bytes, so most
+/// events allocate nothing.
+pub type Text = compact_str::CompactString;
+
+/// What kind of line was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Unknown {
+    /// No syslog timestamp and program.
+    NotSyslog,
+    /// A date that does not exist (Feb 30).
+    ImpossibleDate,
+    /// A Postfix service's message of no known form.
+    Postfix(&'static str),
+    /// A Dovecot message of no known form.
+    Dovecot,
+    /// A program this parser does not read.
+    Program(Text),
+}
+
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unknown::NotSyslog => f.write_str("not a syslog line"),
+            Unknown::ImpossibleDate => f.write_str("impossible date"),
+            Unknown::Postfix(s) => write!(f, "postfix/{s}: other"),
+            Unknown::Dovecot => f.write_str("dovecot: other"),
+            Unknown::Program(p) => write!(f, "program {p}"),
+        }
+    }
+}
 
 /// A delivery's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +159,7 @@ pub enum Kind {
     /// Understood, nothing to count.
     Ignored,
     /// Not understood: counted by kind.
-    Unparsed { kind: Text },
+    Unparsed { kind: Unknown },
 }
 
 /// A classified line with its time and host.
@@ -139,8 +167,8 @@ pub enum Kind {
 pub struct Event {
     /// When.
     pub stamp: Stamp,
-    /// Which host logged it.
-    pub host: Text,
+    /// Which host logged it (shared: one host logs thousands of lines).
+    pub host: std::sync::Arc<str>,
     /// What it says.
     pub kind: Kind,
 }
@@ -151,12 +179,25 @@ pub(crate) mod scan {
 
     /// Lossy text: logs are not guaranteed UTF-8.
     pub(crate) fn text(b: &[u8]) -> Text {
-        String::from_utf8_lossy(b).into()
+        match std::str::from_utf8(b) {
+            Ok(s) => Text::from(s),
+            Err(_) => Text::from(String::from_utf8_lossy(b)),
+        }
     }
 
-    /// Position of `needle` in `hay`.
+    /// Position of `needle` in `hay`. Needles here are short and start with a rare byte:
+    /// a memchr on the first byte beats building a memmem searcher per call.
     pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-        memchr::memmem::find(hay, needle)
+        let (&first, rest) = needle.split_first()?;
+        let mut from = 0;
+        while let Some(p) = memchr::memchr(first, &hay[from..]) {
+            let at = from + p;
+            if hay[at + 1..].starts_with(rest) {
+                return Some(at);
+            }
+            from = at + 1;
+        }
+        None
     }
 
     /// The bytes after `key` up to the first byte in `ends` (or the end).
@@ -206,12 +247,14 @@ pub(crate) mod scan {
 
     /// Lower-cases the domain part (after the first `@`), as pflogsumm does.
     pub(crate) fn address(b: &[u8]) -> Text {
-        let mut s = String::from_utf8_lossy(b).into_owned();
-        if let Some(at) = s.find('@') {
+        let mut s = text(b);
+        if let Some(at) = s.find('@')
+            && s[at..].bytes().any(|c| c.is_ascii_uppercase())
+        {
             let dom = s[at..].to_ascii_lowercase();
             s.truncate(at);
             s.push_str(&dom);
         }
-        s.into()
+        s
     }
 }

@@ -21,11 +21,47 @@ pub mod syslog;
 pub use pipeline::{Options, run};
 pub use report::Report;
 
-use event::{Event, Kind};
+use std::sync::Arc;
+
+use event::{Event, Kind, Unknown};
+
+/// Shares one `Arc<str>` per host between consecutive lines: a log has few hosts.
+#[derive(Debug, Default)]
+pub struct HostCache {
+    last: Option<Arc<str>>,
+    /// For lines without a host (Dovecot's own log file): the file's name stem.
+    unnamed: Option<Arc<str>>,
+}
+
+impl HostCache {
+    /// A cache whose hostless lines are attributed to `unnamed`.
+    pub fn new(unnamed: Option<Arc<str>>) -> Self {
+        HostCache {
+            last: None,
+            unnamed,
+        }
+    }
+
+    fn get(&mut self, host: &[u8]) -> Arc<str> {
+        if host.is_empty()
+            && let Some(u) = &self.unnamed
+        {
+            return Arc::clone(u);
+        }
+        match &self.last {
+            Some(h) if h.as_bytes() == host => Arc::clone(h),
+            _ => {
+                let h: Arc<str> = Arc::from(String::from_utf8_lossy(host));
+                self.last = Some(Arc::clone(&h));
+                h
+            }
+        }
+    }
+}
 
 /// Classifies one line (without its newline); never fails: what is not understood becomes
 /// [`Kind::Unparsed`] with the kind of line it is.
-pub fn classify_line(line: &[u8]) -> Event {
+pub fn classify_line(line: &[u8], hosts: &mut HostCache) -> Event {
     let Some(l) = syslog::parse(line) else {
         return Event {
             stamp: syslog::Stamp {
@@ -34,9 +70,9 @@ pub fn classify_line(line: &[u8]) -> Event {
                 day: 0,
                 secs: 0,
             },
-            host: "".into(),
+            host: hosts.get(b""),
             kind: Kind::Unparsed {
-                kind: "not a syslog line".into(),
+                kind: Unknown::NotSyslog,
             },
         };
     };
@@ -47,14 +83,14 @@ pub fn classify_line(line: &[u8]) -> Event {
     } else if filter::is_filter(l.program) {
         filter::classify(l.program, l.msg)
     } else {
-        let name = String::from_utf8_lossy(&l.program[..l.program.len().min(40)]);
+        let name = event::scan::text(&l.program[..l.program.len().min(40)]);
         Kind::Unparsed {
-            kind: format!("program {name}").into(),
+            kind: Unknown::Program(name),
         }
     };
     Event {
         stamp: l.stamp,
-        host: event::scan::text(l.host),
+        host: hosts.get(l.host),
         kind,
     }
 }

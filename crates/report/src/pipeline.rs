@@ -43,7 +43,7 @@ pub enum ReportError {
 }
 
 enum Work {
-    Chunk(u64, Vec<u8>),
+    Chunk(u64, Vec<u8>, Option<Arc<str>>),
     Failed(u64, String),
 }
 
@@ -55,16 +55,24 @@ struct Parsed {
     error: Option<String>,
 }
 
-fn parse_chunk(seq: u64, data: &[u8]) -> Parsed {
+fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
     let mut events = Vec::with_capacity(data.len() / 120);
     let mut lines = 0;
-    for line in data.split(|b| *b == b'\n') {
+    let mut hosts = crate::HostCache::new(unnamed);
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+    for end in ends {
+        let line = &data[start..end];
+        start = end + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             continue;
         }
         lines += 1;
-        events.push(crate::classify_line(line));
+        let e = crate::classify_line(line, &mut hosts);
+        if !matches!(e.kind, crate::event::Kind::Ignored) {
+            events.push(e);
+        }
     }
     Parsed {
         seq,
@@ -83,7 +91,7 @@ fn worker(work: &Mutex<Receiver<Work>>, out: &std::sync::mpsc::SyncSender<Parsed
             Err(_) => return,
         };
         let parsed = match item {
-            Ok(Work::Chunk(seq, data)) => parse_chunk(seq, &data),
+            Ok(Work::Chunk(seq, data, unnamed)) => parse_chunk(seq, &data, unnamed),
             Ok(Work::Failed(seq, e)) => Parsed {
                 seq,
                 events: Vec::new(),
@@ -143,9 +151,15 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
         s.spawn(move || {
             let mut seq = 0;
             for (name, mut r) in readers {
+                // Dovecot's own log file has no host: name its lines after the file (store1.log).
+                let stem = std::path::Path::new(&name)
+                    .file_name()
+                    .map(|n| n.to_string_lossy());
+                let unnamed: Option<Arc<str>> =
+                    stem.map(|n| Arc::from(n.split('.').next().unwrap_or(&n)));
                 loop {
                     let item = match r.next_chunk() {
-                        Ok(Some(data)) => Work::Chunk(seq, data),
+                        Ok(Some(data)) => Work::Chunk(seq, data, unnamed.clone()),
                         Ok(None) => break,
                         Err(e) => Work::Failed(seq, format!("{name}: {e} (read up to here)")),
                     };

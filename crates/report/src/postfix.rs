@@ -2,54 +2,60 @@
 //! rejected... follow pflogsumm's, so the totals agree where both count the same thing.
 
 use crate::event::scan::{address, angle, find, host_ip, number, text, value};
-use crate::event::{Action, Kind, Status, Text};
-
-/// Postfix daemons, by the last part of the syslog tag (`postfix/submission/smtpd` is smtpd).
-pub const SERVICES: &[&str] = &[
-    "smtpd",
-    "postscreen",
-    "dnsblog",
-    "tlsproxy",
-    "cleanup",
-    "qmgr",
-    "pickup",
-    "smtp",
-    "lmtp",
-    "local",
-    "virtual",
-    "pipe",
-    "error",
-    "retry",
-    "discard",
-    "bounce",
-    "defer",
-    "trace",
-    "master",
-    "postfix-script",
-    "sendmail",
-    "postdrop",
-    "postsuper",
-    "anvil",
-    "scache",
-    "trivial-rewrite",
-    "proxymap",
-    "verify",
-    "flush",
-    "showq",
-    "tlsmgr",
-    "postlogd",
-    "postqueue",
-    "postmap",
-    "oqmgr",
-    "postmulti",
-];
+use crate::event::{Action, Kind, Status, Text, Unknown};
 
 /// The Postfix service of a syslog tag, if it is one: `postfix/smtpd`, `postfix-out/smtp`,
 /// `postfix/submission/smtpd` (any syslog_name prefix).
-pub fn service(program: &[u8]) -> Option<&str> {
+pub fn service(program: &[u8]) -> Option<&'static str> {
     let slash = memchr::memrchr(b'/', program)?;
-    let s = std::str::from_utf8(&program[slash + 1..]).ok()?;
-    SERVICES.contains(&s).then_some(s)
+    let s = &program[slash + 1..];
+    // A match on the bytes compiles to length-then-content checks, not a scan of the list.
+    macro_rules! known {
+        ($($name:literal),*) => {
+            match s {
+                $(x if x == $name.as_bytes() => Some($name),)*
+                _ => None,
+            }
+        };
+    }
+    known!(
+        "smtpd",
+        "qmgr",
+        "smtp",
+        "lmtp",
+        "cleanup",
+        "pickup",
+        "postscreen",
+        "dnsblog",
+        "tlsproxy",
+        "local",
+        "virtual",
+        "pipe",
+        "error",
+        "retry",
+        "discard",
+        "bounce",
+        "defer",
+        "trace",
+        "master",
+        "postfix-script",
+        "sendmail",
+        "postdrop",
+        "postsuper",
+        "anvil",
+        "scache",
+        "trivial-rewrite",
+        "proxymap",
+        "verify",
+        "flush",
+        "showq",
+        "tlsmgr",
+        "postlogd",
+        "postqueue",
+        "postmap",
+        "oqmgr",
+        "postmulti"
+    )
 }
 
 /// A cursor over `key=value, ` fields.
@@ -70,7 +76,7 @@ impl<'a> Fields<'a> {
 }
 
 /// `to=<a>, [orig_to=<b>, ]relay=r, [conn_use=n, ]delay=d, [delays=..., ][dsn=..., ]status=s rest`
-fn delivery(qid: &[u8], service: &str, msg: &[u8]) -> Option<Kind> {
+fn delivery(qid: &[u8], service: &'static str, msg: &[u8]) -> Option<Kind> {
     let start = find(msg, b"to=<")? + 4;
     let rest = &msg[start..];
     let end = memchr::memchr(b'>', rest)?;
@@ -179,14 +185,14 @@ fn postscreen(msg: &[u8]) -> Kind {
             Kind::Ignored
         } else {
             Kind::Unparsed {
-                kind: "postfix/postscreen: other".into(),
+                kind: Unknown::Postfix("postscreen"),
             }
         }
     })
 }
 
 /// Classifies one Postfix message (the text after `program[pid]: `).
-pub fn classify(service: &str, msg: &[u8]) -> Kind {
+pub fn classify(service: &'static str, msg: &[u8]) -> Kind {
     for (prefix, level) in [
         (&b"warning: "[..], "warning"),
         (b"fatal: ", "fatal"),
@@ -228,7 +234,7 @@ pub fn classify(service: &str, msg: &[u8]) -> Kind {
                 };
             }
             return Kind::Unparsed {
-                kind: "postfix/dnsblog: other".into(),
+                kind: Unknown::Postfix("dnsblog"),
             };
         }
         "master" | "postfix-script" | "anvil" | "scache" | "postsuper" | "tlsmgr" | "postlogd" => {
@@ -266,7 +272,7 @@ pub fn classify(service: &str, msg: &[u8]) -> Kind {
     }
     let Some((qid, rest)) = split_word(msg) else {
         return Kind::Unparsed {
-            kind: format!("postfix/{service}: other").into(),
+            kind: Unknown::Postfix(service),
         };
     };
     if service == "smtpd" {
@@ -357,7 +363,7 @@ pub fn classify(service: &str, msg: &[u8]) -> Kind {
         return Kind::Ignored;
     }
     Kind::Unparsed {
-        kind: format!("postfix/{service}: other").into(),
+        kind: Unknown::Postfix(service),
     }
 }
 

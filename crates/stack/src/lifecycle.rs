@@ -161,12 +161,34 @@ fn prepare(layout: &Layout, info: &StackInfo) -> Result<(), StackError> {
             .arg("0755")
             .arg(&layout.base),
     )?;
+    check_searchable(&layout.base)?;
     let json = serde_json::to_string_pretty(info).map_err(|e| StackError::State(e.to_string()))?;
     let path = layout.info_file();
     std::fs::write(&path, json).map_err(io_err(&path))?;
     let path = layout.config_file();
     let text = demo::config_text(layout, &info.host, &info.ports, "embedded");
     std::fs::write(&path, text).map_err(io_err(&path))
+}
+
+/// Every directory above the base must let other users through, or the daemons' unprivileged
+/// processes fail later with obscure permission errors.
+fn check_searchable(base: &Path) -> Result<(), StackError> {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in base.ancestors().skip(1) {
+        let mode = std::fs::metadata(dir)
+            .map_err(io_err(dir))?
+            .permissions()
+            .mode();
+        if mode & 0o001 == 0 {
+            return Err(StackError::State(format!(
+                "{} (mode {:o}) is not searchable by other users: Dovecot and Postfix run as unprivileged users and must reach {}; choose a base elsewhere or chmod o+x it",
+                dir.display(),
+                mode & 0o7777,
+                base.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 async fn start_all(

@@ -7,3 +7,4 @@ mod config_errors;
 mod delivery;
 mod demo_cli;
 mod directory_suite;
+mod report_demo;

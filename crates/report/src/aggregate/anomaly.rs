@@ -1,7 +1,7 @@
 //! Accounts that behave unlike themselves: a day's sending far above their own usual days,
 //! or logins from many addresses in one day (feeds the policy service's detection).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::user::UserAcc;
 use crate::event::Text;

@@ -1,7 +1,9 @@
 //! The spam funnel: connections, DNSBL and other rejections, accepted mail, and what the
 //! content filters made of it, with each list's and rule's hits and unique hits.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::event::{Action, Kind, Text, Verdict};
 use crate::report::{Funnel, Hits};

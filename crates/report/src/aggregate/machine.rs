@@ -1,6 +1,8 @@
 //! One host's profile: traffic per day, hour and weekday, sizes, recipients, destinations.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use chrono::NaiveDate;
 

@@ -10,11 +10,13 @@ mod machine;
 mod totals;
 mod user;
 
-use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 
 pub use clock::{Clock, When};
 
-use crate::event::{Event, Kind, Status, Text};
+use crate::event::{Event, Kind, Status, Text, Unknown};
 use crate::report::{Report, Unparsed};
 use funnel::FunnelAcc;
 use machine::MachineAcc;
@@ -50,11 +52,11 @@ pub struct Aggregator {
     clock: Clock,
     msgs: HashMap<Text, Msg>,
     totals: TotalsAcc,
-    machines: HashMap<Text, MachineAcc>,
+    machines: HashMap<Arc<str>, MachineAcc>,
     users: HashMap<Text, UserAcc>,
     funnel: FunnelAcc,
     sizes: hist::Sizes,
-    unparsed: BTreeMap<Text, u64>,
+    unparsed: HashMap<Unknown, u64>,
     unparsed_total: u64,
 }
 
@@ -63,25 +65,26 @@ impl Aggregator {
     pub fn new(clock: Clock) -> Self {
         Aggregator {
             clock,
-            msgs: HashMap::new(),
+            msgs: HashMap::default(),
             totals: TotalsAcc::default(),
-            machines: HashMap::new(),
-            users: HashMap::new(),
+            machines: HashMap::default(),
+            users: HashMap::default(),
             funnel: FunnelAcc::default(),
             sizes: hist::Sizes::default(),
-            unparsed: BTreeMap::new(),
+            unparsed: HashMap::default(),
             unparsed_total: 0,
         }
     }
 
-    fn unparsed(&mut self, kind: Text) {
+    fn unparsed(&mut self, kind: Unknown) {
         self.unparsed_total += 1;
         *self.unparsed.entry(kind).or_insert(0) += 1;
     }
 
-    fn machine(&mut self, host: &Text) -> &mut MachineAcc {
+    fn machine(&mut self, host: &Arc<str>) -> &mut MachineAcc {
         if !self.machines.contains_key(host) {
-            self.machines.insert(host.clone(), MachineAcc::default());
+            self.machines
+                .insert(Arc::clone(host), MachineAcc::default());
         }
         // Just inserted if it was missing.
         self.machines
@@ -107,7 +110,7 @@ impl Aggregator {
             return;
         }
         let Some(when) = self.clock.resolve(e.stamp) else {
-            return self.unparsed("impossible date".into());
+            return self.unparsed(Unknown::ImpossibleDate);
         };
         self.funnel.add(&e.kind);
         match e.kind {
@@ -169,7 +172,7 @@ impl Aggregator {
 
     fn queue_from(
         &mut self,
-        host: &Text,
+        host: &Arc<str>,
         when: When,
         qid: Text,
         sender: Text,
@@ -205,7 +208,7 @@ impl Aggregator {
     #[allow(clippy::too_many_arguments)] // one delivery line's fields
     fn delivery(
         &mut self,
-        host: &Text,
+        host: &Arc<str>,
         when: When,
         qid: &Text,
         service: &str,
@@ -260,7 +263,7 @@ impl Aggregator {
                 by_kind: self
                     .unparsed
                     .into_iter()
-                    .map(|(k, v)| (k.into(), v))
+                    .map(|(k, v)| (k.to_string(), v))
                     .collect(),
             },
             input: Default::default(),

@@ -1,6 +1,6 @@
 //! pflogsumm's grand totals, counted by its rules.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 
 use super::Origin;
 use crate::event::{Action, Status, Text};

@@ -1,6 +1,8 @@
 //! One account's profile: what it sent and received, when it is active, how it logs in.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashSet as HashSet;
 use std::hash::{Hash, Hasher};
 
 use chrono::NaiveDate;
