@@ -80,6 +80,25 @@ pub enum Verdict {
     NotScanned,
 }
 
+/// A rejection's details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    /// The queue ID, if the message had one.
+    pub qid: Option<Text>,
+    /// What Postfix did.
+    pub action: Action,
+    /// Which service.
+    pub service: &'static str,
+    /// The client's address.
+    pub ip: Option<Text>,
+    /// The envelope sender.
+    pub from: Option<Text>,
+    /// The recipient.
+    pub to: Option<Text>,
+    /// The DNSBL the text names.
+    pub dnsbl: Option<Text>,
+}
+
 /// One classified line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
@@ -104,22 +123,13 @@ pub enum Kind {
     /// A delivery attempt to one recipient.
     Delivery {
         qid: Text,
-        service: Text,
+        service: &'static str,
         to: Text,
-        relay: Text,
         status: Status,
         forwarded: bool,
     },
-    /// smtpd, postscreen or cleanup refused, held or discarded.
-    Reject {
-        qid: Option<Text>,
-        action: Action,
-        service: Text,
-        ip: Option<Text>,
-        from: Option<Text>,
-        to: Option<Text>,
-        dnsbl: Option<Text>,
-    },
+    /// smtpd, postscreen or cleanup refused, held or discarded (boxed: rare and large).
+    Reject(Box<Reject>),
     /// qmgr: the message left the queue.
     Removed { qid: Text },
     /// postscreen: a connection arrived.
@@ -131,7 +141,10 @@ pub enum Kind {
     /// dnsblog: a DNSBL lists the client.
     DnsblHit { ip: Text, list: Text },
     /// warning/fatal/panic lines, by service.
-    Problem { service: Text, level: Text },
+    Problem {
+        service: &'static str,
+        level: &'static str,
+    },
     /// Dovecot: a successful IMAP or POP3 login.
     Login { proto: Text, user: Text, ip: Text },
     /// Dovecot: a failed login (auth failed, unknown user).

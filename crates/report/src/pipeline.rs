@@ -148,7 +148,8 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
     let (out_tx, out_rx) = sync_channel::<Parsed>(threads * 2);
     let work_rx = Mutex::new(work_rx);
     std::thread::scope(|s| {
-        s.spawn(move || {
+        let reader = std::thread::Builder::new().name("report-read".into());
+        let _ = reader.spawn_scoped(s, move || {
             let mut seq = 0;
             for (name, mut r) in readers {
                 // Dovecot's own log file has no host: name its lines after the file (store1.log).
@@ -174,7 +175,8 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
         for _ in 0..threads {
             let tx = out_tx.clone();
             let rx = &work_rx;
-            s.spawn(move || worker(rx, &tx));
+            let parser = std::thread::Builder::new().name("report-parse".into());
+            let _ = parser.spawn_scoped(s, move || worker(rx, &tx));
         }
         drop(out_tx);
         // Fold in order: chunks finish out of order on several threads.

@@ -2,7 +2,7 @@
 //! rejected... follow pflogsumm's, so the totals agree where both count the same thing.
 
 use crate::event::scan::{address, angle, find, host_ip, number, text, value};
-use crate::event::{Action, Kind, Status, Text, Unknown};
+use crate::event::{Action, Kind, Reject, Status, Text, Unknown};
 
 /// The Postfix service of a syslog tag, if it is one: `postfix/smtpd`, `postfix-out/smtp`,
 /// `postfix/submission/smtpd` (any syslog_name prefix).
@@ -86,7 +86,7 @@ fn delivery(qid: &[u8], service: &'static str, msg: &[u8]) -> Option<Kind> {
         let close = memchr::memchr(b'>', f.0)?;
         f.0 = f.0[close + 1..].strip_prefix(b", ")?;
     }
-    let relay = f.take(b"relay=")?;
+    f.take(b"relay=")?;
     f.skip(b"conn_use=");
     f.take(b"delay=")?;
     f.skip(b"delays=");
@@ -104,9 +104,8 @@ fn delivery(qid: &[u8], service: &'static str, msg: &[u8]) -> Option<Kind> {
     };
     Some(Kind::Delivery {
         qid: text(qid),
-        service: service.into(),
+        service,
         to: address(to),
-        relay: text(relay),
         status,
         forwarded: find(&rest[end..], b"forwarded as ").is_some(),
     })
@@ -131,19 +130,19 @@ fn dnsbl(msg: &[u8]) -> Option<Text> {
 }
 
 /// `QID: reject: RCPT from host[ip]: 554 ...; from=<a> to=<b> proto=...`
-fn reject(qid: Option<&[u8]>, action: Action, service: &str, rest: &[u8]) -> Kind {
+fn reject(qid: Option<&[u8]>, action: Action, service: &'static str, rest: &[u8]) -> Kind {
     let ip = value(rest, b" from ", b":")
         .map(|c| text(host_ip(c).1))
         .filter(|ip| !ip.is_empty());
-    Kind::Reject {
+    Kind::Reject(Box::new(Reject {
         qid: qid.filter(|q| *q != b"NOQUEUE").map(text),
         action,
-        service: service.into(),
+        service,
         ip,
         from: angle(rest, b"from=<").map(address),
         to: angle(rest, b" to=<").map(address),
         dnsbl: dnsbl(rest),
-    }
+    }))
 }
 
 /// postscreen's `[ip]:port` after a keyword.
@@ -200,10 +199,7 @@ pub fn classify(service: &'static str, msg: &[u8]) -> Kind {
         (b"error: ", "error"),
     ] {
         if msg.starts_with(prefix) {
-            return Kind::Problem {
-                service: service.into(),
-                level: level.into(),
-            };
+            return Kind::Problem { service, level };
         }
     }
     // `reject: ...` with no queue ID (old smtpd), counted by pflogsumm whatever the service.
@@ -416,7 +412,8 @@ mod tests {
     #[test]
     fn rejects_and_clients() {
         let k = classify("smtpd", b"NOQUEUE: reject: RCPT from unknown[1.2.3.4]: 554 5.7.1 Service unavailable; Client host [1.2.3.4] blocked using zen.spamhaus.org; https://x; from=<s@y.com> to=<a@b.com> proto=ESMTP helo=<h>");
-        let Kind::Reject {
+        let Kind::Reject(r) = k else { panic!("{k:?}") };
+        let Reject {
             action,
             ip,
             dnsbl,
@@ -424,10 +421,7 @@ mod tests {
             to,
             qid,
             ..
-        } = k
-        else {
-            panic!("{k:?}")
-        };
+        } = *r;
         assert_eq!((action, qid), (Action::Reject, None));
         assert_eq!(ip.as_deref(), Some("1.2.3.4"));
         assert_eq!(dnsbl.as_deref(), Some("zen.spamhaus.org"));
@@ -447,13 +441,10 @@ mod tests {
             "cleanup",
             b"4F2: milter-reject: END-OF-MESSAGE from x[1.1.1.1]: 5.7.1 spam; from=<a@b> to=<c@d>",
         );
-        assert!(matches!(
-            k,
-            Kind::Reject {
-                action: Action::Reject,
-                ..
-            }
-        ));
+        assert!(
+            matches!(k, Kind::Reject(ref r) if r.action == Action::Reject),
+            "{k:?}"
+        );
     }
 
     #[test]
@@ -503,7 +494,7 @@ mod tests {
         );
         let k = classify("postscreen", b"NOQUEUE: reject: RCPT from [1.2.3.4]:5555: 550 5.7.1 Service unavailable; client [1.2.3.4] blocked using bl.test; from=<a@b>, to=<c@d>, proto=ESMTP, helo=<x>");
         assert!(
-            matches!(k, Kind::Reject { ref dnsbl, .. } if dnsbl.as_deref() == Some("bl.test")),
+            matches!(k, Kind::Reject(ref r) if r.dnsbl.as_deref() == Some("bl.test")),
             "{k:?}"
         );
     }

@@ -106,7 +106,7 @@ fn tail(rest: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
         return Some((&[], &first[..first.len() - 1], &rest[sp + 1..]));
     }
     let after = &rest[sp + 1..];
-    let colon = memchr::memmem::find(after, b": ")
+    let colon = crate::event::scan::find(after, b": ")
         .or_else(|| after.ends_with(b":").then(|| after.len() - 1))?;
     let tag = &after[..colon];
     let program = match memchr::memchr(b'[', tag) {

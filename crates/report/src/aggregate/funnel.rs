@@ -48,17 +48,15 @@ impl FunnelAcc {
             }
             Kind::ScreenList { white: true, .. } => f.whitelisted += 1,
             Kind::ScreenList { white: false, .. } => f.blacklisted += 1,
-            Kind::Reject {
-                action: Action::Reject | Action::MilterReject,
-                dnsbl,
-                ..
-            } => match dnsbl {
-                Some(list) => {
-                    f.dnsbl_rejected += 1;
-                    *f.rejected_by_list.entry(list.to_string()).or_insert(0) += 1;
+            Kind::Reject(r) if matches!(r.action, Action::Reject | Action::MilterReject) => {
+                match &r.dnsbl {
+                    Some(list) => {
+                        f.dnsbl_rejected += 1;
+                        *f.rejected_by_list.entry(list.to_string()).or_insert(0) += 1;
+                    }
+                    None => f.other_rejected += 1,
                 }
-                None => f.other_rejected += 1,
-            },
+            }
             Kind::Client { .. } => f.accepted += 1,
             Kind::Scan { verdict, rules, .. } => match verdict {
                 Verdict::Clean => {

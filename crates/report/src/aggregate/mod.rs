@@ -149,9 +149,7 @@ impl Aggregator {
                 forwarded,
                 ..
             } => self.delivery(&e.host, when, &qid, &service, to, status, forwarded),
-            Kind::Reject {
-                action, service, ..
-            } => self.totals.reject(action, &service),
+            Kind::Reject(r) => self.totals.reject(r.action, r.service),
             Kind::Removed { qid } => {
                 self.msgs.remove(&qid);
             }
