@@ -148,7 +148,7 @@ impl Aggregator {
                 status,
                 forwarded,
                 ..
-            } => self.delivery(&e.host, when, &qid, &service, to, status, forwarded),
+            } => self.delivery(&e.host, when, &qid, service, to, status, forwarded),
             Kind::Reject(r) => self.totals.reject(r.action, r.service),
             Kind::Removed { qid } => {
                 self.msgs.remove(&qid);
