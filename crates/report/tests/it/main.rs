@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 mod common;
+mod funnel;
 mod malformed;
 mod outputs;
 mod real_logs;
