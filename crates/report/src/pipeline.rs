@@ -50,6 +50,8 @@ enum Work {
 struct Parsed {
     seq: u64,
     events: Vec<Event>,
+    /// Lines not understood, counted here rather than sent one by one.
+    unparsed: rustc_hash::FxHashMap<crate::event::Unknown, u64>,
     lines: u64,
     bytes: u64,
     error: Option<String>,
@@ -59,6 +61,7 @@ fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
     let mut events = Vec::with_capacity(data.len() / 120);
     let mut lines = 0;
     let mut hosts = crate::HostCache::new(unnamed);
+    let mut unparsed = rustc_hash::FxHashMap::default();
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
     for end in ends {
@@ -70,13 +73,16 @@ fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
         }
         lines += 1;
         let e = crate::classify_line(line, &mut hosts);
-        if !matches!(e.kind, crate::event::Kind::Ignored) {
-            events.push(e);
+        match e.kind {
+            crate::event::Kind::Ignored => {}
+            crate::event::Kind::Unparsed { kind } => *unparsed.entry(kind).or_insert(0) += 1,
+            _ => events.push(e),
         }
     }
     Parsed {
         seq,
         events,
+        unparsed,
         lines,
         bytes: data.len() as u64,
         error: None,
@@ -95,6 +101,7 @@ fn worker(work: &Mutex<Receiver<Work>>, out: &std::sync::mpsc::SyncSender<Parsed
             Ok(Work::Failed(seq, e)) => Parsed {
                 seq,
                 events: Vec::new(),
+                unparsed: Default::default(),
                 lines: 0,
                 bytes: 0,
                 error: Some(e),
@@ -202,6 +209,9 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
                 summary.bytes += p.bytes;
                 if let Some(e) = p.error {
                     summary.errors.push(e);
+                }
+                for (kind, n) in p.unparsed {
+                    agg.add_unparsed(kind, n);
                 }
                 for e in p.events {
                     agg.add(e);

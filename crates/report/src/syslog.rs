@@ -32,9 +32,24 @@ pub struct Line<'a> {
     pub msg: &'a [u8],
 }
 
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+/// The month of a three-letter English abbreviation (a byte match: no string compares).
+fn month(b: &[u8]) -> Option<u8> {
+    Some(match b.get(..3)? {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    })
+}
 
 fn digits(b: &[u8]) -> Option<u32> {
     if b.is_empty() || b.len() > 9 {
@@ -56,7 +71,7 @@ fn hms(b: &[u8]) -> Option<u32> {
 
 /// Classic `Mmm dd HH:MM:SS ` (day space-padded or not); returns the stamp and the rest.
 fn classic(line: &[u8]) -> Option<(Stamp, &[u8])> {
-    let month = MONTHS.iter().position(|m| line.get(..3) == Some(&m[..]))? as u8 + 1;
+    let month = month(line)?;
     let rest = line.get(3..)?.strip_prefix(b" ")?;
     let rest = rest.strip_prefix(b" ").unwrap_or(rest);
     let sp = memchr::memchr(b' ', rest)?;

@@ -77,8 +77,13 @@ impl Aggregator {
     }
 
     fn unparsed(&mut self, kind: Unknown) {
-        self.unparsed_total += 1;
-        *self.unparsed.entry(kind).or_insert(0) += 1;
+        self.add_unparsed(kind, 1);
+    }
+
+    /// Counts `n` lines not understood.
+    pub fn add_unparsed(&mut self, kind: Unknown, n: u64) {
+        self.unparsed_total += n;
+        *self.unparsed.entry(kind).or_insert(0) += n;
     }
 
     fn machine(&mut self, host: &Arc<str>) -> &mut MachineAcc {
