@@ -91,25 +91,27 @@ impl ChunkReader {
         })
     }
 
-    /// The next chunk of whole lines; the last may end without a newline (a file cut
-    /// mid-line). An error leaves the lines before it already returned.
-    pub fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+    /// The next chunk of whole lines, read into `buf` (a recycled buffer: its contents are
+    /// overwritten, its length kept, so it is zeroed only once); the chunk is `buf[..len]`.
+    /// The last chunk may end without a newline (a file cut mid-line). After an error the
+    /// lines read before it are returned first, the error on the next call.
+    pub fn next_chunk(&mut self, mut buf: Vec<u8>) -> io::Result<Option<(Vec<u8>, usize)>> {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
-        if self.done {
+        if self.done && self.carry.is_empty() {
             return Ok(None);
         }
-        let mut buf = std::mem::take(&mut self.carry);
-        let start = buf.len();
-        buf.resize(start.max(CHUNK / 2) + CHUNK, 0);
-        let mut filled = start;
-        while filled < buf.len() {
+        let want = (self.carry.len() + CHUNK).max(CHUNK + CHUNK / 2);
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        let mut filled = self.carry.len();
+        buf[..filled].copy_from_slice(&self.carry);
+        self.carry.clear();
+        while !self.done && filled < buf.len() {
             match self.inner.read(&mut buf[filled..]) {
-                Ok(0) => {
-                    self.done = true;
-                    break;
-                }
+                Ok(0) => self.done = true,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -118,18 +120,17 @@ impl ChunkReader {
                         return Err(e);
                     }
                     self.failed = Some(e);
-                    break;
                 }
             }
         }
-        buf.truncate(filled);
+        let mut len = filled;
         if !self.done
-            && let Some(nl) = memchr::memrchr(b'\n', &buf)
+            && let Some(nl) = memchr::memrchr(b'\n', &buf[..filled])
         {
-            self.carry = buf[nl + 1..].to_vec();
-            buf.truncate(nl + 1);
+            self.carry.extend_from_slice(&buf[nl + 1..filled]);
+            len = nl + 1;
         }
-        Ok((!buf.is_empty()).then_some(buf))
+        Ok((len > 0).then_some((buf, len)))
     }
 }
 
@@ -191,8 +192,8 @@ mod tests {
         std::fs::write(&p, &text).unwrap();
         let mut r = ChunkReader::open(&p, Default::default()).unwrap();
         let mut all = Vec::new();
-        while let Some(c) = r.next_chunk().unwrap() {
-            all.push(c);
+        while let Some((buf, len)) = r.next_chunk(Vec::new()).unwrap() {
+            all.push(buf[..len].to_vec());
         }
         assert!(all.len() > 1);
         for c in &all[..all.len() - 1] {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,7 +43,8 @@ pub enum ReportError {
 }
 
 enum Work {
-    Chunk(u64, Vec<u8>, Option<Arc<str>>),
+    /// Sequence number, buffer, valid length, host for hostless lines.
+    Chunk(u64, Vec<u8>, usize, Option<Arc<str>>),
     Failed(u64, String),
 }
 
@@ -89,7 +90,7 @@ fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
     }
 }
 
-fn worker(work: &Mutex<Receiver<Work>>, out: &std::sync::mpsc::SyncSender<Parsed>) {
+fn worker(work: &Mutex<Receiver<Work>>, out: &SyncSender<Parsed>, pool: &SyncSender<Vec<u8>>) {
     loop {
         // The lock is held only to take one item; a poisoned lock means a sibling panicked.
         let item = match work.lock() {
@@ -97,7 +98,12 @@ fn worker(work: &Mutex<Receiver<Work>>, out: &std::sync::mpsc::SyncSender<Parsed
             Err(_) => return,
         };
         let parsed = match item {
-            Ok(Work::Chunk(seq, data, unnamed)) => parse_chunk(seq, &data, unnamed),
+            Ok(Work::Chunk(seq, data, len, unnamed)) => {
+                let parsed = parse_chunk(seq, &data[..len], unnamed);
+                // Hand the buffer back to the reader; if its pool is full, drop it.
+                let _ = pool.try_send(data);
+                parsed
+            }
             Ok(Work::Failed(seq, e)) => Parsed {
                 seq,
                 events: Vec::new(),
@@ -153,6 +159,7 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
 
     let (work_tx, work_rx) = sync_channel::<Work>(threads * 2);
     let (out_tx, out_rx) = sync_channel::<Parsed>(threads * 2);
+    let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(threads * 4);
     let work_rx = Mutex::new(work_rx);
     std::thread::scope(|s| {
         let reader = std::thread::Builder::new().name("report-read".into());
@@ -166,8 +173,9 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
                 let unnamed: Option<Arc<str>> =
                     stem.map(|n| Arc::from(n.split('.').next().unwrap_or(&n)));
                 loop {
-                    let item = match r.next_chunk() {
-                        Ok(Some(data)) => Work::Chunk(seq, data, unnamed.clone()),
+                    let buf = pool_rx.try_recv().unwrap_or_default();
+                    let item = match r.next_chunk(buf) {
+                        Ok(Some((data, len))) => Work::Chunk(seq, data, len, unnamed.clone()),
                         Ok(None) => break,
                         Err(e) => Work::Failed(seq, format!("{name}: {e} (read up to here)")),
                     };
@@ -181,9 +189,10 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
         });
         for _ in 0..threads {
             let tx = out_tx.clone();
+            let pool = pool_tx.clone();
             let rx = &work_rx;
             let parser = std::thread::Builder::new().name("report-parse".into());
-            let _ = parser.spawn_scoped(s, move || worker(rx, &tx));
+            let _ = parser.spawn_scoped(s, move || worker(rx, &tx, &pool));
         }
         drop(out_tx);
         // Fold in order: chunks finish out of order on several threads.
