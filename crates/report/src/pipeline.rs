@@ -63,6 +63,7 @@ fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
     let mut lines = 0;
     let mut hosts = crate::HostCache::new(unnamed);
     let mut unparsed = rustc_hash::FxHashMap::default();
+    let mut run: Option<(crate::event::Unknown, u64)> = None;
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
     for end in ends {
@@ -76,9 +77,21 @@ fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
         let e = crate::classify_line(line, &mut hosts);
         match e.kind {
             crate::event::Kind::Ignored => {}
-            crate::event::Kind::Unparsed { kind } => *unparsed.entry(kind).or_insert(0) += 1,
+            // Runs of one kind are common (a verbose daemon, a foreign program): count a run
+            // before touching the map.
+            crate::event::Kind::Unparsed { kind } => match &mut run {
+                Some((k, n)) if *k == kind => *n += 1,
+                _ => {
+                    if let Some((k, n)) = run.replace((kind, 1)) {
+                        *unparsed.entry(k).or_insert(0) += n;
+                    }
+                }
+            },
             _ => events.push(e),
         }
+    }
+    if let Some((k, n)) = run {
+        *unparsed.entry(k).or_insert(0) += n;
     }
     Parsed {
         seq,
