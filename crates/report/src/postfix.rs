@@ -357,8 +357,7 @@ pub fn classify(service: &'static str, msg: &[u8]) -> Kind {
         b"Verified TLS",
         b"Anonymous TLS",
     ];
-    if starts_with_any(rest, NOISE) || service == "smtp" && msg.starts_with(b"connect to ")
-    {
+    if starts_with_any(rest, NOISE) || service == "smtp" && msg.starts_with(b"connect to ") {
         return Kind::Ignored;
     }
     Kind::Unparsed {
@@ -369,8 +368,12 @@ pub fn classify(service: &'static str, msg: &[u8]) -> Kind {
 /// Whether `msg` starts with one of `prefixes`; the first byte is compared first, which
 /// settles most lines without a call to memcmp.
 fn starts_with_any(msg: &[u8], prefixes: &[&[u8]]) -> bool {
-    let Some(first) = msg.first() else { return false };
-    prefixes.iter().any(|p| p.first() == Some(first) && msg.starts_with(p))
+    let Some(first) = msg.first() else {
+        return false;
+    };
+    prefixes
+        .iter()
+        .any(|p| p.first() == Some(first) && msg.starts_with(p))
 }
 
 /// `WORD: rest` with WORD a run of non-space, non-colon bytes.
