@@ -109,6 +109,8 @@ pub struct Server {
     pub postfix_dir: Option<PathBuf>,
     /// Mailbox stores: the Dovecot passwd-file mailfleet writes with the store's accounts.
     pub passwd_file: Option<PathBuf>,
+    /// Mailbox stores: the account the probes log in as (its password is `[probe] password_file`).
+    pub probe_account: Option<crate::Address>,
 }
 
 impl Server {

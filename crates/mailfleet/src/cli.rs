@@ -3,6 +3,7 @@
 mod accounts;
 mod config;
 mod demo;
+mod probe;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ enum Command {
     Demo(demo::DemoCmd),
     /// Totals, machine and user profiles, the spam funnel and anomalies from mail logs.
     Report(report::ReportCmd),
+    /// One round of deep checks (log in, fetch, deliver end to end); exit code as plugins use.
+    Probe(probe::ProbeCmd),
 }
 
 /// What every command gets: where the config is and how to print.
@@ -79,6 +82,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Accounts(c) => accounts::run(c, &ctx).await,
         Command::Demo(c) => demo::run(c, &ctx).await,
         Command::Report(c) => report::run(c, &ctx).await,
+        Command::Probe(c) => probe::run(c, &ctx).await,
     }
 }
 

@@ -18,13 +18,20 @@ pub const DEMO_PASSWORD: &str = "mailfleet-demo";
 
 /// The demo accounts and their store; example.com spans both stores, so routing is per
 /// account, not per domain.
-pub const ACCOUNTS: [(&str, &str); 6] = [
+pub const ACCOUNTS: [(&str, &str); 7] = [
     ("alice@example.com", "store1"),
     ("bob@example.com", "store1"),
     ("probe@example.com", "store1"),
     ("carol@example.org", "store2"),
     ("dave@example.org", "store2"),
     ("erin@example.com", "store2"),
+    ("probe@example.org", "store2"),
+];
+
+/// The probe account of each demo store.
+pub const PROBES: [(&str, &str); 2] = [
+    ("store1", "probe@example.com"),
+    ("store2", "probe@example.org"),
 ];
 
 /// Quotes a string for TOML.
@@ -53,6 +60,11 @@ password_file = {secret}
 [state]
 backend = \"embedded\"
 
+# The probe accounts' password (each store names its probe_account).
+[probe]
+password_file = {probe_secret}
+timeout_secs = 5
+
 [[server]]
 name = {LDAP:?}
 roles = [\"directory\"]
@@ -74,6 +86,7 @@ postfix_dir = {postfix}
         people = q(slapd::PEOPLE),
         admin = q(slapd::ADMIN),
         secret = q(layout.ldap_secret().display()),
+        probe_secret = q(layout.probe_secret().display()),
         redis = ports.redis,
         qhost = q(host),
         ldap = ports.ldap,
@@ -90,6 +103,7 @@ host = {qhost}
 ports = {{ imap = {imap}, pop3 = {pop3}, lmtp = {lmtp} }}
 maildir_root = {root}
 passwd_file = {users}
+probe_account = {probe}
 ",
             qhost = q(host),
             imap = p.imap,
@@ -97,6 +111,10 @@ passwd_file = {users}
             lmtp = p.lmtp,
             root = q(layout.maildir_root(name).display()),
             users = q(layout.passwd_file(name).display()),
+            probe = q(PROBES
+                .iter()
+                .find(|(s, _)| s == name)
+                .map_or("", |(_, a)| a)),
         ));
     }
     s.push_str("\n[groups]\nstores = [\"store1\", \"store2\"]\n");

@@ -82,6 +82,10 @@ impl Layout {
     pub fn slapd_pid(&self) -> PathBuf {
         self.ldap().join("slapd.pid")
     }
+    /// The file with the probe accounts' password.
+    pub fn probe_secret(&self) -> PathBuf {
+        self.base.join("probe.secret")
+    }
     /// Redis's directory.
     pub fn redis(&self) -> PathBuf {
         self.base.join("redis")

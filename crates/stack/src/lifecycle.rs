@@ -165,6 +165,8 @@ fn prepare(layout: &Layout, info: &StackInfo) -> Result<(), StackError> {
     let json = serde_json::to_string_pretty(info).map_err(|e| StackError::State(e.to_string()))?;
     let path = layout.info_file();
     std::fs::write(&path, json).map_err(io_err(&path))?;
+    let secret = layout.probe_secret();
+    std::fs::write(&secret, format!("{}\n", demo::DEMO_PASSWORD)).map_err(io_err(&secret))?;
     let path = layout.config_file();
     let text = demo::config_text(layout, &info.host, &info.ports, "embedded");
     std::fs::write(&path, text).map_err(io_err(&path))

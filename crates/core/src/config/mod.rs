@@ -33,6 +33,24 @@ pub struct Config {
     pub state: StateConfig,
     /// The servers.
     pub fleet: Fleet,
+    /// How probes run.
+    pub probe: ProbeConfig,
+    /// The `[directory.ldap]` section, when present, whichever backend is in use: the
+    /// LDAP probe binds with it.
+    pub ldap: Option<LdapConfig>,
+}
+
+/// Probe settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeConfig {
+    /// File holding the probe accounts' password (first line).
+    pub password_file: Option<PathBuf>,
+    /// Deadline of one whole check.
+    pub timeout: Duration,
+    /// A check slower than this is WARNING.
+    pub warning: Duration,
+    /// A check slower than this is CRITICAL.
+    pub critical: Duration,
 }
 
 /// Which account directory to use.

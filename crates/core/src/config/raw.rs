@@ -19,6 +19,17 @@ pub(crate) struct RawConfig {
     pub(crate) servers: Vec<RawServer>,
     #[serde(default)]
     pub(crate) groups: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub(crate) probe: RawProbe,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProbe {
+    pub(crate) password_file: Option<PathBuf>,
+    pub(crate) timeout_secs: Option<i64>,
+    pub(crate) warning_ms: Option<i64>,
+    pub(crate) critical_ms: Option<i64>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -92,4 +103,5 @@ pub(crate) struct RawServer {
     pub(crate) maildir_root: Option<PathBuf>,
     pub(crate) postfix_dir: Option<PathBuf>,
     pub(crate) passwd_file: Option<PathBuf>,
+    pub(crate) probe_account: Option<String>,
 }

@@ -4,8 +4,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{DirectoryBackend, RawConfig, RawLdap, RawServer, RawState, StateBackend};
-use super::{Config, DirectoryConfig, LdapAttributes, LdapConfig, Problem, StateConfig};
+use super::raw::{
+    DirectoryBackend, RawConfig, RawLdap, RawProbe, RawServer, RawState, StateBackend,
+};
+use super::{
+    Config, DirectoryConfig, LdapAttributes, LdapConfig, ProbeConfig, Problem, StateConfig,
+};
 use crate::fleet::{Fleet, Role, Server};
 
 #[derive(Default)]
@@ -34,8 +38,10 @@ pub(super) fn validate(
         Some(d) => resolve(base, d),
         None => resolve(base, Path::new("mailfleet-data")),
     };
-    let directory = directory(&raw, &data_dir, base, &mut p);
+    let ldap = raw.directory.ldap.as_ref().map(|l| ldap(l, base, &mut p));
+    let directory = directory(&raw, &data_dir, ldap.clone(), &mut p);
     let state = state(&raw.state, &data_dir, base, &mut p);
+    let probe = probe(&raw.probe, base, &mut p);
     let fleet = fleet(raw.servers, raw.groups, base, &mut p);
     if p.0.is_empty() {
         Ok(Config {
@@ -44,13 +50,20 @@ pub(super) fn validate(
             directory,
             state,
             fleet,
+            probe,
+            ldap,
         })
     } else {
         Err(p.0)
     }
 }
 
-fn directory(raw: &RawConfig, data_dir: &Path, base: &Path, p: &mut Problems) -> DirectoryConfig {
+fn directory(
+    raw: &RawConfig,
+    data_dir: &Path,
+    ldap: Option<LdapConfig>,
+    p: &mut Problems,
+) -> DirectoryConfig {
     let embedded = || DirectoryConfig::Embedded {
         path: raw
             .directory
@@ -60,7 +73,7 @@ fn directory(raw: &RawConfig, data_dir: &Path, base: &Path, p: &mut Problems) ->
     };
     match raw.directory.backend {
         DirectoryBackend::Embedded => embedded(),
-        DirectoryBackend::Ldap => match &raw.directory.ldap {
+        DirectoryBackend::Ldap => match ldap {
             None => {
                 p.add(
                     "directory.ldap",
@@ -68,7 +81,7 @@ fn directory(raw: &RawConfig, data_dir: &Path, base: &Path, p: &mut Problems) ->
                 );
                 embedded()
             }
-            Some(l) => DirectoryConfig::Ldap(Box::new(ldap(l, base, p))),
+            Some(l) => DirectoryConfig::Ldap(Box::new(l)),
         },
     }
 }
@@ -190,6 +203,38 @@ fn state(s: &RawState, data_dir: &Path, _base: &Path, p: &mut Problems) -> State
             }
             StateConfig::Redis { url }
         }
+    }
+}
+
+fn probe(r: &RawProbe, base: &Path, p: &mut Problems) -> ProbeConfig {
+    let mut ms = |v: Option<i64>, key: &str, default: i64, max: i64| {
+        let v = v.unwrap_or(default);
+        if !(1..=max).contains(&v) {
+            p.add(
+                format!("probe.{key}"),
+                format!("{v} is out of range 1-{max}"),
+            );
+        }
+        Duration::from_millis(v.clamp(1, max) as u64)
+    };
+    let warning = ms(r.warning_ms, "warning_ms", 2_000, 300_000);
+    let critical = ms(r.critical_ms, "critical_ms", 5_000, 300_000);
+    if warning > critical {
+        p.add("probe.warning_ms", "is above probe.critical_ms");
+    }
+    let secs = r.timeout_secs.unwrap_or(10);
+    if !(1..=300).contains(&secs) {
+        p.add(
+            "probe.timeout_secs",
+            format!("{secs} is out of range 1-300"),
+        );
+    }
+    let timeout = Duration::from_secs(secs.clamp(1, 300) as u64);
+    ProbeConfig {
+        password_file: r.password_file.as_ref().map(|f| resolve(base, f)),
+        timeout,
+        warning,
+        critical,
     }
 }
 
@@ -317,6 +362,16 @@ fn server(s: RawServer, key: &str, base: &Path, p: &mut Problems) -> Server {
         maildir_root: s.maildir_root.map(|r| resolve(base, &r)),
         postfix_dir: s.postfix_dir.map(|r| resolve(base, &r)),
         passwd_file: s.passwd_file.map(|r| resolve(base, &r)),
+        probe_account: s
+            .probe_account
+            .as_deref()
+            .and_then(|a| match crate::Address::parse(a) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    p.add(format!("{key}.probe_account"), format!("{e} {label}"));
+                    None
+                }
+            }),
     }
 }
 

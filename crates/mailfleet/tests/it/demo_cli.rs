@@ -56,7 +56,7 @@ fn demo_up_status_down() {
     // The config it wrote describes the stack: the accounts are there.
     let list = mailfleet_ok(&config, &["accounts", "list"]);
     assert!(
-        list.contains("alice@example.com") && list.contains("6 accounts"),
+        list.contains("alice@example.com") && list.contains("7 accounts"),
         "{list}"
     );
     mailfleet_ok(&config, &["config", "check"]);

@@ -44,7 +44,8 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
             "carol@example.org",
             "dave@example.org",
             "erin@example.com",
-            "probe@example.com"
+            "probe@example.com",
+            "probe@example.org"
         ]
     );
     let by_domain = addresses(
@@ -55,7 +56,10 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
         },
     )
     .await;
-    assert_eq!(by_domain, ["carol@example.org", "dave@example.org"]);
+    assert_eq!(
+        by_domain,
+        ["carol@example.org", "dave@example.org", "probe@example.org"]
+    );
     let by_server = addresses(
         book,
         Filter {
@@ -66,7 +70,12 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
     .await;
     assert_eq!(
         by_server,
-        ["carol@example.org", "dave@example.org", "erin@example.com"]
+        [
+            "carol@example.org",
+            "dave@example.org",
+            "erin@example.com",
+            "probe@example.org"
+        ]
     );
     let both = addresses(
         book,

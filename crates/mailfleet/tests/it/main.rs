@@ -7,4 +7,5 @@ mod config_errors;
 mod delivery;
 mod demo_cli;
 mod directory_suite;
+mod probe;
 mod report_demo;

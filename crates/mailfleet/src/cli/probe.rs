@@ -1,0 +1,63 @@
+//! `mailfleet probe [SERVER...]`: one round of deep checks, with plugin exit codes.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use mailfleet_probe::{Outcome, Plan, State};
+
+use super::{Context, print_json};
+
+#[derive(Debug, Args)]
+pub(crate) struct ProbeCmd {
+    /// Only these servers [default: all].
+    servers: Vec<String>,
+}
+
+pub(crate) async fn run(cmd: ProbeCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let config = ctx.load()?;
+    let plan = Plan::new(&config, &cmd.servers)?;
+    let outcomes = mailfleet_probe::run(&config, &plan).await;
+    if ctx.json {
+        print_json(&outcomes)?;
+    } else {
+        print_table(&outcomes);
+    }
+    // Worst first: CRITICAL, then UNKNOWN, then WARNING (Ord on State).
+    let worst = outcomes.iter().map(|o| o.state).max().unwrap_or(State::Ok);
+    Ok(ExitCode::from(worst.exit_code()))
+}
+
+fn print_table(outcomes: &[Outcome]) {
+    let sw = outcomes
+        .iter()
+        .map(|o| o.server.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let cw = outcomes
+        .iter()
+        .map(|o| o.check.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "{:sw$}  {:cw$}  {:8}  {:>8}  STEPS / MESSAGE",
+        "SERVER", "CHECK", "STATE", "MS"
+    );
+    for o in outcomes {
+        let steps: Vec<String> = o
+            .steps
+            .iter()
+            .map(|s| format!("{} {:.1}", s.name, s.ms))
+            .collect();
+        println!(
+            "{:sw$}  {:cw$}  {:8}  {:>8.1}  {}",
+            o.server,
+            o.check,
+            o.state.to_string(),
+            o.elapsed_ms,
+            steps.join(", ")
+        );
+        println!("{:sw$}  {:cw$}  {:8}  {:>8}  {}", "", "", "", "", o.message);
+    }
+}

@@ -1,0 +1,255 @@
+//! `mailfleet probe` against the demo stack: all OK with timings; a stopped, a frozen and a
+//! half-broken store are CRITICAL; the end-to-end check leaves no probe mail behind.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mailfleet_stack::TestStack;
+use serde_json::Value;
+
+/// Runs `mailfleet probe --json` with this config; returns the exit code and the outcomes.
+fn probe(config: &Path, servers: &[&str]) -> (i32, Vec<Value>) {
+    let mut args = vec!["--config", config.to_str().unwrap(), "probe", "--json"];
+    args.extend_from_slice(servers);
+    let out = crate::common::mailfleet(&args);
+    let outcomes: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), outcomes)
+}
+
+fn find<'a>(outcomes: &'a [Value], server: &str, check: &str) -> &'a Value {
+    outcomes
+        .iter()
+        .find(|o| o["server"] == server && o["check"] == check)
+        .unwrap_or_else(|| panic!("no {server} {check} in {outcomes:#?}"))
+}
+
+fn steps(o: &Value) -> Vec<String> {
+    o["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The PIDs of a Dovecot instance: its master and every descendant.
+fn dovecot_pids(base: &Path, store: &str) -> Vec<String> {
+    let master = std::fs::read_to_string(base.join(store).join("run/master.pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut pids = vec![master];
+    loop {
+        let before = pids.len();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let pid = entry.file_name().to_string_lossy().to_string();
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1))
+                .unwrap_or("")
+                .to_string();
+            if pids.contains(&ppid) && !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+        if pids.len() == before {
+            return pids;
+        }
+    }
+}
+
+/// Sends SIGCONT to frozen processes when the test ends, however it ends.
+struct Thaw(Vec<String>);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-CONT").args(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn all_checks_ok_with_timings() {
+    let stack = TestStack::start().await.expect("stack");
+    let (code, outcomes) = probe(&stack.config_path(), &[]);
+    for o in &outcomes {
+        assert_eq!(o["state"], "OK", "{o:#}");
+        assert!(o["elapsed_ms"].as_f64().unwrap() > 0.0);
+        assert!(!o["steps"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(code, 0);
+    let checks: Vec<String> = outcomes
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}",
+                o["server"].as_str().unwrap(),
+                o["check"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for want in [
+        "mx1 smtp",
+        "mx1 e2e:store1",
+        "mx1 e2e:store2",
+        "store1 imap",
+        "store1 pop3",
+        "store1 lmtp",
+        "store2 imap",
+        "store2 pop3",
+        "ldap1 ldap",
+    ] {
+        assert!(
+            checks.iter().any(|c| c == want),
+            "{want} missing from {checks:?}"
+        );
+    }
+    // The probe mailbox starts empty: the check appends its own message unless the concurrent
+    // end-to-end message got there first.
+    let imap = steps(find(&outcomes, "store1", "imap"));
+    assert_eq!(
+        imap[..4],
+        ["connect", "banner", "login", "select"],
+        "{imap:?}"
+    );
+    assert_eq!(imap.last().map(String::as_str), Some("fetch"), "{imap:?}");
+    // The end-to-end check deleted its message: no e2e mail is left in either probe Maildir.
+    for (store, dom) in [("store1", "example.com"), ("store2", "example.org")] {
+        let md = stack
+            .base()
+            .join(store)
+            .join("mail")
+            .join(dom)
+            .join("probe/Maildir");
+        let left: Vec<_> = ["new", "cur"]
+            .iter()
+            .flat_map(|d| {
+                std::fs::read_dir(md.join(d))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .filter(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .contains("mailfleet-e2e")
+            })
+            .collect();
+        assert!(
+            left.is_empty(),
+            "probe mail left in {}: {left:?}",
+            md.display()
+        );
+    }
+    let e2e = find(&outcomes, "mx1", "e2e:store2");
+    assert!(
+        e2e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("delivered in "),
+        "{e2e}"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_store_is_critical() {
+    let stack = TestStack::start().await.expect("stack");
+    mailfleet_stack::dovecot::stop(&mailfleet_stack::Layout::new(&stack.base()), "store2")
+        .expect("stop");
+    let (code, outcomes) = probe(&stack.config_path(), &["store1", "store2"]);
+    assert_eq!(code, 2);
+    for check in ["imap", "pop3", "lmtp"] {
+        assert_eq!(find(&outcomes, "store2", check)["state"], "CRITICAL");
+        assert_eq!(find(&outcomes, "store1", check)["state"], "OK");
+    }
+    let msg = find(&outcomes, "store2", "imap")["message"]
+        .as_str()
+        .unwrap();
+    assert!(msg.starts_with("connect:"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_frozen_store_is_critical_within_the_timeout() {
+    let stack = TestStack::start().await.expect("stack");
+    let pids = dovecot_pids(&stack.base(), "store2");
+    assert!(
+        Command::new("kill")
+            .arg("-STOP")
+            .args(&pids)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _thaw = Thaw(pids);
+    let started = Instant::now();
+    let (code, outcomes) = probe(&stack.config_path(), &["store2"]);
+    let took = started.elapsed();
+    assert_eq!(code, 2);
+    for check in ["imap", "pop3", "lmtp"] {
+        let o = find(&outcomes, "store2", check);
+        assert_eq!(o["state"], "CRITICAL", "{o:#}");
+        assert!(
+            o["message"]
+                .as_str()
+                .unwrap()
+                .contains("no answer within 5.0 s"),
+            "{o:#}"
+        );
+    }
+    // The demo's probe timeout is 5 s; checks run concurrently, so the round takes about that.
+    assert!(took < Duration::from_secs(9), "the round took {took:?}");
+}
+
+#[tokio::test]
+async fn unreadable_mailbox_is_critical_while_login_works() {
+    let stack = TestStack::start().await.expect("stack");
+    // A first round creates the probe mailbox and its message.
+    let (code, _) = probe(&stack.config_path(), &["store1"]);
+    assert_eq!(code, 0);
+    let cur = stack
+        .base()
+        .join("store1/mail/example.com/probe/Maildir/cur");
+    assert!(
+        Command::new("chmod")
+            .arg("000")
+            .arg(&cur)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, outcomes) = probe(&stack.config_path(), &["store1"]);
+    let imap = find(&outcomes, "store1", "imap");
+    assert_eq!(imap["state"], "CRITICAL", "{imap:#}");
+    assert_eq!(code, 2);
+    assert!(
+        steps(imap).contains(&"login".to_string()),
+        "login worked: {imap:#}"
+    );
+    let _ = Command::new("chmod").arg("700").arg(&cur).status();
+}
+
+#[tokio::test]
+async fn unknown_server_and_missing_password_are_reported() {
+    let stack = TestStack::start().await.expect("stack");
+    let out = crate::common::mailfleet(&[
+        "--config",
+        stack.config_path().to_str().unwrap(),
+        "probe",
+        "nosuch",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown server \"nosuch\""));
+    std::fs::remove_file(stack.base().join("probe.secret")).unwrap();
+    let (code, outcomes) = probe(&stack.config_path(), &["store1"]);
+    assert_eq!(find(&outcomes, "store1", "imap")["state"], "UNKNOWN");
+    assert_eq!(code, 3);
+}

@@ -1,0 +1,55 @@
+//! LDAP: bind and a search for the probe account (or the base entry when none is set).
+
+use std::time::Duration;
+
+use ldap3::{LdapConnAsync, LdapConnSettings, Scope};
+
+use crate::outcome::{Failure, Run};
+
+/// What the LDAP check needs.
+pub struct LdapTarget<'a> {
+    /// `ldap://host:port`.
+    pub url: String,
+    /// Bind DN and password, or anonymous.
+    pub bind: Option<(&'a str, String)>,
+    /// Where to search.
+    pub base_dn: &'a str,
+    /// The filter, e.g. `(mail=probe@example.com)`.
+    pub filter: String,
+}
+
+/// Binds and searches; the search must find at least one entry.
+pub async fn check(
+    run: &mut Run,
+    t: &LdapTarget<'_>,
+    timeout: Duration,
+) -> Result<String, Failure> {
+    let settings = LdapConnSettings::new().set_conn_timeout(timeout);
+    let (conn, mut ldap) = run
+        .step("connect", LdapConnAsync::with_settings(settings, &t.url))
+        .await?;
+    let driver = tokio::spawn(conn.drive());
+    ldap.with_timeout(timeout);
+    if let Some((dn, pw)) = &t.bind {
+        run.step("bind", async { ldap.simple_bind(dn, pw).await?.success() })
+            .await?;
+    }
+    let found = run
+        .step("search", async {
+            let (entries, _) = ldap
+                .search(t.base_dn, Scope::Subtree, &t.filter, vec!["1.1"])
+                .await?
+                .success()?;
+            Ok::<usize, ldap3::LdapError>(entries.len())
+        })
+        .await?;
+    let _ = ldap.unbind().await;
+    driver.abort();
+    if found == 0 {
+        return Err(Failure::new(
+            "search",
+            format!("nothing matches {} under {}", t.filter, t.base_dn),
+        ));
+    }
+    Ok(format!("{found} entries match {}", t.filter))
+}

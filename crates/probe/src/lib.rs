@@ -1,0 +1,19 @@
+//! Deep protocol probes: each check does what a user or a peer server does (log in, open the
+//! mailbox, fetch a message, deliver one end to end), times every step, and gives a
+//! monitoring-plugin state.
+//!
+//! Layout: [`outcome`] (states, steps, the per-check deadline), [`line`] (a line-oriented
+//! connection with limits), one file per protocol ([`smtp`], [`imap`], [`pop3`], [`ldap`]),
+//! [`e2e`] (SMTP in, IMAP out), and [`plan`] (which checks a fleet gets, run concurrently).
+
+pub mod e2e;
+pub mod imap;
+pub mod ldap;
+pub mod line;
+pub mod outcome;
+pub mod plan;
+pub mod pop3;
+pub mod smtp;
+
+pub use outcome::{Outcome, State, Step};
+pub use plan::{Plan, run};

@@ -1,0 +1,235 @@
+//! Which checks a fleet gets, from each server's roles and ports, and running them all at
+//! once: a round takes about as long as its slowest check, not the sum.
+
+use mailfleet_core::{Config, Role, Server};
+
+use crate::outcome::{Outcome, Run, unknown};
+use crate::{e2e, imap, ldap, pop3, smtp};
+
+/// One check to run.
+#[derive(Debug, Clone)]
+enum Check {
+    /// SMTP/submission/LMTP greeting.
+    Greeting {
+        port: u16,
+        lmtp: bool,
+        name: &'static str,
+    },
+    /// IMAP login, select, fetch.
+    Imap { port: u16 },
+    /// POP3 login, stat, retr.
+    Pop3 { port: u16 },
+    /// LDAP bind and search.
+    Ldap { port: u16 },
+    /// Through this MTA into a store's probe mailbox.
+    E2e { port: u16, store: Box<Server> },
+}
+
+/// The checks of one round.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    checks: Vec<(Server, Check)>,
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A server named on the command line is not in the config.
+    #[error("unknown server {0:?}")]
+    UnknownServer(String),
+}
+
+impl Plan {
+    /// The checks for the named servers (all when `only` is empty).
+    pub fn new(config: &Config, only: &[String]) -> Result<Plan, PlanError> {
+        for name in only {
+            if config.fleet.server(name).is_none() {
+                return Err(PlanError::UnknownServer(name.clone()));
+            }
+        }
+        let stores: Vec<&Server> = config
+            .fleet
+            .with_role(Role::Mailbox)
+            .filter(|s| s.probe_account.is_some())
+            .collect();
+        let mut checks = Vec::new();
+        for s in &config.fleet.servers {
+            if !only.is_empty() && !only.contains(&s.name) {
+                continue;
+            }
+            let p = &s.ports;
+            let mut add = |c| checks.push((s.clone(), c));
+            if let Some(port) = p.smtp {
+                add(Check::Greeting {
+                    port,
+                    lmtp: false,
+                    name: "smtp",
+                });
+            }
+            if let Some(port) = p.submission {
+                add(Check::Greeting {
+                    port,
+                    lmtp: false,
+                    name: "submission",
+                });
+            }
+            if let Some(port) = p.lmtp {
+                add(Check::Greeting {
+                    port,
+                    lmtp: true,
+                    name: "lmtp",
+                });
+            }
+            if let Some(port) = p.imap {
+                add(Check::Imap { port });
+            }
+            if let Some(port) = p.pop3 {
+                add(Check::Pop3 { port });
+            }
+            if let Some(port) = p.ldap {
+                add(Check::Ldap { port });
+            }
+            if s.has_role(Role::Mta)
+                && let Some(port) = p.smtp
+            {
+                for store in &stores {
+                    add(Check::E2e {
+                        port,
+                        store: Box::new((*store).clone()),
+                    });
+                }
+            }
+        }
+        Ok(Plan { checks })
+    }
+
+    /// How many checks the round has.
+    pub fn len(&self) -> usize {
+        self.checks.len()
+    }
+
+    /// Whether the round has no checks.
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty()
+    }
+}
+
+fn first_line(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().next().unwrap_or("").to_string())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn one(
+    config: &Config,
+    password: &Result<String, String>,
+    server: &Server,
+    check: &Check,
+) -> Outcome {
+    let pc = &config.probe;
+    let mut run = Run::new(pc.timeout);
+    let host = server.host.as_str();
+    let needs_account = || -> Result<(String, String), Outcome> {
+        let name = match check {
+            Check::Imap { .. } => "imap",
+            _ => "pop3",
+        };
+        let account = server
+            .probe_account
+            .as_ref()
+            .ok_or_else(|| unknown(&server.name, name, "no probe_account set for this server"))?;
+        let pw = password
+            .clone()
+            .map_err(|e| unknown(&server.name, name, format!("probe password: {e}")))?;
+        Ok((account.to_string(), pw))
+    };
+    let (name, result) = match check {
+        Check::Greeting { port, lmtp, name } => (
+            name.to_string(),
+            smtp::check(&mut run, host, *port, *lmtp).await,
+        ),
+        Check::Imap { port } => match needs_account() {
+            Ok((a, pw)) => (
+                "imap".to_string(),
+                imap::check(&mut run, host, *port, &a, &pw).await,
+            ),
+            Err(o) => return o,
+        },
+        Check::Pop3 { port } => match needs_account() {
+            Ok((a, pw)) => (
+                "pop3".to_string(),
+                pop3::check(&mut run, host, *port, &a, &pw).await,
+            ),
+            Err(o) => return o,
+        },
+        Check::Ldap { port } => {
+            let (bind, base, attr) = match &config.ldap {
+                Some(l) => {
+                    let pw = first_line(&l.password_file).unwrap_or_default();
+                    (
+                        Some((l.bind_dn.as_str(), pw)),
+                        l.base_dn.as_str(),
+                        l.attributes.address.as_str(),
+                    )
+                }
+                None => (None, "", "mail"),
+            };
+            let probe = config
+                .fleet
+                .servers
+                .iter()
+                .find_map(|s| s.probe_account.as_ref());
+            let filter = match probe {
+                Some(a) => format!("({attr}={a})"),
+                None => "(objectClass=*)".to_string(),
+            };
+            let target = ldap::LdapTarget {
+                url: format!("ldap://{host}:{port}"),
+                bind,
+                base_dn: base,
+                filter,
+            };
+            (
+                "ldap".to_string(),
+                ldap::check(&mut run, &target, pc.timeout).await,
+            )
+        }
+        Check::E2e { port, store } => {
+            let name = format!("e2e:{}", store.name);
+            let (Some(account), Some(imap_port)) = (&store.probe_account, store.ports.imap) else {
+                return unknown(
+                    &server.name,
+                    &name,
+                    "the store has no probe_account or imap port",
+                );
+            };
+            let pw = match password {
+                Ok(pw) => pw.clone(),
+                Err(e) => return unknown(&server.name, &name, format!("probe password: {e}")),
+            };
+            let account = account.to_string();
+            let route = e2e::Route {
+                mta: (host, *port),
+                store: (store.host.as_str(), imap_port),
+                account: &account,
+                password: &pw,
+            };
+            let r = e2e::check(&mut run, &route).await;
+            (name, r)
+        }
+    };
+    run.finish(&server.name, &name, result, pc.warning, pc.critical)
+}
+
+/// Runs every check of the plan concurrently.
+pub async fn run(config: &Config, plan: &Plan) -> Vec<Outcome> {
+    let password = match &config.probe.password_file {
+        Some(p) => first_line(p),
+        None => Err("no [probe] password_file in the config".to_string()),
+    };
+    let futures = plan
+        .checks
+        .iter()
+        .map(|(s, c)| one(config, &password, s, c));
+    futures::future::join_all(futures).await
+}
