@@ -13,6 +13,7 @@ pub mod event;
 pub mod filter;
 pub mod input;
 pub mod output;
+pub mod pflogsumm;
 pub mod pipeline;
 pub mod postfix;
 pub mod report;
