@@ -180,8 +180,8 @@ pub enum Kind {
 pub struct Event {
     /// When.
     pub stamp: Stamp,
-    /// Which host logged it (shared: one host logs thousands of lines).
-    pub host: std::sync::Arc<str>,
+    /// Which host logged it: an index into the chunk's [`crate::Hosts`].
+    pub host: u32,
     /// What it says.
     pub kind: Kind,
 }

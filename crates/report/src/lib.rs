@@ -26,43 +26,56 @@ use std::sync::Arc;
 
 use event::{Event, Kind, Unknown};
 
-/// Shares one `Arc<str>` per host between consecutive lines: a log has few hosts.
+/// The hosts of one chunk: events carry an index into it, not the name, so no reference
+/// count bounces between the parser and aggregator threads on every line.
 #[derive(Debug, Default)]
-pub struct HostCache {
-    last: Option<Arc<str>>,
+pub struct Hosts {
+    names: Vec<Arc<str>>,
+    last: Option<u32>,
     /// For lines without a host (Dovecot's own log file): the file's name stem.
     unnamed: Option<Arc<str>>,
 }
 
-impl HostCache {
-    /// A cache whose hostless lines are attributed to `unnamed`.
+impl Hosts {
+    /// A table whose hostless lines are attributed to `unnamed`.
     pub fn new(unnamed: Option<Arc<str>>) -> Self {
-        HostCache {
+        Hosts {
+            names: Vec::new(),
             last: None,
             unnamed,
         }
     }
 
-    fn get(&mut self, host: &[u8]) -> Arc<str> {
-        if host.is_empty()
-            && let Some(u) = &self.unnamed
+    fn id(&mut self, host: &[u8]) -> u32 {
+        let host: &[u8] = match &self.unnamed {
+            Some(u) if host.is_empty() => u.as_bytes(),
+            _ => host,
+        };
+        if let Some(i) = self.last
+            && self.names[i as usize].as_bytes() == host
         {
-            return Arc::clone(u);
+            return i;
         }
-        match &self.last {
-            Some(h) if h.as_bytes() == host => Arc::clone(h),
-            _ => {
-                let h: Arc<str> = Arc::from(String::from_utf8_lossy(host));
-                self.last = Some(Arc::clone(&h));
-                h
+        let i = match self.names.iter().position(|n| n.as_bytes() == host) {
+            Some(i) => i,
+            None => {
+                self.names.push(Arc::from(String::from_utf8_lossy(host)));
+                self.names.len() - 1
             }
-        }
+        } as u32;
+        self.last = Some(i);
+        i
+    }
+
+    /// The names, indexed by [`Event::host`].
+    pub fn into_names(self) -> Vec<Arc<str>> {
+        self.names
     }
 }
 
 /// Classifies one line (without its newline); never fails: what is not understood becomes
 /// [`Kind::Unparsed`] with the kind of line it is.
-pub fn classify_line(line: &[u8], hosts: &mut HostCache) -> Event {
+pub fn classify_line(line: &[u8], hosts: &mut Hosts) -> Event {
     let Some(l) = syslog::parse(line) else {
         return Event {
             stamp: syslog::Stamp {
@@ -71,7 +84,7 @@ pub fn classify_line(line: &[u8], hosts: &mut HostCache) -> Event {
                 day: 0,
                 secs: 0,
             },
-            host: hosts.get(b""),
+            host: hosts.id(b""),
             kind: Kind::Unparsed {
                 kind: Unknown::NotSyslog,
             },
@@ -91,7 +104,7 @@ pub fn classify_line(line: &[u8], hosts: &mut HostCache) -> Event {
     };
     Event {
         stamp: l.stamp,
-        host: hosts.get(l.host),
+        host: hosts.id(l.host),
         kind,
     }
 }

@@ -51,6 +51,7 @@ enum Work {
 struct Parsed {
     seq: u64,
     events: Vec<Event>,
+    hosts: Vec<Arc<str>>,
     /// Lines not understood, counted here rather than sent one by one.
     unparsed: rustc_hash::FxHashMap<crate::event::Unknown, u64>,
     lines: u64,
@@ -61,7 +62,7 @@ struct Parsed {
 fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
     let mut events = Vec::with_capacity(data.len() / 120);
     let mut lines = 0;
-    let mut hosts = crate::HostCache::new(unnamed);
+    let mut hosts = crate::Hosts::new(unnamed);
     let mut unparsed = rustc_hash::FxHashMap::default();
     let mut run: Option<(crate::event::Unknown, u64)> = None;
     let mut start = 0;
@@ -96,6 +97,7 @@ fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
     Parsed {
         seq,
         events,
+        hosts: hosts.into_names(),
         unparsed,
         lines,
         bytes: data.len() as u64,
@@ -120,6 +122,7 @@ fn worker(work: &Mutex<Receiver<Work>>, out: &SyncSender<Parsed>, pool: &SyncSen
             Ok(Work::Failed(seq, e)) => Parsed {
                 seq,
                 events: Vec::new(),
+                hosts: Vec::new(),
                 unparsed: Default::default(),
                 lines: 0,
                 bytes: 0,
@@ -236,7 +239,7 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
                     agg.add_unparsed(kind, n);
                 }
                 for e in p.events {
-                    agg.add(e);
+                    agg.add(e, &p.hosts);
                 }
             }
         }

@@ -106,8 +106,11 @@ impl Aggregator {
             .unwrap_or_else(|| unreachable!())
     }
 
-    /// Folds one event in.
-    pub fn add(&mut self, e: Event) {
+    /// Folds one event in; `hosts` names its host.
+    pub fn add(&mut self, e: Event, hosts: &[Arc<str>]) {
+        let Some(host) = hosts.get(e.host as usize) else {
+            return self.unparsed(Unknown::NotSyslog);
+        };
         if let Kind::Unparsed { kind } = e.kind {
             return self.unparsed(kind);
         }
@@ -126,7 +129,7 @@ impl Aggregator {
                 ..
             } => {
                 self.totals.received();
-                self.machine(&e.host).received(when);
+                self.machine(host).received(when);
                 if let Some(u) = &sasl_user {
                     self.user(u).activity(when);
                 }
@@ -136,7 +139,7 @@ impl Aggregator {
             }
             Kind::Pickup { qid, .. } => {
                 self.totals.received();
-                self.machine(&e.host).received(when);
+                self.machine(host).received(when);
                 let m = self.msgs.entry(qid).or_default();
                 m.origin = Some(Origin::Pickup);
             }
@@ -145,7 +148,7 @@ impl Aggregator {
                 sender,
                 size,
                 nrcpt,
-            } => self.queue_from(&e.host, when, qid, sender, size, nrcpt),
+            } => self.queue_from(host, when, qid, sender, size, nrcpt),
             Kind::Delivery {
                 qid,
                 service,
@@ -153,13 +156,13 @@ impl Aggregator {
                 status,
                 forwarded,
                 ..
-            } => self.delivery(&e.host, when, &qid, service, to, status, forwarded),
+            } => self.delivery(host, when, &qid, service, to, status, forwarded),
             Kind::Reject(r) => self.totals.reject(r.action, r.service),
             Kind::Removed { qid } => {
                 self.msgs.remove(&qid);
             }
             Kind::Login { proto, user, ip } => {
-                self.machine(&e.host).account(&user);
+                self.machine(host).account(&user);
                 self.user(&user).login(when, &proto, ip);
             }
             Kind::LoginFailed {
@@ -168,7 +171,7 @@ impl Aggregator {
             Kind::Logout {
                 user, bytes_out, ..
             } => self.user(&user).session_bytes_out += bytes_out,
-            Kind::Stored { user } => self.machine(&e.host).account(&user),
+            Kind::Stored { user } => self.machine(host).account(&user),
             _ => {}
         }
     }
