@@ -4,15 +4,18 @@
 //!
 //! Layout: [`outcome`] (states, steps, the per-check deadline), [`line`] (a line-oriented
 //! connection with limits), one file per protocol ([`smtp`], [`imap`], [`pop3`], [`ldap`]),
-//! [`e2e`] (SMTP in, IMAP out), and [`plan`] (which checks a fleet gets, run concurrently).
+//! [`e2e`] (SMTP in, IMAP out), [`host`] (the local machine's resources), [`queue`] (Postfix's
+//! queue), and [`plan`] (which checks a fleet gets, run concurrently).
 
 pub mod e2e;
+pub mod host;
 pub mod imap;
 pub mod ldap;
 pub mod line;
 pub mod outcome;
 pub mod plan;
 pub mod pop3;
+pub mod queue;
 pub mod smtp;
 
 pub use outcome::{Outcome, State, Step};

@@ -23,13 +23,20 @@ enum Check {
     Ldap { port: u16 },
     /// Through this MTA into a store's probe mailbox.
     E2e { port: u16, store: Box<Server> },
+    /// The queue of this MTA's local Postfix.
+    Queue { dir: std::path::PathBuf },
 }
 
 /// The checks of one round.
 #[derive(Debug, Clone)]
 pub struct Plan {
     checks: Vec<(Server, Check)>,
+    /// Whether to check the local machine's resources too.
+    host: bool,
 }
+
+/// The name that selects the local machine's resource checks on the command line.
+pub const LOCAL: &str = "local";
 
 /// Why a plan could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +50,7 @@ impl Plan {
     /// The checks for the named servers (all when `only` is empty).
     pub fn new(config: &Config, only: &[String]) -> Result<Plan, PlanError> {
         for name in only {
-            if config.fleet.server(name).is_none() {
+            if name != LOCAL && config.fleet.server(name).is_none() {
                 return Err(PlanError::UnknownServer(name.clone()));
             }
         }
@@ -89,6 +96,9 @@ impl Plan {
             if let Some(port) = p.ldap {
                 add(Check::Ldap { port });
             }
+            if let (true, Some(dir)) = (s.has_role(Role::Mta), &s.postfix_dir) {
+                add(Check::Queue { dir: dir.clone() });
+            }
             if s.has_role(Role::Mta)
                 && let Some(port) = p.smtp
             {
@@ -100,17 +110,18 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan { checks })
+        let host = only.is_empty() || only.iter().any(|n| n == LOCAL);
+        Ok(Plan { checks, host })
     }
 
-    /// How many checks the round has.
+    /// How many server checks the round has (host checks not counted).
     pub fn len(&self) -> usize {
         self.checks.len()
     }
 
-    /// Whether the round has no checks.
+    /// Whether the round has no checks at all.
     pub fn is_empty(&self) -> bool {
-        self.checks.is_empty()
+        self.checks.is_empty() && !self.host
     }
 }
 
@@ -194,6 +205,46 @@ async fn one(
                 ldap::check(&mut run, &target, pc.timeout).await,
             )
         }
+        Check::Queue { dir } => {
+            let r = crate::queue::read(&mut run, dir).await;
+            let outcome = match r {
+                Ok(q) => {
+                    let sizes: Vec<String> =
+                        q.sizes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                    let top: Vec<String> = q
+                        .top_destinations
+                        .iter()
+                        .map(|(d, n)| format!("{d} {n}"))
+                        .collect();
+                    let oldest = q
+                        .oldest
+                        .map_or(String::new(), |o| format!(", oldest {} s", o.as_secs()));
+                    let msg = format!(
+                        "{} messages ({}){oldest}{}",
+                        q.total,
+                        if sizes.is_empty() {
+                            "empty".into()
+                        } else {
+                            sizes.join(", ")
+                        },
+                        if top.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; waiting for {}", top.join(", "))
+                        }
+                    );
+                    let mut o = run.finish(&server.name, "queue", Ok(msg), pc.warning, pc.critical);
+                    if q.total > pc.queue_critical {
+                        o.state = crate::State::Critical;
+                    } else if q.total > pc.queue_warning && o.state < crate::State::Warning {
+                        o.state = crate::State::Warning;
+                    }
+                    o
+                }
+                Err(f) => run.finish(&server.name, "queue", Err(f), pc.warning, pc.critical),
+            };
+            return outcome;
+        }
         Check::E2e { port, store } => {
             let name = format!("e2e:{}", store.name);
             let (Some(account), Some(imap_port)) = (&store.probe_account, store.ports.imap) else {
@@ -231,5 +282,24 @@ pub async fn run(config: &Config, plan: &Plan) -> Vec<Outcome> {
         .checks
         .iter()
         .map(|(s, c)| one(config, &password, s, c));
-    futures::future::join_all(futures).await
+    let host = async {
+        if !plan.host {
+            return Vec::new();
+        }
+        let pc = &config.probe;
+        let limits = crate::host::Limits {
+            warning: pc.resource_warning_pct,
+            critical: pc.resource_critical_pct,
+        };
+        let timeout = pc.timeout;
+        // /proc reads and statvfs block: off the async threads (statvfs on threads of its own).
+        tokio::task::spawn_blocking(move || {
+            crate::host::check(&crate::host::hostname(), limits, timeout, &[])
+        })
+        .await
+        .unwrap_or_default()
+    };
+    let (mut outcomes, host) = futures::join!(futures::future::join_all(futures), host);
+    outcomes.extend(host);
+    outcomes
 }

@@ -51,6 +51,15 @@ pub struct ProbeConfig {
     pub warning: Duration,
     /// A check slower than this is CRITICAL.
     pub critical: Duration,
+    /// A resource (disk, inodes, memory, swap, CPU, disk I/O) used above this percentage is
+    /// WARNING (best practice: 75).
+    pub resource_warning_pct: u8,
+    /// ... and above this, CRITICAL.
+    pub resource_critical_pct: u8,
+    /// A mail queue longer than this is WARNING.
+    pub queue_warning: u64,
+    /// ... and longer than this, CRITICAL.
+    pub queue_critical: u64,
 }
 
 /// Which account directory to use.

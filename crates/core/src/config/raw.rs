@@ -30,6 +30,10 @@ pub(crate) struct RawProbe {
     pub(crate) timeout_secs: Option<i64>,
     pub(crate) warning_ms: Option<i64>,
     pub(crate) critical_ms: Option<i64>,
+    pub(crate) resource_warning_pct: Option<i64>,
+    pub(crate) resource_critical_pct: Option<i64>,
+    pub(crate) queue_warning: Option<i64>,
+    pub(crate) queue_critical: Option<i64>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

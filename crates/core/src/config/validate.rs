@@ -230,11 +230,38 @@ fn probe(r: &RawProbe, base: &Path, p: &mut Problems) -> ProbeConfig {
         );
     }
     let timeout = Duration::from_secs(secs.clamp(1, 300) as u64);
+    let mut bounded = |v: Option<i64>, key: &str, default: i64, max: i64| {
+        let v = v.unwrap_or(default);
+        if !(0..=max).contains(&v) {
+            p.add(
+                format!("probe.{key}"),
+                format!("{v} is out of range 0-{max}"),
+            );
+        }
+        v.clamp(0, max)
+    };
+    let rw = bounded(r.resource_warning_pct, "resource_warning_pct", 75, 100);
+    let rc = bounded(r.resource_critical_pct, "resource_critical_pct", 90, 100);
+    let qw = bounded(r.queue_warning, "queue_warning", 100, i64::MAX);
+    let qc = bounded(r.queue_critical, "queue_critical", 1000, i64::MAX);
+    if rw > rc {
+        p.add(
+            "probe.resource_warning_pct",
+            "is above probe.resource_critical_pct",
+        );
+    }
+    if qw > qc {
+        p.add("probe.queue_warning", "is above probe.queue_critical");
+    }
     ProbeConfig {
         password_file: r.password_file.as_ref().map(|f| resolve(base, f)),
         timeout,
         warning,
         critical,
+        resource_warning_pct: rw as u8,
+        resource_critical_pct: rc as u8,
+        queue_warning: qw as u64,
+        queue_critical: qc as u64,
     }
 }
 

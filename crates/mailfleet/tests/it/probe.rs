@@ -80,7 +80,9 @@ impl Drop for Thaw {
 #[tokio::test]
 async fn all_checks_ok_with_timings() {
     let stack = TestStack::start().await.expect("stack");
-    let (code, outcomes) = probe(&stack.config_path(), &[]);
+    // The servers by name: the local machine's own resources depend on the machine.
+    let all = ["ldap1", "mx1", "store1", "store2"];
+    let (code, outcomes) = probe(&stack.config_path(), &all);
     for o in &outcomes {
         assert_eq!(o["state"], "OK", "{o:#}");
         assert!(o["elapsed_ms"].as_f64().unwrap() > 0.0);
@@ -252,4 +254,76 @@ async fn unknown_server_and_missing_password_are_reported() {
     let (code, outcomes) = probe(&stack.config_path(), &["store1"]);
     assert_eq!(find(&outcomes, "store1", "imap")["state"], "UNKNOWN");
     assert_eq!(code, 3);
+}
+
+/// The stack's config with extra `[probe]` settings.
+fn config_with(stack: &TestStack, extra: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(stack.config_path()).unwrap();
+    let text = text.replacen(
+        "timeout_secs = 5\n",
+        &format!("timeout_secs = 5\n{extra}\n"),
+        1,
+    );
+    let path = stack.base().join("probe-test.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn undeliverable_mail_raises_the_queue_alarm() {
+    let stack = TestStack::start().await.expect("stack");
+    let config = config_with(&stack, "queue_warning = 2\nqueue_critical = 5");
+    let (_, outcomes) = probe(&config, &["mx1"]);
+    assert_eq!(find(&outcomes, "mx1", "queue")["state"], "OK");
+    mailfleet_stack::dovecot::stop(&mailfleet_stack::Layout::new(&stack.base()), "store2")
+        .expect("stop");
+    let p = &stack.info.ports;
+    for i in 0..6 {
+        crate::common::send(
+            p.smtp,
+            "alice@example.com",
+            "carol@example.org",
+            &format!("stuck {i}"),
+        )
+        .await;
+    }
+    let (_, outcomes) = probe(&config, &["mx1"]);
+    let q = find(&outcomes, "mx1", "queue");
+    assert_eq!(q["state"], "CRITICAL", "{q:#}");
+    let msg = q["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("6 messages") && msg.contains("example.org 6"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn local_resources_are_checked_against_thresholds() {
+    let stack = TestStack::start().await.expect("stack");
+    let (_, outcomes) = probe(&stack.config_path(), &["local"]);
+    let checks: Vec<&str> = outcomes
+        .iter()
+        .map(|o| o["check"].as_str().unwrap())
+        .collect();
+    for want in [
+        "cpu",
+        "load",
+        "memory",
+        "swap",
+        "disk:/",
+        "inodes:/",
+        "net-errors",
+        "tcp-listen-overflows",
+    ] {
+        assert!(checks.contains(&want), "{want} missing from {checks:?}");
+    }
+    // Any used disk is over 1%: with that threshold the root filesystem is at least WARNING.
+    let strict = config_with(
+        &stack,
+        "resource_warning_pct = 1\nresource_critical_pct = 100",
+    );
+    let (code, outcomes) = probe(&strict, &["local"]);
+    let root = outcomes.iter().find(|o| o["check"] == "disk:/").unwrap();
+    assert_eq!(root["state"], "WARNING", "{root:#}");
+    assert!(code >= 1);
 }

@@ -1,0 +1,86 @@
+//! The Postfix queue of a local MTA, from `postqueue -j`: sizes of each queue, the oldest
+//! message, and where the waiting mail is going.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::outcome::{Failure, Run};
+
+#[derive(Deserialize)]
+struct Entry {
+    queue_name: String,
+    arrival_time: Option<i64>,
+    #[serde(default)]
+    recipients: Vec<Recipient>,
+}
+
+#[derive(Deserialize)]
+struct Recipient {
+    address: String,
+}
+
+/// What the queue holds.
+#[derive(Debug, Default, Clone)]
+pub struct QueueState {
+    /// Messages per queue (active, deferred, hold, incoming, maildrop).
+    pub sizes: BTreeMap<String, u64>,
+    /// All messages.
+    pub total: u64,
+    /// Age of the oldest message.
+    pub oldest: Option<Duration>,
+    /// Recipient domains with the most waiting mail.
+    pub top_destinations: Vec<(String, u64)>,
+}
+
+/// Reads the queue of the Postfix whose config directory is `dir`.
+pub async fn read(run: &mut Run, dir: &Path) -> Result<QueueState, Failure> {
+    let out = run
+        .step("postqueue", async {
+            tokio::process::Command::new("postqueue")
+                .arg("-c")
+                .arg(dir)
+                .arg("-j")
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .output()
+                .await
+        })
+        .await?;
+    if !out.status.success() {
+        return Err(Failure::new(
+            "postqueue",
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut q = QueueState::default();
+    let mut domains: BTreeMap<String, u64> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let e: Entry = serde_json::from_str(line)
+            .map_err(|err| Failure::new("postqueue", format!("unreadable output: {err}")))?;
+        *q.sizes.entry(e.queue_name).or_insert(0) += 1;
+        q.total += 1;
+        if let Some(t) = e.arrival_time {
+            let age = Duration::from_secs(now.saturating_sub(t).max(0) as u64);
+            q.oldest = Some(q.oldest.map_or(age, |o| o.max(age)));
+        }
+        for r in e.recipients {
+            let d = r
+                .address
+                .rsplit_once('@')
+                .map_or(r.address.as_str(), |(_, d)| d)
+                .to_lowercase();
+            *domains.entry(d).or_insert(0) += 1;
+        }
+    }
+    let mut top: Vec<(String, u64)> = domains.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(5);
+    q.top_destinations = top;
+    Ok(q)
+}
