@@ -126,6 +126,8 @@ fn statvfs(mount: &str, timeout: Duration) -> Result<(f64, f64), String> {
         return Err(format!("cannot start a thread: {e}"));
     }
     match rx.recv_timeout(timeout) {
+        // fsblkcnt_t is 32 bits on some platforms: the casts are not always no-ops.
+        #[allow(clippy::unnecessary_cast)]
         Ok(Ok(s)) => {
             let used = |total: u64, avail: u64| {
                 if total == 0 {
