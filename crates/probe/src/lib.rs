@@ -7,11 +7,13 @@
 //! [`e2e`] (SMTP in, IMAP out), [`host`] (the local machine's resources), [`queue`] (Postfix's
 //! queue), and [`plan`] (which checks a fleet gets, run concurrently).
 
+pub mod alarm;
 pub mod e2e;
 pub mod host;
 pub mod imap;
 pub mod ldap;
 pub mod line;
+pub mod metrics;
 pub mod outcome;
 pub mod plan;
 pub mod pop3;

@@ -9,15 +9,20 @@ use super::{Context, print_json};
 
 #[derive(Debug, Args)]
 pub(crate) struct ProbeCmd {
-    /// Only these servers [default: all].
+    /// Only these servers (`local`: this machine's resources) [default: all, and local].
     servers: Vec<String>,
+    /// Print the round in the Prometheus text format instead.
+    #[arg(long, conflicts_with = "json")]
+    prometheus: bool,
 }
 
 pub(crate) async fn run(cmd: ProbeCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
     let config = ctx.load()?;
     let plan = Plan::new(&config, &cmd.servers)?;
     let outcomes = mailfleet_probe::run(&config, &plan).await;
-    if ctx.json {
+    if cmd.prometheus {
+        print!("{}", mailfleet_probe::metrics::render(&outcomes));
+    } else if ctx.json {
         print_json(&outcomes)?;
     } else {
         print_table(&outcomes);

@@ -327,3 +327,49 @@ async fn local_resources_are_checked_against_thresholds() {
     assert_eq!(root["state"], "WARNING", "{root:#}");
     assert!(code >= 1);
 }
+
+#[tokio::test]
+async fn prometheus_output_passes_promtool() {
+    let stack = TestStack::start().await.expect("stack");
+    let out = crate::common::mailfleet(&[
+        "--config",
+        stack.config_path().to_str().unwrap(),
+        "probe",
+        "--prometheus",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("mailfleet_check_state{server=\"store1\",check=\"imap\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("step=\"connect_2\""),
+        "the e2e check's second connect is numbered"
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/install-stack installs it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let res = promtool.wait_with_output().unwrap();
+    assert!(
+        res.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr)
+    );
+}
