@@ -111,6 +111,8 @@ pub struct Server {
     pub passwd_file: Option<PathBuf>,
     /// Mailbox stores: the account the probes log in as (its password is `[probe] password_file`).
     pub probe_account: Option<crate::Address>,
+    /// The PID file of its main daemon, when it runs here: the monitor notices restarts.
+    pub pid_file: Option<PathBuf>,
 }
 
 impl Server {

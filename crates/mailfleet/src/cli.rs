@@ -3,6 +3,7 @@
 mod accounts;
 mod config;
 mod demo;
+mod monitor;
 mod probe;
 mod report;
 
@@ -44,6 +45,8 @@ enum Command {
     Report(report::ReportCmd),
     /// One round of deep checks (log in, fetch, deliver end to end); exit code as plugins use.
     Probe(probe::ProbeCmd),
+    /// Probe rounds on a schedule: alarms by log, mail and webhook, restarts, /metrics.
+    Monitor(monitor::MonitorCmd),
 }
 
 /// What every command gets: where the config is and how to print.
@@ -83,6 +86,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(c) => demo::run(c, &ctx).await,
         Command::Report(c) => report::run(c, &ctx).await,
         Command::Probe(c) => probe::run(c, &ctx).await,
+        Command::Monitor(c) => monitor::run(c, &ctx).await,
     }
 }
 

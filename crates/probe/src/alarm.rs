@@ -49,6 +49,8 @@ pub enum Kind {
     Recovery,
     /// Changing state too often to alarm on each change.
     Flapping,
+    /// The service's process restarted on its own (its start time changed).
+    Restart,
 }
 
 /// One notification to send.

@@ -14,6 +14,8 @@ pub mod imap;
 pub mod ldap;
 pub mod line;
 pub mod metrics;
+pub mod monitor;
+pub mod notify;
 pub mod outcome;
 pub mod plan;
 pub mod pop3;

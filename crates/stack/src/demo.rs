@@ -70,6 +70,7 @@ name = {LDAP:?}
 roles = [\"directory\"]
 host = {qhost}
 ports = {{ ldap = {ldap} }}
+pid_file = {slapd_pid}
 
 [[server]]
 name = {MTA:?}
@@ -78,6 +79,7 @@ host = {qhost}
 ports = {{ smtp = {smtp} }}
 group = \"mta\"
 postfix_dir = {postfix}
+pid_file = {postfix_pid}
 ",
         base = b.display(),
         data = q(layout.data_dir().display()),
@@ -92,6 +94,8 @@ postfix_dir = {postfix}
         ldap = ports.ldap,
         smtp = ports.smtp,
         postfix = q(layout.postfix_conf().display()),
+        postfix_pid = q(layout.postfix_pid().display()),
+        slapd_pid = q(layout.slapd_pid().display()),
     );
     for (name, p) in STORES.iter().zip(&ports.stores) {
         s.push_str(&format!(
@@ -104,6 +108,7 @@ ports = {{ imap = {imap}, pop3 = {pop3}, lmtp = {lmtp} }}
 maildir_root = {root}
 passwd_file = {users}
 probe_account = {probe}
+pid_file = {pid}
 ",
             qhost = q(host),
             imap = p.imap,
@@ -111,6 +116,7 @@ probe_account = {probe}
             lmtp = p.lmtp,
             root = q(layout.maildir_root(name).display()),
             users = q(layout.passwd_file(name).display()),
+            pid = q(layout.dovecot_pid(name).display()),
             probe = q(PROBES
                 .iter()
                 .find(|(s, _)| s == name)

@@ -35,9 +35,34 @@ pub struct Config {
     pub fleet: Fleet,
     /// How probes run.
     pub probe: ProbeConfig,
+    /// How `mailfleet monitor` runs and notifies.
+    pub monitor: MonitorConfig,
     /// The `[directory.ldap]` section, when present, whichever backend is in use: the
     /// LDAP probe binds with it.
     pub ldap: Option<LdapConfig>,
+}
+
+/// Monitor settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorConfig {
+    /// Time between rounds.
+    pub interval: Duration,
+    /// Where to serve `/metrics`, if anywhere.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Who gets alarm mail (sent through the fleet's first MTA).
+    pub notify_email: Vec<crate::Address>,
+    /// The sender of alarm mail.
+    pub notify_from: crate::Address,
+    /// An `http://` URL that gets each notification as JSON.
+    pub webhook_url: Option<String>,
+    /// Rounds a new state must hold before it counts.
+    pub confirm_rounds: u32,
+    /// Re-notify a lasting problem this often.
+    pub repeat: Duration,
+    /// Rounds looked at for flapping.
+    pub flap_window: usize,
+    /// State changes within the window that make a check flapping.
+    pub flap_changes: usize,
 }
 
 /// Probe settings.

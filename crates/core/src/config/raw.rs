@@ -21,6 +21,22 @@ pub(crate) struct RawConfig {
     pub(crate) groups: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub(crate) probe: RawProbe,
+    #[serde(default)]
+    pub(crate) monitor: RawMonitor,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMonitor {
+    pub(crate) interval_secs: Option<i64>,
+    pub(crate) listen: Option<String>,
+    pub(crate) notify_email: Option<Vec<String>>,
+    pub(crate) notify_from: Option<String>,
+    pub(crate) webhook_url: Option<String>,
+    pub(crate) confirm_rounds: Option<i64>,
+    pub(crate) repeat_mins: Option<i64>,
+    pub(crate) flap_window: Option<i64>,
+    pub(crate) flap_changes: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,4 +124,5 @@ pub(crate) struct RawServer {
     pub(crate) postfix_dir: Option<PathBuf>,
     pub(crate) passwd_file: Option<PathBuf>,
     pub(crate) probe_account: Option<String>,
+    pub(crate) pid_file: Option<PathBuf>,
 }

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{
-    DirectoryBackend, RawConfig, RawLdap, RawProbe, RawServer, RawState, StateBackend,
+    DirectoryBackend, RawConfig, RawLdap, RawMonitor, RawProbe, RawServer, RawState, StateBackend,
 };
 use super::{
-    Config, DirectoryConfig, LdapAttributes, LdapConfig, ProbeConfig, Problem, StateConfig,
+    Config, DirectoryConfig, LdapAttributes, LdapConfig, MonitorConfig, ProbeConfig, Problem,
+    StateConfig,
 };
 use crate::fleet::{Fleet, Role, Server};
 
@@ -42,6 +43,7 @@ pub(super) fn validate(
     let directory = directory(&raw, &data_dir, ldap.clone(), &mut p);
     let state = state(&raw.state, &data_dir, base, &mut p);
     let probe = probe(&raw.probe, base, &mut p);
+    let monitor = monitor(&raw.monitor, &mut p);
     let fleet = fleet(raw.servers, raw.groups, base, &mut p);
     if p.0.is_empty() {
         Ok(Config {
@@ -51,6 +53,7 @@ pub(super) fn validate(
             state,
             fleet,
             probe,
+            monitor,
             ldap,
         })
     } else {
@@ -265,6 +268,72 @@ fn probe(r: &RawProbe, base: &Path, p: &mut Problems) -> ProbeConfig {
     }
 }
 
+fn monitor(r: &RawMonitor, p: &mut Problems) -> MonitorConfig {
+    let mut int = |v: Option<i64>, key: &str, default: i64, min: i64, max: i64| {
+        let v = v.unwrap_or(default);
+        if !(min..=max).contains(&v) {
+            p.add(
+                format!("monitor.{key}"),
+                format!("{v} is out of range {min}-{max}"),
+            );
+        }
+        v.clamp(min, max)
+    };
+    let interval = Duration::from_secs(int(r.interval_secs, "interval_secs", 60, 1, 86_400) as u64);
+    let confirm_rounds = int(r.confirm_rounds, "confirm_rounds", 2, 1, 100) as u32;
+    let repeat = Duration::from_secs(60 * int(r.repeat_mins, "repeat_mins", 60, 1, 100_000) as u64);
+    let flap_window = int(r.flap_window, "flap_window", 10, 2, 1000) as usize;
+    let flap_changes = int(r.flap_changes, "flap_changes", 4, 2, 1000) as usize;
+    let listen = r.listen.as_deref().and_then(|l| match l.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.add(
+                "monitor.listen",
+                format!("{l:?} is not an address:port like 127.0.0.1:9187"),
+            );
+            None
+        }
+    });
+    let mut notify_email = Vec::new();
+    for (i, a) in r.notify_email.iter().flatten().enumerate() {
+        match crate::Address::parse(a) {
+            Ok(a) => notify_email.push(a),
+            Err(e) => p.add(format!("monitor.notify_email[{i}]"), e.to_string()),
+        }
+    }
+    let notify_from = match crate::Address::parse(
+        r.notify_from
+            .as_deref()
+            .unwrap_or("mailfleet@localhost.localdomain"),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            p.add("monitor.notify_from", e.to_string());
+            crate::Address::parse("mailfleet@localhost.localdomain")
+                .unwrap_or_else(|_| unreachable!())
+        }
+    };
+    if let Some(u) = &r.webhook_url
+        && !u.starts_with("http://")
+    {
+        p.add(
+            "monitor.webhook_url",
+            format!("{u:?}: only http:// URLs are supported (no TLS client yet)"),
+        );
+    }
+    MonitorConfig {
+        interval,
+        listen,
+        notify_email,
+        notify_from,
+        webhook_url: r.webhook_url.clone(),
+        confirm_rounds,
+        repeat,
+        flap_window,
+        flap_changes,
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
@@ -389,6 +458,7 @@ fn server(s: RawServer, key: &str, base: &Path, p: &mut Problems) -> Server {
         maildir_root: s.maildir_root.map(|r| resolve(base, &r)),
         postfix_dir: s.postfix_dir.map(|r| resolve(base, &r)),
         passwd_file: s.passwd_file.map(|r| resolve(base, &r)),
+        pid_file: s.pid_file.map(|f| resolve(base, &f)),
         probe_account: s
             .probe_account
             .as_deref()

@@ -7,5 +7,6 @@ mod config_errors;
 mod delivery;
 mod demo_cli;
 mod directory_suite;
+mod monitor;
 mod probe;
 mod report_demo;

@@ -1,0 +1,166 @@
+//! The monitor over rounds against the demo stack: one notification per state change (by
+//! webhook and by mail through the demo's own MTA), none while a problem lasts, a recovery
+//! when it clears, a restart noticed, and `/metrics` served.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailfleet_core::Config;
+use mailfleet_probe::alarm::Kind;
+use mailfleet_probe::monitor::{Monitor, serve_metrics};
+use mailfleet_stack::{Layout, TestStack, dovecot};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A webhook receiver on loopback: keeps each request body, answers 204.
+async fn webhook() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&bodies);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Read until the body announced by Content-Length is in.
+            loop {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        keep.lock().unwrap().push(body.to_string());
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = s
+                .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                .await;
+        }
+    });
+    (url, bodies)
+}
+
+fn about(notes: &[mailfleet_probe::alarm::Notification], server: &str) -> Vec<(Kind, String)> {
+    let mut v: Vec<(Kind, String)> = notes
+        .iter()
+        .filter(|n| n.server == server)
+        .map(|n| (n.kind, n.check.clone()))
+        .collect();
+    v.sort_by(|a, b| a.1.cmp(&b.1));
+    v
+}
+
+#[tokio::test]
+async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
+    let stack = TestStack::start().await.expect("stack");
+    let (url, bodies) = webhook().await;
+    let text = std::fs::read_to_string(stack.config_path()).unwrap()
+        + &format!(
+            "\n[monitor]\nnotify_email = [\"alice@example.com\"]\nnotify_from = \"mailfleet@example.com\"\nwebhook_url = \"{url}\"\nconfirm_rounds = 2\n"
+        );
+    let config = Config::parse(&text, &stack.config_path()).expect("config");
+    let mut monitor = Monitor::new(config).expect("monitor");
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = metrics.local_addr().unwrap();
+    tokio::spawn(serve_metrics(metrics, monitor.latest()));
+    let layout = Layout::new(&stack.base());
+    let ports = stack.info.ports.clone();
+
+    for _ in 0..2 {
+        let (_, notes) = monitor.round().await;
+        assert!(about(&notes, "store2").is_empty(), "{notes:?}");
+    }
+    dovecot::stop(&layout, "store2").expect("stop store2");
+    let (_, notes) = monitor.round().await;
+    assert!(
+        about(&notes, "store2").is_empty(),
+        "one bad round is not yet an alarm: {notes:?}"
+    );
+    let (_, notes) = monitor.round().await;
+    let problems = about(&notes, "store2");
+    assert_eq!(
+        problems,
+        [
+            (Kind::Problem, "imap".to_string()),
+            (Kind::Problem, "lmtp".to_string()),
+            (Kind::Problem, "pop3".to_string())
+        ],
+        "{notes:?}"
+    );
+    assert!(
+        about(&notes, "mx1")
+            .iter()
+            .any(|(k, c)| *k == Kind::Problem && c == "e2e:store2"),
+        "{notes:?}"
+    );
+    // The problem lasts: no more notifications about it.
+    for _ in 0..8 {
+        let (_, notes) = monitor.round().await;
+        assert!(about(&notes, "store2").is_empty(), "{notes:?}");
+    }
+    // store1 restarts between two rounds: noticed from its new start time.
+    dovecot::stop(&layout, "store1").expect("stop store1");
+    dovecot::start(&layout, "store1", "127.0.0.1", &ports.stores[0]).expect("start store1");
+    let (_, notes) = monitor.round().await;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.kind == Kind::Restart && n.server == "store1"),
+        "{notes:?}"
+    );
+    // store2 comes back: a recovery for each of its checks.
+    dovecot::start(&layout, "store2", "127.0.0.1", &ports.stores[1]).expect("start store2");
+    let mut recovered = Vec::new();
+    for _ in 0..3 {
+        let (_, notes) = monitor.round().await;
+        recovered.extend(
+            about(&notes, "store2")
+                .into_iter()
+                .filter(|(k, _)| *k == Kind::Recovery)
+                .map(|(_, c)| c),
+        );
+    }
+    recovered.sort();
+    assert_eq!(recovered, ["imap", "lmtp", "pop3"]);
+
+    // The webhook got JSON notifications; the alarm mail arrived through the demo MTA.
+    let got = bodies.lock().unwrap().clone();
+    assert!(
+        got.iter()
+            .any(|b| b.contains("\"kind\":\"problem\"") && b.contains("\"server\":\"store2\"")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|b| b.contains("\"kind\":\"recovery\"")),
+        "{got:?}"
+    );
+    let mail = crate::common::wait_for_mail(
+        ports.stores[0].imap,
+        "alice@example.com",
+        "PROBLEM store2 imap",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(mail.len(), 1, "one alarm mail for store2 imap");
+
+    let mut s = tokio::net::TcpStream::connect(metrics_addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).await.unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains("mailfleet_check_state{server=\"store2\",check=\"imap\"} 0"),
+        "{page}"
+    );
+}

@@ -1,0 +1,168 @@
+//! The monitor: probe rounds on a schedule, alarms from them, notifications by log, mail and
+//! webhook, restarts noticed from the daemons' start times, and the latest round for
+//! `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use mailfleet_core::{Config, Role};
+
+use crate::alarm::{Alarms, Kind, Notification, Policy};
+use crate::outcome::{Outcome, State};
+use crate::plan::{Plan, run};
+use crate::{metrics, notify};
+
+/// The latest round in Prometheus format, shared with the `/metrics` server.
+pub type Latest = Arc<RwLock<String>>;
+
+/// A monitor between rounds.
+pub struct Monitor {
+    config: Config,
+    plan: Plan,
+    alarms: Alarms,
+    /// Per server: the PID and start time of its daemon last round.
+    started: HashMap<String, (i32, u64)>,
+    latest: Latest,
+}
+
+/// The start time (clock ticks since boot) of a process, from /proc/PID/stat field 22.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    // Fields after the command name start at field 3 (state); starttime is field 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl Monitor {
+    /// A monitor of the whole fleet.
+    pub fn new(config: Config) -> Result<Self, crate::plan::PlanError> {
+        let plan = Plan::new(&config, &[])?;
+        let m = &config.monitor;
+        let policy = Policy {
+            confirm: m.confirm_rounds,
+            repeat: m.repeat,
+            flap_window: m.flap_window,
+            flap_changes: m.flap_changes,
+        };
+        Ok(Monitor {
+            config,
+            plan,
+            alarms: Alarms::new(policy),
+            started: HashMap::new(),
+            latest: Latest::default(),
+        })
+    }
+
+    /// The latest round for `/metrics`.
+    pub fn latest(&self) -> Latest {
+        Arc::clone(&self.latest)
+    }
+
+    fn restarts(&mut self) -> Vec<Notification> {
+        let mut out = Vec::new();
+        for s in &self.config.fleet.servers {
+            let Some(pid_file) = &s.pid_file else {
+                continue;
+            };
+            let now = std::fs::read_to_string(pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+                .and_then(|pid| Some((pid, start_time(pid)?)));
+            match (now, self.started.get(&s.name)) {
+                (Some(now), Some(before)) if now != *before => out.push(Notification {
+                    kind: Kind::Restart,
+                    server: s.name.clone(),
+                    check: "process".into(),
+                    state: State::Warning,
+                    message: format!("PID {} started anew (was {})", now.0, before.0),
+                }),
+                _ => {}
+            }
+            match now {
+                Some(n) => {
+                    self.started.insert(s.name.clone(), n);
+                }
+                None => {
+                    self.started.remove(&s.name);
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs one round: probes, alarms, notifications. Returns the outcomes and what was sent.
+    pub async fn round(&mut self) -> (Vec<Outcome>, Vec<Notification>) {
+        let outcomes = run(&self.config, &self.plan).await;
+        let mut notes = self.alarms.observe(&outcomes, Instant::now());
+        notes.extend(self.restarts());
+        if let Ok(mut l) = self.latest.write() {
+            *l = metrics::render(&outcomes);
+        }
+        for n in &notes {
+            self.send(n).await;
+        }
+        (outcomes, notes)
+    }
+
+    async fn send(&self, n: &Notification) {
+        let m = &self.config.monitor;
+        let timeout = self.config.probe.timeout;
+        match n.kind {
+            Kind::Recovery => tracing::info!("{}: {}", notify::subject(n), n.message),
+            _ => tracing::warn!("{}: {}", notify::subject(n), n.message),
+        }
+        if !m.notify_email.is_empty() {
+            let mta = self
+                .config
+                .fleet
+                .with_role(Role::Mta)
+                .find_map(|s| Some((s.host.as_str(), s.ports.smtp?)));
+            match mta {
+                Some(mta) => {
+                    for to in &m.notify_email {
+                        if let Err(e) =
+                            notify::email(n, mta, m.notify_from.as_str(), to.as_str(), timeout)
+                                .await
+                        {
+                            tracing::error!("mailing the alarm to {to}: {e}");
+                        }
+                    }
+                }
+                None => tracing::error!(
+                    "monitor.notify_email is set but the fleet has no MTA with an smtp port"
+                ),
+            }
+        }
+        if let Some(url) = &m.webhook_url
+            && let Err(e) = notify::webhook(n, url, timeout).await
+        {
+            tracing::error!("webhook: {e}");
+        }
+    }
+}
+
+/// Serves `GET /metrics` with the latest round until the listener's task is dropped.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    latest: Latest,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let latest = Arc::clone(&latest);
+            async move {
+                let body = latest.read().map(|l| l.clone()).unwrap_or_default();
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    body,
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app).await
+}
