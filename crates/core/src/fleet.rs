@@ -113,6 +113,10 @@ pub struct Server {
     pub probe_account: Option<crate::Address>,
     /// The PID file of its main daemon, when it runs here: the monitor notices restarts.
     pub pid_file: Option<PathBuf>,
+    /// Mailbox stores: the status file of the latest backup run (the backup command writes it).
+    pub backup_status: Option<PathBuf>,
+    /// The newest good backup may be this old before its check is CRITICAL.
+    pub backup_max_age: std::time::Duration,
 }
 
 impl Server {

@@ -11,6 +11,7 @@
 pub mod account;
 pub mod accounts;
 pub mod address;
+pub mod backup_status;
 pub mod config;
 pub mod directory;
 pub mod fleet;

@@ -6,6 +6,7 @@ mod demo;
 mod monitor;
 mod probe;
 mod report;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ enum Command {
     Probe(probe::ProbeCmd),
     /// Probe rounds on a schedule: alarms by log, mail and webhook, restarts, /metrics.
     Monitor(monitor::MonitorCmd),
+    /// The monitor's history: CSV export per check family.
+    #[command(subcommand)]
+    Stats(stats::StatsCmd),
 }
 
 /// What every command gets: where the config is and how to print.
@@ -87,6 +91,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(c) => report::run(c, &ctx).await,
         Command::Probe(c) => probe::run(c, &ctx).await,
         Command::Monitor(c) => monitor::run(c, &ctx).await,
+        Command::Stats(c) => stats::run(c, &ctx),
     }
 }
 

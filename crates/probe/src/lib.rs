@@ -8,7 +8,9 @@
 //! queue), and [`plan`] (which checks a fleet gets, run concurrently).
 
 pub mod alarm;
+pub mod backup;
 pub mod e2e;
+pub mod history;
 pub mod host;
 pub mod imap;
 pub mod ldap;

@@ -24,6 +24,7 @@ pub struct Monitor {
     /// Per server: the PID and start time of its daemon last round.
     started: HashMap<String, (i32, u64)>,
     latest: Latest,
+    history: Option<crate::history::History>,
 }
 
 /// The start time (clock ticks since boot) of a process, from /proc/PID/stat field 22.
@@ -45,12 +46,21 @@ impl Monitor {
             flap_window: m.flap_window,
             flap_changes: m.flap_changes,
         };
+        // Without a history the monitor still alarms; say why there is none.
+        let history = match crate::history::History::open(&config.data_dir) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::error!("history disabled: {e}");
+                None
+            }
+        };
         Ok(Monitor {
             config,
             plan,
             alarms: Alarms::new(policy),
             started: HashMap::new(),
             latest: Latest::default(),
+            history,
         })
     }
 
@@ -98,6 +108,13 @@ impl Monitor {
         notes.extend(self.restarts());
         if let Ok(mut l) = self.latest.write() {
             *l = metrics::render(&outcomes);
+        }
+        let retention = self.config.monitor.retention;
+        // A local SQLite insert per round: short enough to do in place.
+        if let Some(h) = &mut self.history
+            && let Err(e) = h.record(chrono::Utc::now(), &outcomes, retention)
+        {
+            tracing::error!("recording the round: {e}");
         }
         for n in &notes {
             self.send(n).await;

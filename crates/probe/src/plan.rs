@@ -25,6 +25,8 @@ enum Check {
     E2e { port: u16, store: Box<Server> },
     /// The queue of this MTA's local Postfix.
     Queue { dir: std::path::PathBuf },
+    /// The age of the store's newest good backup.
+    Backup { status: std::path::PathBuf },
 }
 
 /// The checks of one round.
@@ -95,6 +97,11 @@ impl Plan {
             }
             if let Some(port) = p.ldap {
                 add(Check::Ldap { port });
+            }
+            if let Some(status) = &s.backup_status {
+                add(Check::Backup {
+                    status: status.clone(),
+                });
             }
             if let (true, Some(dir)) = (s.has_role(Role::Mta), &s.postfix_dir) {
                 add(Check::Queue { dir: dir.clone() });
@@ -204,6 +211,23 @@ async fn one(
                 "ldap".to_string(),
                 ldap::check(&mut run, &target, pc.timeout).await,
             )
+        }
+        Check::Backup { status } => {
+            let (file, max_age, timeout) = (status.clone(), server.backup_max_age, pc.timeout);
+            let t = std::time::Instant::now();
+            let (state, message) =
+                tokio::task::spawn_blocking(move || crate::backup::check(&file, max_age, timeout))
+                    .await
+                    .unwrap_or((crate::State::Unknown, "the check panicked".into()));
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            return Outcome {
+                server: server.name.clone(),
+                check: "backup".into(),
+                state,
+                elapsed_ms: ms,
+                steps: vec![crate::Step { name: "read", ms }],
+                message,
+            };
         }
         Check::Queue { dir } => {
             let r = crate::queue::read(&mut run, dir).await;

@@ -63,6 +63,8 @@ pub struct MonitorConfig {
     pub flap_window: usize,
     /// State changes within the window that make a check flapping.
     pub flap_changes: usize,
+    /// How long samples are kept in the history.
+    pub retention: Duration,
 }
 
 /// Probe settings.

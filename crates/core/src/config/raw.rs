@@ -37,6 +37,7 @@ pub(crate) struct RawMonitor {
     pub(crate) repeat_mins: Option<i64>,
     pub(crate) flap_window: Option<i64>,
     pub(crate) flap_changes: Option<i64>,
+    pub(crate) retention_days: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,4 +126,6 @@ pub(crate) struct RawServer {
     pub(crate) passwd_file: Option<PathBuf>,
     pub(crate) probe_account: Option<String>,
     pub(crate) pid_file: Option<PathBuf>,
+    pub(crate) backup_status: Option<PathBuf>,
+    pub(crate) backup_max_age_hours: Option<i64>,
 }

@@ -284,6 +284,8 @@ fn monitor(r: &RawMonitor, p: &mut Problems) -> MonitorConfig {
     let repeat = Duration::from_secs(60 * int(r.repeat_mins, "repeat_mins", 60, 1, 100_000) as u64);
     let flap_window = int(r.flap_window, "flap_window", 10, 2, 1000) as usize;
     let flap_changes = int(r.flap_changes, "flap_changes", 4, 2, 1000) as usize;
+    let retention =
+        Duration::from_secs(86_400 * int(r.retention_days, "retention_days", 30, 1, 3650) as u64);
     let listen = r.listen.as_deref().and_then(|l| match l.parse() {
         Ok(a) => Some(a),
         Err(_) => {
@@ -331,6 +333,7 @@ fn monitor(r: &RawMonitor, p: &mut Problems) -> MonitorConfig {
         repeat,
         flap_window,
         flap_changes,
+        retention,
     }
 }
 
@@ -459,6 +462,17 @@ fn server(s: RawServer, key: &str, base: &Path, p: &mut Problems) -> Server {
         postfix_dir: s.postfix_dir.map(|r| resolve(base, &r)),
         passwd_file: s.passwd_file.map(|r| resolve(base, &r)),
         pid_file: s.pid_file.map(|f| resolve(base, &f)),
+        backup_status: s.backup_status.map(|f| resolve(base, &f)),
+        backup_max_age: {
+            let h = s.backup_max_age_hours.unwrap_or(26);
+            if !(1..=24 * 365).contains(&h) {
+                p.add(
+                    format!("{key}.backup_max_age_hours"),
+                    format!("{h} is out of range 1-8760 {label}"),
+                );
+            }
+            std::time::Duration::from_secs(3600 * h.clamp(1, 24 * 365) as u64)
+        },
         probe_account: s
             .probe_account
             .as_deref()

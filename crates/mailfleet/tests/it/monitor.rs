@@ -68,6 +68,7 @@ async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
             "\n[monitor]\nnotify_email = [\"alice@example.com\"]\nnotify_from = \"mailfleet@example.com\"\nwebhook_url = \"{url}\"\nconfirm_rounds = 2\n"
         );
     let config = Config::parse(&text, &stack.config_path()).expect("config");
+    let data_dir = config.data_dir.clone();
     let mut monitor = Monitor::new(config).expect("monitor");
     let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_addr = metrics.local_addr().unwrap();
@@ -151,6 +152,21 @@ async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
     )
     .await;
     assert_eq!(mail.len(), 1, "one alarm mail for store2 imap");
+
+    // Every round is in the history: the export has store2's outage in imap.csv.
+    let history = mailfleet_probe::history::History::open(&data_dir).unwrap();
+    let out = stack.base().join("stats");
+    history
+        .export_csv(&out, chrono::Utc::now() - chrono::Duration::hours(1))
+        .unwrap();
+    let imap = std::fs::read_to_string(out.join("imap.csv")).unwrap();
+    assert_eq!(
+        imap.lines()
+            .filter(|l| l.contains(",store2,imap,CRITICAL,"))
+            .count(),
+        11,
+        "{imap}"
+    );
 
     let mut s = tokio::net::TcpStream::connect(metrics_addr).await.unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
