@@ -121,6 +121,25 @@ impl Plan {
         Ok(Plan { checks, host })
     }
 
+    /// The same plan with every server check repeated `n` times (load test, benchmark):
+    /// copy `k` of server `s` is named `s#k`.
+    pub fn repeated(&self, n: usize) -> Plan {
+        let mut checks = Vec::with_capacity(self.checks.len() * n);
+        for k in 1..=n.max(1) {
+            for (s, c) in &self.checks {
+                let mut s = s.clone();
+                if n > 1 {
+                    s.name = format!("{}#{k}", s.name);
+                }
+                checks.push((s, c.clone()));
+            }
+        }
+        Plan {
+            checks,
+            host: self.host,
+        }
+    }
+
     /// How many server checks the round has (host checks not counted).
     pub fn len(&self) -> usize {
         self.checks.len()

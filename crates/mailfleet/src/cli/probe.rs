@@ -11,6 +11,9 @@ use super::{Context, print_json};
 pub(crate) struct ProbeCmd {
     /// Only these servers (`local`: this machine's resources) [default: all, and local].
     servers: Vec<String>,
+    /// Probe every server this many times at once (a load test; benchmarks use it).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    repeat: u16,
     /// Print the round in the Prometheus text format instead.
     #[arg(long, conflicts_with = "json")]
     prometheus: bool,
@@ -18,7 +21,7 @@ pub(crate) struct ProbeCmd {
 
 pub(crate) async fn run(cmd: ProbeCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
     let config = ctx.load()?;
-    let plan = Plan::new(&config, &cmd.servers)?;
+    let plan = Plan::new(&config, &cmd.servers)?.repeated(usize::from(cmd.repeat));
     let outcomes = mailfleet_probe::run(&config, &plan).await;
     if cmd.prometheus {
         print!("{}", mailfleet_probe::metrics::render(&outcomes));
