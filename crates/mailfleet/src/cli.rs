@@ -1,6 +1,7 @@
 //! The command line: global flags, the command tree and dispatch.
 
 mod accounts;
+mod check;
 mod config;
 mod demo;
 mod monitor;
@@ -48,6 +49,9 @@ enum Command {
     Probe(probe::ProbeCmd),
     /// Probe rounds on a schedule: alarms by log, mail and webhook, restarts, /metrics.
     Monitor(monitor::MonitorCmd),
+    /// Checklists: `check shift` for the start of a shift.
+    #[command(subcommand)]
+    Check(check::CheckCmd),
     /// The monitor's history: CSV export per check family.
     #[command(subcommand)]
     Stats(stats::StatsCmd),
@@ -92,6 +96,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Probe(c) => probe::run(c, &ctx).await,
         Command::Monitor(c) => monitor::run(c, &ctx).await,
         Command::Stats(c) => stats::run(c, &ctx),
+        Command::Check(c) => check::run(c, &ctx).await,
     }
 }
 

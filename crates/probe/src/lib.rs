@@ -22,6 +22,7 @@ pub mod outcome;
 pub mod plan;
 pub mod pop3;
 pub mod queue;
+pub mod shift;
 pub mod smtp;
 
 pub use outcome::{Outcome, State, Step};

@@ -27,6 +27,16 @@ pub struct Monitor {
     history: Option<crate::history::History>,
 }
 
+/// The PID in a PID file and that process's start time: a restart changes the pair.
+pub fn daemon(pid_file: &std::path::Path) -> Option<(i32, u64)> {
+    let pid = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse::<i32>()
+        .ok()?;
+    Some((pid, start_time(pid)?))
+}
+
 /// The start time (clock ticks since boot) of a process, from /proc/PID/stat field 22.
 fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -75,10 +85,7 @@ impl Monitor {
             let Some(pid_file) = &s.pid_file else {
                 continue;
             };
-            let now = std::fs::read_to_string(pid_file)
-                .ok()
-                .and_then(|t| t.trim().parse::<i32>().ok())
-                .and_then(|pid| Some((pid, start_time(pid)?)));
+            let now = daemon(pid_file);
             match (now, self.started.get(&s.name)) {
                 (Some(now), Some(before)) if now != *before => out.push(Notification {
                     kind: Kind::Restart,

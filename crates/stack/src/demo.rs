@@ -60,6 +60,10 @@ password_file = {secret}
 [state]
 backend = \"embedded\"
 
+# The shift check reads these logs for new errors.
+[shift]
+logs = [{postfix_log}, {store1_log}, {store2_log}]
+
 # The probe accounts' password (each store names its probe_account).
 [probe]
 password_file = {probe_secret}
@@ -89,6 +93,9 @@ pid_file = {postfix_pid}
         admin = q(slapd::ADMIN),
         secret = q(layout.ldap_secret().display()),
         probe_secret = q(layout.probe_secret().display()),
+        postfix_log = q(layout.log_dir().join("postfix.log").display()),
+        store1_log = q(layout.log_dir().join("store1.log").display()),
+        store2_log = q(layout.log_dir().join("store2.log").display()),
         redis = ports.redis,
         qhost = q(host),
         ldap = ports.ldap,

@@ -37,6 +37,8 @@ pub struct Config {
     pub probe: ProbeConfig,
     /// How `mailfleet monitor` runs and notifies.
     pub monitor: MonitorConfig,
+    /// Mail logs the shift check reads for new errors.
+    pub shift_logs: Vec<PathBuf>,
     /// The `[directory.ldap]` section, when present, whichever backend is in use: the
     /// LDAP probe binds with it.
     pub ldap: Option<LdapConfig>,

@@ -23,6 +23,14 @@ pub(crate) struct RawConfig {
     pub(crate) probe: RawProbe,
     #[serde(default)]
     pub(crate) monitor: RawMonitor,
+    #[serde(default)]
+    pub(crate) shift: RawShift,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawShift {
+    pub(crate) logs: Option<Vec<PathBuf>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -44,6 +44,14 @@ pub(super) fn validate(
     let state = state(&raw.state, &data_dir, base, &mut p);
     let probe = probe(&raw.probe, base, &mut p);
     let monitor = monitor(&raw.monitor, &mut p);
+    let mut shift_logs = Vec::new();
+    for (i, l) in raw.shift.logs.iter().flatten().enumerate() {
+        if l.as_os_str().is_empty() {
+            p.add(format!("shift.logs[{i}]"), "is empty");
+        } else {
+            shift_logs.push(resolve(base, l));
+        }
+    }
     let fleet = fleet(raw.servers, raw.groups, base, &mut p);
     if p.0.is_empty() {
         Ok(Config {
@@ -54,6 +62,7 @@ pub(super) fn validate(
             fleet,
             probe,
             monitor,
+            shift_logs,
             ldap,
         })
     } else {

@@ -10,3 +10,4 @@ mod directory_suite;
 mod monitor;
 mod probe;
 mod report_demo;
+mod shift;

@@ -1,0 +1,202 @@
+//! The shift check: the operators' per-shift list at once. All servers answer (a full probe
+//! round), queues and disks are within limits, no daemon restarted on its own and none is
+//! down, and the mail logs hold no new errors since the last shift check. It prints only what
+//! needs a human, and remembers where it stopped (`DATA_DIR/shift-state.json`).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use mailfleet_core::Config;
+use mailfleet_report::event::Kind;
+use serde::{Deserialize, Serialize};
+
+use crate::outcome::{Outcome, State};
+use crate::plan::{Plan, PlanError, run as probe_round};
+
+/// Log bytes read per shift check at most, per file: a first run on a huge log reads its tail.
+const MAX_LOG_READ: u64 = 256 << 20;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    last_run: Option<DateTime<Utc>>,
+    daemons: BTreeMap<String, (i32, u64)>,
+    log_offsets: BTreeMap<String, u64>,
+}
+
+/// Something a human should look at.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// How bad.
+    pub state: State,
+    /// What.
+    pub what: String,
+}
+
+/// The shift check's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShiftReport {
+    /// When the previous shift check ran.
+    pub since: Option<DateTime<Utc>>,
+    /// What needs a human, worst first.
+    pub findings: Vec<Finding>,
+    /// Every check of the probe round.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Why the shift check could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ShiftError {
+    /// The probe plan failed.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The state file could not be written.
+    #[error("{path}: {message}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// New lines of a log since `offset` (from the start if the file shrank: it was rotated).
+fn new_lines(path: &Path, offset: u64) -> std::io::Result<(Vec<u8>, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut from = if offset > len { 0 } else { offset };
+    from = from.max(len.saturating_sub(MAX_LOG_READ));
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::with_capacity((len - from) as usize);
+    f.take(len - from).read_to_end(&mut buf)?;
+    // Stop at the last complete line; the rest is read next time.
+    let end = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    buf.truncate(end);
+    Ok((buf, from + end as u64))
+}
+
+/// Problems in new log lines, as findings.
+fn log_findings(path: &Path, bytes: &[u8]) -> Vec<Finding> {
+    let mut problems: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
+    let mut failed_logins = 0u64;
+    let mut hosts = mailfleet_report::Hosts::default();
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match mailfleet_report::classify_line(line, &mut hosts).kind {
+            Kind::Problem { service, level } => *problems.entry((level, service)).or_insert(0) += 1,
+            Kind::LoginFailed { .. } => failed_logins += 1,
+            _ => {}
+        }
+    }
+    let name = path.display();
+    let mut out = Vec::new();
+    let mut by_level: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for ((level, service), n) in &problems {
+        by_level
+            .entry(level)
+            .or_default()
+            .push(format!("{service} {n}"));
+    }
+    for (level, services) in by_level {
+        let state = if matches!(level, "fatal" | "panic") {
+            State::Critical
+        } else {
+            State::Warning
+        };
+        out.push(Finding {
+            state,
+            what: format!(
+                "{name}: new Postfix {level} lines ({})",
+                services.join(", ")
+            ),
+        });
+    }
+    if failed_logins > 0 {
+        out.push(Finding {
+            state: State::Warning,
+            what: format!("{name}: {failed_logins} failed IMAP/POP3 logins"),
+        });
+    }
+    out
+}
+
+/// Runs the shift check and records where it stopped.
+pub async fn run(config: &Config) -> Result<ShiftReport, ShiftError> {
+    let state_file = config.data_dir.join("shift-state.json");
+    let saved: Saved = std::fs::read_to_string(&state_file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let plan = Plan::new(config, &[])?;
+    let outcomes = probe_round(config, &plan).await;
+    let mut findings: Vec<Finding> = outcomes
+        .iter()
+        .filter(|o| o.state != State::Ok)
+        .map(|o| Finding {
+            state: o.state,
+            what: format!("{} {}: {} {}", o.server, o.check, o.state, o.message),
+        })
+        .collect();
+    let mut next = Saved {
+        last_run: Some(Utc::now()),
+        ..Default::default()
+    };
+    for s in &config.fleet.servers {
+        let Some(pid_file) = &s.pid_file else {
+            continue;
+        };
+        match (crate::monitor::daemon(pid_file), saved.daemons.get(&s.name)) {
+            (None, _) => findings.push(Finding {
+                state: State::Critical,
+                what: format!(
+                    "{}: its daemon is not running ({})",
+                    s.name,
+                    pid_file.display()
+                ),
+            }),
+            (Some(now), Some(before)) if now != *before => {
+                findings.push(Finding {
+                    state: State::Warning,
+                    what: format!(
+                        "{}: restarted since the last shift check (PID {}, was {})",
+                        s.name, now.0, before.0
+                    ),
+                });
+                next.daemons.insert(s.name.clone(), now);
+            }
+            (Some(now), _) => {
+                next.daemons.insert(s.name.clone(), now);
+            }
+        }
+    }
+    for log in &config.shift_logs {
+        let key = log.display().to_string();
+        let offset = saved.log_offsets.get(&key).copied().unwrap_or(0);
+        match new_lines(log, offset) {
+            Ok((bytes, end)) => {
+                findings.extend(log_findings(log, &bytes));
+                next.log_offsets.insert(key, end);
+            }
+            Err(e) => findings.push(Finding {
+                state: State::Unknown,
+                what: format!("{key}: {e}"),
+            }),
+        }
+    }
+    findings.sort_by(|a, b| b.state.cmp(&a.state));
+    let text = serde_json::to_string_pretty(&next).map_err(|e| ShiftError::State {
+        path: state_file.clone(),
+        message: e.to_string(),
+    })?;
+    std::fs::create_dir_all(&config.data_dir)
+        .and_then(|_| std::fs::write(&state_file, text))
+        .map_err(|e| ShiftError::State {
+            path: state_file,
+            message: e.to_string(),
+        })?;
+    Ok(ShiftReport {
+        since: saved.last_run,
+        findings,
+        outcomes,
+    })
+}
