@@ -183,7 +183,7 @@ pub async fn run(config: &Config) -> Result<ShiftReport, ShiftError> {
             }),
         }
     }
-    findings.sort_by(|a, b| b.state.cmp(&a.state));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.state));
     let text = serde_json::to_string_pretty(&next).map_err(|e| ShiftError::State {
         path: state_file.clone(),
         message: e.to_string(),
