@@ -111,6 +111,8 @@ pub struct Server {
     pub passwd_file: Option<PathBuf>,
     /// Mailbox stores: the account the probes log in as (its password is `[probe] password_file`).
     pub probe_account: Option<crate::Address>,
+    /// The path the HTTP check requests (default `/`).
+    pub http_path: String,
     /// The PID file of its main daemon, when it runs here: the monitor notices restarts.
     pub pid_file: Option<PathBuf>,
     /// Mailbox stores: the status file of the latest backup run (the backup command writes it).

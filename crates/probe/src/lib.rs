@@ -12,6 +12,7 @@ pub mod backup;
 pub mod e2e;
 pub mod history;
 pub mod host;
+pub mod http;
 pub mod imap;
 pub mod ldap;
 pub mod line;

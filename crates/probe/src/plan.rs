@@ -21,6 +21,8 @@ enum Check {
     Pop3 { port: u16 },
     /// LDAP bind and search.
     Ldap { port: u16 },
+    /// HTTP GET of the server's path.
+    Http { port: u16 },
     /// Through this MTA into a store's probe mailbox.
     E2e { port: u16, store: Box<Server> },
     /// The queue of this MTA's local Postfix.
@@ -97,6 +99,9 @@ impl Plan {
             }
             if let Some(port) = p.ldap {
                 add(Check::Ldap { port });
+            }
+            if let Some(port) = p.http {
+                add(Check::Http { port });
             }
             if let Some(status) = &s.backup_status {
                 add(Check::Backup {
@@ -231,6 +236,10 @@ async fn one(
                 ldap::check(&mut run, &target, pc.timeout).await,
             )
         }
+        Check::Http { port } => (
+            "http".to_string(),
+            crate::http::check(&mut run, host, *port, &server.http_path).await,
+        ),
         Check::Backup { status } => {
             let (file, max_age, timeout) = (status.clone(), server.backup_max_age, pc.timeout);
             let t = std::time::Instant::now();

@@ -134,6 +134,7 @@ pub(crate) struct RawServer {
     pub(crate) passwd_file: Option<PathBuf>,
     pub(crate) probe_account: Option<String>,
     pub(crate) pid_file: Option<PathBuf>,
+    pub(crate) http_path: Option<String>,
     pub(crate) backup_status: Option<PathBuf>,
     pub(crate) backup_max_age_hours: Option<i64>,
 }

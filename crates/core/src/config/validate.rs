@@ -471,6 +471,17 @@ fn server(s: RawServer, key: &str, base: &Path, p: &mut Problems) -> Server {
         postfix_dir: s.postfix_dir.map(|r| resolve(base, &r)),
         passwd_file: s.passwd_file.map(|r| resolve(base, &r)),
         pid_file: s.pid_file.map(|f| resolve(base, &f)),
+        http_path: match s.http_path {
+            Some(path) if path.starts_with('/') && !path.contains(char::is_whitespace) => path,
+            Some(path) => {
+                p.add(
+                    format!("{key}.http_path"),
+                    format!("{path:?} is not a path starting with / {label}"),
+                );
+                "/".into()
+            }
+            None => "/".into(),
+        },
         backup_status: s.backup_status.map(|f| resolve(base, &f)),
         backup_max_age: {
             let h = s.backup_max_age_hours.unwrap_or(26);

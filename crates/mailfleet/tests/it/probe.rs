@@ -373,3 +373,39 @@ async fn prometheus_output_passes_promtool() {
         String::from_utf8_lossy(&res.stderr)
     );
 }
+
+// Multi-threaded: the HTTP server runs in this test's runtime while the test waits on the
+// probe process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_check_gets_the_path_and_judges_the_status() {
+    let stack = TestStack::start().await.expect("stack");
+    // A real HTTP server on loopback: the monitor's own /metrics endpoint.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(mailfleet_probe::monitor::serve_metrics(
+        listener,
+        Default::default(),
+    ));
+    let mut text = std::fs::read_to_string(stack.config_path()).unwrap();
+    // Two servers may not share host:port, so web2 names the same listener as localhost.
+    for (name, host, path) in [
+        ("web1", "127.0.0.1", "/metrics"),
+        ("web2", "localhost", "/missing"),
+    ] {
+        text.push_str(&format!(
+            "\n[[server]]\nname = \"{name}\"\nroles = [\"proxy\"]\nhost = \"{host}\"\nports = {{ http = {port} }}\nhttp_path = \"{path}\"\n"
+        ));
+    }
+    let config = stack.base().join("http.toml");
+    std::fs::write(&config, text).unwrap();
+    let (_, outcomes) = probe(&config, &["web1", "web2"]);
+    let ok = find(&outcomes, "web1", "http");
+    assert_eq!(ok["state"], "OK", "{ok:#}");
+    assert!(ok["message"].as_str().unwrap().contains("200"), "{ok:#}");
+    let missing = find(&outcomes, "web2", "http");
+    assert_eq!(missing["state"], "CRITICAL", "{missing:#}");
+    assert!(
+        missing["message"].as_str().unwrap().contains("404"),
+        "{missing:#}"
+    );
+}
