@@ -111,6 +111,10 @@ pub struct Server {
     pub passwd_file: Option<PathBuf>,
     /// Mailbox stores: the account the probes log in as (its password is `[probe] password_file`).
     pub probe_account: Option<crate::Address>,
+    /// Directory replicas: the master whose `contextCSN` this one must follow.
+    pub replica_of: Option<String>,
+    /// How far (in time) the replica may lag behind its master before it is CRITICAL.
+    pub replica_max_lag: std::time::Duration,
     /// The path the HTTP check requests (default `/`).
     pub http_path: String,
     /// The PID file of its main daemon, when it runs here: the monitor notices restarts.

@@ -23,6 +23,8 @@ enum Check {
     Ldap { port: u16 },
     /// HTTP GET of the server's path.
     Http { port: u16 },
+    /// A directory replica's contextCSN against its master's.
+    Replica { port: u16, master: Box<Server> },
     /// Through this MTA into a store's probe mailbox.
     E2e { port: u16, store: Box<Server> },
     /// The queue of this MTA's local Postfix.
@@ -102,6 +104,15 @@ impl Plan {
             }
             if let Some(port) = p.http {
                 add(Check::Http { port });
+            }
+            if let (Some(port), Some(master)) = (
+                p.ldap,
+                s.replica_of.as_ref().and_then(|m| config.fleet.server(m)),
+            ) {
+                add(Check::Replica {
+                    port,
+                    master: Box::new(master.clone()),
+                });
             }
             if let Some(status) = &s.backup_status {
                 add(Check::Backup {
@@ -235,6 +246,54 @@ async fn one(
                 "ldap".to_string(),
                 ldap::check(&mut run, &target, pc.timeout).await,
             )
+        }
+        Check::Replica { port, master } => {
+            let bind_pw = config.ldap.as_ref().map(|l| {
+                (
+                    l.bind_dn.clone(),
+                    first_line(&l.password_file).unwrap_or_default(),
+                )
+            });
+            let bind = bind_pw.as_ref().map(|(d, p)| (d.as_str(), p.as_str()));
+            let master_url = format!(
+                "ldap://{}:{}",
+                master.host,
+                master.ports.ldap.unwrap_or(389)
+            );
+            let r = async {
+                let theirs =
+                    crate::ldap::context_csn(&mut run, &master_url, bind, pc.timeout).await?;
+                let ours = crate::ldap::context_csn(
+                    &mut run,
+                    &format!("ldap://{host}:{port}"),
+                    bind,
+                    pc.timeout,
+                )
+                .await?;
+                match (theirs, ours) {
+                    (None, _) => Ok(format!("{} has no contextCSN yet", master.name)),
+                    (Some(t), Some(o)) if t == o => {
+                        Ok(format!("in sync with {} ({t})", master.name))
+                    }
+                    (Some(t), o) => {
+                        let newest = crate::ldap::csn_time(&t).unwrap_or_else(chrono::Utc::now);
+                        let waiting = (chrono::Utc::now() - newest).to_std().unwrap_or_default();
+                        let msg = format!(
+                            "behind {}: has {}, master {t}; the master's newest change waits {} s",
+                            master.name,
+                            o.as_deref().unwrap_or("nothing"),
+                            waiting.as_secs()
+                        );
+                        if waiting > server.replica_max_lag {
+                            Err(crate::outcome::Failure::new("compare", msg))
+                        } else {
+                            Ok(msg)
+                        }
+                    }
+                }
+            }
+            .await;
+            ("replica".to_string(), r)
         }
         Check::Http { port } => (
             "http".to_string(),

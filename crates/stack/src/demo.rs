@@ -6,7 +6,7 @@ use mailfleet_core::directory::{Directory, EmbeddedDirectory, LdapDirectory};
 use mailfleet_core::{Account, Address, config::DirectoryConfig, password, routing};
 
 use crate::StackError;
-use crate::layout::{LDAP, Layout, MTA, STORES};
+use crate::layout::{LDAP, LDAP_REPLICA, Layout, MTA, STORES};
 use crate::ports::StackPorts;
 use crate::slapd;
 
@@ -77,6 +77,14 @@ ports = {{ ldap = {ldap} }}
 pid_file = {slapd_pid}
 
 [[server]]
+name = {LDAP_REPLICA:?}
+roles = [\"directory\"]
+host = {qhost}
+ports = {{ ldap = {ldap_replica} }}
+replica_of = {LDAP:?}
+pid_file = {replica_pid}
+
+[[server]]
 name = {MTA:?}
 roles = [\"mta\"]
 host = {qhost}
@@ -103,6 +111,8 @@ pid_file = {postfix_pid}
         postfix = q(layout.postfix_conf().display()),
         postfix_pid = q(layout.postfix_pid().display()),
         slapd_pid = q(layout.slapd_pid().display()),
+        ldap_replica = ports.ldap_replica,
+        replica_pid = q(layout.ldap_replica().join("slapd.pid").display()),
     );
     for (name, p) in STORES.iter().zip(&ports.stores) {
         s.push_str(&format!(
@@ -200,6 +210,6 @@ mod tests {
         let mut all: Vec<u16> = p.all().into_iter().map(|(_, port)| port).collect();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 9, "ports overlap");
+        assert_eq!(all.len(), 10, "ports overlap");
     }
 }

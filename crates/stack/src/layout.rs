@@ -15,6 +15,8 @@ pub const STORES: [&str; 2] = ["store1", "store2"];
 pub const MTA: &str = "mx1";
 /// Name of the demo directory server.
 pub const LDAP: &str = "ldap1";
+/// Name of its replica.
+pub const LDAP_REPLICA: &str = "ldap2";
 
 impl Layout {
     /// A layout rooted at `base` (made absolute: daemons are started from elsewhere).
@@ -73,6 +75,10 @@ impl Layout {
     /// slapd's directory.
     pub fn ldap(&self) -> PathBuf {
         self.base.join(LDAP)
+    }
+    /// The replica slapd's directory.
+    pub fn ldap_replica(&self) -> PathBuf {
+        self.base.join(LDAP_REPLICA)
     }
     /// The file with slapd's admin password.
     pub fn ldap_secret(&self) -> PathBuf {

@@ -67,6 +67,7 @@ fn services(layout: &Layout) -> Vec<(String, PathBuf)> {
         v.push((s.to_string(), layout.dovecot_pid(s)));
     }
     v.push(("ldap1".into(), layout.slapd_pid()));
+    v.push(("ldap2".into(), layout.ldap_replica().join("slapd.pid")));
     v.push(("redis".into(), layout.redis_pid()));
     v
 }
@@ -204,7 +205,20 @@ async fn start_all(
     if !layout.ldap().join("db").join("data.mdb").exists() {
         slapd::configure(layout)?;
     }
-    children.push(slapd::start(layout, host, p.ldap)?);
+    children.push(slapd::start(
+        &layout.ldap(),
+        &layout.log_dir().join("slapd.log"),
+        host,
+        p.ldap,
+    )?);
+    slapd::configure_replica(layout, host, p.ldap)?;
+    let replica_log = layout.log_dir().join("slapd-replica.log");
+    children.push(slapd::start(
+        &layout.ldap_replica(),
+        &replica_log,
+        host,
+        p.ldap_replica,
+    )?);
     for (store, sp) in STORES.iter().zip(&p.stores) {
         dovecot::configure(layout, store, host, sp)?;
         dovecot::start(layout, store, host, sp)?;
@@ -222,7 +236,8 @@ pub fn down(base: &Path) -> Result<Vec<(String, i32)>, StackError> {
     for (name, _) in services(&layout) {
         let r = match name.as_str() {
             "mx1" => postfix::stop(&layout),
-            "ldap1" => slapd::stop(&layout),
+            "ldap1" => slapd::stop(&layout.ldap()),
+            "ldap2" => slapd::stop(&layout.ldap_replica()),
             "redis" => redis::stop(&layout),
             store => dovecot::stop(&layout, store),
         };
@@ -251,6 +266,7 @@ pub fn status(base: &Path) -> Result<Option<Vec<ServiceStatus>>, StackError> {
         ports.push(vec![s.imap, s.pop3, s.lmtp]);
     }
     ports.push(vec![p.ldap]);
+    ports.push(vec![p.ldap_replica]);
     ports.push(vec![p.redis]);
     let out = services(&layout)
         .into_iter()

@@ -22,6 +22,8 @@ pub struct StackPorts {
     pub stores: [StorePorts; 2],
     /// slapd.
     pub ldap: u16,
+    /// The replica slapd.
+    pub ldap_replica: u16,
     /// Redis.
     pub redis: u16,
 }
@@ -48,13 +50,14 @@ impl StackPorts {
                 },
             ],
             ldap: at(389)?,
+            ldap_replica: at(390)?,
             redis: at(379)?,
         })
     }
 
     /// Ports the kernel reports free on `host` right now (all held at once, so distinct).
     pub fn free(host: &str) -> std::io::Result<Self> {
-        let listeners = (0..9)
+        let listeners = (0..10)
             .map(|_| std::net::TcpListener::bind((host, 0)))
             .collect::<std::io::Result<Vec<_>>>()?;
         let p = listeners
@@ -77,6 +80,7 @@ impl StackPorts {
             ],
             ldap: p[7],
             redis: p[8],
+            ldap_replica: p[9],
         })
     }
 
@@ -89,6 +93,7 @@ impl StackPorts {
             v.push((format!("{name} lmtp"), s.lmtp));
         }
         v.push(("ldap1 ldap".into(), self.ldap));
+        v.push(("ldap2 ldap".into(), self.ldap_replica));
         v.push(("redis".into(), self.redis));
         v
     }

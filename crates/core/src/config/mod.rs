@@ -243,7 +243,11 @@ mod tests {
     fn example_parses_with_paths_from_its_directory() {
         let c = Config::parse(EXAMPLE, Path::new("/etc/mailfleet/mailfleet.toml")).unwrap();
         assert_eq!(c.data_dir, Path::new("/etc/mailfleet/mailfleet-data"));
-        assert_eq!(c.fleet.servers.len(), 5);
+        assert_eq!(c.fleet.servers.len(), 6);
+        assert_eq!(
+            c.fleet.server("ldap2").unwrap().replica_of.as_deref(),
+            Some("ldap1")
+        );
         let store1 = c.fleet.server("store1").unwrap();
         assert_eq!(store1.group.as_deref(), Some("stores"));
         assert_eq!(store1.ports.lmtp, Some(24));

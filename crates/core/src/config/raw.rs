@@ -135,6 +135,8 @@ pub(crate) struct RawServer {
     pub(crate) probe_account: Option<String>,
     pub(crate) pid_file: Option<PathBuf>,
     pub(crate) http_path: Option<String>,
+    pub(crate) replica_of: Option<String>,
+    pub(crate) replica_max_lag_secs: Option<i64>,
     pub(crate) backup_status: Option<PathBuf>,
     pub(crate) backup_max_age_hours: Option<i64>,
 }

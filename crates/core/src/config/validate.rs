@@ -391,6 +391,24 @@ fn fleet(
         }
         servers.push(server);
     }
+    for (i, s) in servers.iter().enumerate() {
+        if let Some(m) = &s.replica_of {
+            match servers.iter().find(|x| &x.name == m) {
+                None => p.add(
+                    format!("server[{i}].replica_of"),
+                    format!("unknown server {m:?}"),
+                ),
+                Some(x) if !x.has_role(Role::Directory) || x.ports.ldap.is_none() => p.add(
+                    format!("server[{i}].replica_of"),
+                    format!("server {m:?} is not a directory server with an ldap port"),
+                ),
+                Some(x) if x.name == s.name => {
+                    p.add(format!("server[{i}].replica_of"), "names the server itself")
+                }
+                Some(_) => {}
+            }
+        }
+    }
     let groups = groups(&mut servers, raw_groups, p);
     Fleet { servers, groups }
 }
@@ -471,6 +489,17 @@ fn server(s: RawServer, key: &str, base: &Path, p: &mut Problems) -> Server {
         postfix_dir: s.postfix_dir.map(|r| resolve(base, &r)),
         passwd_file: s.passwd_file.map(|r| resolve(base, &r)),
         pid_file: s.pid_file.map(|f| resolve(base, &f)),
+        replica_of: s.replica_of.clone(),
+        replica_max_lag: {
+            let l = s.replica_max_lag_secs.unwrap_or(60);
+            if !(0..=86_400).contains(&l) {
+                p.add(
+                    format!("{key}.replica_max_lag_secs"),
+                    format!("{l} is out of range 0-86400 {label}"),
+                );
+            }
+            std::time::Duration::from_secs(l.clamp(0, 86_400) as u64)
+        },
         http_path: match s.http_path {
             Some(path) if path.starts_with('/') && !path.contains(char::is_whitespace) => path,
             Some(path) => {
