@@ -1,9 +1,8 @@
 //! Backup freshness: the age of the newest good backup, from the status file the backup
-//! run writes. The file is read on a thread under the deadline: it may live on the very
-//! mount that hangs.
+//! run writes. The file is read in a child process under the deadline (see
+//! [`crate::stuck`]): it may live on the very mount that hangs.
 
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use mailfleet_core::backup_status::BackupStatus;
@@ -12,19 +11,12 @@ use crate::outcome::State;
 
 /// The state and message for one store's backups.
 pub fn check(status_file: &Path, max_age: Duration, timeout: Duration) -> (State, String) {
-    let (tx, rx) = mpsc::channel();
-    let path = status_file.to_path_buf();
-    let spawned = std::thread::Builder::new()
-        .name("probe-backup".into())
-        .spawn(move || {
-            let _ = tx.send(std::fs::read_to_string(&path));
-        });
-    if let Err(e) = spawned {
-        return (State::Unknown, format!("cannot start a thread: {e}"));
-    }
-    let text = match rx.recv_timeout(timeout) {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+    let mut cmd = std::process::Command::new("cat");
+    cmd.arg("--").arg(status_file);
+    let key = status_file.display().to_string();
+    let text = match crate::stuck::run(&key, &mut cmd, timeout) {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Ok(_) if !status_file.exists() => {
             return (
                 State::Critical,
                 format!(
@@ -33,17 +25,17 @@ pub fn check(status_file: &Path, max_age: Duration, timeout: Duration) -> (State
                 ),
             );
         }
-        Ok(Err(e)) => return (State::Critical, format!("{}: {e}", status_file.display())),
-        Err(_) => {
+        Ok(out) => {
             return (
                 State::Critical,
                 format!(
-                    "{}: no answer within {:.1} s (hung mount?)",
+                    "{}: {}",
                     status_file.display(),
-                    timeout.as_secs_f64()
+                    String::from_utf8_lossy(&out.stderr).trim()
                 ),
             );
         }
+        Err(e) => return (State::Critical, format!("{}: {e}", status_file.display())),
     };
     let status: BackupStatus = match serde_json::from_str(&text) {
         Ok(s) => s,

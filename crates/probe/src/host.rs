@@ -2,11 +2,9 @@
 //! space and inodes per mount, disk I/O, network errors, TCP listen-queue overflows.
 //!
 //! A mount that does not answer (a hung NFS server) is CRITICAL after the deadline and never
-//! hangs the probe: each `statvfs` runs on a thread of its own that is abandoned if it gets
-//! stuck, and a mount already stuck is not asked again until its thread returns.
+//! hangs the probe: each `statvfs` runs in a child process (see [`crate::stuck`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::outcome::{Outcome, State, Step};
@@ -16,9 +14,6 @@ const REAL_FS: &[&str] = &[
     "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "nfs", "nfs4", "cifs", "smb3", "vfat",
     "overlay", "fuseblk", "f2fs", "jfs", "reiserfs", "tmpfs",
 ];
-
-/// Mounts whose statvfs has not returned yet.
-static STUCK: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
 /// Thresholds for one resource.
 #[derive(Debug, Clone, Copy)]
@@ -103,57 +98,30 @@ fn disk_ticks() -> HashMap<String, u64> {
         .collect()
 }
 
-/// A `statvfs` under a deadline, on a thread that may be abandoned.
+/// Space and inodes used of a mount, from `stat --file-system` run through [`crate::stuck`].
 fn statvfs(mount: &str, timeout: Duration) -> Result<(f64, f64), String> {
-    {
-        let mut stuck = STUCK.lock().unwrap_or_else(|e| e.into_inner());
-        if stuck.get_or_insert_with(HashSet::new).contains(mount) {
-            return Err("still not answering (a previous check is stuck in statvfs)".into());
-        }
+    let mut cmd = std::process::Command::new("stat");
+    cmd.args(["--file-system", "--format=%b %a %c %d", "--", mount]);
+    let out = crate::stuck::run(mount, &mut cmd, timeout).map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
-    let (tx, rx) = mpsc::channel();
-    let m = mount.to_string();
-    let spawned = std::thread::Builder::new()
-        .name("probe-statvfs".into())
-        .spawn(move || {
-            let r = nix::sys::statvfs::statvfs(m.as_str());
-            let _ = tx.send(r);
-            if let Ok(mut stuck) = STUCK.lock() {
-                stuck.get_or_insert_with(HashSet::new).remove(&m);
-            }
-        });
-    if let Err(e) = spawned {
-        return Err(format!("cannot start a thread: {e}"));
-    }
-    match rx.recv_timeout(timeout) {
-        // fsblkcnt_t is 32 bits on some platforms: the casts are not always no-ops.
-        #[allow(clippy::unnecessary_cast)]
-        Ok(Ok(s)) => {
-            let used = |total: u64, avail: u64| {
-                if total == 0 {
-                    0.0
-                } else {
-                    100.0 * (total - avail.min(total)) as f64 / total as f64
-                }
-            };
-            Ok((
-                used(s.blocks() as u64, s.blocks_available() as u64),
-                used(s.files() as u64, s.files_available() as u64),
-            ))
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let [blocks, avail, files, ffree] = v[..] else {
+        return Err(format!("unexpected stat output {text:?}"));
+    };
+    let used = |total: u64, free: u64| {
+        if total == 0 {
+            0.0
+        } else {
+            100.0 * (total - free.min(total)) as f64 / total as f64
         }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => {
-            STUCK
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert_with(HashSet::new)
-                .insert(mount.to_string());
-            Err(format!(
-                "no answer within {:.1} s (hung mount?)",
-                timeout.as_secs_f64()
-            ))
-        }
-    }
+    };
+    Ok((used(blocks, avail), used(files, ffree)))
 }
 
 /// Mount points of real filesystems, each once.

@@ -25,6 +25,7 @@ pub mod pop3;
 pub mod queue;
 pub mod shift;
 pub mod smtp;
+pub mod stuck;
 
 pub use outcome::{Outcome, State, Step};
 pub use plan::{Plan, run};

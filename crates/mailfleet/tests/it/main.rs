@@ -7,6 +7,7 @@ mod config_errors;
 mod delivery;
 mod demo_cli;
 mod directory_suite;
+mod hung_mount;
 mod monitor;
 mod probe;
 mod report_demo;

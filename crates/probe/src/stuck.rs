@@ -1,0 +1,69 @@
+//! Running a command that may touch a hung filesystem. A syscall stuck on a dead NFS or FUSE
+//! server cannot be interrupted, not even by SIGKILL, so such calls run in a child process:
+//! past the deadline it is left behind (and reaped when it returns), and this process can
+//! still exit. A target already stuck is not asked again until its child returns.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Children still stuck, by target (a mount point or a file).
+static STUCK: Mutex<Option<HashMap<String, Child>>> = Mutex::new(None);
+
+/// Why the command gave no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stuck {
+    /// It did not finish in time (it is left running).
+    Timeout(Duration),
+    /// An earlier run on the same target is still stuck.
+    StillStuck,
+    /// It could not be started.
+    Spawn(String),
+}
+
+impl std::fmt::Display for Stuck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stuck::Timeout(t) => {
+                write!(f, "no answer within {:.1} s (hung mount?)", t.as_secs_f64())
+            }
+            Stuck::StillStuck => {
+                f.write_str("still not answering (the previous check is still stuck)")
+            }
+            Stuck::Spawn(e) => write!(f, "cannot run the check: {e}"),
+        }
+    }
+}
+
+/// Runs `cmd` for `target` with a deadline; its output when it finished in time.
+pub fn run(target: &str, cmd: &mut Command, timeout: Duration) -> Result<Output, Stuck> {
+    let mut guard = STUCK.lock().unwrap_or_else(|e| e.into_inner());
+    let stuck = guard.get_or_insert_with(HashMap::new);
+    stuck.retain(|_, child| matches!(child.try_wait(), Ok(None)));
+    if stuck.contains_key(target) {
+        return Err(Stuck::StillStuck);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Stuck::Spawn(e.to_string()))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                stuck.insert(target.to_string(), child);
+                return Err(Stuck::Timeout(timeout));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(Stuck::Spawn(e.to_string())),
+        }
+    }
+    child
+        .wait_with_output()
+        .map_err(|e| Stuck::Spawn(e.to_string()))
+}
