@@ -3,6 +3,7 @@
 mod error;
 mod raw;
 mod validate;
+mod validate_fleet;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

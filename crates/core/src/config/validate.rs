@@ -1,23 +1,21 @@
 //! Turns the raw file into a typed [`Config`], collecting every problem with the key it concerns.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{
-    DirectoryBackend, RawConfig, RawLdap, RawMonitor, RawProbe, RawServer, RawState, StateBackend,
+    DirectoryBackend, RawConfig, RawLdap, RawMonitor, RawProbe, RawState, StateBackend,
 };
 use super::{
     Config, DirectoryConfig, LdapAttributes, LdapConfig, MonitorConfig, ProbeConfig, Problem,
     StateConfig,
 };
-use crate::fleet::{Fleet, Role, Server};
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             key: key.into(),
             message: message.into(),
@@ -52,7 +50,7 @@ pub(super) fn validate(
             shift_logs.push(resolve(base, l));
         }
     }
-    let fleet = fleet(raw.servers, raw.groups, base, &mut p);
+    let fleet = super::validate_fleet::fleet(raw.servers, raw.groups, base, &mut p);
     if p.0.is_empty() {
         Ok(Config {
             source,
@@ -346,251 +344,8 @@ fn monitor(r: &RawMonitor, p: &mut Problems) -> MonitorConfig {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-fn fleet(
-    raw: Vec<RawServer>,
-    raw_groups: BTreeMap<String, Vec<String>>,
-    base: &Path,
-    p: &mut Problems,
-) -> Fleet {
-    let mut servers = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut endpoints: HashMap<(String, u16), String> = HashMap::new();
-    for (i, s) in raw.into_iter().enumerate() {
-        let key = format!("server[{i}]");
-        if !valid_name(&s.name) {
-            p.add(
-                format!("{key}.name"),
-                format!(
-                    "{:?} is not a server name (letters, digits, '-', '_', '.')",
-                    s.name
-                ),
-            );
-        } else if let Some(first) = seen.insert(s.name.clone(), i) {
-            p.add(
-                format!("{key}.name"),
-                format!("duplicate server name {:?} (also server[{first}])", s.name),
-            );
-        }
-        let server = server(s, &key, base, p);
-        for (proto, port) in server.ports.iter() {
-            let owner = format!("{}.{proto}", server.name);
-            if let Some(other) = endpoints.insert((server.host.clone(), port), owner.clone()) {
-                p.add(
-                    format!("{key}.ports.{proto}"),
-                    format!("port {port} on {} is already used by {other}", server.host),
-                );
-            }
-        }
-        servers.push(server);
-    }
-    for (i, s) in servers.iter().enumerate() {
-        if let Some(m) = &s.replica_of {
-            match servers.iter().find(|x| &x.name == m) {
-                None => p.add(
-                    format!("server[{i}].replica_of"),
-                    format!("unknown server {m:?}"),
-                ),
-                Some(x) if !x.has_role(Role::Directory) || x.ports.ldap.is_none() => p.add(
-                    format!("server[{i}].replica_of"),
-                    format!("server {m:?} is not a directory server with an ldap port"),
-                ),
-                Some(x) if x.name == s.name => {
-                    p.add(format!("server[{i}].replica_of"), "names the server itself")
-                }
-                Some(_) => {}
-            }
-        }
-    }
-    let groups = groups(&mut servers, raw_groups, p);
-    Fleet { servers, groups }
-}
-
-fn server(s: RawServer, key: &str, base: &Path, p: &mut Problems) -> Server {
-    let label = format!("(server {:?})", s.name);
-    let roles: BTreeSet<Role> = s.roles.iter().copied().collect();
-    if roles.is_empty() {
-        p.add(
-            format!("{key}.roles"),
-            format!("is empty: give at least one of directory, mta, proxy, mailbox {label}"),
-        );
-    } else if roles.len() != s.roles.len() {
-        p.add(
-            format!("{key}.roles"),
-            format!("lists a role twice {label}"),
-        );
-    }
-    let host = s.host.trim().to_string();
-    if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
-        p.add(
-            format!("{key}.host"),
-            format!("{:?} is not a host name or address {label}", s.host),
-        );
-    }
-    let ports = s.ports.filter_map(|proto, v| match u16::try_from(v) {
-        Ok(port) if port > 0 => Some(port),
-        _ => {
-            p.add(
-                format!("{key}.ports.{proto}"),
-                format!("{v} is out of range 1-65535 {label}"),
-            );
-            None
-        }
-    });
-    let needs = [
-        (Role::Mta, "smtp", s.ports.smtp.is_some()),
-        (Role::Mailbox, "lmtp", s.ports.lmtp.is_some()),
-        (Role::Directory, "ldap", s.ports.ldap.is_some()),
-    ];
-    for (role, proto, has) in needs {
-        if roles.contains(&role) && !has {
-            p.add(
-                format!("{key}.ports.{proto}"),
-                format!("missing: a {role} server needs an {proto} port {label}"),
-            );
-        }
-    }
-    if roles.contains(&Role::Mailbox) && s.maildir_root.is_none() {
-        p.add(
-            format!("{key}.maildir_root"),
-            format!("missing: a mailbox server needs the root of its Maildirs {label}"),
-        );
-    }
-    let weight = s.weight.unwrap_or(1);
-    if !(0..=1000).contains(&weight) {
-        p.add(
-            format!("{key}.weight"),
-            format!("{weight} is out of range 0-1000 {label}"),
-        );
-    }
-    if let Some(g) = &s.group
-        && !valid_name(g)
-    {
-        p.add(
-            format!("{key}.group"),
-            format!("{g:?} is not a group name {label}"),
-        );
-    }
-    Server {
-        name: s.name,
-        roles,
-        host,
-        ports,
-        group: s.group,
-        weight: weight.clamp(0, 1000) as u32,
-        maildir_root: s.maildir_root.map(|r| resolve(base, &r)),
-        postfix_dir: s.postfix_dir.map(|r| resolve(base, &r)),
-        passwd_file: s.passwd_file.map(|r| resolve(base, &r)),
-        pid_file: s.pid_file.map(|f| resolve(base, &f)),
-        replica_of: s.replica_of.clone(),
-        replica_max_lag: {
-            let l = s.replica_max_lag_secs.unwrap_or(60);
-            if !(0..=86_400).contains(&l) {
-                p.add(
-                    format!("{key}.replica_max_lag_secs"),
-                    format!("{l} is out of range 0-86400 {label}"),
-                );
-            }
-            std::time::Duration::from_secs(l.clamp(0, 86_400) as u64)
-        },
-        http_path: match s.http_path {
-            Some(path) if path.starts_with('/') && !path.contains(char::is_whitespace) => path,
-            Some(path) => {
-                p.add(
-                    format!("{key}.http_path"),
-                    format!("{path:?} is not a path starting with / {label}"),
-                );
-                "/".into()
-            }
-            None => "/".into(),
-        },
-        backup_status: s.backup_status.map(|f| resolve(base, &f)),
-        backup_max_age: {
-            let h = s.backup_max_age_hours.unwrap_or(26);
-            if !(1..=24 * 365).contains(&h) {
-                p.add(
-                    format!("{key}.backup_max_age_hours"),
-                    format!("{h} is out of range 1-8760 {label}"),
-                );
-            }
-            std::time::Duration::from_secs(3600 * h.clamp(1, 24 * 365) as u64)
-        },
-        probe_account: s
-            .probe_account
-            .as_deref()
-            .and_then(|a| match crate::Address::parse(a) {
-                Ok(a) => Some(a),
-                Err(e) => {
-                    p.add(format!("{key}.probe_account"), format!("{e} {label}"));
-                    None
-                }
-            }),
-    }
-}
-
-/// Groups come from `[groups]` lists and from each server's `group` key; the two must agree.
-fn groups(
-    servers: &mut [Server],
-    raw: BTreeMap<String, Vec<String>>,
-    p: &mut Problems,
-) -> BTreeMap<String, Vec<String>> {
-    let mut member_of: HashMap<String, String> = HashMap::new();
-    for (name, members) in &raw {
-        let key = format!("groups.{name}");
-        if !valid_name(name) {
-            p.add(&key, "is not a group name (letters, digits, '-', '_', '.')");
-        }
-        if members.is_empty() {
-            p.add(&key, "is empty");
-        }
-        for m in members {
-            if !servers.iter().any(|s| &s.name == m) {
-                p.add(&key, format!("lists unknown server {m:?}"));
-            } else if let Some(other) = member_of.insert(m.clone(), name.clone()) {
-                if &other == name {
-                    p.add(&key, format!("lists server {m:?} twice"));
-                } else {
-                    p.add(&key, format!("server {m:?} is already in group {other:?}: a server has one redundancy group"));
-                }
-            }
-        }
-    }
-    let declared: BTreeSet<String> = raw.keys().cloned().collect();
-    let mut groups = raw;
-    for (i, s) in servers.iter_mut().enumerate() {
-        match (&s.group, member_of.get(&s.name)) {
-            (Some(g), Some(listed)) if g != listed => p.add(
-                format!("server[{i}].group"),
-                format!(
-                    "is {g:?} but [groups] puts server {:?} in {listed:?}",
-                    s.name
-                ),
-            ),
-            (Some(g), None) => {
-                if declared.contains(g) {
-                    p.add(
-                        format!("server[{i}].group"),
-                        format!("is {g:?} but groups.{g} does not list server {:?}", s.name),
-                    );
-                }
-                groups.entry(g.clone()).or_default().push(s.name.clone());
-            }
-            (None, Some(listed)) => s.group = Some(listed.clone()),
-            _ => {}
-        }
-    }
-    groups
-}
-
 /// `base/p` without `.` components (an absolute `p` stands alone), for readable messages.
-fn resolve(base: &Path, p: &Path) -> PathBuf {
+pub(super) fn resolve(base: &Path, p: &Path) -> PathBuf {
     base.join(p)
         .components()
         .filter(|c| !matches!(c, std::path::Component::CurDir))
