@@ -133,6 +133,7 @@ pub async fn up(opts: &StackOptions) -> Result<Started, StackError> {
         ports,
         config: layout.config_file(),
     };
+    check_ports_free(&info)?;
     prepare(&layout, &info)?;
     let mut children = Vec::new();
     match start_all(&layout, &info, &mut children).await {
@@ -149,6 +150,26 @@ pub async fn up(opts: &StackOptions) -> Result<Started, StackError> {
             Err(e)
         }
     }
+}
+
+/// Every port must be free: a daemon that cannot bind may still "start" (Postfix's master
+/// logs the failure and runs on), and another program on the port would pass for it.
+fn check_ports_free(info: &StackInfo) -> Result<(), StackError> {
+    let busy: Vec<String> = info
+        .ports
+        .all()
+        .into_iter()
+        .filter(|(_, port)| std::net::TcpListener::bind((info.host.as_str(), *port)).is_err())
+        .map(|(service, port)| format!("{port} ({service})"))
+        .collect();
+    if busy.is_empty() {
+        return Ok(());
+    }
+    Err(StackError::State(format!(
+        "ports already in use on {}: {}; choose other ports with --port-base",
+        info.host,
+        busy.join(", ")
+    )))
 }
 
 /// Creates the base directory, records the stack and writes its `mailfleet.toml`.

@@ -110,3 +110,31 @@ impl Drop for Down {
         let _ = mailfleet_stack::down(&self.0);
     }
 }
+
+#[test]
+fn demo_up_refuses_ports_in_use_and_starts_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("stack");
+    let port_base = free_port_base();
+    let smtp = mailfleet_stack::StackPorts::from_base(port_base)
+        .expect("ports")
+        .smtp;
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", smtp)).expect("bind");
+    let out = mailfleet(&[
+        "--config",
+        dir.path().join("mailfleet.toml").to_str().expect("utf-8"),
+        "demo",
+        "up",
+        "--base",
+        base.to_str().expect("utf-8"),
+        "--port-base",
+        &port_base.to_string(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{smtp} (mx1 smtp)")) && err.contains("--port-base"),
+        "{err}"
+    );
+    assert!(pids(&base).is_empty(), "nothing was started");
+}
