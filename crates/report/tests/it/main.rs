@@ -6,3 +6,4 @@ mod funnel;
 mod malformed;
 mod outputs;
 mod real_logs;
+mod robustness;
