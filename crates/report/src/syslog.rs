@@ -60,12 +60,20 @@ fn digits(b: &[u8]) -> Option<u32> {
     })
 }
 
-/// `HH:MM:SS` to seconds since midnight.
+/// `HH:MM:SS` to seconds since midnight (byte arithmetic: this runs on every line).
 fn hms(b: &[u8]) -> Option<u32> {
-    if b.len() != 8 || b[2] != b':' || b[5] != b':' {
+    let &[h1, h2, b':', m1, m2, b':', s1, s2] = b else {
         return None;
-    }
-    let (h, m, s) = (digits(&b[0..2])?, digits(&b[3..5])?, digits(&b[6..8])?);
+    };
+    let d = |c: u8| {
+        let v = c.wrapping_sub(b'0');
+        (v < 10).then_some(u32::from(v))
+    };
+    let (h, m, s) = (
+        d(h1)? * 10 + d(h2)?,
+        d(m1)? * 10 + d(m2)?,
+        d(s1)? * 10 + d(s2)?,
+    );
     (h < 24 && m < 60 && s < 61).then_some(h * 3600 + m * 60 + s)
 }
 
