@@ -39,7 +39,7 @@ pub(super) fn validate(
     };
     let ldap = raw.directory.ldap.as_ref().map(|l| ldap(l, base, &mut p));
     let directory = directory(&raw, &data_dir, ldap.clone(), &mut p);
-    let state = state(&raw.state, &data_dir, base, &mut p);
+    let state = state(&raw.state, &data_dir, &mut p);
     let probe = probe(&raw.probe, base, &mut p);
     let monitor = monitor(&raw.monitor, &mut p);
     let mut shift_logs = Vec::new();
@@ -185,7 +185,7 @@ fn ldap(l: &RawLdap, base: &Path, p: &mut Problems) -> LdapConfig {
     }
 }
 
-fn state(s: &RawState, data_dir: &Path, _base: &Path, p: &mut Problems) -> StateConfig {
+fn state(s: &RawState, data_dir: &Path, p: &mut Problems) -> StateConfig {
     let embedded = StateConfig::Embedded {
         path: s
             .path

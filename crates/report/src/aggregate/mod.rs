@@ -157,7 +157,7 @@ impl Aggregator {
                 forwarded,
                 ..
             } => self.delivery(host, when, &qid, service, to, status, forwarded),
-            Kind::Reject(r) => self.totals.reject(r.action, r.service),
+            Kind::Reject(r) => self.totals.reject(r.action),
             Kind::Removed { qid } => {
                 self.msgs.remove(&qid);
             }

@@ -70,7 +70,7 @@ impl TotalsAcc {
         }
     }
 
-    pub(super) fn reject(&mut self, action: Action, _service: &str) {
+    pub(super) fn reject(&mut self, action: Action) {
         match action {
             Action::Reject => self.t.rejected += 1,
             Action::RejectWarning | Action::Warning => self.t.reject_warnings += 1,
