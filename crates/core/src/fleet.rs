@@ -50,11 +50,19 @@ pub struct Ports<T = u16> {
     pub http: Option<T>,
     /// LDAP.
     pub ldap: Option<T>,
+    /// SMTP submission over implicit TLS (RFC 8314, usually 465).
+    pub smtps: Option<T>,
+    /// IMAP over implicit TLS (usually 993).
+    pub imaps: Option<T>,
+    /// POP3 over implicit TLS (usually 995).
+    pub pop3s: Option<T>,
+    /// HTTPS.
+    pub https: Option<T>,
 }
 
 impl<T: Copy> Ports<T> {
     /// Every protocol with its port, in a fixed order.
-    pub fn fields(&self) -> [(&'static str, Option<T>); 7] {
+    pub fn fields(&self) -> [(&'static str, Option<T>); 11] {
         [
             ("smtp", self.smtp),
             ("submission", self.submission),
@@ -63,6 +71,10 @@ impl<T: Copy> Ports<T> {
             ("lmtp", self.lmtp),
             ("http", self.http),
             ("ldap", self.ldap),
+            ("smtps", self.smtps),
+            ("imaps", self.imaps),
+            ("pop3s", self.pop3s),
+            ("https", self.https),
         ]
     }
 
@@ -84,6 +96,48 @@ impl<T: Copy> Ports<T> {
             lmtp: g("lmtp", self.lmtp),
             http: g("http", self.http),
             ldap: g("ldap", self.ldap),
+            smtps: g("smtps", self.smtps),
+            imaps: g("imaps", self.imaps),
+            pop3s: g("pop3s", self.pop3s),
+            https: g("https", self.https),
+        }
+    }
+}
+
+/// When the probes upgrade a plain connection with STARTTLS (STLS for POP3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTls {
+    /// Whenever the server offers it.
+    #[default]
+    Auto,
+    /// Always: a server that does not offer it is CRITICAL.
+    Require,
+    /// Never: the plain ports are probed in clear text.
+    Off,
+}
+
+/// How the probes use TLS with one server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsSettings {
+    /// STARTTLS on the plain ports.
+    pub starttls: StartTls,
+    /// Whether the certificate must chain to a trusted CA and name the host; `false` for
+    /// self-signed certificates (the handshake is still checked, expiry still reported).
+    pub verify: bool,
+    /// A PEM file of CA certificates to trust besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// The name the certificate must carry, when not the server's `host`.
+    pub server_name: Option<String>,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            starttls: StartTls::Auto,
+            verify: true,
+            ca_file: None,
+            server_name: None,
         }
     }
 }
@@ -107,7 +161,8 @@ pub struct Server {
     pub maildir_root: Option<PathBuf>,
     /// MTAs: the Postfix config directory where mailfleet writes its routing maps.
     pub postfix_dir: Option<PathBuf>,
-    /// Mailbox stores: the Dovecot passwd-file mailfleet writes with the store's accounts.
+    /// The Dovecot passwd-file mailfleet writes: a store's own accounts; on an MTA, every
+    /// account (SMTP AUTH through Dovecot).
     pub passwd_file: Option<PathBuf>,
     /// Mailbox stores: the account the probes log in as (its password is `[probe] password_file`).
     pub probe_account: Option<crate::Address>,
@@ -123,6 +178,8 @@ pub struct Server {
     pub backup_status: Option<PathBuf>,
     /// The newest good backup may be this old before its check is CRITICAL.
     pub backup_max_age: std::time::Duration,
+    /// TLS for the probes.
+    pub tls: TlsSettings,
 }
 
 impl Server {

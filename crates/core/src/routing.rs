@@ -83,11 +83,17 @@ pub fn publish(fleet: &Fleet, accounts: &[Account]) -> Result<Published, Routing
             out.reloaded.push(mta.name.clone());
         }
     }
-    for store in fleet.with_role(Role::Mailbox) {
-        let Some(path) = &store.passwd_file else {
+    for server in &fleet.servers {
+        let Some(path) = &server.passwd_file else {
             continue;
         };
-        if write_if_changed(path, &passwd_file(store, accounts))? {
+        // A store authenticates its own accounts; an MTA (SMTP AUTH) every account.
+        let content = if server.has_role(Role::Mailbox) {
+            passwd_file(accounts.iter().filter(|a| a.server == server.name))
+        } else {
+            passwd_file(accounts.iter())
+        };
+        if write_if_changed(path, &content)? {
             out.changed.push(path.clone());
         }
     }
@@ -105,12 +111,10 @@ fn lmtp_target(s: &Server) -> Option<String> {
     Some(format!("lmtp:inet:{host}:{port}"))
 }
 
-/// Dovecot passwd-file lines for the accounts on one store; uid, gid and home come from the
-/// store's `default_fields`. An account without a hash gets one no password can match.
-fn passwd_file(store: &Server, accounts: &[Account]) -> String {
+/// Dovecot passwd-file lines for these accounts; uid, gid and home come from the store's
+/// `default_fields`. An account without a hash gets one no password can match.
+fn passwd_file<'a>(accounts: impl Iterator<Item = &'a Account>) -> String {
     accounts
-        .iter()
-        .filter(|a| a.server == store.name)
         .map(|a| {
             let hash = a.password_hash.as_deref().unwrap_or("{CRYPT}!");
             format!("{}:{hash}::::::\n", a.address)

@@ -8,10 +8,10 @@ use crate::outcome::{Failure, Run};
 
 /// Where to send and where to look.
 pub struct Route<'a> {
-    /// MTA host and SMTP port.
-    pub mta: (&'a str, u16),
-    /// Store host and IMAP port.
-    pub store: (&'a str, u16),
+    /// The MTA's SMTP port.
+    pub mta: crate::tls::Endpoint<'a>,
+    /// The store's IMAP port.
+    pub store: crate::tls::Endpoint<'a>,
     /// The probe account on the store.
     pub account: &'a str,
     /// Its password.
@@ -34,8 +34,9 @@ pub async fn check(run: &mut Run, r: &Route<'_>) -> Result<String, Failure> {
         a = r.account
     );
     let sent = tokio::time::Instant::now();
-    crate::smtp::send(run, r.mta.0, r.mta.1, r.account, r.account, &message).await?;
-    let mut s = imap::login(run, r.store.0, r.store.1, r.account, r.password).await?;
+    let dialog = crate::smtp::Dialog::default();
+    crate::smtp::send(run, &r.mta, &dialog, r.account, r.account, &message).await?;
+    let (mut s, _) = imap::login(run, &r.store, r.account, r.password).await?;
     run.step("select", s.select("INBOX")).await?;
     let uids = run
         .step("delivery", async {

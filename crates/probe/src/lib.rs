@@ -26,6 +26,7 @@ pub mod queue;
 pub mod shift;
 pub mod smtp;
 pub mod stuck;
+pub mod tls;
 
 pub use outcome::{Outcome, State, Step};
 pub use plan::{Plan, run};

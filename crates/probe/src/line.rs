@@ -5,6 +5,8 @@
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use crate::tls::{Stream, Tls, TlsInfo};
+
 /// Longest line accepted (RFC 5321 allows 512 for replies; leave room).
 const MAX_LINE: usize = 4096;
 
@@ -27,7 +29,7 @@ pub enum LineError {
 
 /// A connection reading lines.
 pub struct LineConn {
-    io: BufReader<TcpStream>,
+    io: BufReader<Stream>,
 }
 
 impl LineConn {
@@ -35,9 +37,30 @@ impl LineConn {
     pub async fn connect(host: &str, port: u16) -> Result<Self, LineError> {
         let s = connect(host, port).await?;
         s.set_nodelay(true)?;
-        Ok(LineConn {
-            io: BufReader::new(s),
-        })
+        Ok(Self::new(Stream::Plain(s)))
+    }
+
+    /// Lines over an open connection.
+    pub fn new(stream: Stream) -> Self {
+        LineConn {
+            io: BufReader::new(stream),
+        }
+    }
+
+    /// Upgrades to TLS once the server agreed to STARTTLS/STLS.
+    pub async fn starttls(self, tls: &Tls) -> Result<(Self, TlsInfo), LineError> {
+        // Bytes after the server's go-ahead would be read as if they came over TLS: the
+        // plaintext-injection attack on STARTTLS. Refuse them.
+        if !self.io.buffer().is_empty() {
+            return Err(LineError::Unexpected(
+                "the server sent data after agreeing to start TLS".into(),
+            ));
+        }
+        let Stream::Plain(tcp) = self.io.into_inner() else {
+            return Err(LineError::Unexpected("TLS is already on".into()));
+        };
+        let (s, info) = tls.handshake(tcp).await?;
+        Ok((Self::new(s), info))
     }
 
     /// One line without its CRLF.
@@ -75,6 +98,12 @@ impl LineConn {
 
     /// An SMTP/LMTP reply: its code and text, multi-line replies joined.
     pub async fn reply(&mut self) -> Result<(u16, String), LineError> {
+        let (code, lines) = self.reply_lines().await?;
+        Ok((code, lines.join(" ")))
+    }
+
+    /// An SMTP/LMTP reply: its code and each line's text.
+    pub async fn reply_lines(&mut self) -> Result<(u16, Vec<String>), LineError> {
         let mut text = Vec::new();
         for _ in 0..100 {
             let l = self.line().await?;
@@ -84,7 +113,7 @@ impl LineConn {
                 .ok_or_else(|| LineError::Unexpected(format!("not a reply: {l:?}")))?;
             text.push(l.get(4..).unwrap_or("").to_string());
             if l.as_bytes().get(3) != Some(&b'-') {
-                return Ok((code, text.join(" ")));
+                return Ok((code, text));
             }
         }
         Err(LineError::Unexpected("reply of more than 100 lines".into()))
@@ -92,11 +121,16 @@ impl LineConn {
 
     /// A reply that must have this code's class (2 for 2xx...).
     pub async fn expect(&mut self, class: u16) -> Result<String, LineError> {
-        let (code, text) = self.reply().await?;
+        Ok(self.expect_lines(class).await?.join(" "))
+    }
+
+    /// A reply that must have this code's class, line by line.
+    pub async fn expect_lines(&mut self, class: u16) -> Result<Vec<String>, LineError> {
+        let (code, lines) = self.reply_lines().await?;
         if code / 100 == class {
-            Ok(text)
+            Ok(lines)
         } else {
-            Err(LineError::Unexpected(format!("{code} {text}")))
+            Err(LineError::Unexpected(format!("{code} {}", lines.join(" "))))
         }
     }
 }

@@ -35,7 +35,9 @@ pub async fn email(
         n.message
     );
     let mut run = Run::new(timeout);
-    crate::smtp::send(&mut run, mta.0, mta.1, from, to, &message)
+    let at = crate::tls::Endpoint::plain(mta.0, mta.1);
+    let dialog = crate::smtp::Dialog::default();
+    crate::smtp::send(&mut run, &at, &dialog, from, to, &message)
         .await
         .map_err(|f| f.to_string())
 }

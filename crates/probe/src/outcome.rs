@@ -102,6 +102,7 @@ pub struct Run {
     started: Instant,
     deadline: Instant,
     steps: Vec<Step>,
+    warnings: Vec<String>,
 }
 
 impl Run {
@@ -112,7 +113,14 @@ impl Run {
             started,
             deadline: started + timeout,
             steps: Vec::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// Something that works but needs a human soon (a certificate about to expire): a check
+    /// that succeeds is WARNING.
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.warnings.push(message.into());
     }
 
     /// Runs one step: its time is recorded; an error or the deadline ends the check.
@@ -163,6 +171,9 @@ impl Run {
                 State::Warning,
                 format!("{m}; slower than {} ms", warning.as_millis()),
             ),
+            Ok(m) if !self.warnings.is_empty() => {
+                (State::Warning, format!("{m}; {}", self.warnings.join("; ")))
+            }
             Ok(m) => (State::Ok, m),
         };
         Outcome {

@@ -4,25 +4,28 @@
 use mailfleet_core::{Config, Role, Server};
 
 use crate::outcome::{Outcome, Run, unknown};
+use crate::tls::Endpoint;
 use crate::{e2e, imap, ldap, pop3, smtp};
 
 /// One check to run.
 #[derive(Debug, Clone)]
 enum Check {
-    /// SMTP/submission/LMTP greeting.
+    /// SMTP/submission/LMTP greeting, TLS, and AUTH where asked.
     Greeting {
         port: u16,
         lmtp: bool,
         name: &'static str,
+        implicit: bool,
+        auth: bool,
     },
     /// IMAP login, select, fetch.
-    Imap { port: u16 },
+    Imap { port: u16, implicit: bool },
     /// POP3 login, stat, retr.
-    Pop3 { port: u16 },
+    Pop3 { port: u16, implicit: bool },
     /// LDAP bind and search.
     Ldap { port: u16 },
     /// HTTP GET of the server's path.
-    Http { port: u16 },
+    Http { port: u16, implicit: bool },
     /// A directory replica's contextCSN against its master's.
     Replica { port: u16, master: Box<Server> },
     /// Through this MTA into a store's probe mailbox.
@@ -31,6 +34,23 @@ enum Check {
     Queue { dir: std::path::PathBuf },
     /// The age of the store's newest good backup.
     Backup { status: std::path::PathBuf },
+}
+
+impl Check {
+    /// The check's name in outcomes.
+    fn name(&self) -> String {
+        match self {
+            Check::Greeting { name, .. } => (*name).to_string(),
+            Check::Imap { implicit, .. } => if *implicit { "imaps" } else { "imap" }.into(),
+            Check::Pop3 { implicit, .. } => if *implicit { "pop3s" } else { "pop3" }.into(),
+            Check::Ldap { .. } => "ldap".into(),
+            Check::Http { implicit, .. } => if *implicit { "https" } else { "http" }.into(),
+            Check::Replica { .. } => "replica".into(),
+            Check::E2e { store, .. } => format!("e2e:{}", store.name),
+            Check::Queue { .. } => "queue".into(),
+            Check::Backup { .. } => "backup".into(),
+        }
+    }
 }
 
 /// The checks of one round.
@@ -72,38 +92,41 @@ impl Plan {
             }
             let p = &s.ports;
             let mut add = |c| checks.push((s.clone(), c));
-            if let Some(port) = p.smtp {
-                add(Check::Greeting {
-                    port,
-                    lmtp: false,
-                    name: "smtp",
-                });
+            let auth = s.probe_account.is_some();
+            let greetings = [
+                (p.smtp, "smtp", false, false, false),
+                (p.submission, "submission", false, false, auth),
+                (p.smtps, "smtps", false, true, auth),
+                (p.lmtp, "lmtp", true, false, false),
+            ];
+            for (port, name, lmtp, implicit, auth) in greetings {
+                if let Some(port) = port {
+                    add(Check::Greeting {
+                        port,
+                        lmtp,
+                        name,
+                        implicit,
+                        auth,
+                    });
+                }
             }
-            if let Some(port) = p.submission {
-                add(Check::Greeting {
-                    port,
-                    lmtp: false,
-                    name: "submission",
-                });
+            for (port, implicit) in [(p.imap, false), (p.imaps, true)] {
+                if let Some(port) = port {
+                    add(Check::Imap { port, implicit });
+                }
             }
-            if let Some(port) = p.lmtp {
-                add(Check::Greeting {
-                    port,
-                    lmtp: true,
-                    name: "lmtp",
-                });
+            for (port, implicit) in [(p.pop3, false), (p.pop3s, true)] {
+                if let Some(port) = port {
+                    add(Check::Pop3 { port, implicit });
+                }
             }
-            if let Some(port) = p.imap {
-                add(Check::Imap { port });
-            }
-            if let Some(port) = p.pop3 {
-                add(Check::Pop3 { port });
+            for (port, implicit) in [(p.http, false), (p.https, true)] {
+                if let Some(port) = port {
+                    add(Check::Http { port, implicit });
+                }
             }
             if let Some(port) = p.ldap {
                 add(Check::Ldap { port });
-            }
-            if let Some(port) = p.http {
-                add(Check::Http { port });
             }
             if let (Some(port), Some(master)) = (
                 p.ldap,
@@ -182,37 +205,54 @@ async fn one(
     let pc = &config.probe;
     let mut run = Run::new(pc.timeout);
     let host = server.host.as_str();
+    let name = check.name();
+    let tls = match crate::tls::Tls::new(&server.tls, host) {
+        Ok(t) => t,
+        Err(e) => return unknown(&server.name, &name, e.to_string()),
+    };
+    let at = |port: u16, implicit: bool| Endpoint {
+        host,
+        port,
+        tls: Some(&tls),
+        implicit,
+    };
     let needs_account = || -> Result<(String, String), Outcome> {
-        let name = match check {
-            Check::Imap { .. } => "imap",
-            _ => "pop3",
-        };
         let account = server
             .probe_account
             .as_ref()
-            .ok_or_else(|| unknown(&server.name, name, "no probe_account set for this server"))?;
+            .ok_or_else(|| unknown(&server.name, &name, "no probe_account set for this server"))?;
         let pw = password
             .clone()
-            .map_err(|e| unknown(&server.name, name, format!("probe password: {e}")))?;
+            .map_err(|e| unknown(&server.name, &name, format!("probe password: {e}")))?;
         Ok((account.to_string(), pw))
     };
-    let (name, result) = match check {
-        Check::Greeting { port, lmtp, name } => (
-            name.to_string(),
-            smtp::check(&mut run, host, *port, *lmtp).await,
-        ),
-        Check::Imap { port } => match needs_account() {
-            Ok((a, pw)) => (
-                "imap".to_string(),
-                imap::check(&mut run, host, *port, &a, &pw).await,
-            ),
+    let result = match check {
+        Check::Greeting {
+            port,
+            lmtp,
+            implicit,
+            auth,
+            ..
+        } => {
+            let creds = match auth {
+                true => match needs_account() {
+                    Ok(c) => Some(c),
+                    Err(o) => return o,
+                },
+                false => None,
+            };
+            let dialog = smtp::Dialog {
+                lmtp: *lmtp,
+                auth: creds.as_ref().map(|(a, p)| (a.as_str(), p.as_str())),
+            };
+            smtp::check(&mut run, &at(*port, *implicit), &dialog).await
+        }
+        Check::Imap { port, implicit } => match needs_account() {
+            Ok((a, pw)) => imap::check(&mut run, &at(*port, *implicit), &a, &pw).await,
             Err(o) => return o,
         },
-        Check::Pop3 { port } => match needs_account() {
-            Ok((a, pw)) => (
-                "pop3".to_string(),
-                pop3::check(&mut run, host, *port, &a, &pw).await,
-            ),
+        Check::Pop3 { port, implicit } => match needs_account() {
+            Ok((a, pw)) => pop3::check(&mut run, &at(*port, *implicit), &a, &pw).await,
             Err(o) => return o,
         },
         Check::Ldap { port } => {
@@ -242,10 +282,7 @@ async fn one(
                 base_dn: base,
                 filter,
             };
-            (
-                "ldap".to_string(),
-                ldap::check(&mut run, &target, pc.timeout).await,
-            )
+            ldap::check(&mut run, &target, pc.timeout).await
         }
         Check::Replica { port, master } => {
             let bind_pw = config.ldap.as_ref().map(|l| {
@@ -260,7 +297,7 @@ async fn one(
                 master.host,
                 master.ports.ldap.unwrap_or(389)
             );
-            let r = async {
+            async {
                 let theirs =
                     crate::ldap::context_csn(&mut run, &master_url, bind, pc.timeout).await?;
                 let ours = crate::ldap::context_csn(
@@ -292,13 +329,11 @@ async fn one(
                     }
                 }
             }
-            .await;
-            ("replica".to_string(), r)
+            .await
         }
-        Check::Http { port } => (
-            "http".to_string(),
-            crate::http::check(&mut run, host, *port, &server.http_path).await,
-        ),
+        Check::Http { port, implicit } => {
+            crate::http::check(&mut run, &at(*port, *implicit), &server.http_path).await
+        }
         Check::Backup { status } => {
             let (file, max_age, timeout) = (status.clone(), server.backup_max_age, pc.timeout);
             let t = std::time::Instant::now();
@@ -357,7 +392,6 @@ async fn one(
             return outcome;
         }
         Check::E2e { port, store } => {
-            let name = format!("e2e:{}", store.name);
             let (Some(account), Some(imap_port)) = (&store.probe_account, store.ports.imap) else {
                 return unknown(
                     &server.name,
@@ -369,15 +403,23 @@ async fn one(
                 Ok(pw) => pw.clone(),
                 Err(e) => return unknown(&server.name, &name, format!("probe password: {e}")),
             };
+            let store_tls = match crate::tls::Tls::new(&store.tls, &store.host) {
+                Ok(t) => t,
+                Err(e) => return unknown(&server.name, &name, e.to_string()),
+            };
             let account = account.to_string();
             let route = e2e::Route {
-                mta: (host, *port),
-                store: (store.host.as_str(), imap_port),
+                mta: at(*port, false),
+                store: Endpoint {
+                    host: &store.host,
+                    port: imap_port,
+                    tls: Some(&store_tls),
+                    implicit: false,
+                },
                 account: &account,
                 password: &pw,
             };
-            let r = e2e::check(&mut run, &route).await;
-            (name, r)
+            e2e::check(&mut run, &route).await
         }
     };
     run.finish(&server.name, &name, result, pc.warning, pc.critical)

@@ -1,8 +1,29 @@
-//! POP3: greeting, USER/PASS, STAT, RETR of the first message. Written by hand: no maintained
-//! async POP3 client exists; tested against Dovecot.
+//! POP3: greeting, STLS or implicit TLS, USER/PASS, STAT, RETR of the first message. Written
+//! by hand: no maintained async POP3 client exists; tested against Dovecot.
 
 use crate::line::{LineConn, LineError};
 use crate::outcome::{Failure, Run};
+use crate::tls::Endpoint;
+
+/// Longest multi-line answer read for CAPA.
+const MAX_CAPA_LINES: usize = 100;
+
+/// Whether CAPA lists STLS (a server without CAPA answers -ERR: no STLS).
+async fn offers_stls(c: &mut LineConn) -> Result<bool, LineError> {
+    c.send("CAPA").await?;
+    if !c.line().await?.starts_with("+OK") {
+        return Ok(false);
+    }
+    let mut stls = false;
+    for _ in 0..MAX_CAPA_LINES {
+        let l = c.line().await?;
+        if l == "." {
+            return Ok(stls);
+        }
+        stls |= l.eq_ignore_ascii_case("STLS");
+    }
+    Err(LineError::Unexpected("CAPA answer too long".into()))
+}
 
 async fn ok(c: &mut LineConn) -> Result<String, LineError> {
     let l = c.line().await?;
@@ -15,13 +36,31 @@ async fn ok(c: &mut LineConn) -> Result<String, LineError> {
 /// Logs in, counts the messages and retrieves the first.
 pub async fn check(
     run: &mut Run,
-    host: &str,
-    port: u16,
+    at: &Endpoint<'_>,
     user: &str,
     password: &str,
 ) -> Result<String, Failure> {
-    let mut c = run.step("connect", LineConn::connect(host, port)).await?;
+    let (stream, mut tls) = crate::tls::open(run, at).await?;
+    let mut c = LineConn::new(stream);
     run.step("banner", ok(&mut c)).await?;
+    let offered = if tls.is_none() && at.tls.is_some() {
+        run.step("capa", offers_stls(&mut c)).await?
+    } else {
+        false
+    };
+    if let Some(t) =
+        crate::tls::upgrade_with(at, offered).map_err(|m| Failure::new("starttls", m))?
+    {
+        run.step("starttls", async {
+            c.send("STLS").await?;
+            ok(&mut c).await
+        })
+        .await?;
+        let (upgraded, info) = run.step("tls", c.starttls(t)).await?;
+        c = upgraded;
+        crate::tls::note(run, &info);
+        tls = Some(info);
+    }
     run.step("login", async {
         c.send(&format!("USER {user}")).await?;
         ok(&mut c).await?;
@@ -58,9 +97,10 @@ pub async fn check(
             .await?;
     }
     let _ = c.send("QUIT").await;
+    let tls = tls.map_or(String::new(), |t| format!("; {}", t.summary()));
     Ok(if count == 0 {
-        "no messages to retrieve".to_string()
+        format!("no messages to retrieve{tls}")
     } else {
-        format!("{count} messages, first {bytes} bytes")
+        format!("{count} messages, first {bytes} bytes{tls}")
     })
 }

@@ -88,11 +88,19 @@ pid_file = {replica_pid}
 name = {MTA:?}
 roles = [\"mta\"]
 host = {qhost}
-ports = {{ smtp = {smtp} }}
+ports = {{ smtp = {smtp}, submission = {submission} }}
 group = \"mta\"
 postfix_dir = {postfix}
 pid_file = {postfix_pid}
+# Every account, for SMTP AUTH through the MTA's Dovecot; the probe logs in on submission.
+passwd_file = {mta_users}
+probe_account = {mta_probe}
+tls = {{ ca_file = {ca} }}
 ",
+        submission = ports.submission,
+        mta_users = q(layout.passwd_file(crate::layout::MTA_AUTH).display()),
+        mta_probe = q(PROBES[0].1),
+        ca = q(layout.tls_dir().join("ca.pem").display()),
         base = b.display(),
         data = q(layout.data_dir().display()),
         backend = q(backend),
@@ -121,7 +129,8 @@ pid_file = {postfix_pid}
 name = {name:?}
 roles = [\"mailbox\"]
 host = {qhost}
-ports = {{ imap = {imap}, pop3 = {pop3}, lmtp = {lmtp} }}
+ports = {{ imap = {imap}, pop3 = {pop3}, lmtp = {lmtp}, imaps = {imaps}, pop3s = {pop3s} }}
+tls = {{ ca_file = {ca} }}
 maildir_root = {root}
 passwd_file = {users}
 probe_account = {probe}
@@ -131,6 +140,9 @@ pid_file = {pid}
             imap = p.imap,
             pop3 = p.pop3,
             lmtp = p.lmtp,
+            imaps = p.imaps,
+            pop3s = p.pop3s,
+            ca = q(layout.tls_dir().join("ca.pem").display()),
             root = q(layout.maildir_root(name).display()),
             users = q(layout.passwd_file(name).display()),
             pid = q(layout.dovecot_pid(name).display()),

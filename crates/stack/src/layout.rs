@@ -13,6 +13,8 @@ pub struct Layout {
 pub const STORES: [&str; 2] = ["store1", "store2"];
 /// Name of the demo MTA.
 pub const MTA: &str = "mx1";
+/// Name of the Dovecot instance on the MTA that checks SMTP AUTH passwords for Postfix.
+pub const MTA_AUTH: &str = "mx1-auth";
 /// Name of the demo directory server.
 pub const LDAP: &str = "ldap1";
 /// Name of its replica.
@@ -39,6 +41,10 @@ impl Layout {
     /// mailfleet's data directory for this stack.
     pub fn data_dir(&self) -> PathBuf {
         self.base.join("data")
+    }
+    /// The demo PKI (CA, server certificate and key).
+    pub fn tls_dir(&self) -> PathBuf {
+        self.base.join("tls")
     }
     /// Postfix config directory.
     pub fn postfix_conf(&self) -> PathBuf {

@@ -7,6 +7,7 @@
 //! stack), [`process`] (spawning and stopping by PID), [`install`] (Debian packages),
 //! [`testkit`] (a stack in a temp dir that stops on drop).
 
+pub mod certs;
 pub mod demo;
 pub mod dovecot;
 pub mod install;

@@ -5,7 +5,7 @@ use std::process::Child;
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{Layout, STORES};
+use crate::layout::{Layout, MTA_AUTH, STORES};
 use crate::ports::{DEFAULT_BASE, StackPorts};
 use crate::process::{self, is_running, read_pid};
 use crate::{StackError, demo, dovecot, install, io_err, postfix, redis, slapd};
@@ -66,6 +66,7 @@ fn services(layout: &Layout) -> Vec<(String, PathBuf)> {
     for s in STORES {
         v.push((s.to_string(), layout.dovecot_pid(s)));
     }
+    v.push((MTA_AUTH.into(), layout.dovecot_pid(MTA_AUTH)));
     v.push(("ldap1".into(), layout.slapd_pid()));
     v.push(("ldap2".into(), layout.ldap_replica().join("slapd.pid")));
     v.push(("redis".into(), layout.redis_pid()));
@@ -240,11 +241,14 @@ async fn start_all(
         host,
         p.ldap_replica,
     )?);
+    let certs = crate::certs::ensure(&layout.tls_dir(), host)?;
     for (store, sp) in STORES.iter().zip(&p.stores) {
-        dovecot::configure(layout, store, host, sp)?;
+        dovecot::configure(layout, store, host, sp, &certs)?;
         dovecot::start(layout, store, host, sp)?;
     }
-    postfix::configure(layout, host, p)?;
+    dovecot::configure_auth(layout, host, p.sasl)?;
+    dovecot::start_auth(layout, host, p.sasl)?;
+    postfix::configure(layout, host, p, &certs)?;
     demo::seed(layout, host, p).await?;
     postfix::start(layout, host, p)
 }
@@ -282,10 +286,11 @@ pub fn status(base: &Path) -> Result<Option<Vec<ServiceStatus>>, StackError> {
         return Ok(None);
     };
     let p = &info.ports;
-    let mut ports: Vec<Vec<u16>> = vec![vec![p.smtp]];
+    let mut ports: Vec<Vec<u16>> = vec![vec![p.smtp, p.submission]];
     for s in &p.stores {
-        ports.push(vec![s.imap, s.pop3, s.lmtp]);
+        ports.push(vec![s.imap, s.pop3, s.lmtp, s.imaps, s.pop3s]);
     }
+    ports.push(vec![p.sasl]);
     ports.push(vec![p.ldap]);
     ports.push(vec![p.ldap_replica]);
     ports.push(vec![p.redis]);

@@ -11,6 +11,10 @@ pub struct StorePorts {
     pub pop3: u16,
     /// LMTP.
     pub lmtp: u16,
+    /// IMAP over implicit TLS.
+    pub imaps: u16,
+    /// POP3 over implicit TLS.
+    pub pop3s: u16,
 }
 
 /// Every port one stack listens on.
@@ -18,6 +22,10 @@ pub struct StorePorts {
 pub struct StackPorts {
     /// Postfix SMTP.
     pub smtp: u16,
+    /// Postfix submission (STARTTLS required, then SMTP AUTH).
+    pub submission: u16,
+    /// Dovecot's auth service on the MTA, which Postfix asks for SMTP AUTH.
+    pub sasl: u16,
     /// The two stores, in order.
     pub stores: [StorePorts; 2],
     /// slapd.
@@ -37,16 +45,22 @@ impl StackPorts {
         let at = |off: u16| base.checked_add(off);
         Some(StackPorts {
             smtp: at(25)?,
+            submission: at(587)?,
+            sasl: at(12)?,
             stores: [
                 StorePorts {
                     imap: at(143)?,
                     pop3: at(110)?,
                     lmtp: at(24)?,
+                    imaps: at(993)?,
+                    pop3s: at(995)?,
                 },
                 StorePorts {
                     imap: at(243)?,
                     pop3: at(210)?,
                     lmtp: at(124)?,
+                    imaps: at(1993)?,
+                    pop3s: at(1995)?,
                 },
             ],
             ldap: at(389)?,
@@ -57,7 +71,7 @@ impl StackPorts {
 
     /// Ports the kernel reports free on `host` right now (all held at once, so distinct).
     pub fn free(host: &str) -> std::io::Result<Self> {
-        let listeners = (0..10)
+        let listeners = (0..16)
             .map(|_| std::net::TcpListener::bind((host, 0)))
             .collect::<std::io::Result<Vec<_>>>()?;
         let p = listeners
@@ -66,16 +80,22 @@ impl StackPorts {
             .collect::<std::io::Result<Vec<_>>>()?;
         Ok(StackPorts {
             smtp: p[0],
+            submission: p[10],
+            sasl: p[11],
             stores: [
                 StorePorts {
                     imap: p[1],
                     pop3: p[2],
                     lmtp: p[3],
+                    imaps: p[12],
+                    pop3s: p[13],
                 },
                 StorePorts {
                     imap: p[4],
                     pop3: p[5],
                     lmtp: p[6],
+                    imaps: p[14],
+                    pop3s: p[15],
                 },
             ],
             ldap: p[7],
@@ -86,11 +106,17 @@ impl StackPorts {
 
     /// Every port with the service it belongs to.
     pub fn all(&self) -> Vec<(String, u16)> {
-        let mut v = vec![("mx1 smtp".to_string(), self.smtp)];
+        let mut v = vec![
+            ("mx1 smtp".to_string(), self.smtp),
+            ("mx1 submission".to_string(), self.submission),
+            ("mx1-auth sasl".to_string(), self.sasl),
+        ];
         for (name, s) in crate::layout::STORES.iter().zip(&self.stores) {
             v.push((format!("{name} imap"), s.imap));
             v.push((format!("{name} pop3"), s.pop3));
             v.push((format!("{name} lmtp"), s.lmtp));
+            v.push((format!("{name} imaps"), s.imaps));
+            v.push((format!("{name} pop3s"), s.pop3s));
         }
         v.push(("ldap1 ldap".into(), self.ldap));
         v.push(("ldap2 ldap".into(), self.ldap_replica));

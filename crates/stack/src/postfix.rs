@@ -5,13 +5,19 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::certs::Certs;
 use crate::layout::Layout;
 use crate::ports::StackPorts;
 use crate::process::{self, run};
 use crate::{StackError, io_err};
 
 /// Writes main.cf and master.cf, creates the queue and data directories.
-pub fn configure(layout: &Layout, host: &str, ports: &StackPorts) -> Result<(), StackError> {
+pub fn configure(
+    layout: &Layout,
+    host: &str,
+    ports: &StackPorts,
+    certs: &Certs,
+) -> Result<(), StackError> {
     let conf = layout.postfix_conf();
     let queue = layout.postfix_queue();
     let data = layout.base.join(crate::layout::MTA).join("data");
@@ -52,21 +58,40 @@ virtual_transport = error:5.1.1 no mailbox store for this account
 default_transport = error:outbound mail disabled in the demo
 relay_transport = error:outbound mail disabled in the demo
 lmtp_destination_recipient_limit = 50
+# TLS offered on port 25, required on submission.
+smtpd_tls_cert_file = {cert}
+smtpd_tls_key_file = {key}
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+# SMTP AUTH, checked by the MTA's own Dovecot (enabled on submission only).
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = inet:{host}:{sasl}
+smtpd_sasl_auth_enable = no
 ",
+        cert = certs.cert.display(),
+        key = certs.key.display(),
+        sasl = ports.sasl,
         queue = queue.display(),
         data = data.display(),
         conf = conf.display(),
         log = log.display(),
     );
     write_backdated(&conf.join("main.cf"), &main_cf)?;
-    write_backdated(&conf.join("master.cf"), &master_cf(host, ports.smtp))?;
+    write_backdated(&conf.join("master.cf"), &master_cf(host, ports))?;
     Ok(())
 }
 
 /// The stock services, none chrooted (the queue directory is not set up as a jail).
-fn master_cf(host: &str, smtp: u16) -> String {
+fn master_cf(host: &str, ports: &StackPorts) -> String {
     let services = [
-        format!("{host}:{smtp} inet n - n - - smtpd"),
+        format!("{host}:{} inet n - n - - smtpd", ports.smtp),
+        format!(
+            "{host}:{} inet n - n - - smtpd -o syslog_name=postfix/submission \
+-o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes -o smtpd_tls_auth_only=yes \
+-o smtpd_client_restrictions=permit_sasl_authenticated,reject \
+-o smtpd_relay_restrictions=permit_sasl_authenticated,reject",
+            ports.submission
+        ),
         "pickup unix n - n 60 1 pickup".into(),
         "cleanup unix n - n - 0 cleanup".into(),
         "qmgr unix n - n 300 1 qmgr".into(),
@@ -117,7 +142,10 @@ pub fn start(layout: &Layout, host: &str, ports: &StackPorts) -> Result<(), Stac
     let conf = layout.postfix_conf();
     let log = layout.log_dir().join("postfix.log");
     run(Command::new("postfix").arg("-c").arg(&conf).arg("start"))?;
-    process::wait_listening("postfix", host, ports.smtp, &log, Duration::from_secs(30))
+    for port in [ports.smtp, ports.submission] {
+        process::wait_listening("postfix", host, port, &log, Duration::from_secs(30))?;
+    }
+    Ok(())
 }
 
 /// Stops Postfix by its master's PID.

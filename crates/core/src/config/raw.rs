@@ -139,4 +139,15 @@ pub(crate) struct RawServer {
     pub(crate) replica_max_lag_secs: Option<i64>,
     pub(crate) backup_status: Option<PathBuf>,
     pub(crate) backup_max_age_hours: Option<i64>,
+    #[serde(default)]
+    pub(crate) tls: RawTls,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) starttls: Option<crate::fleet::StartTls>,
+    pub(crate) verify: Option<bool>,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) server_name: Option<String>,
 }

@@ -183,6 +183,21 @@ fn server(s: RawServer, key: &str, base: &Path, p: &mut Problems) -> Server {
             }
             std::time::Duration::from_secs(3600 * h.clamp(1, 24 * 365) as u64)
         },
+        tls: crate::fleet::TlsSettings {
+            starttls: s.tls.starttls.unwrap_or_default(),
+            verify: s.tls.verify.unwrap_or(true),
+            ca_file: s.tls.ca_file.map(|f| resolve(base, &f)),
+            server_name: match s.tls.server_name {
+                Some(n) if n.is_empty() || n.contains(char::is_whitespace) => {
+                    p.add(
+                        format!("{key}.tls.server_name"),
+                        format!("{n:?} is not a host name {label}"),
+                    );
+                    None
+                }
+                n => n,
+            },
+        },
         probe_account: s
             .probe_account
             .as_deref()

@@ -342,3 +342,39 @@ fn every_command_validates_the_config() {
         .expect("run");
     assert!(String::from_utf8_lossy(&out.stderr).contains("server[0].ports.smtp"));
 }
+
+#[test]
+fn tls_settings_are_checked() {
+    refused(
+        &replace(
+            "name = \"store2\"",
+            "name = \"store2\"\ntls = { verify = \"yes\" }",
+        ),
+        "server[2].tls.verify",
+        "invalid type",
+    );
+    refused(
+        &replace(
+            "name = \"store2\"",
+            "name = \"store2\"\ntls = { starttls = \"always\" }",
+        ),
+        "server[2].tls.starttls",
+        "unknown variant",
+    );
+    refused(
+        &replace(
+            "name = \"store2\"",
+            "name = \"store2\"\ntls = { verfy = false }",
+        ),
+        "server[2].tls.verfy",
+        "unknown field",
+    );
+    refused(
+        &replace(
+            "name = \"store2\"",
+            "name = \"store2\"\ntls = { server_name = \"a b\" }",
+        ),
+        "server[2].tls.server_name",
+        "not a host name",
+    );
+}

@@ -12,3 +12,4 @@ mod monitor;
 mod probe;
 mod report_demo;
 mod shift;
+mod tls;

@@ -92,8 +92,10 @@ async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
         problems,
         [
             (Kind::Problem, "imap".to_string()),
+            (Kind::Problem, "imaps".to_string()),
             (Kind::Problem, "lmtp".to_string()),
-            (Kind::Problem, "pop3".to_string())
+            (Kind::Problem, "pop3".to_string()),
+            (Kind::Problem, "pop3s".to_string())
         ],
         "{notes:?}"
     );
@@ -131,7 +133,7 @@ async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
         );
     }
     recovered.sort();
-    assert_eq!(recovered, ["imap", "lmtp", "pop3"]);
+    assert_eq!(recovered, ["imap", "imaps", "lmtp", "pop3", "pop3s"]);
 
     // The webhook got JSON notifications; the alarm mail arrived through the demo MTA.
     let got = bodies.lock().unwrap().clone();
@@ -147,7 +149,7 @@ async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
     let mail = crate::common::wait_for_mail(
         ports.stores[0].imap,
         "alice@example.com",
-        "PROBLEM store2 imap",
+        "PROBLEM store2 imap is",
         Duration::from_secs(30),
     )
     .await;

@@ -101,6 +101,7 @@ async fn all_checks_ok_with_timings() {
         .collect();
     for want in [
         "mx1 smtp",
+        "mx1 submission",
         "mx1 e2e:store1",
         "mx1 e2e:store2",
         "store1 imap",
@@ -108,6 +109,8 @@ async fn all_checks_ok_with_timings() {
         "store1 lmtp",
         "store2 imap",
         "store2 pop3",
+        "store1 imaps",
+        "store1 pop3s",
         "ldap1 ldap",
     ] {
         assert!(
@@ -117,10 +120,11 @@ async fn all_checks_ok_with_timings() {
     }
     // The probe mailbox starts empty: the check appends its own message unless the concurrent
     // end-to-end message got there first.
+    // Dovecot offers STARTTLS: the probe takes it, and verifies the certificate.
     let imap = steps(find(&outcomes, "store1", "imap"));
     assert_eq!(
-        imap[..4],
-        ["connect", "banner", "login", "select"],
+        imap[..6],
+        ["connect", "banner", "starttls", "tls", "login", "select"],
         "{imap:?}"
     );
     assert_eq!(imap.last().map(String::as_str), Some("fetch"), "{imap:?}");
