@@ -1,6 +1,7 @@
 //! The command line: global flags, the command tree and dispatch.
 
 mod accounts;
+mod backup;
 mod check;
 mod config;
 mod demo;
@@ -55,6 +56,11 @@ enum Command {
     /// The monitor's history: CSV export per check family.
     #[command(subcommand)]
     Stats(stats::StatsCmd),
+    /// Incremental, deduplicated backups of the mailbox stores.
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
+    /// Restore accounts, folders or single messages from a backup snapshot.
+    Restore(backup::RestoreCmd),
 }
 
 /// What every command gets: where the config is and how to print.
@@ -97,6 +103,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Monitor(c) => monitor::run(c, &ctx).await,
         Command::Stats(c) => stats::run(c, &ctx),
         Command::Check(c) => check::run(c, &ctx).await,
+        Command::Backup(c) => backup::run(c, &ctx).await,
+        Command::Restore(c) => backup::restore(c, &ctx),
     }
 }
 

@@ -40,9 +40,21 @@ pub struct Config {
     pub monitor: MonitorConfig,
     /// Mail logs the shift check reads for new errors.
     pub shift_logs: Vec<PathBuf>,
+    /// Where and how backups are written.
+    pub backup: BackupConfig,
     /// The `[directory.ldap]` section, when present, whichever backend is in use: the
     /// LDAP probe binds with it.
     pub ldap: Option<LdapConfig>,
+}
+
+/// Backup settings (`[backup]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupConfig {
+    /// The repository directory (`DATA_DIR/backup` unless set).
+    pub repository: PathBuf,
+    /// Deadline of every single operation on the repository: a target that takes longer is
+    /// treated as hung and the run is aborted.
+    pub timeout: Duration,
 }
 
 /// Monitor settings.

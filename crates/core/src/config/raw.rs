@@ -25,6 +25,15 @@ pub(crate) struct RawConfig {
     pub(crate) monitor: RawMonitor,
     #[serde(default)]
     pub(crate) shift: RawShift,
+    #[serde(default)]
+    pub(crate) backup: RawBackup,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBackup {
+    pub(crate) repository: Option<PathBuf>,
+    pub(crate) timeout_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -50,6 +50,23 @@ pub(super) fn validate(
             shift_logs.push(resolve(base, l));
         }
     }
+    let backup = super::BackupConfig {
+        repository: match &raw.backup.repository {
+            Some(r) if r.as_os_str().is_empty() => {
+                p.add("backup.repository", "is empty");
+                data_dir.join("backup")
+            }
+            Some(r) => resolve(base, r),
+            None => data_dir.join("backup"),
+        },
+        timeout: {
+            let t = raw.backup.timeout_secs.unwrap_or(30);
+            if !(1..=3600).contains(&t) {
+                p.add("backup.timeout_secs", format!("{t} is out of range 1-3600"));
+            }
+            Duration::from_secs(t.clamp(1, 3600) as u64)
+        },
+    };
     let fleet = super::validate_fleet::fleet(raw.servers, raw.groups, base, &mut p);
     if p.0.is_empty() {
         Ok(Config {
@@ -61,6 +78,7 @@ pub(super) fn validate(
             probe,
             monitor,
             shift_logs,
+            backup,
             ldap,
         })
     } else {

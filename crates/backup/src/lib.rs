@@ -1,0 +1,23 @@
+//! Backups of Maildir stores: a content-addressed repository of zstd-compressed blobs where
+//! the same message, the same MIME part and the same large chunk are each stored once;
+//! incremental snapshots of every account's folders, flags and UIDs; byte-identical restores.
+//!
+//! Layout: [`target`] (where bytes go: a directory, written atomically), [`repo`] (blobs and
+//! snapshots on a target), [`recipe`] (a message split into parts and rebuilt), [`maildir`]
+//! (reading a live Maildir without Dovecot's locks), [`snapshot`] (what a snapshot records),
+//! [`run`] (a backup run), [`restore`] and [`verify`].
+
+pub mod error;
+pub mod id;
+pub mod maildir;
+pub mod recipe;
+pub mod repo;
+pub mod restore;
+pub mod run;
+pub mod snapshot;
+pub mod target;
+pub mod verify;
+
+pub use error::BackupError;
+pub use id::BlobId;
+pub use repo::Repository;
