@@ -157,3 +157,78 @@ async fn a_wrong_password_fails_smtp_auth() {
     // Port 25 asks for no AUTH and stays OK.
     assert_eq!(find(&outcomes, "mx1", "smtp")["state"], "OK");
 }
+
+/// An HTTPS server on loopback with the demo's certificate: answers every request with 200.
+async fn https_server(base: &Path) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(base.join("tls/server.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_file(base.join("tls/server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+// Multi-threaded: the HTTPS server runs here while the test waits on the probe process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_is_probed_over_verified_tls() {
+    let stack = TestStack::start().await.expect("stack");
+    let port = https_server(&stack.base()).await;
+    let ca = stack.base().join("tls/ca.pem");
+    let mut text = std::fs::read_to_string(stack.config_path()).unwrap();
+    text.push_str(&format!(
+        "\n[[server]]\nname = \"web1\"\nroles = [\"proxy\"]\nhost = \"127.0.0.1\"\nports = {{ https = {port} }}\nhttp_path = \"/webmail\"\ntls = {{ ca_file = {:?} }}\n\n[[server]]\nname = \"web2\"\nroles = [\"proxy\"]\nhost = \"localhost\"\nports = {{ https = {port} }}\n",
+        ca.display().to_string()
+    ));
+    let config = stack.base().join("https.toml");
+    std::fs::write(&config, text).unwrap();
+    let outcomes = probe(&config, &["web1", "web2"]);
+    let ok = find(&outcomes, "web1", "https");
+    assert_eq!(ok["state"], "OK", "{ok:#}");
+    assert!(
+        message(ok).contains("200") && message(ok).contains("TLSv1.3"),
+        "{ok:#}"
+    );
+    // web2 does not trust the demo CA.
+    let untrusted = find(&outcomes, "web2", "https");
+    assert_eq!(untrusted["state"], "CRITICAL", "{untrusted:#}");
+    assert!(
+        message(untrusted).contains("UnknownIssuer"),
+        "{untrusted:#}"
+    );
+}
