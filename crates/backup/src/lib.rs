@@ -17,6 +17,7 @@ pub mod run;
 pub mod snapshot;
 pub mod target;
 pub mod verify;
+pub mod worker;
 
 pub use error::BackupError;
 pub use id::BlobId;

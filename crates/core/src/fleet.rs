@@ -58,11 +58,13 @@ pub struct Ports<T = u16> {
     pub pop3s: Option<T>,
     /// HTTPS.
     pub https: Option<T>,
+    /// LDAP over implicit TLS (usually 636).
+    pub ldaps: Option<T>,
 }
 
 impl<T: Copy> Ports<T> {
     /// Every protocol with its port, in a fixed order.
-    pub fn fields(&self) -> [(&'static str, Option<T>); 11] {
+    pub fn fields(&self) -> [(&'static str, Option<T>); 12] {
         [
             ("smtp", self.smtp),
             ("submission", self.submission),
@@ -75,6 +77,7 @@ impl<T: Copy> Ports<T> {
             ("imaps", self.imaps),
             ("pop3s", self.pop3s),
             ("https", self.https),
+            ("ldaps", self.ldaps),
         ]
     }
 
@@ -100,6 +103,7 @@ impl<T: Copy> Ports<T> {
             imaps: g("imaps", self.imaps),
             pop3s: g("pop3s", self.pop3s),
             https: g("https", self.https),
+            ldaps: g("ldaps", self.ldaps),
         }
     }
 }

@@ -1,15 +1,82 @@
-//! LDAP: bind and a search for the probe account (or the base entry when none is set).
+//! LDAP: bind and a search for the probe account (or the base entry when none is set), over
+//! ldaps:// or StartTLS as the server's TLS settings ask, with the probes' own rustls config.
 
 use std::time::Duration;
 
-use ldap3::{LdapConnAsync, LdapConnSettings, Scope};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope};
+use mailfleet_core::fleet::StartTls;
 
 use crate::outcome::{Failure, Run};
+use crate::tls::{Tls, TlsInfo};
+
+/// An open connection: the handle, its driver task, and what TLS showed.
+struct Conn {
+    ldap: Ldap,
+    driver: tokio::task::JoinHandle<()>,
+    tls: Option<TlsInfo>,
+}
+
+impl Conn {
+    async fn close(mut self) {
+        let _ = self.ldap.unbind().await;
+        self.driver.abort();
+    }
+}
+
+async fn open(
+    url: &str,
+    settings: LdapConnSettings,
+    timeout: Duration,
+) -> Result<Conn, ldap3::LdapError> {
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url).await?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.drive().await;
+    });
+    ldap.with_timeout(timeout);
+    Ok(Conn {
+        ldap,
+        driver,
+        tls: None,
+    })
+}
+
+/// Connects: TLS from the start on ldaps://; on ldap:// StartTLS unless switched off. In
+/// `auto` mode a server that refuses StartTLS (not one whose certificate fails) is used in
+/// clear text.
+async fn connect(
+    run: &mut Run,
+    url: &str,
+    tls: Option<&Tls>,
+    timeout: Duration,
+) -> Result<Conn, Failure> {
+    let base = || LdapConnSettings::new().set_conn_timeout(timeout);
+    let Some(t) = tls.filter(|t| url.starts_with("ldaps://") || t.starttls != StartTls::Off) else {
+        return run.step("connect", open(url, base(), timeout)).await;
+    };
+    let ldaps = url.starts_with("ldaps://");
+    let settings = base().set_config(t.client_config()).set_starttls(!ldaps);
+    let name = if ldaps { "connect" } else { "connect+starttls" };
+    let attempt = run.step(name, open(url, settings, timeout)).await;
+    match attempt {
+        Ok(mut c) => {
+            let info = t.info(if ldaps { "TLS" } else { "StartTLS" });
+            crate::tls::note(run, &info);
+            c.tls = Some(info);
+            Ok(c)
+        }
+        Err(f) if !ldaps && t.starttls == StartTls::Auto && !f.message.contains("certificate") => {
+            run.step("connect", open(url, base(), timeout)).await
+        }
+        Err(f) => Err(f),
+    }
+}
 
 /// What the LDAP check needs.
 pub struct LdapTarget<'a> {
-    /// `ldap://host:port`.
+    /// `ldap://host:port` or `ldaps://host:port`.
     pub url: String,
+    /// The server's TLS settings.
+    pub tls: Option<&'a Tls>,
     /// Bind DN and password, or anonymous.
     pub bind: Option<(&'a str, String)>,
     /// Where to search.
@@ -24,12 +91,8 @@ pub async fn check(
     t: &LdapTarget<'_>,
     timeout: Duration,
 ) -> Result<String, Failure> {
-    let settings = LdapConnSettings::new().set_conn_timeout(timeout);
-    let (conn, mut ldap) = run
-        .step("connect", LdapConnAsync::with_settings(settings, &t.url))
-        .await?;
-    let driver = tokio::spawn(conn.drive());
-    ldap.with_timeout(timeout);
+    let mut c = connect(run, &t.url, t.tls, timeout).await?;
+    let ldap = &mut c.ldap;
     if let Some((dn, pw)) = &t.bind {
         run.step("bind", async { ldap.simple_bind(dn, pw).await?.success() })
             .await?;
@@ -43,30 +106,28 @@ pub async fn check(
             Ok::<usize, ldap3::LdapError>(entries.len())
         })
         .await?;
-    let _ = ldap.unbind().await;
-    driver.abort();
+    let tls = c.tls.clone();
+    c.close().await;
     if found == 0 {
         return Err(Failure::new(
             "search",
             format!("nothing matches {} under {}", t.filter, t.base_dn),
         ));
     }
-    Ok(format!("{found} entries match {}", t.filter))
+    let tls = tls.map_or(String::new(), |t| format!("; {}", t.summary()));
+    Ok(format!("{found} entries match {}{tls}", t.filter))
 }
 
 /// The newest `contextCSN` of the server's naming context (`None`: it has none yet).
 pub async fn context_csn(
     run: &mut Run,
     url: &str,
+    tls: Option<&Tls>,
     bind: Option<(&str, &str)>,
     timeout: Duration,
 ) -> Result<Option<String>, Failure> {
-    let settings = LdapConnSettings::new().set_conn_timeout(timeout);
-    let (conn, mut ldap) = run
-        .step("connect", LdapConnAsync::with_settings(settings, url))
-        .await?;
-    let driver = tokio::spawn(conn.drive());
-    ldap.with_timeout(timeout);
+    let mut c = connect(run, url, tls, timeout).await?;
+    let ldap = &mut c.ldap;
     if let Some((dn, pw)) = bind {
         run.step("bind", async { ldap.simple_bind(dn, pw).await?.success() })
             .await?;
@@ -102,8 +163,7 @@ pub async fn context_csn(
             Ok(csns)
         })
         .await?;
-    let _ = ldap.unbind().await;
-    driver.abort();
+    c.close().await;
     // CSNs start with a GeneralizedTime: the lexically greatest is the newest.
     Ok(csns.into_iter().max())
 }

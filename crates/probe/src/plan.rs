@@ -23,7 +23,7 @@ enum Check {
     /// POP3 login, stat, retr.
     Pop3 { port: u16, implicit: bool },
     /// LDAP bind and search.
-    Ldap { port: u16 },
+    Ldap { port: u16, implicit: bool },
     /// HTTP GET of the server's path.
     Http { port: u16, implicit: bool },
     /// A directory replica's contextCSN against its master's.
@@ -43,7 +43,7 @@ impl Check {
             Check::Greeting { name, .. } => (*name).to_string(),
             Check::Imap { implicit, .. } => if *implicit { "imaps" } else { "imap" }.into(),
             Check::Pop3 { implicit, .. } => if *implicit { "pop3s" } else { "pop3" }.into(),
-            Check::Ldap { .. } => "ldap".into(),
+            Check::Ldap { implicit, .. } => if *implicit { "ldaps" } else { "ldap" }.into(),
             Check::Http { implicit, .. } => if *implicit { "https" } else { "http" }.into(),
             Check::Replica { .. } => "replica".into(),
             Check::E2e { store, .. } => format!("e2e:{}", store.name),
@@ -125,8 +125,10 @@ impl Plan {
                     add(Check::Http { port, implicit });
                 }
             }
-            if let Some(port) = p.ldap {
-                add(Check::Ldap { port });
+            for (port, implicit) in [(p.ldap, false), (p.ldaps, true)] {
+                if let Some(port) = port {
+                    add(Check::Ldap { port, implicit });
+                }
             }
             if let (Some(port), Some(master)) = (
                 p.ldap,
@@ -255,7 +257,7 @@ async fn one(
             Ok((a, pw)) => pop3::check(&mut run, &at(*port, *implicit), &a, &pw).await,
             Err(o) => return o,
         },
-        Check::Ldap { port } => {
+        Check::Ldap { port, implicit } => {
             let (bind, base, attr) = match &config.ldap {
                 Some(l) => {
                     let pw = first_line(&l.password_file).unwrap_or_default();
@@ -276,8 +278,10 @@ async fn one(
                 Some(a) => format!("({attr}={a})"),
                 None => "(objectClass=*)".to_string(),
             };
+            let scheme = if *implicit { "ldaps" } else { "ldap" };
             let target = ldap::LdapTarget {
-                url: format!("ldap://{host}:{port}"),
+                url: format!("{scheme}://{host}:{port}"),
+                tls: Some(&tls),
                 bind,
                 base_dn: base,
                 filter,
@@ -298,11 +302,20 @@ async fn one(
                 master.ports.ldap.unwrap_or(389)
             );
             async {
-                let theirs =
-                    crate::ldap::context_csn(&mut run, &master_url, bind, pc.timeout).await?;
+                let master_tls = crate::tls::Tls::new(&master.tls, &master.host)
+                    .map_err(|e| crate::outcome::Failure::new("tls", e))?;
+                let theirs = crate::ldap::context_csn(
+                    &mut run,
+                    &master_url,
+                    Some(&master_tls),
+                    bind,
+                    pc.timeout,
+                )
+                .await?;
                 let ours = crate::ldap::context_csn(
                     &mut run,
                     &format!("ldap://{host}:{port}"),
+                    Some(&tls),
                     bind,
                     pc.timeout,
                 )

@@ -123,11 +123,20 @@ pub enum TlsError {
 /// TLS as one server's settings ask for it.
 #[derive(Clone)]
 pub struct Tls {
+    config: Arc<ClientConfig>,
     connector: tokio_rustls::TlsConnector,
     name: ServerName<'static>,
     /// When to upgrade plain connections.
     pub starttls: StartTls,
-    refused: Arc<Mutex<Option<String>>>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+/// What the verifier saw of the last certificate: read after a handshake done by us or by a
+/// library given our config (ldap3).
+#[derive(Debug, Default)]
+struct Seen {
+    days_left: Option<i64>,
+    refused: Option<String>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -183,26 +192,44 @@ impl Tls {
         let strict = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
-        let refused = Arc::new(Mutex::new(None));
-        let builder =
-            ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
-        let config = if settings.verify {
-            builder.with_webpki_verifier(strict).with_no_client_auth()
-        } else {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Relaxed {
-                    strict,
-                    refused: refused.clone(),
-                }))
-                .with_no_client_auth()
-        };
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let verifier = Arc::new(Recorder {
+            strict,
+            enforce: settings.verify,
+            seen: seen.clone(),
+        });
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        let config = Arc::new(config);
         Ok(Tls {
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            connector: tokio_rustls::TlsConnector::from(config.clone()),
+            config,
             name,
             starttls: settings.starttls,
-            refused,
+            seen,
         })
+    }
+
+    /// The rustls config, for libraries that do their own handshake (ldap3).
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        self.config.clone()
+    }
+
+    /// What the last handshake with this config showed of the certificate.
+    pub fn info(&self, version: &str) -> TlsInfo {
+        let (days_left, unverified) = self
+            .seen
+            .lock()
+            .map(|mut s| (s.days_left, s.refused.take()))
+            .unwrap_or((None, None));
+        TlsInfo {
+            version: version.to_string(),
+            days_left,
+            unverified,
+        }
     }
 
     /// The TLS handshake over a connected socket.
@@ -214,19 +241,8 @@ impl Tls {
             .and_then(|v| v.as_str())
             .unwrap_or("TLS")
             .replace('_', ".");
-        let days_left = conn
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .and_then(|c| days_left(c.as_ref()));
-        let unverified = self.refused.lock().map(|mut r| r.take()).unwrap_or(None);
-        Ok((
-            Stream::Tls(Box::new(s)),
-            TlsInfo {
-                version,
-                days_left,
-                unverified,
-            },
-        ))
+        let info = self.info(&version);
+        Ok((Stream::Tls(Box::new(s)), info))
     }
 }
 
@@ -240,15 +256,17 @@ fn days_left(der: &[u8]) -> Option<i64> {
     Some((not_after - now).div_euclid(86_400))
 }
 
-/// Accepts any certificate but remembers what strict verification said; handshake signatures
-/// are still verified, so the peer must hold the certificate's key.
+/// Verifies with webpki and records the certificate's expiry; when verification is relaxed
+/// it accepts what webpki refused but records why. Handshake signatures are always verified,
+/// so the peer must hold the certificate's key.
 #[derive(Debug)]
-struct Relaxed {
+struct Recorder {
     strict: Arc<WebPkiServerVerifier>,
-    refused: Arc<Mutex<Option<String>>>,
+    enforce: bool,
+    seen: Arc<Mutex<Seen>>,
 }
 
-impl ServerCertVerifier for Relaxed {
+impl ServerCertVerifier for Recorder {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -257,14 +275,17 @@ impl ServerCertVerifier for Relaxed {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Err(e) =
+        let verdict =
             self.strict
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-            && let Ok(mut r) = self.refused.lock()
-        {
-            *r = Some(e.to_string());
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        if let Ok(mut s) = self.seen.lock() {
+            s.days_left = days_left(end_entity.as_ref());
+            s.refused = verdict.as_ref().err().map(ToString::to_string);
         }
-        Ok(ServerCertVerified::assertion())
+        match verdict {
+            Err(e) if self.enforce => Err(e),
+            _ => Ok(ServerCertVerified::assertion()),
+        }
     }
 
     fn verify_tls12_signature(

@@ -75,6 +75,7 @@ roles = [\"directory\"]
 host = {qhost}
 ports = {{ ldap = {ldap} }}
 pid_file = {slapd_pid}
+tls = {{ ca_file = {ca} }}
 
 [[server]]
 name = {LDAP_REPLICA:?}
@@ -83,6 +84,7 @@ host = {qhost}
 ports = {{ ldap = {ldap_replica} }}
 replica_of = {LDAP:?}
 pid_file = {replica_pid}
+tls = {{ ca_file = {ca} }}
 
 [[server]]
 name = {MTA:?}
@@ -222,6 +224,6 @@ mod tests {
         let mut all: Vec<u16> = p.all().into_iter().map(|(_, port)| port).collect();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 10, "ports overlap");
+        assert_eq!(all.len(), 16, "ports overlap");
     }
 }

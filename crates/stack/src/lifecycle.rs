@@ -224,8 +224,9 @@ async fn start_all(
     let host = &info.host;
     let p = &info.ports;
     redis::start(layout, host, p.redis)?;
+    let certs = crate::certs::ensure(&layout.tls_dir(), host)?;
     if !layout.ldap().join("db").join("data.mdb").exists() {
-        slapd::configure(layout)?;
+        slapd::configure(layout, &certs)?;
     }
     children.push(slapd::start(
         &layout.ldap(),
@@ -233,7 +234,7 @@ async fn start_all(
         host,
         p.ldap,
     )?);
-    slapd::configure_replica(layout, host, p.ldap)?;
+    slapd::configure_replica(layout, host, p.ldap, &certs)?;
     let replica_log = layout.log_dir().join("slapd-replica.log");
     children.push(slapd::start(
         &layout.ldap_replica(),
@@ -241,7 +242,6 @@ async fn start_all(
         host,
         p.ldap_replica,
     )?);
-    let certs = crate::certs::ensure(&layout.tls_dir(), host)?;
     for (store, sp) in STORES.iter().zip(&p.stores) {
         dovecot::configure(layout, store, host, sp, &certs)?;
         dovecot::start(layout, store, host, sp)?;

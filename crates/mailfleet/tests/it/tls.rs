@@ -33,9 +33,14 @@ fn message(o: &Value) -> &str {
 
 /// The stack's config with store1's `tls` line replaced.
 fn store1_tls(stack: &TestStack, tls: &str) -> PathBuf {
+    server_tls(stack, "store1", tls)
+}
+
+/// The stack's config with one server's `tls` line replaced.
+fn server_tls(stack: &TestStack, server: &str, tls: &str) -> PathBuf {
     let text = std::fs::read_to_string(stack.config_path()).unwrap();
-    let marker = "name = \"store1\"";
-    let at = text.find(marker).unwrap();
+    let marker = format!("name = \"{server}\"");
+    let at = text.find(&marker).unwrap();
     let (head, tail) = text.split_at(at);
     let start = tail.find("tls = {").unwrap();
     let end = start + tail[start..].find('\n').unwrap();
@@ -231,4 +236,26 @@ async fn https_is_probed_over_verified_tls() {
         message(untrusted).contains("UnknownIssuer"),
         "{untrusted:#}"
     );
+}
+
+#[tokio::test]
+async fn ldap_uses_starttls_and_verifies_the_certificate() {
+    let stack = TestStack::start().await.expect("stack");
+    let outcomes = probe(&stack.config_path(), &["ldap1", "ldap2"]);
+    for (server, check) in [("ldap1", "ldap"), ("ldap2", "ldap"), ("ldap2", "replica")] {
+        let o = find(&outcomes, server, check);
+        assert_eq!(o["state"], "OK", "{o:#}");
+        assert_eq!(o["steps"][0]["name"], "connect+starttls", "{o:#}");
+    }
+    assert!(message(find(&outcomes, "ldap1", "ldap")).contains("StartTLS, certificate expires"));
+    let untrusted = server_tls(&stack, "ldap1", "tls = { verify = true }");
+    let o = probe(&untrusted, &["ldap1"]);
+    let o = find(&o, "ldap1", "ldap");
+    assert_eq!(o["state"], "CRITICAL", "{o:#}");
+    assert!(message(o).contains("UnknownIssuer"), "{o:#}");
+    let relaxed = server_tls(&stack, "ldap1", "tls = { verify = false }");
+    let o = probe(&relaxed, &["ldap1"]);
+    let o = find(&o, "ldap1", "ldap");
+    assert_eq!(o["state"], "OK", "{o:#}");
+    assert!(message(o).contains("not verified"), "{o:#}");
 }
