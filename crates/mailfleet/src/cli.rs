@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod monitor;
 mod probe;
+mod progress;
 mod report;
 mod stats;
 

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use mailfleet_core::{Config, Role};
+use mailfleet_core::Config;
 
 use crate::alarm::{Alarms, Kind, Notification, Policy};
+use crate::metrics;
 use crate::outcome::{Outcome, State};
 use crate::plan::{Plan, run};
-use crate::{metrics, notify};
 
 /// The latest round in Prometheus format, shared with the `/metrics` server.
 pub type Latest = Arc<RwLock<String>>;
@@ -130,39 +130,7 @@ impl Monitor {
     }
 
     async fn send(&self, n: &Notification) {
-        let m = &self.config.monitor;
-        let timeout = self.config.probe.timeout;
-        match n.kind {
-            Kind::Recovery => tracing::info!("{}: {}", notify::subject(n), n.message),
-            _ => tracing::warn!("{}: {}", notify::subject(n), n.message),
-        }
-        if !m.notify_email.is_empty() {
-            let mta = self
-                .config
-                .fleet
-                .with_role(Role::Mta)
-                .find_map(|s| Some((s.host.as_str(), s.ports.smtp?)));
-            match mta {
-                Some(mta) => {
-                    for to in &m.notify_email {
-                        if let Err(e) =
-                            notify::email(n, mta, m.notify_from.as_str(), to.as_str(), timeout)
-                                .await
-                        {
-                            tracing::error!("mailing the alarm to {to}: {e}");
-                        }
-                    }
-                }
-                None => tracing::error!(
-                    "monitor.notify_email is set but the fleet has no MTA with an smtp port"
-                ),
-            }
-        }
-        if let Some(url) = &m.webhook_url
-            && let Err(e) = notify::webhook(n, url, timeout).await
-        {
-            tracing::error!("webhook: {e}");
-        }
+        crate::notify::send(&self.config, n).await;
     }
 }
 

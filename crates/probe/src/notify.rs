@@ -87,3 +87,39 @@ pub async fn webhook(n: &Notification, url: &str, timeout: Duration) -> Result<(
         .await
         .map_err(|_| format!("{url}: no answer within {timeout:?}"))?
 }
+
+/// Logs a notification and sends it by mail (through the fleet's first MTA) and webhook,
+/// as `[monitor]` configures.
+pub async fn send(config: &mailfleet_core::Config, n: &Notification) {
+    let m = &config.monitor;
+    let timeout = config.probe.timeout;
+    match n.kind {
+        Kind::Recovery => tracing::info!("{}: {}", subject(n), n.message),
+        _ => tracing::warn!("{}: {}", subject(n), n.message),
+    }
+    if !m.notify_email.is_empty() {
+        let mta = config
+            .fleet
+            .with_role(mailfleet_core::Role::Mta)
+            .find_map(|s| Some((s.host.as_str(), s.ports.smtp?)));
+        match mta {
+            Some(mta) => {
+                for to in &m.notify_email {
+                    if let Err(e) =
+                        email(n, mta, m.notify_from.as_str(), to.as_str(), timeout).await
+                    {
+                        tracing::error!("mailing the alarm to {to}: {e}");
+                    }
+                }
+            }
+            None => tracing::error!(
+                "monitor.notify_email is set but the fleet has no MTA with an smtp port"
+            ),
+        }
+    }
+    if let Some(url) = &m.webhook_url
+        && let Err(e) = webhook(n, url, timeout).await
+    {
+        tracing::error!("webhook: {e}");
+    }
+}

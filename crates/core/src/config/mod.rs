@@ -55,6 +55,13 @@ pub struct BackupConfig {
     /// Deadline of every single operation on the repository: a target that takes longer is
     /// treated as hung and the run is aborted.
     pub timeout: Duration,
+    /// A shell command run before a backup (mount the target); if it fails the run is
+    /// skipped with an alarm.
+    pub pre: Option<String>,
+    /// A shell command run after a backup, whatever its result (unmount the target).
+    pub post: Option<String>,
+    /// Deadline of `pre` and `post`.
+    pub command_timeout: Duration,
 }
 
 /// Monitor settings.

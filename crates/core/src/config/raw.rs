@@ -34,6 +34,9 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawBackup {
     pub(crate) repository: Option<PathBuf>,
     pub(crate) timeout_secs: Option<i64>,
+    pub(crate) pre: Option<String>,
+    pub(crate) post: Option<String>,
+    pub(crate) command_timeout_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -66,6 +66,18 @@ pub(super) fn validate(
             }
             Duration::from_secs(t.clamp(1, 3600) as u64)
         },
+        pre: command(&raw.backup.pre, "backup.pre", &mut p),
+        post: command(&raw.backup.post, "backup.post", &mut p),
+        command_timeout: {
+            let t = raw.backup.command_timeout_secs.unwrap_or(60);
+            if !(1..=3600).contains(&t) {
+                p.add(
+                    "backup.command_timeout_secs",
+                    format!("{t} is out of range 1-3600"),
+                );
+            }
+            Duration::from_secs(t.clamp(1, 3600) as u64)
+        },
     };
     let fleet = super::validate_fleet::fleet(raw.servers, raw.groups, base, &mut p);
     if p.0.is_empty() {
@@ -368,4 +380,15 @@ pub(super) fn resolve(base: &Path, p: &Path) -> PathBuf {
         .components()
         .filter(|c| !matches!(c, std::path::Component::CurDir))
         .collect()
+}
+
+/// A shell command setting: present means non-blank.
+fn command(value: &Option<String>, key: &str, p: &mut Problems) -> Option<String> {
+    match value {
+        Some(c) if c.trim().is_empty() => {
+            p.add(key, "is empty (leave it out to run nothing)");
+            None
+        }
+        c => c.clone(),
+    }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 mod backup;
+mod backup_hung;
 mod common;
 mod config_errors;
 mod delivery;
