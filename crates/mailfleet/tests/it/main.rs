@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 mod backup;
+mod backup_crash;
 mod backup_hung;
 mod common;
 mod config_errors;
+mod corpus;
 mod delivery;
 mod demo_cli;
 mod directory_suite;
