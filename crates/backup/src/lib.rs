@@ -14,6 +14,7 @@ pub mod recipe;
 pub mod repo;
 pub mod restore;
 pub mod run;
+pub mod s3;
 pub mod snapshot;
 pub mod target;
 pub mod verify;

@@ -47,11 +47,50 @@ pub struct Config {
     pub ldap: Option<LdapConfig>,
 }
 
+/// Where the backup repository lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RepoLocation {
+    /// A directory (local, or a mount).
+    Dir {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// An S3-compatible bucket (`s3://BUCKET/PREFIX`).
+    S3(S3Location),
+}
+
+impl std::fmt::Display for RepoLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RepoLocation::Dir { path } => write!(f, "{}", path.display()),
+            RepoLocation::S3(s) => write!(f, "s3://{}/{}", s.bucket, s.prefix),
+        }
+    }
+}
+
+/// An S3-compatible bucket and how to reach it (`[backup.s3]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct S3Location {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix inside it (may be empty).
+    pub prefix: String,
+    /// The endpoint URL for non-AWS servers (`http://127.0.0.1:9000`); AWS when unset.
+    pub endpoint: Option<String>,
+    /// The region (`us-east-1` unless set).
+    pub region: String,
+    /// The access key id.
+    pub access_key_id: Option<String>,
+    /// A file holding the secret access key (first line).
+    pub secret_access_key_file: Option<PathBuf>,
+}
+
 /// Backup settings (`[backup]`).
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupConfig {
-    /// The repository directory (`DATA_DIR/backup` unless set).
-    pub repository: PathBuf,
+    /// The repository (`DATA_DIR/backup` unless set).
+    pub repository: RepoLocation,
     /// Deadline of every single operation on the repository: a target that takes longer is
     /// treated as hung and the run is aborted.
     pub timeout: Duration,

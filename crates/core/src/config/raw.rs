@@ -31,9 +31,20 @@ pub(crate) struct RawConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct RawS3 {
+    pub(crate) endpoint: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) access_key_id: Option<String>,
+    pub(crate) secret_access_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RawBackup {
-    pub(crate) repository: Option<PathBuf>,
+    pub(crate) repository: Option<String>,
     pub(crate) timeout_secs: Option<i64>,
+    #[serde(default)]
+    pub(crate) s3: RawS3,
     pub(crate) pre: Option<String>,
     pub(crate) post: Option<String>,
     pub(crate) command_timeout_secs: Option<i64>,

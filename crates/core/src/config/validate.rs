@@ -51,14 +51,7 @@ pub(super) fn validate(
         }
     }
     let backup = super::BackupConfig {
-        repository: match &raw.backup.repository {
-            Some(r) if r.as_os_str().is_empty() => {
-                p.add("backup.repository", "is empty");
-                data_dir.join("backup")
-            }
-            Some(r) => resolve(base, r),
-            None => data_dir.join("backup"),
-        },
+        repository: repository(&raw.backup, base, &data_dir, &mut p),
         timeout: {
             let t = raw.backup.timeout_secs.unwrap_or(30);
             if !(1..=3600).contains(&t) {
@@ -391,4 +384,60 @@ fn command(value: &Option<String>, key: &str, p: &mut Problems) -> Option<String
         }
         c => c.clone(),
     }
+}
+
+/// `[backup] repository`: a directory, or `s3://BUCKET/PREFIX` with `[backup.s3]`.
+fn repository(
+    b: &super::raw::RawBackup,
+    base: &Path,
+    data_dir: &Path,
+    p: &mut Problems,
+) -> super::RepoLocation {
+    use super::RepoLocation;
+    let dir = |path| RepoLocation::Dir { path };
+    let Some(r) = &b.repository else {
+        return dir(data_dir.join("backup"));
+    };
+    if r.trim().is_empty() {
+        p.add("backup.repository", "is empty");
+        return dir(data_dir.join("backup"));
+    }
+    let Some(rest) = r.strip_prefix("s3://") else {
+        return dir(resolve(base, Path::new(r)));
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.');
+    if !valid_bucket {
+        p.add(
+            "backup.repository",
+            format!("{bucket:?} is not an S3 bucket name (3-63 of a-z 0-9 . -)"),
+        );
+    }
+    let s3 = &b.s3;
+    if let Some(e) = &s3.endpoint
+        && !e.starts_with("http://")
+        && !e.starts_with("https://")
+    {
+        p.add(
+            "backup.s3.endpoint",
+            format!("{e:?} is not an http:// or https:// URL"),
+        );
+    }
+    if s3.access_key_id.is_some() != s3.secret_access_key_file.is_some() {
+        p.add(
+            "backup.s3",
+            "access_key_id and secret_access_key_file go together",
+        );
+    }
+    RepoLocation::S3(super::S3Location {
+        bucket: bucket.to_string(),
+        prefix: prefix.trim_matches('/').to_string(),
+        endpoint: s3.endpoint.clone(),
+        region: s3.region.clone().unwrap_or_else(|| "us-east-1".into()),
+        access_key_id: s3.access_key_id.clone(),
+        secret_access_key_file: s3.secret_access_key_file.as_ref().map(|f| resolve(base, f)),
+    })
 }

@@ -10,10 +10,12 @@ use clap::{Args, Subcommand};
 use mailfleet_backup::BackupError;
 use mailfleet_backup::repo::Repository;
 use mailfleet_backup::run::{RunReport, Source};
+use mailfleet_backup::s3::S3Target;
 use mailfleet_backup::snapshot::Snapshot;
-use mailfleet_backup::target::DirTarget;
+use mailfleet_backup::target::{DirTarget, Target};
 use mailfleet_backup::worker::Guarded;
 use mailfleet_core::backup_status::BackupRun;
+use mailfleet_core::config::RepoLocation;
 use mailfleet_core::directory::Filter;
 use mailfleet_core::{Config, Role};
 use mailfleet_probe::State;
@@ -42,11 +44,7 @@ pub(crate) enum BackupCmd {
     },
     /// (internal) Serve repository operations on stdin/stdout for a backup process.
     #[command(hide = true)]
-    TargetWorker {
-        /// The repository directory.
-        #[arg(long)]
-        repository: PathBuf,
-    },
+    TargetWorker,
 }
 
 /// `mailfleet restore`.
@@ -79,14 +77,22 @@ fn open(config: &Config) -> anyhow::Result<Repository> {
 }
 
 fn guarded(config: &Config) -> anyhow::Result<Guarded> {
-    let repo = &config.backup.repository;
     let mut cmd = std::process::Command::new(
         std::env::current_exe().context("finding the mailfleet binary for the target worker")?,
     );
-    cmd.args(["backup", "target-worker", "--repository"])
-        .arg(repo);
-    let g = Guarded::spawn(cmd, config.backup.timeout, repo.display().to_string())?;
-    Ok(g)
+    cmd.arg("--config")
+        .arg(&config.source)
+        .args(["backup", "target-worker"]);
+    let describe = config.backup.repository.to_string();
+    Ok(Guarded::spawn(cmd, config.backup.timeout, describe)?)
+}
+
+/// The target the worker serves, from the config.
+fn target(config: &Config) -> anyhow::Result<Box<dyn Target>> {
+    Ok(match &config.backup.repository {
+        RepoLocation::Dir { path } => Box::new(DirTarget::new(path)?),
+        RepoLocation::S3(loc) => Box::new(S3Target::new(loc)?),
+    })
 }
 
 /// Puts this process in the idle I/O class (best effort): the stores' users come first.
@@ -368,14 +374,17 @@ async fn run_backup(
 }
 
 pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
-    if let BackupCmd::TargetWorker { repository } = &cmd {
-        let target = DirTarget::new(repository)?;
-        mailfleet_backup::worker::serve(&target)?;
-        return Ok(ExitCode::SUCCESS);
-    }
     let config = ctx.load()?;
     match cmd {
-        BackupCmd::TargetWorker { .. } => Ok(ExitCode::SUCCESS),
+        BackupCmd::TargetWorker => {
+            // Blocking I/O (and S3's own runtime) off the async threads.
+            tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                mailfleet_backup::worker::serve(target(&config)?.as_ref())?;
+                Ok(())
+            })
+            .await??;
+            Ok(ExitCode::SUCCESS)
+        }
         BackupCmd::Run { server, account } => run_backup(&config, ctx, &server, &account).await,
         BackupCmd::List => {
             let repo = open(&config)?;
@@ -383,7 +392,7 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
             if ctx.json {
                 print_json(&snaps)?;
             } else if snaps.is_empty() {
-                println!("no snapshots in {}", config.backup.repository.display());
+                println!("no snapshots in {}", config.backup.repository);
             } else {
                 println!(
                     "{:<28} {:<20} {:>8} {:>10} {:>14}",
