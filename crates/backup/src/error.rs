@@ -35,6 +35,9 @@ pub enum BackupError {
     /// A snapshot, account or message asked for does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// Another process holds a lock that conflicts.
+    #[error("{0}")]
+    Locked(String),
     /// The repository is not one this version understands.
     #[error("{0}")]
     Format(String),

@@ -9,7 +9,9 @@
 
 pub mod error;
 pub mod id;
+pub mod lock;
 pub mod maildir;
+pub mod maintenance;
 pub mod recipe;
 pub mod repo;
 pub mod restore;

@@ -117,6 +117,20 @@ impl Repository {
         })
     }
 
+    /// Lists the blobs again (after taking a lock: a prune may have run since open).
+    pub fn reload_index(&self) -> Result<(), BackupError> {
+        let known: HashSet<BlobId> = self
+            .target
+            .list("blobs")?
+            .iter()
+            .filter_map(|k| k.rsplit('/').next().and_then(BlobId::parse))
+            .collect();
+        if let Ok(mut k) = self.known.lock() {
+            *k = known;
+        }
+        Ok(())
+    }
+
     /// Opens the repository, making it first if the target is empty.
     pub fn open_or_init(target: Box<dyn Target>) -> Result<Self, BackupError> {
         if target.exists("config")? {

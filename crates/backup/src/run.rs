@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::BackupError;
 use crate::id::BlobId;
+use crate::lock::Lock;
 use crate::maildir;
 use crate::repo::{PutStats, Repository};
 use crate::snapshot::{AccountEntry, AccountTree, Folder, MessageEntry, Snapshot, new_id};
@@ -87,6 +88,7 @@ fn account(
     source: &Source,
     before: &HashMap<String, MessageEntry>,
     report: &mut RunReport,
+    lock: &mut Lock<'_>,
     progress: &mut dyn FnMut(&RunReport),
 ) -> Result<AccountTree, BackupError> {
     let (scanned, subscriptions) = maildir::scan(&source.maildir)?;
@@ -144,6 +146,7 @@ fn account(
                 recipe,
             });
             if report.messages % 256 == 0 {
+                lock.refresh()?;
                 progress(report);
             }
         }
@@ -161,6 +164,8 @@ pub fn run(
 ) -> Result<(Snapshot, RunReport), BackupError> {
     let started = Instant::now();
     let time = chrono::Utc::now();
+    let mut lock = Lock::shared(repo)?;
+    repo.reload_index()?;
     let parent = repo.snapshots()?.into_iter().last();
     let mut report = RunReport::default();
     let mut accounts = Vec::new();
@@ -168,7 +173,7 @@ pub fn run(
         let before = previous(repo, parent.as_ref(), &source.address);
         let messages_before = report.messages;
         let bytes_before = report.bytes;
-        let tree = account(repo, source, &before, &mut report, progress)?;
+        let tree = account(repo, source, &before, &mut report, &mut lock, progress)?;
         let tree_id = repo.put_json(&tree, &mut report.stored)?;
         accounts.push(AccountEntry {
             server: source.server.clone(),

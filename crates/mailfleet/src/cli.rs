@@ -2,6 +2,7 @@
 
 mod accounts;
 mod backup;
+mod backup_run;
 mod check;
 mod config;
 mod demo;
@@ -9,6 +10,7 @@ mod monitor;
 mod probe;
 mod progress;
 mod report;
+mod restore;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -61,7 +63,7 @@ enum Command {
     #[command(subcommand)]
     Backup(backup::BackupCmd),
     /// Restore accounts, folders or single messages from a backup snapshot.
-    Restore(backup::RestoreCmd),
+    Restore(restore::RestoreCmd),
 }
 
 /// What every command gets: where the config is and how to print.
@@ -105,7 +107,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(c) => stats::run(c, &ctx),
         Command::Check(c) => check::run(c, &ctx).await,
         Command::Backup(c) => backup::run(c, &ctx).await,
-        Command::Restore(c) => backup::restore(c, &ctx),
+        Command::Restore(c) => restore::restore(c, &ctx),
     }
 }
 

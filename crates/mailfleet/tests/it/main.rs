@@ -5,6 +5,7 @@
 mod backup;
 mod backup_crash;
 mod backup_hung;
+mod backup_maintenance;
 mod backup_s3;
 mod common;
 mod config_errors;
