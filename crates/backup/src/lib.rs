@@ -7,8 +7,10 @@
 //! (reading a live Maildir without Dovecot's locks), [`snapshot`] (what a snapshot records),
 //! [`run`] (a backup run), [`restore`] and [`verify`].
 
+pub mod crypto;
 pub mod error;
 pub mod id;
+pub mod into_store;
 pub mod lock;
 pub mod maildir;
 pub mod maintenance;

@@ -45,7 +45,7 @@ pub fn folder_name(dir: &str) -> String {
     }
 }
 
-fn matches(filter: &Filter, raw: &[u8]) -> bool {
+pub(crate) fn matches(filter: &Filter, raw: &[u8]) -> bool {
     if filter.message_id.is_none() && filter.search.is_none() {
         return true;
     }

@@ -107,7 +107,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(c) => stats::run(c, &ctx),
         Command::Check(c) => check::run(c, &ctx).await,
         Command::Backup(c) => backup::run(c, &ctx).await,
-        Command::Restore(c) => restore::restore(c, &ctx),
+        Command::Restore(c) => restore::restore(c, &ctx).await,
     }
 }
 

@@ -64,6 +64,11 @@ backend = \"embedded\"
 [shift]
 logs = [{postfix_log}, {store1_log}, {store2_log}]
 
+# Backups go to DATA_DIR/backup; restores into the stores log in as this master user.
+[backup]
+imap_master_user = \"mailfleet-restore\"
+imap_master_password_file = {probe_secret}
+
 # The probe accounts' password (each store names its probe_account).
 [probe]
 password_file = {probe_secret}

@@ -69,15 +69,17 @@ impl StackPorts {
         })
     }
 
-    /// Ports the kernel reports free on `host` right now (all held at once, so distinct).
+    /// Ports free on `host` right now, taken below the kernel's ephemeral range (so an
+    /// outgoing connection of another test cannot grab one before the service binds it) and
+    /// from a process-wide cursor (so stacks started in parallel never share one).
     pub fn free(host: &str) -> std::io::Result<Self> {
-        let listeners = (0..16)
-            .map(|_| std::net::TcpListener::bind((host, 0)))
-            .collect::<std::io::Result<Vec<_>>>()?;
-        let p = listeners
-            .iter()
-            .map(|l| l.local_addr().map(|a| a.port()))
-            .collect::<std::io::Result<Vec<_>>>()?;
+        let mut p = Vec::with_capacity(16);
+        while p.len() < 16 {
+            let port = next_candidate();
+            if std::net::TcpListener::bind((host, port)).is_ok() {
+                p.push(port);
+            }
+        }
         Ok(StackPorts {
             smtp: p[0],
             submission: p[10],
@@ -123,4 +125,26 @@ impl StackPorts {
         v.push(("redis".into(), self.redis));
         v
     }
+}
+
+/// Test ports come from 20000..32000, below Linux's default ephemeral range (32768..61000).
+const TEST_RANGE: std::ops::Range<u16> = 20000..32000;
+
+/// The next port to try: a cursor starting at a point chosen by the process id and clock,
+/// so concurrent test processes start far apart, then walking the range.
+fn next_candidate() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(TEST_RANGE.end - TEST_RANGE.start);
+    if CURSOR.load(Ordering::Relaxed) == u32::MAX {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let seed = (std::process::id().wrapping_mul(7919) ^ nanos) % span;
+        let _ = CURSOR.compare_exchange(u32::MAX, seed, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    let n = CURSOR.fetch_add(1, Ordering::Relaxed) % span;
+    // n < span <= u16::MAX - TEST_RANGE.start, so the sum fits.
+    TEST_RANGE.start + n as u16
 }

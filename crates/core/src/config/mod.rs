@@ -101,6 +101,13 @@ pub struct BackupConfig {
     pub post: Option<String>,
     /// Deadline of `pre` and `post`.
     pub command_timeout: Duration,
+    /// The Dovecot master user `restore --into-store` logs in as (`ACCOUNT*MASTER`).
+    pub imap_master_user: Option<String>,
+    /// The file holding its password (first line).
+    pub imap_master_password_file: Option<PathBuf>,
+    /// The key file of an encrypted repository (`mailfleet backup keygen FILE` makes one);
+    /// unset: the repository is not encrypted.
+    pub key_file: Option<PathBuf>,
 }
 
 /// Monitor settings.

@@ -47,6 +47,9 @@ pub(crate) struct RawBackup {
     pub(crate) s3: RawS3,
     pub(crate) pre: Option<String>,
     pub(crate) post: Option<String>,
+    pub(crate) imap_master_user: Option<String>,
+    pub(crate) imap_master_password_file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
     pub(crate) command_timeout_secs: Option<i64>,
 }
 

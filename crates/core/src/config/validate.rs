@@ -59,6 +59,13 @@ pub(super) fn validate(
             }
             Duration::from_secs(t.clamp(1, 3600) as u64)
         },
+        imap_master_user: raw.backup.imap_master_user.clone(),
+        imap_master_password_file: raw
+            .backup
+            .imap_master_password_file
+            .as_ref()
+            .map(|f| resolve(base, f)),
+        key_file: raw.backup.key_file.as_ref().map(|f| resolve(base, f)),
         pre: command(&raw.backup.pre, "backup.pre", &mut p),
         post: command(&raw.backup.post, "backup.post", &mut p),
         command_timeout: {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
+use mailfleet_backup::crypto::Keys;
 use mailfleet_backup::maintenance::Keep;
 use mailfleet_backup::repo::Repository;
 use mailfleet_backup::s3::S3Target;
@@ -65,6 +66,12 @@ pub(crate) enum BackupCmd {
         /// The newer snapshot.
         second: String,
     },
+    /// Write a new random key to FILE (mode 0600) for `[backup] key_file`; keep a copy apart
+    /// from the backups: without it they cannot be read.
+    Keygen {
+        /// The key file to create (never overwritten).
+        file: std::path::PathBuf,
+    },
     /// (internal) Serve repository operations on stdin/stdout for a backup process.
     #[command(hide = true)]
     TargetWorker,
@@ -73,7 +80,40 @@ pub(crate) enum BackupCmd {
 /// The repository, with every target operation done by a worker process under the deadline.
 pub(super) fn open(config: &Config) -> anyhow::Result<Repository> {
     let target = guarded(config)?;
-    Ok(Repository::open_or_init(Box::new(target))?)
+    Ok(Repository::open_or_init(Box::new(target), keys(config)?)?)
+}
+
+/// The repository keys, when `[backup] key_file` is set.
+pub(super) fn keys(config: &Config) -> anyhow::Result<Option<Keys>> {
+    config
+        .backup
+        .key_file
+        .as_deref()
+        .map(|f| Keys::load(f).context("[backup] key_file"))
+        .transpose()
+}
+
+fn keygen(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| {
+            format!(
+                "creating {} (an existing key is never overwritten)",
+                file.display()
+            )
+        })?;
+    f.write_all(mailfleet_backup::crypto::generate()?.as_bytes())?;
+    f.sync_all()?;
+    eprintln!(
+        "wrote {}: set [backup] key_file to it, and keep a copy away from the backups",
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn guarded(config: &Config) -> anyhow::Result<Guarded> {
@@ -96,8 +136,12 @@ fn target(config: &Config) -> anyhow::Result<Box<dyn Target>> {
 }
 
 pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
+    if let BackupCmd::Keygen { file } = &cmd {
+        return keygen(file);
+    }
     let config = ctx.load()?;
     match cmd {
+        BackupCmd::Keygen { .. } => unreachable!("handled before the config is loaded"),
         BackupCmd::TargetWorker => {
             // Blocking I/O (and S3's own runtime) off the async threads.
             tokio::task::spawn_blocking(move || -> anyhow::Result<()> {

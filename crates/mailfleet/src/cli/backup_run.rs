@@ -172,7 +172,11 @@ fn backup_blocking(config: &Config, sources: &[Source], show: bool) -> Ended {
         }
         Err(e) => return Ended::Failed(e.to_string()),
     }
-    let repo = match Repository::open_or_init(Box::new(target)) {
+    let keys = match super::backup::keys(config) {
+        Ok(k) => k,
+        Err(e) => return Ended::Failed(format!("{e:#}")),
+    };
+    let repo = match Repository::open_or_init(Box::new(target), keys) {
         Ok(r) => r,
         Err(e @ BackupError::Hung { .. }) => return Ended::Aborted(e.to_string()),
         Err(e) => return Ended::Failed(e.to_string()),

@@ -6,6 +6,14 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Args;
 
+use std::collections::HashMap;
+
+use mailfleet_backup::into_store::{Login, StoreAddr};
+use mailfleet_backup::repo::Repository;
+use mailfleet_backup::restore::Filter;
+use mailfleet_backup::snapshot::Snapshot;
+use mailfleet_core::Config;
+
 use super::backup::open;
 use super::{Context, print_json};
 
@@ -31,8 +39,16 @@ pub(crate) struct RestoreCmd {
     #[arg(long)]
     at: Option<String>,
     /// Write the Maildirs under this directory (DIR/DOMAIN/LOCAL/Maildir).
+    #[arg(
+        long,
+        required_unless_present = "into_store",
+        conflicts_with = "into_store"
+    )]
+    to: Option<PathBuf>,
+    /// Put the messages back into the accounts' live stores over IMAP (APPEND, as the
+    /// `[backup] imap_master_user`); messages already there are skipped.
     #[arg(long)]
-    to: PathBuf,
+    into_store: bool,
 }
 
 /// RFC 3339, `YYYY-MM-DD HH:MM[:SS]` or `YYYY-MM-DD` (UTC).
@@ -53,7 +69,7 @@ fn parse_time(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     bail!("--at {s:?}: not an RFC 3339 time, YYYY-MM-DD HH:MM or YYYY-MM-DD")
 }
 
-pub(crate) fn restore(cmd: RestoreCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
+pub(crate) async fn restore(cmd: RestoreCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
     let config = ctx.load()?;
     let repo = open(&config)?;
     let snapshot = match &cmd.at {
@@ -72,7 +88,10 @@ pub(crate) fn restore(cmd: RestoreCmd, ctx: &Context) -> anyhow::Result<ExitCode
         message_id: cmd.message_id,
         search: cmd.search,
     };
-    let report = mailfleet_backup::restore::to_dir(&repo, &snapshot, &filter, &cmd.to)?;
+    let Some(to) = cmd.to else {
+        return into_store(&config, ctx, &repo, &snapshot, &filter).await;
+    };
+    let report = mailfleet_backup::restore::to_dir(&repo, &snapshot, &filter, &to)?;
     if ctx.json {
         print_json(&report)?;
     } else {
@@ -82,7 +101,57 @@ pub(crate) fn restore(cmd: RestoreCmd, ctx: &Context) -> anyhow::Result<ExitCode
             report.bytes,
             report.accounts,
             snapshot.id,
-            cmd.to.display()
+            to.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn into_store(
+    config: &Config,
+    ctx: &Context,
+    repo: &Repository,
+    snapshot: &Snapshot,
+    filter: &Filter,
+) -> anyhow::Result<ExitCode> {
+    let b = &config.backup;
+    let (Some(user), Some(file)) = (&b.imap_master_user, &b.imap_master_password_file) else {
+        bail!(
+            "--into-store needs [backup] imap_master_user and imap_master_password_file (a Dovecot master user)"
+        );
+    };
+    let password =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let password = password.lines().next().unwrap_or("").to_string();
+    // Where each account lives now: a moved account goes back to its new store.
+    let directory = mailfleet_core::directory::open(&config.directory).await?;
+    let servers: HashMap<String, String> = directory
+        .list(&mailfleet_core::directory::Filter::default())
+        .await?
+        .into_iter()
+        .map(|a| (a.address.to_string(), a.server))
+        .collect();
+    let store_of = |address: &str| -> Option<StoreAddr> {
+        let s = config.fleet.server(servers.get(address)?)?;
+        Some(StoreAddr {
+            host: s.host.clone(),
+            port: s.ports.imap?,
+            tls: mailfleet_probe::tls::Tls::new(&s.tls, &s.host).ok(),
+        })
+    };
+    let login = Login {
+        master_user: user,
+        master_password: &password,
+        timeout: config.probe.timeout.max(std::time::Duration::from_secs(30)),
+    };
+    let report =
+        mailfleet_backup::into_store::into_store(repo, snapshot, filter, &login, &store_of).await?;
+    if ctx.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "appended {} messages to {} accounts from snapshot {} ({} already there, {} folders created)",
+            report.appended, report.accounts, snapshot.id, report.skipped, report.created_folders
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -78,13 +78,13 @@ async fn killed_runs_leave_a_valid_repository() {
     let timing = stack.base().join("timing.toml");
     std::fs::write(
         &timing,
-        format!("{text}\n[backup]\nrepository = \"timing-repo\"\n"),
+        crate::corpus::with_backup(&text, "repository = \"timing-repo\"\n"),
     )
     .unwrap();
     let config = stack.base().join("crash.toml");
     std::fs::write(
         &config,
-        format!("{text}\n[backup]\nrepository = \"crash-repo\"\n"),
+        crate::corpus::with_backup(&text, "repository = \"crash-repo\"\n"),
     )
     .unwrap();
     // How long a first full run takes: the kills land anywhere in such a run.

@@ -143,11 +143,14 @@ async fn a_hung_target_aborts_the_run_within_its_deadline() {
                 status.display().to_string()
             ),
             1,
-        )
-        + &format!(
-            "\n[backup]\nrepository = {:?}\ntimeout_secs = 2\n",
-            d.join("mnt/repo").display().to_string()
         );
+    let text = crate::corpus::with_backup(
+        &text,
+        &format!(
+            "repository = {:?}\ntimeout_secs = 2\n",
+            d.join("mnt/repo").display().to_string()
+        ),
+    );
     let config = d.join("mailfleet.toml");
     std::fs::write(&config, text).unwrap();
     std::fs::write(d.join("loopfs.py"), LOOPFS).unwrap();

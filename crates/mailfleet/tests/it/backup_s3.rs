@@ -61,12 +61,14 @@ async fn backups_go_to_an_s3_bucket_and_come_back() {
     let config = stack.base().join("s3.toml");
     std::fs::write(
         &config,
-        std::fs::read_to_string(stack.config_path()).unwrap()
-            + &format!(
-                "\n[backup]\nrepository = \"s3://mailfleet-test/fleet1\"\ns3 = {{ endpoint = \"http://127.0.0.1:{}\", access_key_id = \"test\", secret_access_key_file = {:?} }}\n",
+        crate::corpus::with_backup(
+            &std::fs::read_to_string(stack.config_path()).unwrap(),
+            &format!(
+                "repository = \"s3://mailfleet-test/fleet1\"\ns3 = {{ endpoint = \"http://127.0.0.1:{}\", access_key_id = \"test\", secret_access_key_file = {:?} }}\n",
                 s3.port,
                 secret.display().to_string()
             ),
+        ),
     )
     .unwrap();
     let run = |args: &[&str]| -> serde_json::Value {

@@ -234,3 +234,12 @@ pub(crate) fn assert_restored(stack: &mailfleet_stack::TestStack, restored: &Pat
         }
     }
 }
+
+/// The stack's config text with these lines added to its `[backup]` table.
+pub(crate) fn with_backup(text: &str, lines: &str) -> String {
+    assert!(
+        text.contains("[backup]\n"),
+        "the demo config has a [backup] table"
+    );
+    text.replacen("[backup]\n", &format!("[backup]\n{lines}"), 1)
+}

@@ -4,7 +4,9 @@
 
 mod backup;
 mod backup_crash;
+mod backup_encrypted;
 mod backup_hung;
+mod backup_into_store;
 mod backup_maintenance;
 mod backup_s3;
 mod common;

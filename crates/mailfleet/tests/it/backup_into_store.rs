@@ -1,0 +1,152 @@
+//! Restore into the live store over IMAP: messages deleted after the backup come back with
+//! their flags and internal dates, and a second run appends nothing.
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt;
+use mailfleet_stack::TestStack;
+use mailfleet_stack::demo::DEMO_PASSWORD;
+use serde_json::Value;
+
+use crate::corpus::fill;
+
+type Session = async_imap::Session<tokio::net::TcpStream>;
+
+async fn session(port: u16) -> Session {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.unwrap();
+    client
+        .login("alice@example.com", DEMO_PASSWORD)
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap()
+}
+
+/// Every message of a folder: body hash to (flags without \Recent, INTERNALDATE).
+async fn contents(s: &mut Session, folder: &str) -> BTreeMap<String, (Vec<String>, String)> {
+    let m = s.select(folder).await.unwrap();
+    if m.exists == 0 {
+        return BTreeMap::new();
+    }
+    let fetched: Vec<_> = s
+        .fetch("1:*", "(FLAGS INTERNALDATE BODY.PEEK[])")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    fetched
+        .iter()
+        .map(|f| {
+            let mut flags: Vec<String> = f
+                .flags()
+                .map(|fl| format!("{fl:?}"))
+                .filter(|fl| fl != "Recent")
+                .collect();
+            flags.sort();
+            let date = f.internal_date().unwrap().to_rfc3339();
+            let hash = mailfleet_backup::BlobId::of(f.body().unwrap()).hex();
+            (hash, (flags, date))
+        })
+        .collect()
+}
+
+async fn flag_and_file(s: &mut Session) {
+    s.select("INBOX").await.unwrap();
+    for (set, flags) in [
+        ("1:3", "(\\Seen \\Answered)"),
+        ("4", "($Important \\Flagged)"),
+    ] {
+        let _: Vec<_> = s
+            .store(set, format!("+FLAGS {flags}"))
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+    }
+    s.create("Projects").await.unwrap();
+    s.copy("5:7", "Projects").await.unwrap();
+}
+
+async fn delete_all(s: &mut Session, folder: &str) {
+    s.select(folder).await.unwrap();
+    let _: Vec<_> = s
+        .store("1:*", "+FLAGS (\\Deleted)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let _: Vec<_> = s.expunge().await.unwrap().try_collect().await.unwrap();
+}
+
+fn restore(config: &std::path::Path) -> Value {
+    let out = crate::common::mailfleet_ok(
+        config,
+        &[
+            "--json",
+            "restore",
+            "--account",
+            "alice@example.com",
+            "--into-store",
+        ],
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleted_mail_comes_back_over_imap_once() {
+    let stack = TestStack::start().await.expect("stack");
+    let config = stack.config_path();
+    fill(&stack, 20).await;
+    let port = stack.info.ports.stores[0].imap;
+    let mut s = session(port).await;
+    flag_and_file(&mut s).await;
+    let inbox = contents(&mut s, "INBOX").await;
+    let projects = contents(&mut s, "Projects").await;
+    assert!(inbox.len() >= 7 && projects.len() == 3);
+    crate::common::mailfleet_ok(
+        &config,
+        &["backup", "run", "--account", "alice@example.com"],
+    );
+
+    // The user deletes everything, including the folder's mail.
+    delete_all(&mut s, "INBOX").await;
+    delete_all(&mut s, "Projects").await;
+    // Dovecot disconnects a client whose selected mailbox is deleted.
+    s.select("INBOX").await.unwrap();
+    s.delete("Projects").await.unwrap();
+
+    let first = restore(&config);
+    assert_eq!(
+        first["appended"].as_u64().unwrap(),
+        (inbox.len() + projects.len()) as u64,
+        "{first:#}"
+    );
+    assert_eq!(first["skipped"], 0, "{first:#}");
+    assert_eq!(first["created_folders"], 1, "{first:#}");
+    assert_eq!(
+        contents(&mut s, "INBOX").await,
+        inbox,
+        "INBOX after restore"
+    );
+    assert_eq!(
+        contents(&mut s, "Projects").await,
+        projects,
+        "Projects after restore"
+    );
+
+    // Again: everything is already there.
+    let second = restore(&config);
+    assert_eq!(second["appended"], 0, "{second:#}");
+    assert_eq!(
+        second["skipped"].as_u64().unwrap(),
+        (inbox.len() + projects.len()) as u64
+    );
+    assert_eq!(contents(&mut s, "INBOX").await.len(), inbox.len());
+    s.logout().await.unwrap();
+}
