@@ -205,7 +205,7 @@ pub async fn into_store(
             }
             let mut have = existing(&mut s, &name).await?;
             for m in &folder.messages {
-                let recipe: Recipe = repo.get_json(&m.recipe)?;
+                let recipe: Recipe = crate::recipe::load(repo, &m.recipe)?;
                 let raw = crate::recipe::rebuild(repo, &recipe)?;
                 if !matches(filter, &raw) {
                     continue;

@@ -14,6 +14,7 @@ pub mod into_store;
 pub mod lock;
 pub mod maildir;
 pub mod maintenance;
+pub mod pack;
 pub mod recipe;
 pub mod repo;
 pub mod restore;

@@ -108,6 +108,12 @@ pub struct PruneReport {
     pub referenced: u64,
     /// Blobs deleted.
     pub deleted: u64,
+    /// Packs deleted (nothing in them used, or not indexed).
+    pub packs_deleted: u64,
+    /// Packs rewritten without their unused blobs.
+    pub packs_rewritten: u64,
+    /// Unused blobs left in place: their packs are mostly in use (under 20% unused).
+    pub unused_kept: u64,
     /// Leftovers of interrupted writes removed.
     pub temporary_files: u64,
 }
@@ -123,7 +129,7 @@ fn referenced(repo: &Repository) -> Result<HashSet<BlobId>, BackupError> {
             let tree: AccountTree = repo.get_json(&account.tree)?;
             for m in tree.folders.iter().flat_map(|f| &f.messages) {
                 if used.insert(m.recipe) {
-                    let recipe: Recipe = repo.get_json(&m.recipe)?;
+                    let recipe: Recipe = crate::recipe::load(repo, &m.recipe)?;
                     used.extend(crate::recipe::blobs(&recipe).copied());
                 }
             }
@@ -132,21 +138,80 @@ fn referenced(repo: &Repository) -> Result<HashSet<BlobId>, BackupError> {
     Ok(used)
 }
 
+/// A pack with at least this share of unused bytes is rewritten; below it, the space is left
+/// (rewriting 16 MiB to win little is not worth the I/O).
+const REPACK_UNUSED_PERCENT: u64 = 20;
+/// A pack smaller than this (the last of a run) is rewritten whenever it holds unused blobs.
+const REPACK_SMALL: u64 = 1 << 20;
+
+/// Copies a pack's live objects (as stored: no decryption needed) into new packs, indexes them,
+/// then removes the old pack. A crash in between leaves the blobs in both, which is harmless.
+fn repack(repo: &Repository, pack: &str, live: &[(BlobId, u64, u32)]) -> Result<(), BackupError> {
+    let objects = live
+        .iter()
+        .map(|(id, _, _)| Ok((*id, repo.get_object(id)?)))
+        .collect::<Result<Vec<_>, BackupError>>()?;
+    repo.unindex_pack(pack);
+    let mut stats = crate::repo::PutStats::default();
+    for (id, object) in objects {
+        repo.add_object(id, &object, &mut stats)?;
+    }
+    repo.flush()?;
+    repo.delete_pack(pack)
+}
+
 /// Deletes unreferenced blobs and leftovers of interrupted writes, under an exclusive lock.
 /// A snapshot that cannot be read stops the prune: deleting on a partial view would lose data.
 pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport, BackupError> {
     let _lock = Lock::exclusive(repo)?;
     repo.reload_index()?;
+    let damaged = repo.damaged_indexes();
+    if !damaged.is_empty() {
+        return Err(BackupError::Corrupt(format!(
+            "prune refused: {} index segments cannot be read ({}); deleting on a partial view would lose data",
+            damaged.len(),
+            damaged[0]
+        )));
+    }
     let used = referenced(repo)?;
     let mut report = PruneReport {
         referenced: used.len() as u64,
         ..PruneReport::default()
     };
-    for id in repo.blob_ids() {
-        if !used.contains(&id) {
-            report.deleted += 1;
+    for (pack, blobs) in repo.blobs_by_pack() {
+        let (live, dead): (Vec<_>, Vec<_>) =
+            blobs.into_iter().partition(|(id, _, _)| used.contains(id));
+        if dead.is_empty() {
+            continue;
+        }
+        let dead_bytes: u64 = dead.iter().map(|(_, _, l)| u64::from(*l)).sum();
+        let live_bytes: u64 = live.iter().map(|(_, _, l)| u64::from(*l)).sum();
+        if live.is_empty() {
+            report.deleted += dead.len() as u64;
+            report.packs_deleted += 1;
             if !dry_run {
-                repo.delete_blob(&id)?;
+                repo.delete_pack(&pack)?;
+            }
+        } else if dead_bytes * 100 >= (dead_bytes + live_bytes) * REPACK_UNUSED_PERCENT
+            || dead_bytes + live_bytes < REPACK_SMALL
+        {
+            report.deleted += dead.len() as u64;
+            report.packs_rewritten += 1;
+            if !dry_run {
+                repack(repo, &pack, &live)?;
+            }
+        } else {
+            report.unused_kept += dead.len() as u64;
+        }
+    }
+    // Packs without an index (a run killed between the two writes) hold nothing reachable.
+    let indexed: HashSet<String> = repo.blobs_by_pack().into_keys().collect();
+    for key in repo.target().list("packs")? {
+        let name = key.rsplit('/').next().unwrap_or_default();
+        if !indexed.contains(name) {
+            report.packs_deleted += 1;
+            if !dry_run {
+                repo.delete_pack(name)?;
             }
         }
     }

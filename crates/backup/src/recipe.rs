@@ -34,10 +34,14 @@ pub struct Recipe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Segment {
-    /// Bytes kept in the recipe (headers, boundaries, small bodies), base64 in the JSON.
+    /// Bytes kept in the recipe (headers, boundaries, small bodies): the JSON gives their
+    /// length, the bytes follow the JSON in the recipe's blob (raw, so they compress well).
     Inline {
+        /// How many bytes.
+        len: usize,
         /// The bytes.
-        data: String,
+        #[serde(skip)]
+        data: Vec<u8>,
     },
     /// Bytes stored as blobs, concatenated.
     Raw {
@@ -146,9 +150,74 @@ fn part_ranges(raw: &[u8]) -> Vec<(usize, usize)> {
     out
 }
 
+/// The first bytes of a recipe blob: format 1 (JSON length, JSON, inline bytes).
+const RECIPE_MAGIC: &[u8; 4] = b"MFR1";
+
+impl Recipe {
+    /// The recipe's blob: magic, u32 length of the JSON, the JSON, the inline bytes in order.
+    pub fn encode(&self) -> Result<Vec<u8>, BackupError> {
+        let json = serde_json::to_vec(self).map_err(|e| BackupError::Format(e.to_string()))?;
+        let len = u32::try_from(json.len())
+            .map_err(|_| BackupError::Format("recipe larger than 4 GiB".into()))?;
+        let mut out = RECIPE_MAGIC.to_vec();
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&json);
+        for s in &self.segments {
+            if let Segment::Inline { data, .. } = s {
+                out.extend_from_slice(data);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a recipe blob, checking that the inline bytes are all there.
+    pub fn decode(blob: &[u8]) -> Result<Recipe, BackupError> {
+        let bad = |why: &str| BackupError::Corrupt(format!("recipe: {why}"));
+        let rest = blob
+            .strip_prefix(RECIPE_MAGIC.as_slice())
+            .ok_or_else(|| bad("unknown header"))?;
+        let (len, rest) = rest.split_at_checked(4).ok_or_else(|| bad("truncated"))?;
+        let mut n4 = [0u8; 4];
+        n4.copy_from_slice(len);
+        let (json, mut tail) = rest
+            .split_at_checked(u32::from_le_bytes(n4) as usize)
+            .ok_or_else(|| bad("truncated"))?;
+        let mut recipe: Recipe = serde_json::from_slice(json).map_err(|e| bad(&e.to_string()))?;
+        for s in &mut recipe.segments {
+            if let Segment::Inline { len, data } = s {
+                let (bytes, after) = tail
+                    .split_at_checked(*len)
+                    .ok_or_else(|| bad("inline bytes truncated"))?;
+                *data = bytes.to_vec();
+                tail = after;
+            }
+        }
+        if !tail.is_empty() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(recipe)
+    }
+}
+
+/// Stores a recipe as a blob.
+pub fn save(
+    repo: &Repository,
+    recipe: &Recipe,
+    stats: &mut PutStats,
+) -> Result<BlobId, BackupError> {
+    repo.put(&recipe.encode()?, stats)
+}
+
+/// Reads a recipe blob.
+pub fn load(repo: &Repository, id: &BlobId) -> Result<Recipe, BackupError> {
+    Recipe::decode(&repo.get(id)?).map_err(|e| match e {
+        BackupError::Corrupt(m) => BackupError::Corrupt(format!("blob {id}: {m}")),
+        e => e,
+    })
+}
+
 /// Splits a message into a recipe, storing its parts.
 pub fn store(repo: &Repository, raw: &[u8], stats: &mut PutStats) -> Result<Recipe, BackupError> {
-    let engine = &base64::engine::general_purpose::STANDARD;
     let ranges = if raw.len() >= MIN_PART {
         part_ranges(raw)
     } else {
@@ -159,7 +228,8 @@ pub fn store(repo: &Repository, raw: &[u8], stats: &mut PutStats) -> Result<Reci
     for (start, end) in ranges {
         if start > at {
             segments.push(Segment::Inline {
-                data: engine.encode(&raw[at..start]),
+                len: start - at,
+                data: raw[at..start].to_vec(),
             });
         }
         let body = &raw[start..end];
@@ -185,7 +255,8 @@ pub fn store(repo: &Repository, raw: &[u8], stats: &mut PutStats) -> Result<Reci
             }
         } else {
             Segment::Inline {
-                data: engine.encode(rest),
+                len: rest.len(),
+                data: rest.to_vec(),
             }
         });
     }
@@ -206,15 +277,10 @@ pub fn blobs(recipe: &Recipe) -> impl Iterator<Item = &BlobId> {
 
 /// Rebuilds the message, checking its size and hash.
 pub fn rebuild(repo: &Repository, recipe: &Recipe) -> Result<Vec<u8>, BackupError> {
-    let engine = &base64::engine::general_purpose::STANDARD;
     let mut out = Vec::with_capacity(recipe.size as usize);
     for s in &recipe.segments {
         match s {
-            Segment::Inline { data } => out.extend(
-                engine
-                    .decode(data)
-                    .map_err(|e| BackupError::Corrupt(format!("recipe inline bytes: {e}")))?,
-            ),
+            Segment::Inline { data, .. } => out.extend_from_slice(data),
             Segment::Raw { chunks } => {
                 for c in chunks {
                     out.extend(repo.get(c)?);
@@ -251,6 +317,37 @@ pub fn rebuild(repo: &Repository, recipe: &Recipe) -> Result<Vec<u8>, BackupErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recipe_blobs_round_trip_and_refuse_damage() {
+        let r = Recipe {
+            size: 9,
+            hash: BlobId::of(b"x"),
+            segments: vec![
+                Segment::Inline {
+                    len: 3,
+                    data: b"abc".to_vec(),
+                },
+                Segment::Raw {
+                    chunks: vec![BlobId::of(b"y")],
+                },
+                Segment::Inline {
+                    len: 2,
+                    data: b"\r\n".to_vec(),
+                },
+            ],
+        };
+        let blob = r.encode().unwrap();
+        assert!(blob.ends_with(b"abc\r\n"), "inline bytes are stored raw");
+        assert_eq!(Recipe::decode(&blob).unwrap(), r);
+        for cut in [0, 3, 7, blob.len() - 1] {
+            let e = Recipe::decode(&blob[..cut]).unwrap_err().to_string();
+            assert!(e.contains("recipe"), "{e}");
+        }
+        let mut longer = blob.clone();
+        longer.push(b'!');
+        assert!(Recipe::decode(&longer).is_err());
+    }
 
     #[test]
     fn base64_layouts_round_trip_or_are_refused() {

@@ -1,21 +1,23 @@
-//! A repository on a target: `config` (format and identity), `blobs/XX/HASH` (zstd-compressed
-//! content, named by the BLAKE3 hash of the plain content) and `snapshots/ID` (written last, so
-//! a snapshot exists only once everything it references is durable). With a key file, blobs
-//! and snapshots are encrypted and blob names are keyed hashes (see `crypto`).
+//! A repository on a target: `config` (format and identity), `packs/XX/NAME` (blobs:
+//! zstd-compressed content named by the BLAKE3 hash of the plain content, appended to packs),
+//! `index/NAME` (where each blob of a pack lies) and `snapshots/ID` (written last, so a
+//! snapshot exists only once everything it references is durable). With a key file, objects,
+//! indexes and snapshots are encrypted and blob names are keyed hashes (see `crypto`).
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::Keys;
 use crate::error::BackupError;
 use crate::id::BlobId;
+use crate::pack::{IndexSegment, Location, PACK_SIZE, PackWriter, index_key, pack_key};
 use crate::snapshot::Snapshot;
 use crate::target::Target;
 
 /// The repository format this version writes and reads.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 /// The first bytes of a plain object: format 1, zstd.
 const BLOB_MAGIC: &[u8; 4] = b"MFB1";
 /// The first bytes of an encrypted object: format 1, zstd, then sealed (`crypto`).
@@ -49,10 +51,32 @@ pub struct Encryption {
 /// A repository.
 pub struct Repository {
     target: Box<dyn Target>,
-    known: Mutex<HashSet<BlobId>>,
+    state: Mutex<State>,
+    cache: Mutex<PackCache>,
     keys: Option<Keys>,
     /// Its config.
     pub config: RepoConfig,
+}
+
+/// What the repository holds, as its index says, and the pack being filled.
+#[derive(Default)]
+struct State {
+    packs: Vec<String>,
+    blobs: HashMap<BlobId, Location>,
+    writer: PackWriter,
+    damaged_indexes: Vec<String>,
+}
+
+/// Whole packs kept in memory for reads that walk through them (restore, verify): a pack
+/// read from this many times is fetched whole instead of blob by blob.
+const CACHE_AFTER_READS: u32 = 4;
+/// Packs kept (16 MiB each at most).
+const CACHED_PACKS: usize = 4;
+
+#[derive(Default)]
+struct PackCache {
+    reads: HashMap<String, u32>,
+    packs: std::collections::VecDeque<(String, std::sync::Arc<Vec<u8>>)>,
 }
 
 /// Counts of what `put` did.
@@ -66,9 +90,9 @@ pub struct PutStats {
     pub reused_blobs: u64,
 }
 
-fn blob_key(id: &BlobId) -> String {
-    let hex = id.hex();
-    format!("blobs/{}/{hex}", &hex[..2])
+/// The authenticated context of a blob's object: it binds the ciphertext to the blob's name.
+fn blob_context(id: &BlobId) -> String {
+    format!("blob:{}", id.hex())
 }
 
 impl Repository {
@@ -104,24 +128,25 @@ impl Repository {
         target.put("config", &json)?;
         Ok(Repository {
             target,
-            known: Mutex::new(HashSet::new()),
+            state: Mutex::new(State::default()),
+            cache: Mutex::new(PackCache::default()),
             keys,
             config,
         })
     }
 
-    /// Opens an existing repository and lists the blobs it holds; `keys` must be given for an
+    /// Opens an existing repository and reads its index; `keys` must be given for an
     /// encrypted one (and only then).
     pub fn open(target: Box<dyn Target>, keys: Option<Keys>) -> Result<Self, BackupError> {
         let raw = target.get("config").map_err(|e| match e {
             BackupError::NotFound(_) => BackupError::NotFound(format!(
-                "{} is not a mailfleet repository (no config): run `mailfleet backup init`",
+                "{} is not a mailfleet repository (no config)",
                 target.describe()
             )),
             e => e,
         })?;
         let config: RepoConfig = serde_json::from_slice(&raw)
-            .map_err(|e| BackupError::Corrupt(format!("config: {e}")))?;
+            .map_err(|e| BackupError::Corrupt(format!("{}/config: {e}", target.describe())))?;
         if config.format != FORMAT {
             return Err(BackupError::Format(format!(
                 "repository format {} is not {FORMAT}, the one this mailfleet reads",
@@ -129,31 +154,58 @@ impl Repository {
             )));
         }
         check_keys(&config, keys.as_ref(), &target.describe())?;
-        let known = target
-            .list("blobs")?
-            .iter()
-            .filter_map(|k| k.rsplit('/').next().and_then(BlobId::parse))
-            .collect();
-        Ok(Repository {
+        let repo = Repository {
             target,
-            known: Mutex::new(known),
+            state: Mutex::new(State::default()),
+            cache: Mutex::new(PackCache::default()),
             keys,
             config,
-        })
+        };
+        repo.reload_index()?;
+        Ok(repo)
     }
 
-    /// Lists the blobs again (after taking a lock: a prune may have run since open).
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way later
+        // readers could misuse (each update is one insert), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the index again (after taking a lock: a prune may have run since open). A
+    /// segment that cannot be read is skipped and reported by `damaged_indexes`: its blobs are
+    /// written again when needed, and `verify` names what it hides.
     pub fn reload_index(&self) -> Result<(), BackupError> {
-        let known: HashSet<BlobId> = self
-            .target
-            .list("blobs")?
-            .iter()
-            .filter_map(|k| k.rsplit('/').next().and_then(BlobId::parse))
-            .collect();
-        if let Ok(mut k) = self.known.lock() {
-            *k = known;
+        let mut fresh = State::default();
+        for key in self.target.list("index")? {
+            let segment = self.target.get(&key).and_then(|raw| {
+                let plain = self.unwrap_object(&key, &raw)?;
+                serde_json::from_slice::<IndexSegment>(&plain)
+                    .map_err(|e| BackupError::Corrupt(format!("{key}: {e}")))
+            });
+            match segment {
+                Ok(seg) => {
+                    let pack = u32::try_from(fresh.packs.len()).unwrap_or(u32::MAX);
+                    fresh.packs.push(seg.pack);
+                    for (id, offset, len) in seg.blobs {
+                        fresh.blobs.insert(id, Location { pack, offset, len });
+                    }
+                }
+                Err(e @ BackupError::Hung { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!("index segment skipped: {e}");
+                    fresh.damaged_indexes.push(e.to_string());
+                }
+            }
         }
+        let mut state = self.state();
+        fresh.writer = std::mem::take(&mut state.writer);
+        *state = fresh;
         Ok(())
+    }
+
+    /// Index segments that could not be read at the last load.
+    pub fn damaged_indexes(&self) -> Vec<String> {
+        self.state().damaged_indexes.clone()
     }
 
     /// Opens the repository, making it first if the target is empty.
@@ -212,51 +264,188 @@ impl Repository {
         self.target.as_ref()
     }
 
-    /// Whether the repository holds this blob (as listed at open, plus what was written since).
+    /// Whether the repository holds this blob (indexed, or in the pack being filled).
     pub fn has(&self, id: &BlobId) -> bool {
-        self.known.lock().map(|k| k.contains(id)).unwrap_or(false)
+        let s = self.state();
+        s.blobs.contains_key(id) || s.writer.blobs.contains_key(id)
     }
 
-    /// Every blob id known.
-    pub fn blob_ids(&self) -> Vec<BlobId> {
-        self.known
-            .lock()
-            .map(|k| k.iter().copied().collect())
-            .unwrap_or_default()
+    /// The pack an indexed blob lies in.
+    pub fn pack_of(&self, id: &BlobId) -> Option<String> {
+        let s = self.state();
+        s.blobs
+            .get(id)
+            .and_then(|loc| s.packs.get(loc.pack as usize).cloned())
     }
 
-    /// Stores content (unless present) and returns its id.
+    /// Every indexed blob with the name of its pack.
+    pub fn blobs_by_pack(&self) -> HashMap<String, Vec<(BlobId, u64, u32)>> {
+        let s = self.state();
+        let mut out: HashMap<String, Vec<(BlobId, u64, u32)>> = HashMap::new();
+        for (id, loc) in &s.blobs {
+            if let Some(name) = s.packs.get(loc.pack as usize) {
+                out.entry(name.clone())
+                    .or_default()
+                    .push((*id, loc.offset, loc.len));
+            }
+        }
+        out
+    }
+
+    /// Stores content (unless present) and returns its id. Compression and encryption run
+    /// outside the repository's lock, so several threads can store at once.
     pub fn put(&self, content: &[u8], stats: &mut PutStats) -> Result<BlobId, BackupError> {
         let id = self.id_of(content);
         if self.has(&id) {
             stats.reused_blobs += 1;
             return Ok(id);
         }
-        let key = blob_key(&id);
-        let object = self.wrap(&key, content)?;
-        self.target.put(&key, &object)?;
+        let object = self.wrap(&blob_context(&id), content)?;
+        self.add_object(id, &object, stats)?;
+        Ok(id)
+    }
+
+    /// Appends a stored object (as `wrap` made it) to the pack being filled.
+    pub(crate) fn add_object(
+        &self,
+        id: BlobId,
+        object: &[u8],
+        stats: &mut PutStats,
+    ) -> Result<(), BackupError> {
+        let full = {
+            let mut s = self.state();
+            if s.blobs.contains_key(&id) || s.writer.blobs.contains_key(&id) {
+                stats.reused_blobs += 1;
+                return Ok(());
+            }
+            s.writer.add(id, object);
+            s.writer.data.len() >= PACK_SIZE
+        };
         stats.new_blobs += 1;
         stats.stored_bytes += object.len() as u64;
-        if let Ok(mut k) = self.known.lock() {
-            k.insert(id);
+        if full {
+            self.flush()?;
         }
-        Ok(id)
+        Ok(())
+    }
+
+    /// Writes the pack being filled and then its index segment. Called before a snapshot is
+    /// saved, so everything it references is durable first.
+    pub fn flush(&self) -> Result<(), BackupError> {
+        let mut s = self.state();
+        if s.writer.is_empty() {
+            return Ok(());
+        }
+        let (data, segment) = s.writer.take();
+        self.target.put(&pack_key(&segment.pack), &data)?;
+        let json = serde_json::to_vec(&segment).map_err(|e| BackupError::Format(e.to_string()))?;
+        let index = index_key(&segment.pack);
+        self.target.put(&index, &self.wrap(&index, &json)?)?;
+        let pack = u32::try_from(s.packs.len()).unwrap_or(u32::MAX);
+        s.packs.push(segment.pack);
+        for (id, offset, len) in segment.blobs {
+            s.blobs.insert(id, Location { pack, offset, len });
+        }
+        Ok(())
+    }
+
+    /// The stored object of a blob, as it lies in its pack.
+    pub(crate) fn get_object(&self, id: &BlobId) -> Result<Vec<u8>, BackupError> {
+        let (pack, loc) = {
+            let s = self.state();
+            if let Some(o) = s.writer.object(id) {
+                return Ok(o.to_vec());
+            }
+            let loc = s
+                .blobs
+                .get(id)
+                .copied()
+                .ok_or_else(|| BackupError::Corrupt(format!("blob {id} is missing")))?;
+            let pack = s.packs.get(loc.pack as usize).cloned().unwrap_or_default();
+            (pack, loc)
+        };
+        let cached = {
+            let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let hit = c
+                .packs
+                .iter()
+                .find(|(n, _)| *n == pack)
+                .map(|(_, d)| d.clone());
+            if hit.is_none() {
+                *c.reads.entry(pack.clone()).or_default() += 1;
+            }
+            hit.or_else(|| {
+                (c.reads.get(&pack).copied().unwrap_or(0) >= CACHE_AFTER_READS)
+                    .then(Default::default)
+            })
+        };
+        let missing = |e| match e {
+            BackupError::NotFound(_) => {
+                BackupError::Corrupt(format!("blob {id}: pack {pack} is missing"))
+            }
+            e => e,
+        };
+        if let Some(mut data) = cached {
+            if data.is_empty() {
+                data = std::sync::Arc::new(self.target.get(&pack_key(&pack)).map_err(missing)?);
+                let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                c.reads.remove(&pack);
+                c.packs.push_back((pack.clone(), data.clone()));
+                if c.packs.len() > CACHED_PACKS {
+                    c.packs.pop_front();
+                }
+            }
+            let start = usize::try_from(loc.offset).unwrap_or(usize::MAX);
+            return data
+                .get(start..start.saturating_add(loc.len as usize))
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| {
+                    BackupError::Corrupt(format!("pack {pack} is shorter than its index says"))
+                });
+        }
+        self.target
+            .get_range(&pack_key(&pack), loc.offset, u64::from(loc.len))
+            .map_err(|e| match e {
+                BackupError::NotFound(_) => {
+                    BackupError::Corrupt(format!("blob {id}: pack {pack} is missing"))
+                }
+                e => e,
+            })
     }
 
     /// A blob's content, checked against its id.
     pub fn get(&self, id: &BlobId) -> Result<Vec<u8>, BackupError> {
-        let key = blob_key(id);
-        let object = self.target.get(&key)?;
-        let content = self.unwrap_object(&key, &object).map_err(|e| match e {
-            BackupError::Corrupt(m) => BackupError::Corrupt(format!("blob {m}")),
-            e => e,
-        })?;
+        let object = self.get_object(id)?;
+        let content = self
+            .unwrap_object(&blob_context(id), &object)
+            .map_err(|e| match e {
+                BackupError::Corrupt(m) => BackupError::Corrupt(format!("blob {id}: {m}")),
+                e => e,
+            })?;
         if self.id_of(&content) != *id {
             return Err(BackupError::Corrupt(format!(
                 "blob {id}: content does not match its hash"
             )));
         }
         Ok(content)
+    }
+
+    /// Forgets a pack's blobs in memory only (prune, before copying them to a new pack).
+    pub(crate) fn unindex_pack(&self, name: &str) {
+        let mut s = self.state();
+        if let Some(p) = s.packs.iter().position(|n| n == name) {
+            let p = u32::try_from(p).unwrap_or(u32::MAX);
+            s.blobs.retain(|_, loc| loc.pack != p);
+        }
+    }
+
+    /// Removes a pack and its index segment (prune only, under the exclusive lock): the
+    /// index first, so a crash in between leaves an unindexed pack, not a dangling index.
+    pub(crate) fn delete_pack(&self, name: &str) -> Result<(), BackupError> {
+        self.target.delete(&index_key(name))?;
+        self.target.delete(&pack_key(name))?;
+        self.unindex_pack(name);
+        Ok(())
     }
 
     /// Stores a value as a JSON blob.
@@ -275,17 +464,9 @@ impl Repository {
         serde_json::from_slice(&raw).map_err(|e| BackupError::Corrupt(format!("blob {id}: {e}")))
     }
 
-    /// Removes a blob (prune only).
-    pub fn delete_blob(&self, id: &BlobId) -> Result<(), BackupError> {
-        self.target.delete(&blob_key(id))?;
-        if let Ok(mut k) = self.known.lock() {
-            k.remove(id);
-        }
-        Ok(())
-    }
-
     /// Writes a snapshot: the last write of a run, after every blob it references.
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), BackupError> {
+        self.flush()?;
         let json =
             serde_json::to_vec_pretty(snapshot).map_err(|e| BackupError::Format(e.to_string()))?;
         let key = format!("snapshots/{}", snapshot.id);

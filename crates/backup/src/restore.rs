@@ -78,13 +78,11 @@ pub(crate) fn matches(filter: &Filter, raw: &[u8]) -> bool {
 }
 
 fn write_message(path: &Path, raw: &[u8], mtime: (i64, u32)) -> Result<(), BackupError> {
-    std::fs::write(path, raw).map_err(BackupError::io(path))?;
+    use std::io::Write as _;
     let when = std::time::UNIX_EPOCH
         + std::time::Duration::new(mtime.0.max(0) as u64, mtime.1.min(999_999_999));
-    let f = std::fs::File::options()
-        .write(true)
-        .open(path)
-        .map_err(BackupError::io(path))?;
+    let mut f = std::fs::File::create(path).map_err(BackupError::io(path))?;
+    f.write_all(raw).map_err(BackupError::io(path))?;
     f.set_times(
         std::fs::FileTimes::new()
             .set_modified(when)
@@ -130,7 +128,7 @@ fn restore_folder(
     }
     let mut written = Vec::new();
     for m in &folder.messages {
-        let recipe: Recipe = repo.get_json(&m.recipe)?;
+        let recipe: Recipe = crate::recipe::load(repo, &m.recipe)?;
         let raw = crate::recipe::rebuild(repo, &recipe)?;
         if !matches(filter, &raw) {
             continue;

@@ -124,7 +124,7 @@ fn account(
                     report.read_messages += 1;
                     report.read_bytes += bytes.len() as u64;
                     let recipe = crate::recipe::store(repo, &bytes, &mut report.stored)?;
-                    let id: BlobId = repo.put_json(&recipe, &mut report.stored)?;
+                    let id: BlobId = crate::recipe::save(repo, &recipe, &mut report.stored)?;
                     (
                         maildir::FileEntry {
                             size: bytes.len() as u64,

@@ -99,6 +99,20 @@ impl Target for S3Target {
         })
     }
 
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackupError> {
+        let what = format!("read {key} at {offset}");
+        let bytes = self
+            .runtime
+            .block_on(self.store.get_range(&self.path(key), offset..offset + len))
+            .map_err(err(what))?;
+        if bytes.len() as u64 != len {
+            return Err(BackupError::Corrupt(format!(
+                "{key} is shorter than its index says"
+            )));
+        }
+        Ok(bytes.to_vec())
+    }
+
     fn exists(&self, key: &str) -> Result<bool, BackupError> {
         match self.runtime.block_on(self.store.head(&self.path(key))) {
             Ok(_) => Ok(true),

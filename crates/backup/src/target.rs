@@ -13,6 +13,8 @@ pub trait Target: Send + Sync {
     fn put(&self, key: &str, data: &[u8]) -> Result<(), BackupError>;
     /// The object under `key`.
     fn get(&self, key: &str) -> Result<Vec<u8>, BackupError>;
+    /// `len` bytes of the object under `key` from `offset` (one blob of a pack).
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackupError>;
     /// Whether `key` exists.
     fn exists(&self, key: &str) -> Result<bool, BackupError>;
     /// The keys directly or indirectly under `prefix` (a directory-like key).
@@ -88,6 +90,29 @@ impl Target for DirTarget {
                 }
             }
         })
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackupError> {
+        use std::io::{Read as _, Seek as _};
+        let what = || format!("read {key} at {offset}");
+        let mut f = std::fs::File::open(self.path(key)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                BackupError::NotFound(format!("{key} is not in the repository"))
+            } else {
+                target_err(what())(e)
+            }
+        })?;
+        f.seek(std::io::SeekFrom::Start(offset))
+            .map_err(target_err(what()))?;
+        let mut out = vec![0; usize::try_from(len).unwrap_or(usize::MAX).min(1 << 32)];
+        f.read_exact(&mut out).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                BackupError::Corrupt(format!("{key} is shorter than its index says"))
+            } else {
+                target_err(what())(e)
+            }
+        })?;
+        Ok(out)
     }
 
     fn exists(&self, key: &str) -> Result<bool, BackupError> {

@@ -1,5 +1,5 @@
 //! Checking a repository: every snapshot's trees, every message's recipe and every blob they
-//! reference must be present; with `read_data`, every message is rebuilt and its hash checked.
+//! reference must be indexed and its pack present; with `read_data`, every message is rebuilt and its hash checked.
 //! Damage is reported by the messages it hits (snapshot, account, folder, file name).
 
 use std::collections::HashMap;
@@ -35,20 +35,29 @@ impl VerifyReport {
 /// Checks the repository.
 pub fn verify(repo: &Repository, read_data: bool) -> Result<VerifyReport, BackupError> {
     let mut report = VerifyReport::default();
-    let present: std::collections::HashSet<BlobId> = repo
+    let present: std::collections::HashSet<String> = repo
         .target()
-        .list("blobs")?
+        .list("packs")?
         .iter()
-        .filter_map(|k| k.rsplit('/').next().and_then(BlobId::parse))
+        .filter_map(|k| k.rsplit('/').next().map(str::to_string))
         .collect();
+    report.damaged.extend(
+        repo.damaged_indexes()
+            .into_iter()
+            .map(|e| format!("index: {e}")),
+    );
     let mut blob_ok: HashMap<BlobId, Result<(), String>> = HashMap::new();
     let mut check_blob = |id: &BlobId, report: &mut VerifyReport| -> Result<(), String> {
         blob_ok
             .entry(*id)
             .or_insert_with(|| {
                 report.blobs += 1;
-                if !present.contains(id) {
-                    return Err(format!("blob {id} is missing"));
+                match repo.pack_of(id) {
+                    None => return Err(format!("blob {id} is missing (in no index)")),
+                    Some(p) if !present.contains(&p) => {
+                        return Err(format!("blob {id}: its pack {p} is missing"));
+                    }
+                    Some(_) => {}
                 }
                 if read_data {
                     repo.get(id).map(|_| ()).map_err(|e| e.to_string())
@@ -109,7 +118,7 @@ fn check_message(
     check_blob: &mut dyn FnMut(&BlobId) -> Result<(), String>,
 ) -> Result<(), String> {
     check_blob(recipe_id)?;
-    let recipe: Recipe = repo.get_json(recipe_id).map_err(|e| e.to_string())?;
+    let recipe: Recipe = crate::recipe::load(repo, recipe_id).map_err(|e| e.to_string())?;
     for id in crate::recipe::blobs(&recipe) {
         check_blob(id)?;
     }

@@ -5,7 +5,8 @@
 //!
 //! Protocol on the child's stdin/stdout, one request at a time: a request is an op byte, a
 //! u32 key length, the key, a u64 data length and the data; a reply is a status byte (0 ok,
-//! 1 not found, 2 error) and a u64 length with the payload.
+//! 1 not found, 2 error) and a u64 length with the payload. A range read carries the offset and
+//! length as two u64 in its data.
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -21,6 +22,7 @@ const GET: u8 = 2;
 const EXISTS: u8 = 3;
 const LIST: u8 = 4;
 const DELETE: u8 = 5;
+const GET_RANGE: u8 = 6;
 
 const OK: u8 = 0;
 const NOT_FOUND: u8 = 1;
@@ -74,6 +76,16 @@ pub fn serve(target: &dyn Target) -> std::io::Result<()> {
         let result: Result<Vec<u8>, BackupError> = match op[0] {
             PUT => target.put(&key, &data).map(|()| Vec::new()),
             GET => target.get(&key),
+            GET_RANGE => match (data.get(..8), data.get(8..16)) {
+                (Some(o), Some(l)) => {
+                    let mut o8 = [0u8; 8];
+                    let mut l8 = [0u8; 8];
+                    o8.copy_from_slice(o);
+                    l8.copy_from_slice(l);
+                    target.get_range(&key, u64::from_le_bytes(o8), u64::from_le_bytes(l8))
+                }
+                _ => Err(BackupError::Format("short range request".into())),
+            },
             EXISTS => target.exists(&key).map(|e| vec![u8::from(e)]),
             LIST => target.list(&key).map(|keys| keys.join("\n").into_bytes()),
             DELETE => target.delete(&key).map(|()| Vec::new()),
@@ -176,7 +188,7 @@ impl Guarded {
     fn call(&self, op: u8, key: &str, data: &[u8]) -> Result<Vec<u8>, BackupError> {
         let what = match op {
             PUT => format!("write {key}"),
-            GET => format!("read {key}"),
+            GET | GET_RANGE => format!("read {key}"),
             EXISTS => format!("stat {key}"),
             LIST => format!("list {key}"),
             _ => format!("delete {key}"),
@@ -280,6 +292,10 @@ impl Target for Guarded {
     }
     fn get(&self, key: &str) -> Result<Vec<u8>, BackupError> {
         self.call(GET, key, &[])
+    }
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackupError> {
+        let range = [offset.to_le_bytes(), len.to_le_bytes()].concat();
+        self.call(GET_RANGE, key, &range)
     }
     fn exists(&self, key: &str) -> Result<bool, BackupError> {
         Ok(self.call(EXISTS, key, &[])?.first() == Some(&1))

@@ -219,10 +219,13 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
                 print_json(&report)?;
             } else {
                 println!(
-                    "{} blobs in use; {} {} unused blobs and {} leftover temporary files",
+                    "{} blobs in use; {} {} unused blobs ({} packs deleted, {} rewritten; {} unused kept in packs mostly in use) and {} leftover temporary files",
                     report.referenced,
                     if dry_run { "would delete" } else { "deleted" },
                     report.deleted,
+                    report.packs_deleted,
+                    report.packs_rewritten,
+                    report.unused_kept,
                     report.temporary_files
                 );
             }

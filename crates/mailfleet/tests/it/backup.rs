@@ -174,8 +174,8 @@ async fn a_real_corpus_round_trips_byte_for_byte() {
     let ok = backup_json(&config, &["verify", "--read-data"]);
     assert_eq!(ok["damaged"].as_array().unwrap().len(), 0, "{ok:#}");
 
-    // One flipped byte in the largest blob: verify names the damaged messages, exit 2.
-    let repo = stack.base().join("data/backup/blobs");
+    // One flipped byte in the largest pack: verify names the damaged messages, exit 2.
+    let repo = stack.base().join("data/backup/packs");
     let mut blobs: Vec<PathBuf> = std::fs::read_dir(&repo)
         .unwrap()
         .flatten()

@@ -73,10 +73,16 @@ async fn an_encrypted_repository_round_trips_and_refuses_wrong_keys() {
         first["stored"]["reused_blobs"].as_u64().unwrap() > 20,
         "dedup works on encrypted blobs: {first:#}"
     );
-    // Every object on the target is sealed; snapshots too.
-    let files = objects(&repo.join("blobs"));
-    assert!(files.len() > 50);
-    for f in files.iter().chain(objects(&repo.join("snapshots")).iter()) {
+    // Every object on the target is sealed (a pack starts with its first blob's object);
+    // indexes and snapshots too.
+    let packs = objects(&repo.join("packs"));
+    assert!(!packs.is_empty());
+    let others = [
+        objects(&repo.join("index")),
+        objects(&repo.join("snapshots")),
+    ]
+    .concat();
+    for f in packs.iter().chain(others.iter()) {
         assert!(
             std::fs::read(f).unwrap().starts_with(b"MFE1"),
             "{} is not encrypted",
