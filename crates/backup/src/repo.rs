@@ -71,7 +71,7 @@ struct State {
 /// read from this many times is fetched whole instead of blob by blob.
 const CACHE_AFTER_READS: u32 = 4;
 /// Packs kept (16 MiB each at most).
-const CACHED_PACKS: usize = 4;
+const CACHED_PACKS: usize = 8;
 
 #[derive(Default)]
 struct PackCache {
@@ -366,11 +366,13 @@ impl Repository {
         };
         let cached = {
             let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            let hit = c
-                .packs
-                .iter()
-                .find(|(n, _)| *n == pack)
-                .map(|(_, d)| d.clone());
+            // Least recently used goes first: a hit moves to the back.
+            let hit = c.packs.iter().position(|(n, _)| *n == pack).and_then(|i| {
+                let entry = c.packs.remove(i)?;
+                let data = entry.1.clone();
+                c.packs.push_back(entry);
+                Some(data)
+            });
             if hit.is_none() {
                 *c.reads.entry(pack.clone()).or_default() += 1;
             }

@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -88,8 +90,7 @@ fn account(
     source: &Source,
     before: &HashMap<String, MessageEntry>,
     report: &mut RunReport,
-    lock: &mut Lock<'_>,
-    progress: &mut dyn FnMut(&RunReport),
+    live: &Live,
 ) -> Result<AccountTree, BackupError> {
     let (scanned, subscriptions) = maildir::scan(&source.maildir)?;
     let mut tree = AccountTree {
@@ -123,6 +124,8 @@ fn account(
                     };
                     report.read_messages += 1;
                     report.read_bytes += bytes.len() as u64;
+                    live.read_bytes
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                     let recipe = crate::recipe::store(repo, &bytes, &mut report.stored)?;
                     let id: BlobId = crate::recipe::save(repo, &recipe, &mut report.stored)?;
                     (
@@ -136,6 +139,7 @@ fn account(
             };
             report.messages += 1;
             report.bytes += file.size;
+            live.messages.fetch_add(1, Ordering::Relaxed);
             folder.messages.push(MessageEntry {
                 uid: uidlist.uids.get(&file.base).copied(),
                 base: file.base,
@@ -145,18 +149,29 @@ fn account(
                 mtime: file.mtime,
                 recipe,
             });
-            if report.messages % 256 == 0 {
-                lock.refresh()?;
-                progress(report);
-            }
         }
         tree.folders.push(folder);
     }
     Ok(tree)
 }
 
+/// Counts the workers update as they go, for the progress shown while a big account runs.
+#[derive(Default)]
+struct Live {
+    messages: AtomicU64,
+    read_bytes: AtomicU64,
+}
+
+/// How often the coordinating thread shows progress and refreshes the lock.
+const TICK: Duration = Duration::from_millis(250);
+
+/// What one account's worker hands back.
+type Done = (usize, Result<(AccountTree, RunReport), BackupError>);
+
 /// Backs up the accounts and writes a snapshot; the repository's latest snapshot is the
-/// parent that unchanged messages are recognised from.
+/// parent that unchanged messages are recognised from. Accounts are backed up on several
+/// threads (listing is stat-bound, new mail is parse- and compression-bound); the snapshot
+/// lists them in the order given.
 pub fn run(
     repo: &Repository,
     sources: &[Source],
@@ -167,23 +182,97 @@ pub fn run(
     let mut lock = Lock::shared(repo)?;
     repo.reload_index()?;
     let parent = repo.snapshots()?.into_iter().last();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .clamp(1, 4)
+        .min(sources.len().max(1));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let live = Live::default();
+    let mut done: Vec<Option<(AccountTree, RunReport)>> = vec![None; sources.len()];
     let mut report = RunReport::default();
-    let mut accounts = Vec::new();
-    for source in sources {
-        let before = previous(repo, parent.as_ref(), &source.address);
-        let messages_before = report.messages;
-        let bytes_before = report.bytes;
-        let tree = account(repo, source, &before, &mut report, &mut lock, progress)?;
+    let mut failure = None;
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<Done>();
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, stop, live, parent) = (&next, &stop, &live, parent.as_ref());
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(source) = sources.get(i) else { break };
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let before = previous(repo, parent, &source.address);
+                    let mut part = RunReport::default();
+                    let r = account(repo, source, &before, &mut part, live).map(|t| (t, part));
+                    if r.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    if tx.send((i, r)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        loop {
+            let got = rx.recv_timeout(TICK);
+            match got {
+                Ok((i, Ok((tree, part)))) => {
+                    report.accounts += 1;
+                    report.messages += part.messages;
+                    report.bytes += part.bytes;
+                    report.read_messages += part.read_messages;
+                    report.read_bytes += part.read_bytes;
+                    report.unchanged_messages += part.unchanged_messages;
+                    report.vanished += part.vanished;
+                    report.stored.new_blobs += part.stored.new_blobs;
+                    report.stored.stored_bytes += part.stored.stored_bytes;
+                    report.stored.reused_blobs += part.stored.reused_blobs;
+                    if let Some(slot) = done.get_mut(i) {
+                        *slot = Some((tree, part));
+                    }
+                }
+                Ok((_, Err(e))) => {
+                    stop.store(true, Ordering::Relaxed);
+                    failure.get_or_insert(e);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if let Err(e) = lock.refresh() {
+                stop.store(true, Ordering::Relaxed);
+                failure.get_or_insert(e);
+            }
+            let mut shown = report.clone();
+            shown.messages = shown.messages.max(live.messages.load(Ordering::Relaxed));
+            shown.read_bytes = shown
+                .read_bytes
+                .max(live.read_bytes.load(Ordering::Relaxed));
+            progress(&shown);
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let mut accounts = Vec::with_capacity(sources.len());
+    for (source, slot) in sources.iter().zip(done) {
+        let Some((tree, part)) = slot else {
+            return Err(BackupError::Format(format!(
+                "{}: its backup ended without a result",
+                source.address
+            )));
+        };
         let tree_id = repo.put_json(&tree, &mut report.stored)?;
         accounts.push(AccountEntry {
             server: source.server.clone(),
             address: source.address.clone(),
             tree: tree_id,
-            messages: report.messages - messages_before,
-            bytes: report.bytes - bytes_before,
+            messages: part.messages,
+            bytes: part.bytes,
         });
-        report.accounts += 1;
-        progress(&report);
     }
     let snapshot = Snapshot {
         id: new_id(time, &format!("{}", accounts.len())),

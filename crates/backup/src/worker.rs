@@ -113,6 +113,8 @@ type Reply = std::io::Result<(u8, Vec<u8>)>;
 
 /// The parent's side: a [`Target`] whose every operation runs in the worker under a deadline.
 pub struct Guarded {
+    /// Held for a whole request and its reply, so concurrent callers never swap replies.
+    calls: Mutex<()>,
     requests: Mutex<Option<Sender<Request>>>,
     replies: Mutex<Receiver<Reply>>,
     child: Mutex<Child>,
@@ -176,6 +178,7 @@ impl Guarded {
                 message: e.to_string(),
             })?;
         Ok(Guarded {
+            calls: Mutex::new(()),
             requests: Mutex::new(Some(req_tx)),
             replies: Mutex::new(rep_rx),
             child: Mutex::new(child),
@@ -193,6 +196,7 @@ impl Guarded {
             LIST => format!("list {key}"),
             _ => format!("delete {key}"),
         };
+        let _one_at_a_time = self.calls.lock().unwrap_or_else(|p| p.into_inner());
         if let Ok(h) = self.hung.lock()
             && let Some(first) = h.as_ref()
         {

@@ -59,13 +59,32 @@ pub(super) fn validate(
             }
             Duration::from_secs(t.clamp(1, 3600) as u64)
         },
-        imap_master_user: raw.backup.imap_master_user.clone(),
+        imap_master_user: {
+            if raw.backup.imap_master_user.is_some()
+                != raw.backup.imap_master_password_file.is_some()
+            {
+                p.add(
+                    "backup.imap_master_user",
+                    "and imap_master_password_file go together",
+                );
+            }
+            raw.backup.imap_master_user.clone()
+        },
         imap_master_password_file: raw
             .backup
             .imap_master_password_file
             .as_ref()
             .map(|f| resolve(base, f)),
-        key_file: raw.backup.key_file.as_ref().map(|f| resolve(base, f)),
+        key_file: match &raw.backup.key_file {
+            Some(f) if f.as_os_str().is_empty() => {
+                p.add(
+                    "backup.key_file",
+                    "is empty (leave it out for no encryption)",
+                );
+                None
+            }
+            f => f.as_ref().map(|f| resolve(base, f)),
+        },
         pre: command(&raw.backup.pre, "backup.pre", &mut p),
         post: command(&raw.backup.post, "backup.post", &mut p),
         command_timeout: {

@@ -378,3 +378,46 @@ fn tls_settings_are_checked() {
         "not a host name",
     );
 }
+
+#[test]
+fn backup_settings_are_checked() {
+    let with = |lines: &str| format!("{GOOD}\n[backup]\n{lines}\n");
+    refused(
+        &with("timeout_secs = 0"),
+        "backup.timeout_secs",
+        "out of range",
+    );
+    refused(
+        &with("command_timeout_secs = 99999"),
+        "backup.command_timeout_secs",
+        "out of range",
+    );
+    refused(&with("repository = \"\""), "backup.repository", "is empty");
+    refused(
+        &with("repository = \"s3://Bad_Bucket/x\""),
+        "backup.repository",
+        "not an S3 bucket name",
+    );
+    refused(
+        &with("repository = \"s3://bucket/x\"\ns3 = { endpoint = \"ftp://x\" }"),
+        "backup.s3.endpoint",
+        "not an http",
+    );
+    refused(
+        &with("repository = \"s3://bucket/x\"\ns3 = { access_key_id = \"k\" }"),
+        "backup.s3",
+        "go together",
+    );
+    refused(&with("pre = \" \""), "backup.pre", "is empty");
+    refused(
+        &with("imap_master_user = \"restore\""),
+        "backup.imap_master_user",
+        "go together",
+    );
+    refused(&with("key_file = \"\""), "backup.key_file", "is empty");
+    refused(&with("keyfile = \"k\""), "backup.keyfile", "unknown field");
+    let (ok, stderr) = check(&with(
+        "repository = \"/srv/backup\"\nkey_file = \"backup.key\"\ntimeout_secs = 20",
+    ));
+    assert!(ok, "{stderr}");
+}
