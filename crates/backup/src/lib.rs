@@ -2,10 +2,12 @@
 //! the same message, the same MIME part and the same large chunk are each stored once;
 //! incremental snapshots of every account's folders, flags and UIDs; byte-identical restores.
 //!
-//! Layout: [`target`] (where bytes go: a directory, written atomically), [`repo`] (blobs and
-//! snapshots on a target), [`recipe`] (a message split into parts and rebuilt), [`maildir`]
-//! (reading a live Maildir without Dovecot's locks), [`snapshot`] (what a snapshot records),
-//! [`run`] (a backup run), [`restore`] and [`verify`].
+//! Layout: [`target`] (where bytes go: a directory written atomically, or [`s3`]), [`worker`]
+//! (every target operation in a child process under a deadline), [`repo`] (blobs in [`pack`]s,
+//! their index, snapshots; [`crypto`] when encrypted), [`recipe`] (a message split into parts
+//! and rebuilt), [`maildir`] (reading a live Maildir without Dovecot's locks), [`snapshot`]
+//! (what a snapshot records), [`run`] (a backup run), [`restore`] (to a directory) and
+//! [`into_store`] (over IMAP), [`verify`], [`maintenance`] (forget, prune, diff), [`lock`].
 
 pub mod crypto;
 pub mod error;

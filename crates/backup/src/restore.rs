@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde::Serialize;
 
@@ -187,25 +188,74 @@ pub fn to_dir(
             snapshot.id
         )));
     }
-    for a in accounts {
-        let tree: AccountTree = repo.get_json(&a.tree)?;
-        let root = account_dir(dir, &a.address);
-        std::fs::create_dir_all(&root).map_err(BackupError::io(&root))?;
-        for folder in &tree.folders {
-            if let Some(want) = &filter.folder
-                && !folder_name(&folder.dir).eq_ignore_ascii_case(want)
-            {
-                continue;
-            }
-            restore_folder(repo, folder, &root, filter, &mut report)?;
-        }
-        if filter.folder.is_none()
-            && let Some(subs) = &tree.subscriptions
-        {
-            let p = root.join("subscriptions");
-            std::fs::write(&p, subs).map_err(BackupError::io(&p))?;
-        }
-        report.accounts += 1;
+    // File creation dominates a restore (each create waits on the file system's journal), so
+    // accounts are written by several threads.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .clamp(2, 8)
+        .min(accounts.len().max(1));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Vec<Result<RestoreReport, BackupError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut part = RestoreReport::default();
+                    while let Some(a) = accounts.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if let Err(e) = restore_account(repo, a, filter, dir, &mut part) {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                    Ok(part)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(BackupError::Format("a restore thread panicked".into()))
+                })
+            })
+            .collect()
+    });
+    for r in results {
+        let part = r?;
+        report.accounts += part.accounts;
+        report.messages += part.messages;
+        report.bytes += part.bytes;
     }
     Ok(report)
+}
+
+fn restore_account(
+    repo: &Repository,
+    a: &crate::snapshot::AccountEntry,
+    filter: &Filter,
+    dir: &Path,
+    report: &mut RestoreReport,
+) -> Result<(), BackupError> {
+    let tree: AccountTree = repo.get_json(&a.tree)?;
+    let root = account_dir(dir, &a.address);
+    std::fs::create_dir_all(&root).map_err(BackupError::io(&root))?;
+    for folder in &tree.folders {
+        if let Some(want) = &filter.folder
+            && !folder_name(&folder.dir).eq_ignore_ascii_case(want)
+        {
+            continue;
+        }
+        restore_folder(repo, folder, &root, filter, report)?;
+    }
+    if filter.folder.is_none()
+        && let Some(subs) = &tree.subscriptions
+    {
+        let p = root.join("subscriptions");
+        std::fs::write(&p, subs).map_err(BackupError::io(&p))?;
+    }
+    report.accounts += 1;
+    Ok(())
 }
