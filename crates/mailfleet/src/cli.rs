@@ -7,6 +7,7 @@ mod check;
 mod config;
 mod demo;
 mod monitor;
+mod policy;
 mod probe;
 mod progress;
 mod report;
@@ -64,6 +65,9 @@ enum Command {
     Backup(backup::BackupCmd),
     /// Restore accounts, folders or single messages from a backup snapshot.
     Restore(restore::RestoreCmd),
+    /// Outbound abuse control: the Postfix policy server and milter, quotas, held mail, blocks.
+    #[command(subcommand)]
+    Policy(policy::PolicyCmd),
 }
 
 /// What every command gets: where the config is and how to print.
@@ -108,6 +112,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(c) => check::run(c, &ctx).await,
         Command::Backup(c) => backup::run(c, &ctx).await,
         Command::Restore(c) => restore::restore(c, &ctx).await,
+        Command::Policy(c) => policy::run(c, &ctx).await,
     }
 }
 

@@ -127,12 +127,27 @@ pub async fn send(
     to: &str,
     message: &str,
 ) -> Result<(), Failure> {
+    send_to(run, at, d, from, &[to], message).await
+}
+
+/// Sends one message to several recipients (each RCPT must be accepted).
+pub async fn send_to(
+    run: &mut Run,
+    at: &Endpoint<'_>,
+    d: &Dialog<'_>,
+    from: &str,
+    to: &[&str],
+    message: &str,
+) -> Result<(), Failure> {
     let mut c = session(run, at, d).await?.conn;
     run.step("envelope", async {
         c.send(&format!("MAIL FROM:<{from}>")).await?;
         c.expect(2).await?;
-        c.send(&format!("RCPT TO:<{to}>")).await?;
-        c.expect(2).await
+        for rcpt in to {
+            c.send(&format!("RCPT TO:<{rcpt}>")).await?;
+            c.expect(2).await?;
+        }
+        Ok::<_, LineError>(String::new())
     })
     .await?;
     run.step("data", async {

@@ -127,6 +127,19 @@ impl StackPorts {
     }
 }
 
+/// `n` more ports free on `host` right now (for services a test starts itself), from the same
+/// cursor as the stacks' ports.
+pub fn free_ports(host: &str, n: usize) -> Vec<u16> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let port = next_candidate();
+        if std::net::TcpListener::bind((host, port)).is_ok() {
+            out.push(port);
+        }
+    }
+    out
+}
+
 /// Test ports come from 20000..32000, below Linux's default ephemeral range (32768..61000).
 const TEST_RANGE: std::ops::Range<u16> = 20000..32000;
 

@@ -1,6 +1,7 @@
 //! `mailfleet.toml`: where it is found, how it is parsed, and the typed config it becomes.
 
 mod error;
+pub mod policy;
 mod raw;
 mod validate;
 mod validate_fleet;
@@ -42,6 +43,8 @@ pub struct Config {
     pub shift_logs: Vec<PathBuf>,
     /// Where and how backups are written.
     pub backup: BackupConfig,
+    /// Outbound abuse control: quotas, blocks (`[policy]`).
+    pub policy: policy::PolicyConfig,
     /// The `[directory.ldap]` section, when present, whichever backend is in use: the
     /// LDAP probe binds with it.
     pub ldap: Option<LdapConfig>,

@@ -27,6 +27,8 @@ pub(crate) struct RawConfig {
     pub(crate) shift: RawShift,
     #[serde(default)]
     pub(crate) backup: RawBackup,
+    #[serde(default)]
+    pub(crate) policy: super::policy::RawPolicy,
 }
 
 #[derive(Debug, Default, Deserialize)]

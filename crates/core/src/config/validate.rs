@@ -98,6 +98,7 @@ pub(super) fn validate(
             Duration::from_secs(t.clamp(1, 3600) as u64)
         },
     };
+    let policy = super::policy::validate(&raw.policy, base, &data_dir, &mut p);
     let fleet = super::validate_fleet::fleet(raw.servers, raw.groups, base, &mut p);
     if p.0.is_empty() {
         Ok(Config {
@@ -110,6 +111,7 @@ pub(super) fn validate(
             monitor,
             shift_logs,
             backup,
+            policy,
             ldap,
         })
     } else {

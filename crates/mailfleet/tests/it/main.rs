@@ -17,6 +17,7 @@ mod demo_cli;
 mod directory_suite;
 mod hung_mount;
 mod monitor;
+mod policy;
 mod probe;
 mod report_demo;
 mod shift;

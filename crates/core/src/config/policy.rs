@@ -1,0 +1,284 @@
+//! `[policy]` and its `[[policy.quota]]` rules: the outbound abuse control the policy server
+//! and milter apply, validated into typed settings.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::validate::Problems;
+use crate::Address;
+
+/// What a quota is counted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaKey {
+    /// The SASL user; the envelope sender when the client did not authenticate.
+    Sasl,
+    /// The envelope sender always.
+    Sender,
+}
+
+/// What happens to mail over quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverQuota {
+    /// Accept and put on hold; released later at the allowed rate (nothing lost or bounced).
+    Hold,
+    /// Tell the client to try later (4xx).
+    DeferIfPermit,
+    /// Refuse (5xx).
+    Reject,
+}
+
+/// What happens to mail from a send-blocked account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockedAction {
+    /// Refuse with the block's reason.
+    Reject,
+    /// Accept and hold for an admin to look at.
+    Hold,
+}
+
+/// Who a quota rule is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Everyone without a more specific rule (`"*"`).
+    All,
+    /// One domain (`"@example.com"`).
+    Domain(String),
+    /// One account (`"alice@example.com"`).
+    Account(Address),
+}
+
+/// One `[[policy.quota]]` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuotaRule {
+    /// Who it is for.
+    pub scope: Scope,
+    /// Messages per window (one message to ten recipients counts one).
+    pub messages: Option<u64>,
+    /// Recipients per window.
+    pub recipients: Option<u64>,
+    /// Bytes per window.
+    pub bytes: Option<u64>,
+    /// What to do over quota.
+    pub action: OverQuota,
+    /// No limits at all for this scope.
+    pub exempt: bool,
+}
+
+/// The typed `[policy]` section.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyConfig {
+    /// Where the policy delegation server listens.
+    pub listen: SocketAddr,
+    /// Where the milter listens (for `non_smtpd_milters`), if anywhere.
+    pub milter_listen: Option<SocketAddr>,
+    /// What quotas count on.
+    pub key: QuotaKey,
+    /// The sliding window.
+    pub window: Duration,
+    /// Idle connections are closed after this.
+    pub idle_timeout: Duration,
+    /// Mail from send-blocked accounts.
+    pub blocked: BlockedAction,
+    /// How often blocks are re-read from the directory.
+    pub block_refresh: Duration,
+    /// How often held mail is considered for release.
+    pub release_interval: Duration,
+    /// Postfix's config directory, for `postqueue`/`postsuper -c` (release of held mail).
+    pub postfix_config_dir: Option<PathBuf>,
+    /// Counters and held-mail records (embedded state).
+    pub state_file: PathBuf,
+    /// The rules, most specific first is not required: lookup picks the most specific.
+    pub quotas: Vec<QuotaRule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    listen: Option<String>,
+    milter_listen: Option<String>,
+    key: Option<QuotaKey>,
+    window_secs: Option<i64>,
+    idle_timeout_secs: Option<i64>,
+    blocked: Option<BlockedAction>,
+    block_refresh_secs: Option<i64>,
+    release_interval_secs: Option<i64>,
+    postfix_config_dir: Option<PathBuf>,
+    #[serde(default, rename = "quota")]
+    quotas: Vec<RawQuota>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuota {
+    #[serde(rename = "for")]
+    scope: Option<String>,
+    messages: Option<i64>,
+    recipients: Option<i64>,
+    bytes: Option<i64>,
+    action: Option<OverQuota>,
+    #[serde(default)]
+    exempt: bool,
+}
+
+fn secs(
+    v: Option<i64>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    key: &str,
+    p: &mut Problems,
+) -> Duration {
+    let v = v.unwrap_or(default);
+    if !range.contains(&v) {
+        p.add(
+            key,
+            format!("{v} is out of range {}-{}", range.start(), range.end()),
+        );
+    }
+    Duration::from_secs(v.clamp(*range.start(), *range.end()) as u64)
+}
+
+fn addr(v: &str, key: &str, p: &mut Problems) -> Option<SocketAddr> {
+    match v.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.add(key, format!("{v:?} is not an address:port"));
+            None
+        }
+    }
+}
+
+fn scope(v: Option<&str>, key: &str, p: &mut Problems) -> Scope {
+    match v.map(str::trim) {
+        None | Some("*") => Scope::All,
+        Some(d) if d.starts_with('@') && d.len() > 1 && !d[1..].contains('@') => {
+            Scope::Domain(d[1..].to_ascii_lowercase())
+        }
+        Some(a) => match Address::parse(a) {
+            Ok(a) => Scope::Account(a),
+            Err(e) => {
+                p.add(
+                    key,
+                    format!("{a:?} is not \"*\", \"@DOMAIN\" or an address: {e}"),
+                );
+                Scope::All
+            }
+        },
+    }
+}
+
+fn limit(v: Option<i64>, key: String, p: &mut Problems) -> Option<u64> {
+    match v {
+        Some(n) if n < 1 => {
+            p.add(key, format!("{n} is not a positive number"));
+            None
+        }
+        n => n.map(|n| n as u64),
+    }
+}
+
+pub(super) fn validate(
+    raw: &RawPolicy,
+    base: &Path,
+    data_dir: &Path,
+    p: &mut Problems,
+) -> PolicyConfig {
+    let listen = raw
+        .listen
+        .as_deref()
+        .and_then(|v| addr(v, "policy.listen", p))
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 10040)));
+    let milter_listen = raw
+        .milter_listen
+        .as_deref()
+        .and_then(|v| addr(v, "policy.milter_listen", p));
+    let mut quotas = Vec::new();
+    for (i, q) in raw.quotas.iter().enumerate() {
+        let key = |k: &str| format!("policy.quota[{i}].{k}");
+        let rule = QuotaRule {
+            scope: scope(q.scope.as_deref(), &key("for"), p),
+            messages: limit(q.messages, key("messages"), p),
+            recipients: limit(q.recipients, key("recipients"), p),
+            bytes: limit(q.bytes, key("bytes"), p),
+            action: q.action.unwrap_or(OverQuota::Hold),
+            exempt: q.exempt,
+        };
+        if !rule.exempt
+            && rule.messages.is_none()
+            && rule.recipients.is_none()
+            && rule.bytes.is_none()
+        {
+            p.add(
+                format!("policy.quota[{i}]"),
+                "sets no limit: give messages, recipients or bytes, or exempt = true",
+            );
+        }
+        if quotas.iter().any(|r: &QuotaRule| r.scope == rule.scope) {
+            p.add(key("for"), "a second rule for the same scope");
+        }
+        quotas.push(rule);
+    }
+    PolicyConfig {
+        listen,
+        milter_listen,
+        key: raw.key.unwrap_or(QuotaKey::Sasl),
+        window: secs(
+            raw.window_secs,
+            3600,
+            1..=7 * 86400,
+            "policy.window_secs",
+            p,
+        ),
+        idle_timeout: secs(
+            raw.idle_timeout_secs,
+            300,
+            1..=86400,
+            "policy.idle_timeout_secs",
+            p,
+        ),
+        blocked: raw.blocked.unwrap_or(BlockedAction::Reject),
+        block_refresh: secs(
+            raw.block_refresh_secs,
+            5,
+            1..=3600,
+            "policy.block_refresh_secs",
+            p,
+        ),
+        release_interval: secs(
+            raw.release_interval_secs,
+            60,
+            1..=86400,
+            "policy.release_interval_secs",
+            p,
+        ),
+        postfix_config_dir: raw
+            .postfix_config_dir
+            .as_ref()
+            .map(|d| super::validate::resolve(base, d)),
+        state_file: data_dir.join("policy.db"),
+        quotas,
+    }
+}
+
+impl PolicyConfig {
+    /// The rule that applies to an address: its own, else its domain's, else `"*"`'s.
+    pub fn rule_for(&self, address: &str) -> Option<&QuotaRule> {
+        let address = address.to_ascii_lowercase();
+        let domain = address.rsplit_once('@').map(|(_, d)| d);
+        self.quotas
+            .iter()
+            .find(|r| matches!(&r.scope, Scope::Account(a) if a.as_str().eq_ignore_ascii_case(&address)))
+            .or_else(|| {
+                self.quotas
+                    .iter()
+                    .find(|r| matches!(&r.scope, Scope::Domain(d) if Some(d.as_str()) == domain))
+            })
+            .or_else(|| self.quotas.iter().find(|r| r.scope == Scope::All))
+    }
+}

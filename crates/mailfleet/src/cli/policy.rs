@@ -1,0 +1,306 @@
+//! `mailfleet policy ...`: the policy server and milter, and the admin's view of quotas,
+//! held mail and send blocks.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+use mailfleet_core::Config;
+use mailfleet_policy::counters::{Usage, now_ms};
+use mailfleet_policy::embedded;
+use serde::Serialize;
+
+use super::{Context, print_json};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCmd {
+    /// Serve Postfix's policy delegation protocol (and the milter, if configured).
+    Serve {
+        /// Listen here instead of `[policy] listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Serve the milter here instead of `[policy] milter_listen`.
+        #[arg(long)]
+        milter_listen: Option<SocketAddr>,
+    },
+    /// Print the main.cf lines that put mailfleet in Postfix's path.
+    PostfixConfig,
+    /// Forget an account's usage (its counters start from zero).
+    Reset {
+        /// The account.
+        address: String,
+    },
+    /// Mail held for being over quota, oldest first.
+    Held {
+        /// Only this account's.
+        address: Option<String>,
+    },
+    /// Release an account's held mail now, whatever its quota.
+    Release {
+        /// The account.
+        address: String,
+    },
+    /// Delete an account's held mail from the queue.
+    Purge {
+        /// The account.
+        address: String,
+    },
+    /// Block an account from sending (every MTA sees it through the directory).
+    Block {
+        /// The account.
+        address: String,
+        /// Why (shown to the sender).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a send block.
+    Unblock {
+        /// The account.
+        address: String,
+    },
+    /// The send-blocked accounts.
+    Blocked,
+    /// Counters, top senders, held mail and blocks.
+    Status,
+}
+
+pub(crate) async fn run(cmd: PolicyCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let mut config = ctx.load()?;
+    match cmd {
+        PolicyCmd::Serve {
+            listen,
+            milter_listen,
+        } => {
+            if let Some(l) = listen {
+                config.policy.listen = l;
+            }
+            if milter_listen.is_some() {
+                config.policy.milter_listen = milter_listen;
+            }
+            serve(&config).await
+        }
+        PolicyCmd::PostfixConfig => {
+            print!("{}", mailfleet_policy::postfix::lines(&config.policy));
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCmd::Reset { address } => {
+            let key = address.to_ascii_lowercase();
+            embedded::request_reset(&config.policy.state_file, &key)?;
+            println!("usage of {key} reset");
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCmd::Held { address } => held(&config, ctx, address.as_deref()),
+        PolicyCmd::Release { address } => act_on_held(&config, &address, true).await,
+        PolicyCmd::Purge { address } => act_on_held(&config, &address, false).await,
+        PolicyCmd::Block { address, reason } => {
+            let book = mailfleet_core::AccountBook::open(&config).await?;
+            book.block_sending(&address, &reason).await?;
+            println!("{address} blocked from sending: {reason}");
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCmd::Unblock { address } => {
+            let book = mailfleet_core::AccountBook::open(&config).await?;
+            book.unblock_sending(&address).await?;
+            println!("{address} may send again");
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCmd::Blocked => {
+            let blocked = blocked(&config).await?;
+            if ctx.json {
+                print_json(&blocked)?;
+            } else if blocked.is_empty() {
+                println!("no account is blocked from sending");
+            } else {
+                for b in &blocked {
+                    println!("{:<32} since {}  {}", b.address, b.since, b.reason);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCmd::Status => status(&config, ctx).await,
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    let (engine, mut breaches) = mailfleet_policy::service::engine(config)?;
+    let (policy, milter) = mailfleet_policy::service::bind(config).await?;
+    tracing::info!(
+        "policy server on {}{}",
+        config.policy.listen,
+        config
+            .policy
+            .milter_listen
+            .map(|m| format!(", milter on {m}"))
+            .unwrap_or_default()
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let alert_config = config.clone();
+    tokio::spawn(async move {
+        while let Some(b) = breaches.recv().await {
+            let n = mailfleet_probe::alarm::Notification {
+                kind: mailfleet_probe::alarm::Kind::Problem,
+                server: "policy".into(),
+                check: format!("quota {}", b.key),
+                state: mailfleet_probe::outcome::State::Warning,
+                message: format!(
+                    "{} is over its {} quota ({} messages, {} recipients, {} bytes in the window); its mail is {:?} until the quota allows more",
+                    b.key, b.limit, b.usage.messages, b.usage.recipients, b.usage.bytes, b.action
+                ),
+            };
+            mailfleet_probe::notify::send(&alert_config, &n).await;
+        }
+    });
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    mailfleet_policy::service::run(config, engine, policy, milter, stop_rx).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn held(config: &Config, ctx: &Context, address: Option<&str>) -> anyhow::Result<ExitCode> {
+    let path = &config.policy.state_file;
+    let c = embedded::open_db(path)?;
+    let key = address.map(str::to_ascii_lowercase);
+    let held = embedded::read_held(&c, path, key.as_deref())?;
+    if ctx.json {
+        print_json(&held)?;
+    } else if held.is_empty() {
+        println!("no mail held");
+    } else {
+        for h in &held {
+            let at = chrono::DateTime::from_timestamp_millis(h.at_ms as i64).unwrap_or_default();
+            println!(
+                "{:<12} {:<32} held {}  {} recipients, {} bytes",
+                h.queue_id,
+                h.key,
+                at.format("%Y-%m-%d %H:%M:%S"),
+                h.usage.recipients,
+                h.usage.bytes
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn act_on_held(config: &Config, address: &str, release: bool) -> anyhow::Result<ExitCode> {
+    let path = &config.policy.state_file;
+    let c = embedded::open_db(path)?;
+    let key = address.to_ascii_lowercase();
+    let held = embedded::read_held(&c, path, Some(&key))?;
+    if held.is_empty() {
+        bail!("no mail of {key} is held");
+    }
+    let ids: Vec<&str> = held.iter().map(|h| h.queue_id.as_str()).collect();
+    let conf = config.policy.postfix_config_dir.as_deref();
+    // The server drops the records of messages that left the hold queue on its next round.
+    if release {
+        mailfleet_policy::release::release_ids(conf, &ids).await?;
+    } else {
+        mailfleet_policy::release::delete_ids(conf, &ids).await?;
+    }
+    c.execute("DELETE FROM held WHERE key = ?1", [&key])
+        .context("forgetting the held records")?;
+    println!(
+        "{} {} held messages of {key}",
+        if release { "released" } else { "deleted" },
+        ids.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Serialize)]
+struct Blocked {
+    address: String,
+    reason: String,
+    since: String,
+}
+
+async fn blocked(config: &Config) -> anyhow::Result<Vec<Blocked>> {
+    let directory = mailfleet_core::directory::open(&config.directory).await?;
+    Ok(directory
+        .list(&mailfleet_core::directory::Filter::default())
+        .await?
+        .into_iter()
+        .filter_map(|a| {
+            let b = a.send_block?;
+            Some(Blocked {
+                address: a.address.to_string(),
+                reason: b.reason,
+                since: b.since.to_rfc3339(),
+            })
+        })
+        .collect())
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    window_secs: u64,
+    senders: Vec<Sender>,
+    held: usize,
+    blocked: Vec<Blocked>,
+}
+
+#[derive(Debug, Serialize)]
+struct Sender {
+    account: String,
+    usage: Usage,
+    limit_messages: Option<u64>,
+}
+
+async fn status(config: &Config, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let path = &config.policy.state_file;
+    let window = config.policy.window;
+    let usage = embedded::read_usage(path, now_ms(), window.as_millis() as u64)?;
+    let c = embedded::open_db(path)?;
+    let held = embedded::read_held(&c, path, None)?;
+    let s = Status {
+        window_secs: window.as_secs(),
+        senders: usage
+            .into_iter()
+            .map(|(account, usage)| Sender {
+                limit_messages: config
+                    .policy
+                    .rule_for(&account)
+                    .filter(|r| !r.exempt)
+                    .and_then(|r| r.messages),
+                account,
+                usage,
+            })
+            .collect(),
+        held: held.len(),
+        blocked: blocked(config).await?,
+    };
+    if ctx.json {
+        print_json(&s)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "window {} s; {} senders active, {} messages held, {} accounts blocked",
+        s.window_secs,
+        s.senders.len(),
+        s.held,
+        s.blocked.len()
+    );
+    if !s.senders.is_empty() {
+        println!(
+            "{:<32} {:>9} {:>6} {:>10} {:>12}",
+            "ACCOUNT", "MESSAGES", "LIMIT", "RECIPIENTS", "BYTES"
+        );
+        for x in s.senders.iter().take(20) {
+            println!(
+                "{:<32} {:>9} {:>6} {:>10} {:>12}",
+                x.account,
+                x.usage.messages,
+                x.limit_messages.map_or("-".into(), |l| l.to_string()),
+                x.usage.recipients,
+                x.usage.bytes
+            );
+        }
+    }
+    for b in &s.blocked {
+        println!("blocked: {} since {}: {}", b.address, b.since, b.reason);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,365 @@
+//! Quotas and blocks through the real Postfix of the stack: `mailfleet policy serve` runs as
+//! Postfix's policy service (SMTP AUTH on submission) and as its milter (the sendmail binary);
+//! mail over quota lands in the hold queue, none bounces, and it is delivered once the window
+//! has passed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mailfleet_probe::outcome::Run;
+use mailfleet_probe::smtp::Dialog;
+use mailfleet_probe::tls::{Endpoint, Tls};
+use mailfleet_stack::TestStack;
+use mailfleet_stack::demo::DEMO_PASSWORD;
+use serde_json::Value;
+
+/// The quota window of the test: short, so the release can be seen.
+const WINDOW_SECS: u64 = 12;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn policy_config(stack: &TestStack, policy: u16, milter: u16) -> PathBuf {
+    let conf = stack.base().join("mx1/conf");
+    let text = std::fs::read_to_string(stack.config_path()).unwrap();
+    let path = stack.base().join("policy.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{text}\n[policy]\nlisten = \"127.0.0.1:{policy}\"\nmilter_listen = \"127.0.0.1:{milter}\"\n\
+             window_secs = {WINDOW_SECS}\nrelease_interval_secs = 1\nblock_refresh_secs = 1\n\
+             postfix_config_dir = {conf:?}\n\n\
+             [[policy.quota]]\nfor = \"*\"\nmessages = 100\n\n\
+             [[policy.quota]]\nfor = \"alice@example.com\"\nmessages = 5\n\n\
+             [[policy.quota]]\nfor = \"carol@example.org\"\nmessages = 5\n\n\
+             [[policy.quota]]\nfor = \"dave@example.org\"\nmessages = 2\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start_server(config: &Path, port: u16) -> Server {
+    let log = std::fs::File::create(config.with_extension("log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_mailfleet"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "-vv",
+            "policy",
+            "serve",
+        ])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    wait_for(
+        "the policy server to listen",
+        Duration::from_secs(20),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    server
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Puts mailfleet in Postfix's path with the lines `policy postfix-config` prints.
+fn hook_postfix(stack: &TestStack, config: &Path) {
+    let lines = crate::common::mailfleet_ok(config, &["policy", "postfix-config"]);
+    assert!(lines.contains("smtpd_end_of_data_restrictions"), "{lines}");
+    let conf = stack.base().join("mx1/conf");
+    let mut main_cf = std::fs::read_to_string(conf.join("main.cf")).unwrap();
+    main_cf.push_str(&lines);
+    std::fs::write(conf.join("main.cf"), main_cf).unwrap();
+    let out = Command::new("postfix")
+        .arg("-c")
+        .arg(&conf)
+        .arg("reload")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Postfix's queue: (queue name, sender) per message.
+fn queue(stack: &TestStack) -> Vec<(String, String)> {
+    let out = Command::new("postqueue")
+        .arg("-c")
+        .arg(stack.base().join("mx1/conf"))
+        .arg("-j")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| {
+            (
+                v["queue_name"].as_str().unwrap_or("").to_string(),
+                v["sender"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn held_of(stack: &TestStack, sender: &str) -> usize {
+    queue(stack)
+        .iter()
+        .filter(|(q, s)| q == "hold" && s == sender)
+        .count()
+}
+
+/// Messages in bob's INBOX whose subject starts with `tag`.
+fn delivered(stack: &TestStack, tag: &str) -> usize {
+    let mut n = 0;
+    for store in ["store1", "store2"] {
+        let md = stack
+            .base()
+            .join(store)
+            .join("mail/example.com/bob/Maildir");
+        for sub in ["new", "cur"] {
+            for e in std::fs::read_dir(md.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                if text.contains(&format!("Subject: {tag}")) {
+                    n += 1;
+                }
+            }
+        }
+    }
+    n
+}
+
+async fn submit(stack: &TestStack, user: &str, to: &[&str], subject: &str) -> Result<(), String> {
+    let config = stack.config().unwrap();
+    let mx = config.fleet.server("mx1").unwrap();
+    let tls = Tls::new(&mx.tls, &mx.host).unwrap();
+    let at = Endpoint {
+        host: &mx.host,
+        port: mx.ports.submission.unwrap(),
+        tls: Some(&tls),
+        implicit: false,
+    };
+    let dialog = Dialog {
+        lmtp: false,
+        auth: Some((user, DEMO_PASSWORD)),
+    };
+    let message = format!(
+        "From: <{user}>\r\nTo: <{}>\r\nSubject: {subject}\r\n\r\nquota test\r\n",
+        to[0]
+    );
+    let mut run = Run::new(Duration::from_secs(20));
+    mailfleet_probe::smtp::send_to(&mut run, &at, &dialog, user, to, &message)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Repeats `attempt` until its result satisfies `done` (the block takes up to the refresh
+/// interval to reach the server), returning that result.
+async fn until<F, Fut, T>(limit: Duration, mut attempt: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        let r = attempt().await;
+        if done(&r) || Instant::now() > deadline {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn sendmail(stack: &TestStack, from: &str, to: &str, subject: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("sendmail")
+        .arg("-C")
+        .arg(stack.base().join("mx1/conf"))
+        .args(["-f", from, to])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            format!("From: <{from}>\nTo: <{to}>\nSubject: {subject}\n\nlocal submission\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quotas_hold_and_release_blocks_refuse_through_real_postfix() {
+    let stack = TestStack::start().await.expect("stack");
+    let ports = mailfleet_stack::ports::free_ports("127.0.0.1", 2);
+    let config = policy_config(&stack, ports[0], ports[1]);
+    let _server = start_server(&config, ports[0]);
+    hook_postfix(&stack, &config);
+
+    // 8 by SMTP AUTH as alice, 8 through sendmail as carol; erin is unaffected.
+    for i in 0..8 {
+        submit(
+            &stack,
+            "alice@example.com",
+            &["bob@example.com"],
+            &format!("alice-{i}"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("alice message {i} refused: {e}"));
+        sendmail(
+            &stack,
+            "carol@example.org",
+            "bob@example.com",
+            &format!("carol-{i}"),
+        );
+    }
+    for i in 0..3 {
+        submit(
+            &stack,
+            "erin@example.com",
+            &["bob@example.com"],
+            &format!("erin-{i}"),
+        )
+        .await
+        .unwrap();
+    }
+    wait_for(
+        "5 + 5 + 3 deliveries and 3 + 3 held",
+        Duration::from_secs(30),
+        || {
+            delivered(&stack, "alice-") == 5
+                && delivered(&stack, "carol-") == 5
+                && delivered(&stack, "erin-") == 3
+                && held_of(&stack, "alice@example.com") == 3
+                && held_of(&stack, "carol@example.org") == 3
+        },
+    );
+    let held: Value = serde_json::from_str(&crate::common::mailfleet_ok(
+        &config,
+        &["--json", "policy", "held"],
+    ))
+    .unwrap();
+    // The same six (unless the window already ran out and the release began).
+    let held = held.as_array().unwrap();
+    assert!(
+        !held.is_empty()
+            && held.len() <= 6
+            && held
+                .iter()
+                .all(|h| h["key"] == "alice@example.com" || h["key"] == "carol@example.org"),
+        "{held:#?}"
+    );
+
+    // A message to 10 recipients counts once: dave (2 per window) sends two such, then a third.
+    let ten = ["bob@example.com"; 10];
+    submit(&stack, "dave@example.org", &ten, "dave-0")
+        .await
+        .unwrap();
+    submit(&stack, "dave@example.org", &ten, "dave-1")
+        .await
+        .unwrap();
+    submit(&stack, "dave@example.org", &["bob@example.com"], "dave-2")
+        .await
+        .unwrap();
+    wait_for("dave's third message held", Duration::from_secs(30), || {
+        held_of(&stack, "dave@example.org") == 1
+    });
+
+    // After the window the held mail goes out, oldest first, and nothing bounced.
+    let released = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(
+            "the held mail to be released and delivered",
+            Duration::from_secs(40),
+            || {
+                delivered(&stack, "alice-") == 8
+                    && delivered(&stack, "carol-") == 8
+                    && queue(&stack).iter().all(|(q, _)| q != "hold")
+            },
+        )
+    }));
+    if released.is_err() {
+        panic!(
+            "held mail not released: queue {:?}, delivered alice {} carol {}\n--- policy server log ---\n{}",
+            queue(&stack),
+            delivered(&stack, "alice-"),
+            delivered(&stack, "carol-"),
+            std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
+        );
+    }
+    let log = std::fs::read_to_string(stack.base().join("log/postfix.log")).unwrap();
+    assert!(!log.contains("status=bounced"), "something bounced");
+
+    // A blocked account is refused; unblocked, it passes.
+    crate::common::mailfleet_ok(
+        &config,
+        &[
+            "policy",
+            "block",
+            "erin@example.com",
+            "--reason",
+            "compromised",
+        ],
+    );
+    let refused = until(
+        Duration::from_secs(10),
+        || {
+            submit(
+                &stack,
+                "erin@example.com",
+                &["bob@example.com"],
+                "erin-blocked",
+            )
+        },
+        Result::is_err,
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.contains("blocked"), "{refused}");
+    crate::common::mailfleet_ok(&config, &["policy", "unblock", "erin@example.com"]);
+    until(
+        Duration::from_secs(10),
+        || {
+            submit(
+                &stack,
+                "erin@example.com",
+                &["bob@example.com"],
+                "erin-again",
+            )
+        },
+        Result::is_ok,
+    )
+    .await
+    .unwrap();
+    let status: Value = serde_json::from_str(&crate::common::mailfleet_ok(
+        &config,
+        &["--json", "policy", "status"],
+    ))
+    .unwrap();
+    assert!(
+        status["senders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["account"] == "alice@example.com"),
+        "{status:#}"
+    );
+}

@@ -1,0 +1,204 @@
+//! The decisions, shared by the policy server and the milter: who is sending (the quota key),
+//! whether that account is send-blocked, and whether a finished message fits its quota. Over
+//! quota the message is held (default) and recorded so the release loop can let it go later.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use mailfleet_core::SendBlock;
+use mailfleet_core::config::policy::{BlockedAction, OverQuota, PolicyConfig, QuotaKey};
+
+use crate::counters::{Counters, Held, Limits, Usage, now_ms};
+use crate::error::PolicyError;
+
+/// What to do with a message (or, before DATA, with a sender).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// No objection.
+    Pass,
+    /// Accept and put on hold.
+    Hold(String),
+    /// Temporary refusal (4xx).
+    Defer(String),
+    /// Refusal (5xx).
+    Reject(String),
+}
+
+/// A finished message as the MTA describes it.
+#[derive(Debug, Clone, Default)]
+pub struct Message<'a> {
+    /// The SASL user, when the client authenticated.
+    pub sasl_user: Option<&'a str>,
+    /// The envelope sender.
+    pub sender: Option<&'a str>,
+    /// Recipients.
+    pub recipients: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Postfix's queue ID.
+    pub queue_id: Option<&'a str>,
+}
+
+/// A quota breach, for the alert channel.
+#[derive(Debug, Clone)]
+pub struct Breach {
+    /// The account.
+    pub key: String,
+    /// Which limit.
+    pub limit: &'static str,
+    /// Usage before this message.
+    pub usage: Usage,
+    /// What was done.
+    pub action: OverQuota,
+}
+
+/// The decision engine.
+pub struct Engine {
+    config: PolicyConfig,
+    counters: Arc<dyn Counters>,
+    blocks: RwLock<HashMap<String, SendBlock>>,
+    alerted: Mutex<HashMap<String, u64>>,
+    breaches: tokio::sync::mpsc::UnboundedSender<Breach>,
+}
+
+impl Engine {
+    /// An engine over these counters; breaches worth an alert go to `breaches`.
+    pub fn new(
+        config: PolicyConfig,
+        counters: Arc<dyn Counters>,
+        breaches: tokio::sync::mpsc::UnboundedSender<Breach>,
+    ) -> Self {
+        Engine {
+            config,
+            counters,
+            blocks: RwLock::new(HashMap::new()),
+            alerted: Mutex::new(HashMap::new()),
+            breaches,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Arc<dyn Counters> {
+        &self.counters
+    }
+
+    /// Replaces the set of send-blocked accounts (from the directory).
+    pub fn set_blocks(&self, blocks: HashMap<String, SendBlock>) {
+        // A poisoned lock only means a reader panicked; the map itself is whole.
+        *self.blocks.write().unwrap_or_else(|p| p.into_inner()) = blocks;
+    }
+
+    /// The account a message counts against: lower-cased, `None` for the null sender.
+    pub fn key(&self, sasl_user: Option<&str>, sender: Option<&str>) -> Option<String> {
+        let who = match self.config.key {
+            QuotaKey::Sasl => sasl_user.or(sender),
+            QuotaKey::Sender => sender,
+        }?;
+        let who = who.trim().trim_start_matches('<').trim_end_matches('>');
+        (!who.is_empty()).then(|| who.to_ascii_lowercase())
+    }
+
+    /// Whether the key is send-blocked, and what to do then.
+    pub fn blocked(&self, key: &str) -> Option<Verdict> {
+        let blocks = self.blocks.read().unwrap_or_else(|p| p.into_inner());
+        let b = blocks.get(key)?;
+        let text = format!(
+            "5.7.1 <{key}>: sending is blocked for this mailbox: {}",
+            b.reason
+        );
+        Some(match self.config.blocked {
+            BlockedAction::Reject => Verdict::Reject(text),
+            BlockedAction::Hold => Verdict::Hold(format!("mailfleet: {key} is send-blocked")),
+        })
+    }
+
+    /// The limits that apply to `key` (`None`: exempt or no rule).
+    pub fn limits(&self, key: &str) -> Option<(Limits, OverQuota)> {
+        let rule = self.config.rule_for(key)?;
+        (!rule.exempt).then_some((
+            Limits {
+                messages: rule.messages,
+                recipients: rule.recipients,
+                bytes: rule.bytes,
+            },
+            rule.action,
+        ))
+    }
+
+    /// The verdict on a finished message, counting it when it passes.
+    pub async fn end_of_message(&self, m: &Message<'_>) -> Result<Verdict, PolicyError> {
+        let Some(key) = self.key(m.sasl_user, m.sender) else {
+            return Ok(Verdict::Pass);
+        };
+        if let Some(v) = self.blocked(&key) {
+            return Ok(v);
+        }
+        let usage = Usage::message(m.recipients.max(1), m.bytes);
+        let window = self.config.window.as_millis() as u64;
+        let now = now_ms();
+        let Some((limits, action)) = self.limits(&key) else {
+            self.counters
+                .try_add(&key, now, window, usage, Limits::default())
+                .await?;
+            return Ok(Verdict::Pass);
+        };
+        let (added, before) = self
+            .counters
+            .try_add(&key, now, window, usage, limits)
+            .await?;
+        if added {
+            return Ok(Verdict::Pass);
+        }
+        let limit = limits.exceeded(before.plus(usage)).unwrap_or("messages");
+        self.alert(Breach {
+            key: key.clone(),
+            limit,
+            usage: before,
+            action,
+        });
+        Ok(match action {
+            OverQuota::Hold => {
+                if let Some(q) = m.queue_id {
+                    self.counters
+                        .hold(&Held {
+                            queue_id: q.to_string(),
+                            key: key.clone(),
+                            at_ms: now,
+                            usage,
+                        })
+                        .await?;
+                }
+                Verdict::Hold(format!(
+                    "mailfleet: {key} over its {limit} quota, held for later delivery"
+                ))
+            }
+            OverQuota::DeferIfPermit => Verdict::Defer(format!(
+                "4.7.1 <{key}>: sending quota ({limit}) reached, try again later"
+            )),
+            OverQuota::Reject => {
+                Verdict::Reject(format!("5.7.1 <{key}>: sending quota ({limit}) reached"))
+            }
+        })
+    }
+
+    /// Sends a breach to the alert channel, at most once per account per window.
+    fn alert(&self, b: Breach) {
+        let now = now_ms();
+        let window = self.config.window.as_millis() as u64;
+        let mut alerted = self.alerted.lock().unwrap_or_else(|p| p.into_inner());
+        if alerted
+            .get(&b.key)
+            .is_some_and(|last| now.saturating_sub(*last) < window)
+        {
+            return;
+        }
+        alerted.insert(b.key.clone(), now);
+        // No receiver (a test without alerts) is fine.
+        let _ = self.breaches.send(b);
+    }
+}

@@ -1,0 +1,41 @@
+//! What can go wrong in the policy service.
+
+/// A policy service error.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The embedded state database failed.
+    #[error("policy state {path}: {source}")]
+    State {
+        /// The database file.
+        path: String,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// A socket or file failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A Postfix command (postqueue, postsuper) failed.
+    #[error("{command}: {message}")]
+    Postfix {
+        /// The command.
+        command: String,
+        /// Its error output.
+        message: String,
+    },
+    /// The account directory failed.
+    #[error(transparent)]
+    Directory(#[from] mailfleet_core::directory::DirectoryError),
+}
+
+impl PolicyError {
+    /// An I/O error while doing `what`.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> PolicyError {
+        let what = what.into();
+        move |source| PolicyError::Io { what, source }
+    }
+}

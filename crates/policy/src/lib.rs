@@ -1,0 +1,21 @@
+//! Outbound abuse control for Postfix: per-sender quotas whose excess is held and released
+//! later at the allowed rate (never lost, never bounced), and per-mailbox send blocks kept in
+//! the account directory.
+//!
+//! Layout: [`engine`] (the decisions), [`counters`] (sliding windows and held mail) with the
+//! [`embedded`] store, [`server`] (Postfix policy delegation), [`milter_server`] (for
+//! `non_smtpd_milters`: mail from the sendmail binary), [`release`] (held mail back into the
+//! queue), [`postfix`] (the main.cf lines), [`service`] (all of it running).
+
+pub mod counters;
+pub mod embedded;
+pub mod engine;
+pub mod error;
+pub mod milter_server;
+pub mod postfix;
+pub mod release;
+pub mod server;
+pub mod service;
+
+pub use engine::Engine;
+pub use error::PolicyError;

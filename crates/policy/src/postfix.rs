@@ -1,0 +1,114 @@
+//! The main.cf lines that put mailfleet in Postfix's path: the policy service at RCPT (after
+//! `reject_unauth_destination`, so relaying is refused before any policy work) and at end of
+//! data (where size and recipient count are known), and the milter for local submissions.
+
+use std::path::Path;
+
+use mailfleet_core::config::policy::PolicyConfig;
+
+/// The current value of a main.cf parameter, through `postconf`.
+fn postconf(conf: Option<&Path>, name: &str) -> Option<String> {
+    let mut cmd = std::process::Command::new("postconf");
+    if let Some(c) = conf {
+        cmd.arg("-c").arg(c);
+    }
+    let out = cmd.args(["-h", name]).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `list` with `item` inserted right after `reject_unauth_destination` (or at the end),
+/// unless it is there already; the rest of the text is kept as written.
+fn insert_after_relay_check(list: &str, item: &str) -> String {
+    let list = list.trim();
+    if list.contains(item) {
+        return list.to_string();
+    }
+    const RELAY: &str = "reject_unauth_destination";
+    let word_end = list
+        .match_indices(RELAY)
+        .map(|(i, _)| i + RELAY.len())
+        .find(|&end| {
+            list[end..]
+                .chars()
+                .next()
+                .is_none_or(|c| c == ',' || c.is_whitespace())
+        });
+    match word_end {
+        Some(end) => format!("{}, {item}{}", &list[..end], &list[end..]),
+        None if list.is_empty() => item.to_string(),
+        None => format!("{list}, {item}"),
+    }
+}
+
+/// The lines to add to main.cf, given Postfix's current settings (read with `postconf` from
+/// `postfix_config_dir` when set).
+pub fn lines(config: &PolicyConfig) -> String {
+    let conf = config.postfix_config_dir.as_deref();
+    let service = format!(
+        "check_policy_service {{ inet:{}, timeout=10s, default_action=DUNNO }}",
+        config.listen
+    );
+    let rcpt = postconf(conf, "smtpd_recipient_restrictions").unwrap_or_default();
+    let rcpt = if rcpt.is_empty() {
+        format!(
+            "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, {service}"
+        )
+    } else {
+        insert_after_relay_check(&rcpt, &service)
+    };
+    let eod = postconf(conf, "smtpd_end_of_data_restrictions").unwrap_or_default();
+    let eod = if eod.is_empty() {
+        service.clone()
+    } else {
+        insert_after_relay_check(&eod, &service)
+    };
+    let mut out = format!(
+        "# mailfleet policy: blocks act at RCPT, quotas at end of data (size and recipients known).\n\
+         # A policy service that does not answer lets mail through (default_action=DUNNO).\n\
+         smtpd_recipient_restrictions = {rcpt}\n\
+         smtpd_end_of_data_restrictions = {eod}\n"
+    );
+    if let Some(m) = config.milter_listen {
+        let milters = postconf(conf, "non_smtpd_milters").unwrap_or_default();
+        let ours = format!("inet:{m}");
+        let milters = if milters.contains(&ours) {
+            milters
+        } else if milters.is_empty() {
+            ours
+        } else {
+            format!("{milters}, {ours}")
+        };
+        out.push_str(&format!(
+            "# Local submissions (the sendmail binary) reach mailfleet through the milter.\n\
+             non_smtpd_milters = {milters}\n\
+             milter_protocol = 6\n\
+             milter_default_action = accept\n"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_goes_after_the_relay_check() {
+        let svc = "check_policy_service inet:127.0.0.1:10040";
+        assert_eq!(
+            insert_after_relay_check(
+                "permit_mynetworks, reject_unauth_destination, reject_rbl_client x",
+                svc
+            ),
+            "permit_mynetworks, reject_unauth_destination, check_policy_service inet:127.0.0.1:10040, reject_rbl_client x"
+        );
+        assert_eq!(
+            insert_after_relay_check("permit_mynetworks", svc),
+            format!("permit_mynetworks, {svc}")
+        );
+        let done = format!("reject_unauth_destination, {svc}");
+        assert_eq!(insert_after_relay_check(&done, svc), done);
+    }
+}

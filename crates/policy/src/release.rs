@@ -1,0 +1,140 @@
+//! Releasing held mail at the allowed rate: each round, every sender's held messages are let
+//! go oldest first (`postsuper -H`) while its quota has room, each counted as it goes; a held
+//! message no longer in the hold queue (an admin released or deleted it) is forgotten.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::counters::{Held, Limits, now_ms};
+use crate::engine::Engine;
+use crate::error::PolicyError;
+
+#[derive(Debug, Deserialize)]
+struct QueueEntry {
+    queue_name: String,
+    queue_id: String,
+}
+
+async fn postfix(command: &str, conf: Option<&Path>, args: &[&str]) -> Result<String, PolicyError> {
+    let mut cmd = tokio::process::Command::new(command);
+    if let Some(c) = conf {
+        cmd.arg("-c").arg(c);
+    }
+    let out = cmd
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(PolicyError::io(format!("running {command}")))?;
+    if !out.status.success() {
+        return Err(PolicyError::Postfix {
+            command: format!("{command} {}", args.join(" ")),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The queue IDs in Postfix's hold queue.
+pub async fn hold_queue(conf: Option<&Path>) -> Result<HashSet<String>, PolicyError> {
+    let json = postfix("postqueue", conf, &["-j"]).await?;
+    Ok(json
+        .lines()
+        .filter_map(|l| serde_json::from_str::<QueueEntry>(l).ok())
+        .filter(|e| e.queue_name == "hold")
+        .map(|e| e.queue_id)
+        .collect())
+}
+
+/// Takes messages off hold and has them delivered now: `postsuper -H` only moves them to the
+/// deferred queue, which qmgr scans every `queue_run_delay` (5 minutes by default), so each
+/// is then scheduled with `postqueue -i`.
+pub async fn release_ids(conf: Option<&Path>, ids: &[&str]) -> Result<(), PolicyError> {
+    for chunk in ids.chunks(100) {
+        let mut args = Vec::with_capacity(chunk.len() * 2);
+        for id in chunk {
+            args.push("-H");
+            args.push(*id);
+        }
+        postfix("postsuper", conf, &args).await?;
+    }
+    for id in ids {
+        if let Err(e) = postfix("postqueue", conf, &["-i", id]).await {
+            // Released all the same: it goes out with the next deferred-queue run.
+            tracing::warn!("scheduling released message {id}: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Deletes messages from the queue (`policy purge`).
+pub async fn delete_ids(conf: Option<&Path>, ids: &[&str]) -> Result<(), PolicyError> {
+    for chunk in ids.chunks(100) {
+        let mut args = Vec::with_capacity(chunk.len() * 2);
+        for id in chunk {
+            args.push("-d");
+            args.push(*id);
+        }
+        postfix("postsuper", conf, &args).await?;
+    }
+    Ok(())
+}
+
+/// What one release round did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Round {
+    /// Messages released.
+    pub released: Vec<String>,
+    /// Held records dropped because the message left the hold queue some other way.
+    pub gone: Vec<String>,
+    /// Messages still waiting.
+    pub waiting: usize,
+}
+
+/// One round: release what each sender's quota allows now.
+pub async fn round(engine: &Engine) -> Result<Round, PolicyError> {
+    let conf = engine.config().postfix_config_dir.as_deref();
+    let counters = engine.counters();
+    let held = counters.held(None).await?;
+    if held.is_empty() {
+        return Ok(Round::default());
+    }
+    let in_hold = hold_queue(conf).await?;
+    let window = engine.config().window.as_millis() as u64;
+    let mut out = Round::default();
+    let mut stalled: HashSet<String> = HashSet::new();
+    let mut release: Vec<Held> = Vec::new();
+    for h in held {
+        if !in_hold.contains(&h.queue_id) {
+            counters.unhold(&h.queue_id).await?;
+            out.gone.push(h.queue_id);
+            continue;
+        }
+        // Oldest first per sender: once one waits, the younger ones wait too.
+        if stalled.contains(&h.key) {
+            out.waiting += 1;
+            continue;
+        }
+        let limits = engine.limits(&h.key).map_or(Limits::default(), |(l, _)| l);
+        let (added, _) = counters
+            .try_add(&h.key, now_ms(), window, h.usage, limits)
+            .await?;
+        if added {
+            release.push(h);
+        } else {
+            stalled.insert(h.key.clone());
+            out.waiting += 1;
+        }
+    }
+    let ids: Vec<&str> = release.iter().map(|h| h.queue_id.as_str()).collect();
+    release_ids(conf, &ids).await?;
+    for h in &release {
+        counters.unhold(&h.queue_id).await?;
+        tracing::info!("released held message {} of {}", h.queue_id, h.key);
+        out.released.push(h.queue_id.clone());
+    }
+    Ok(out)
+}

@@ -1,0 +1,139 @@
+//! The policy delegation server: one task per connection (Postfix keeps one open per smtpd
+//! process), requests answered in order. A malformed request, an over-long line or a client
+//! silent past the idle timeout closes that connection only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailfleet_policy_proto::policy::{Action, MAX_LINE, Request, RequestBuilder};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::engine::{Engine, Message, Verdict};
+
+/// The answer to one request.
+pub async fn decide(engine: &Engine, r: &Request) -> Action {
+    let key = engine.key(r.get("sasl_username"), r.get("sender"));
+    let verdict = match r.state() {
+        "END-OF-MESSAGE" => {
+            let m = Message {
+                sasl_user: r.get("sasl_username"),
+                sender: r.get("sender"),
+                recipients: r.number("recipient_count"),
+                bytes: r.number("size"),
+                queue_id: r.get("queue_id"),
+            };
+            match engine.end_of_message(&m).await {
+                Ok(v) => v,
+                Err(e) => {
+                    // Fail open: a broken state store must not stop the mail.
+                    tracing::error!("policy state: {e}: letting the message pass");
+                    Verdict::Pass
+                }
+            }
+        }
+        // Before the message: only blocks act, as early as possible.
+        _ => key
+            .as_deref()
+            .and_then(|k| engine.blocked(k))
+            .unwrap_or(Verdict::Pass),
+    };
+    match verdict {
+        Verdict::Pass => Action::Dunno,
+        Verdict::Hold(t) => Action::Hold(t),
+        Verdict::Defer(t) => Action::DeferIfPermit(t),
+        Verdict::Reject(t) => Action::Reject(t),
+    }
+}
+
+/// Reads one line of at most `MAX_LINE` bytes into `line` (without its `\n`); `Ok(false)` at
+/// a clean end of input.
+async fn read_line(
+    r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    line: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    line.clear();
+    let n = (&mut *r)
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', line)
+        .await?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if line.last() != Some(&b'\n') {
+        // Either longer than MAX_LINE (the parser refuses it) or cut by the end of input.
+        if line.len() > MAX_LINE {
+            return Ok(true);
+        }
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed mid-line",
+        ));
+    }
+    line.pop();
+    Ok(true)
+}
+
+async fn connection(stream: TcpStream, engine: Arc<Engine>, idle: Duration) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut builder = RequestBuilder::default();
+    let mut line = Vec::with_capacity(256);
+    loop {
+        match tokio::time::timeout(idle, read_line(&mut r, &mut line)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return,
+            Ok(Err(e)) => {
+                tracing::debug!("policy client {peer}: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("policy client {peer}: idle for {idle:?}, closing");
+                return;
+            }
+        }
+        match builder.line(&line) {
+            Ok(None) => {}
+            Ok(Some(request)) => {
+                let reply = decide(&engine, &request).await.encode();
+                if w.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("policy client {peer}: {e}: closing the connection");
+                return;
+            }
+        }
+    }
+}
+
+/// Serves policy requests until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let idle = engine.config().idle_timeout;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection(stream, engine.clone(), idle));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::error!("policy server accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = &mut shutdown => return,
+        }
+    }
+}

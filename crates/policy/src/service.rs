@@ -1,0 +1,115 @@
+//! The running service: the policy server and the milter on their ports, the loop that keeps
+//! send blocks in step with the account directory, and the loop that releases held mail.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mailfleet_core::Config;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::counters::Counters;
+use crate::embedded::Embedded;
+use crate::engine::{Breach, Engine};
+use crate::error::PolicyError;
+
+/// The engine with its counters, built from the config.
+pub fn engine(
+    config: &Config,
+) -> Result<(Arc<Engine>, tokio::sync::mpsc::UnboundedReceiver<Breach>), PolicyError> {
+    let counters: Arc<dyn Counters> = Arc::new(Embedded::open(&config.policy.state_file)?);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    Ok((
+        Arc::new(Engine::new(config.policy.clone(), counters, tx)),
+        rx,
+    ))
+}
+
+/// Reads the send-blocked accounts from the directory into the engine.
+pub async fn refresh_blocks(
+    engine: &Engine,
+    directory: &dyn mailfleet_core::directory::Directory,
+) -> Result<usize, PolicyError> {
+    let accounts = directory
+        .list(&mailfleet_core::directory::Filter::default())
+        .await?;
+    let blocks: HashMap<_, _> = accounts
+        .into_iter()
+        .filter_map(|a| Some((a.address.as_str().to_ascii_lowercase(), a.send_block?)))
+        .collect();
+    let n = blocks.len();
+    engine.set_blocks(blocks);
+    Ok(n)
+}
+
+/// Binds the configured ports (the policy port, and the milter port when set).
+pub async fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>), PolicyError> {
+    let p = &config.policy;
+    let policy = TcpListener::bind(p.listen)
+        .await
+        .map_err(PolicyError::io(format!("listening on {}", p.listen)))?;
+    let milter = match p.milter_listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(PolicyError::io(format!("listening on {a}")))?,
+        ),
+        None => None,
+    };
+    Ok((policy, milter))
+}
+
+/// Runs everything until `stop` turns true.
+pub async fn run(
+    config: &Config,
+    engine: Arc<Engine>,
+    policy: TcpListener,
+    milter: Option<TcpListener>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), PolicyError> {
+    let directory = mailfleet_core::directory::open(&config.directory).await?;
+    refresh_blocks(&engine, directory.as_ref()).await?;
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let policy_task = tokio::spawn(crate::server::serve(
+        policy,
+        engine.clone(),
+        stopped(stop.clone()),
+    ));
+    let milter_task = milter.map(|m| {
+        tokio::spawn(crate::milter_server::serve(
+            m,
+            engine.clone(),
+            stopped(stop.clone()),
+        ))
+    });
+    let mut blocks = tokio::time::interval(config.policy.block_refresh);
+    let mut release = tokio::time::interval(config.policy.release_interval);
+    loop {
+        tokio::select! {
+            _ = blocks.tick() => {
+                if let Err(e) = refresh_blocks(&engine, directory.as_ref()).await {
+                    tracing::error!("reading send blocks from the directory: {e}");
+                }
+                if let Err(e) = engine.counters().poll_requests().await {
+                    tracing::error!("policy state: {e}");
+                }
+            }
+            _ = release.tick() => match crate::release::round(&engine).await {
+                Ok(r) if !r.released.is_empty() || !r.gone.is_empty() => tracing::info!(
+                    "released {} held messages, {} left the hold queue otherwise, {} waiting",
+                    r.released.len(), r.gone.len(), r.waiting
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!("releasing held mail: {e}"),
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    let _ = policy_task.await;
+    if let Some(t) = milter_task {
+        let _ = t.await;
+    }
+    Ok(())
+}
