@@ -3,12 +3,12 @@
 //! persisted in SQLite so a restart keeps quotas) and Redis (shared between MTAs).
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
 
 /// What one message adds to a sender's usage.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// Messages (one per message, whatever its recipients).
     pub messages: u64,
@@ -66,7 +66,7 @@ impl Limits {
 }
 
 /// A message on hold for being over quota, waiting for release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
     /// Its Postfix queue ID.
     pub queue_id: String,

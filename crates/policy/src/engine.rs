@@ -52,29 +52,71 @@ pub struct Breach {
     pub action: OverQuota,
 }
 
+/// What deserves an admin's attention.
+#[derive(Debug, Clone)]
+pub enum Alert {
+    /// An account went over its quota (once per account per window).
+    Quota(Breach),
+    /// The state store failed (once a minute at most); mail passes or waits by config.
+    State(String),
+}
+
 /// The decision engine.
 pub struct Engine {
     config: PolicyConfig,
     counters: Arc<dyn Counters>,
     blocks: RwLock<HashMap<String, SendBlock>>,
     alerted: Mutex<HashMap<String, u64>>,
-    breaches: tokio::sync::mpsc::UnboundedSender<Breach>,
+    alerts: tokio::sync::mpsc::UnboundedSender<Alert>,
 }
 
+/// The key under which state failures are rate-limited among the per-account alerts.
+const STATE_ALERT: &str = " state";
+
 impl Engine {
-    /// An engine over these counters; breaches worth an alert go to `breaches`.
+    /// An engine over these counters; what deserves an alert goes to `alerts`.
     pub fn new(
         config: PolicyConfig,
         counters: Arc<dyn Counters>,
-        breaches: tokio::sync::mpsc::UnboundedSender<Breach>,
+        alerts: tokio::sync::mpsc::UnboundedSender<Alert>,
     ) -> Self {
         Engine {
             config,
             counters,
             blocks: RwLock::new(HashMap::new()),
             alerted: Mutex::new(HashMap::new()),
-            breaches,
+            alerts,
         }
+    }
+
+    /// The verdict when the state store failed: pass uncounted (fail-open, the default) or
+    /// ask the client to retry (fail-closed); an alert at most once a minute.
+    pub fn state_failed(&self, e: &PolicyError) -> Verdict {
+        tracing::error!("policy state: {e}");
+        if self.first_in(STATE_ALERT, 60_000) {
+            let _ = self.alerts.send(Alert::State(e.to_string()));
+        }
+        if self.config.fail_closed {
+            Verdict::Defer(
+                "4.3.0 sending limits cannot be checked right now, try again later".into(),
+            )
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    /// Whether no alert went out under `key` in the last `period_ms` (and records one now).
+    fn first_in(&self, key: &str, period_ms: u64) -> bool {
+        let now = now_ms();
+        let mut alerted = self.alerted.lock().unwrap_or_else(|p| p.into_inner());
+        if alerted
+            .get(key)
+            .is_some_and(|last| now.saturating_sub(*last) < period_ms)
+        {
+            return false;
+        }
+        alerted.insert(key.to_string(), now);
+        true
     }
 
     /// The settings.
@@ -188,17 +230,9 @@ impl Engine {
 
     /// Sends a breach to the alert channel, at most once per account per window.
     fn alert(&self, b: Breach) {
-        let now = now_ms();
-        let window = self.config.window.as_millis() as u64;
-        let mut alerted = self.alerted.lock().unwrap_or_else(|p| p.into_inner());
-        if alerted
-            .get(&b.key)
-            .is_some_and(|last| now.saturating_sub(*last) < window)
-        {
-            return;
+        if self.first_in(&b.key, self.config.window.as_millis() as u64) {
+            // No receiver (a test without alerts) is fine.
+            let _ = self.alerts.send(Alert::Quota(b));
         }
-        alerted.insert(b.key.clone(), now);
-        // No receiver (a test without alerts) is fine.
-        let _ = self.breaches.send(b);
     }
 }

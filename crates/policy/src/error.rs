@@ -27,6 +27,9 @@ pub enum PolicyError {
         /// Its error output.
         message: String,
     },
+    /// Redis failed or did not answer in time.
+    #[error("redis: {0}")]
+    Redis(String),
     /// The account directory failed.
     #[error(transparent)]
     Directory(#[from] mailfleet_core::directory::DirectoryError),

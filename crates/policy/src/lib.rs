@@ -3,7 +3,7 @@
 //! the account directory.
 //!
 //! Layout: [`engine`] (the decisions), [`counters`] (sliding windows and held mail) with the
-//! [`embedded`] store, [`server`] (Postfix policy delegation), [`milter_server`] (for
+//! [`embedded`] store and the shared [`redis_store`], [`server`] (Postfix policy delegation), [`milter_server`] (for
 //! `non_smtpd_milters`: mail from the sendmail binary), [`release`] (held mail back into the
 //! queue), [`postfix`] (the main.cf lines), [`service`] (all of it running).
 
@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod milter_server;
 pub mod postfix;
+pub mod redis_store;
 pub mod release;
 pub mod server;
 pub mod service;

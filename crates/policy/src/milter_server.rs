@@ -115,10 +115,10 @@ async fn answer(engine: &Engine, s: &mut Session, command: Command) -> Option<Ve
                 bytes: s.tx.bytes,
                 queue_id: s.tx.queue_id.as_deref(),
             };
-            let verdict = engine.end_of_message(&m).await.unwrap_or_else(|e| {
-                tracing::error!("policy state: {e}: letting the message pass");
-                Verdict::Pass
-            });
+            let verdict = match engine.end_of_message(&m).await {
+                Ok(v) => v,
+                Err(e) => engine.state_failed(&e),
+            };
             s.tx = Transaction::default();
             s.macros.clear();
             reply_for(verdict)

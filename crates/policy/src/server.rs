@@ -25,11 +25,7 @@ pub async fn decide(engine: &Engine, r: &Request) -> Action {
             };
             match engine.end_of_message(&m).await {
                 Ok(v) => v,
-                Err(e) => {
-                    // Fail open: a broken state store must not stop the mail.
-                    tracing::error!("policy state: {e}: letting the message pass");
-                    Verdict::Pass
-                }
+                Err(e) => engine.state_failed(&e),
             }
         }
         // Before the message: only blocks act, as early as possible.

@@ -10,14 +10,21 @@ use tokio::sync::watch;
 
 use crate::counters::Counters;
 use crate::embedded::Embedded;
-use crate::engine::{Breach, Engine};
+use crate::engine::{Alert, Engine};
 use crate::error::PolicyError;
 
 /// The engine with its counters, built from the config.
 pub fn engine(
     config: &Config,
-) -> Result<(Arc<Engine>, tokio::sync::mpsc::UnboundedReceiver<Breach>), PolicyError> {
-    let counters: Arc<dyn Counters> = Arc::new(Embedded::open(&config.policy.state_file)?);
+) -> Result<(Arc<Engine>, tokio::sync::mpsc::UnboundedReceiver<Alert>), PolicyError> {
+    let counters: Arc<dyn Counters> = match &config.state {
+        mailfleet_core::config::StateConfig::Redis { url } => Arc::new(
+            crate::redis_store::RedisCounters::open(url, std::time::Duration::from_millis(500))?,
+        ),
+        mailfleet_core::config::StateConfig::Embedded { .. } => {
+            Arc::new(Embedded::open(&config.policy.state_file)?)
+        }
+    };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     Ok((
         Arc::new(Engine::new(config.policy.clone(), counters, tx)),

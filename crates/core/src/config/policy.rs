@@ -42,6 +42,16 @@ pub enum BlockedAction {
     Hold,
 }
 
+/// What to do when the state store fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StateFailure {
+    /// Let mail through, uncounted (default).
+    Open,
+    /// Answer 4xx until the store is back.
+    Closed,
+}
+
 /// Who a quota rule is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,6 +104,9 @@ pub struct PolicyConfig {
     pub postfix_config_dir: Option<PathBuf>,
     /// Counters and held-mail records (embedded state).
     pub state_file: PathBuf,
+    /// When the state store (Redis) fails: refuse mail for the time being (4xx) instead of
+    /// letting it through uncounted.
+    pub fail_closed: bool,
     /// The rules, most specific first is not required: lookup picks the most specific.
     pub quotas: Vec<QuotaRule>,
 }
@@ -110,6 +123,7 @@ pub(crate) struct RawPolicy {
     block_refresh_secs: Option<i64>,
     release_interval_secs: Option<i64>,
     postfix_config_dir: Option<PathBuf>,
+    state_failure: Option<StateFailure>,
     #[serde(default, rename = "quota")]
     quotas: Vec<RawQuota>,
 }
@@ -262,6 +276,7 @@ pub(super) fn validate(
             .as_ref()
             .map(|d| super::validate::resolve(base, d)),
         state_file: data_dir.join("policy.db"),
+        fail_closed: raw.state_failure == Some(StateFailure::Closed),
         quotas,
     }
 }

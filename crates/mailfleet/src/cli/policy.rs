@@ -123,7 +123,7 @@ pub(crate) async fn run(cmd: PolicyCmd, ctx: &Context) -> anyhow::Result<ExitCod
 }
 
 async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
-    let (engine, mut breaches) = mailfleet_policy::service::engine(config)?;
+    let (engine, mut alerts) = mailfleet_policy::service::engine(config)?;
     let (policy, milter) = mailfleet_policy::service::bind(config).await?;
     tracing::info!(
         "policy server on {}{}",
@@ -137,16 +137,31 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let alert_config = config.clone();
     tokio::spawn(async move {
-        while let Some(b) = breaches.recv().await {
+        while let Some(alert) = alerts.recv().await {
+            let (check, message) = match alert {
+                mailfleet_policy::engine::Alert::Quota(b) => (
+                    format!("quota {}", b.key),
+                    format!(
+                        "{} is over its {} quota ({} messages, {} recipients, {} bytes in the window); its mail is {:?} until the quota allows more",
+                        b.key,
+                        b.limit,
+                        b.usage.messages,
+                        b.usage.recipients,
+                        b.usage.bytes,
+                        b.action
+                    ),
+                ),
+                mailfleet_policy::engine::Alert::State(e) => (
+                    "state".to_string(),
+                    format!("the policy state store failed: {e}"),
+                ),
+            };
             let n = mailfleet_probe::alarm::Notification {
                 kind: mailfleet_probe::alarm::Kind::Problem,
                 server: "policy".into(),
-                check: format!("quota {}", b.key),
+                check,
                 state: mailfleet_probe::outcome::State::Warning,
-                message: format!(
-                    "{} is over its {} quota ({} messages, {} recipients, {} bytes in the window); its mail is {:?} until the quota allows more",
-                    b.key, b.limit, b.usage.messages, b.usage.recipients, b.usage.bytes, b.action
-                ),
+                message,
             };
             mailfleet_probe::notify::send(&alert_config, &n).await;
         }

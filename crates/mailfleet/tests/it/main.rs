@@ -18,6 +18,7 @@ mod directory_suite;
 mod hung_mount;
 mod monitor;
 mod policy;
+mod policy_redis;
 mod probe;
 mod report_demo;
 mod shift;

@@ -1,0 +1,192 @@
+//! Counters in Redis, shared by every MTA's policy server: a sorted set of events per sender
+//! (score = time), checked and added in one Lua script so two servers asking for the last slot
+//! at once cannot both get it; held mail in one hash. Commands time out quickly: when Redis is
+//! away the caller fails open (or closed, by config) instead of making Postfix wait.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::AsyncCommands as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::counters::{Counters, Held, Limits, Usage};
+use crate::error::PolicyError;
+
+/// Events older than this are trimmed (the longest window allowed).
+const KEEP_MS: u64 = 7 * 86_400_000;
+const HELD: &str = "mailfleet:held";
+
+/// Sums the window, and adds the event if the limits allow it, atomically.
+const TRY_ADD: &str = r"
+local k = KEYS[1]
+local now, win, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', k, '-inf', now - keep)
+local m, r, b = 0, 0, 0
+for _, it in ipairs(redis.call('ZRANGEBYSCORE', k, '(' .. (now - win), '+inf')) do
+  local a, c, d = string.match(it, ':(%d+):(%d+):(%d+)$')
+  m, r, b = m + tonumber(a), r + tonumber(c), b + tonumber(d)
+end
+local am, ar, ab = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local lm, lr, lb = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local over = (lm >= 0 and m + am > lm) or (lr >= 0 and r + ar > lr) or (lb >= 0 and b + ab > lb)
+if not over then
+  redis.call('ZADD', k, now, ARGV[10] .. ':' .. am .. ':' .. ar .. ':' .. ab)
+  redis.call('PEXPIRE', k, keep)
+end
+return {over and 0 or 1, m, r, b}
+";
+
+/// Counters in Redis.
+pub struct RedisCounters {
+    conn: ConnectionManager,
+    script: redis::Script,
+    seq: AtomicU64,
+}
+
+fn err(what: &str) -> impl FnOnce(redis::RedisError) -> PolicyError + '_ {
+    move |e| PolicyError::Redis(format!("{what}: {e}"))
+}
+
+fn events_key(key: &str) -> String {
+    format!("mailfleet:q:{key}")
+}
+
+fn limit(l: Option<u64>) -> i64 {
+    l.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+impl RedisCounters {
+    /// Connects lazily to `url` (the first command connects; a lost connection is re-made).
+    pub fn open(url: &str, timeout: Duration) -> Result<Self, PolicyError> {
+        let client = redis::Client::open(url).map_err(err("redis url"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(timeout);
+        let conn = client
+            .get_connection_manager_lazy(config)
+            .map_err(err("redis"))?;
+        Ok(RedisCounters {
+            conn,
+            script: redis::Script::new(TRY_ADD),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    fn member_id(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            std::process::id(),
+            self.seq.fetch_add(1, Ordering::Relaxed),
+            crate::counters::now_ms()
+        )
+    }
+}
+
+#[async_trait]
+impl Counters for RedisCounters {
+    async fn try_add(
+        &self,
+        key: &str,
+        now_ms: u64,
+        window_ms: u64,
+        add: Usage,
+        limits: Limits,
+    ) -> Result<(bool, Usage), PolicyError> {
+        let mut conn = self.conn.clone();
+        let (ok, m, r, b): (i64, u64, u64, u64) = self
+            .script
+            .key(events_key(key))
+            .arg(now_ms)
+            .arg(window_ms)
+            .arg(KEEP_MS)
+            .arg(add.messages)
+            .arg(add.recipients)
+            .arg(add.bytes)
+            .arg(limit(limits.messages))
+            .arg(limit(limits.recipients))
+            .arg(limit(limits.bytes))
+            .arg(self.member_id())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(err("counting"))?;
+        Ok((
+            ok == 1,
+            Usage {
+                messages: m,
+                recipients: r,
+                bytes: b,
+            },
+        ))
+    }
+
+    async fn usage(&self, key: &str, now_ms: u64, window_ms: u64) -> Result<Usage, PolicyError> {
+        // A check with no room to add: the script's sum without a write.
+        let none = Limits {
+            messages: Some(0),
+            ..Limits::default()
+        };
+        let (_, u) = self
+            .try_add(key, now_ms, window_ms, Usage::message(0, 0), none)
+            .await?;
+        Ok(u)
+    }
+
+    async fn reset(&self, key: &str) -> Result<(), PolicyError> {
+        let mut conn = self.conn.clone();
+        conn.del::<_, ()>(events_key(key))
+            .await
+            .map_err(err("reset"))
+    }
+
+    async fn hold(&self, held: &Held) -> Result<(), PolicyError> {
+        let mut conn = self.conn.clone();
+        let json = serde_json::to_string(held).map_err(|e| PolicyError::Redis(e.to_string()))?;
+        conn.hset::<_, _, _, ()>(HELD, &held.queue_id, json)
+            .await
+            .map_err(err("recording held mail"))
+    }
+
+    async fn held(&self, key: Option<&str>) -> Result<Vec<Held>, PolicyError> {
+        let mut conn = self.conn.clone();
+        let all: Vec<(String, String)> = conn.hgetall(HELD).await.map_err(err("held mail"))?;
+        let mut out: Vec<Held> = all
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_str::<Held>(&v).ok())
+            .filter(|h| key.is_none_or(|k| h.key == k))
+            .collect();
+        out.sort_by(|a, b| a.at_ms.cmp(&b.at_ms).then(a.queue_id.cmp(&b.queue_id)));
+        Ok(out)
+    }
+
+    async fn unhold(&self, queue_id: &str) -> Result<(), PolicyError> {
+        let mut conn = self.conn.clone();
+        conn.hdel::<_, _, ()>(HELD, queue_id)
+            .await
+            .map_err(err("forgetting held mail"))
+    }
+
+    async fn all_usage(
+        &self,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> Result<Vec<(String, Usage)>, PolicyError> {
+        let mut conn = self.conn.clone();
+        let keys: Vec<String> = conn
+            .keys("mailfleet:q:*")
+            .await
+            .map_err(err("listing counters"))?;
+        let mut out = Vec::new();
+        for k in keys {
+            let key = k.trim_start_matches("mailfleet:q:").to_string();
+            let u = self.usage(&key, now_ms, window_ms).await?;
+            if u.messages > 0 {
+                out.push((key, u));
+            }
+        }
+        out.sort_by(|a, b| b.1.messages.cmp(&a.1.messages).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+}
