@@ -37,6 +37,8 @@ pub struct Message<'a> {
     pub bytes: u64,
     /// Postfix's queue ID.
     pub queue_id: Option<&'a str>,
+    /// The SMTP client's address.
+    pub client: Option<&'a str>,
 }
 
 /// A quota breach, for the alert channel.
@@ -59,6 +61,8 @@ pub enum Alert {
     Quota(Breach),
     /// The state store failed (once a minute at most); mail passes or waits by config.
     State(String),
+    /// An account looks compromised.
+    Compromised(crate::detect::Flag),
 }
 
 /// The decision engine.
@@ -68,6 +72,7 @@ pub struct Engine {
     blocks: RwLock<HashMap<String, SendBlock>>,
     alerted: Mutex<HashMap<String, u64>>,
     alerts: tokio::sync::mpsc::UnboundedSender<Alert>,
+    observer: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::detect::Observation>>,
 }
 
 /// The key under which state failures are rate-limited among the per-account alerts.
@@ -86,6 +91,36 @@ impl Engine {
             blocks: RwLock::new(HashMap::new()),
             alerted: Mutex::new(HashMap::new()),
             alerts,
+            observer: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sends every finished message to the compromised-account detector from now on.
+    pub fn observe_with(&self, tx: tokio::sync::mpsc::UnboundedSender<crate::detect::Observation>) {
+        let _ = self.observer.set(tx);
+    }
+
+    /// Raises an alert.
+    pub fn raise(&self, alert: Alert) {
+        let _ = self.alerts.send(alert);
+    }
+
+    /// Adds one block at once (the detector's), before the next refresh from the directory.
+    pub fn add_block(&self, key: &str, block: SendBlock) {
+        self.blocks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_ascii_lowercase(), block);
+    }
+
+    fn observed(&self, key: &str, client: Option<&str>, breached: bool) {
+        if let Some(tx) = self.observer.get() {
+            let _ = tx.send(crate::detect::Observation {
+                key: key.to_string(),
+                client: client.and_then(|c| c.parse().ok()),
+                breached,
+                at_ms: now_ms(),
+            });
         }
     }
 
@@ -187,6 +222,7 @@ impl Engine {
             self.counters
                 .try_add(&key, now, window, usage, Limits::default())
                 .await?;
+            self.observed(&key, m.client, false);
             return Ok(Verdict::Pass);
         };
         let (added, before) = self

@@ -5,9 +5,11 @@
 //! Layout: [`engine`] (the decisions), [`counters`] (sliding windows and held mail) with the
 //! [`embedded`] store and the shared [`redis_store`], [`server`] (Postfix policy delegation), [`milter_server`] (for
 //! `non_smtpd_milters`: mail from the sendmail binary), [`release`] (held mail back into the
-//! queue), [`postfix`] (the main.cf lines), [`service`] (all of it running).
+//! queue), [`detect`] (compromised accounts), [`postfix`] (the main.cf lines), [`service`] (all of it running), [`bench`] (a load generator for ours and the peers').
 
+pub mod bench;
 pub mod counters;
+pub mod detect;
 pub mod embedded;
 pub mod engine;
 pub mod error;

@@ -29,6 +29,7 @@ struct Transaction {
 struct Session {
     protocol: u32,
     macros: Vec<(String, String)>,
+    client: Option<String>,
     tx: Transaction,
 }
 
@@ -114,6 +115,7 @@ async fn answer(engine: &Engine, s: &mut Session, command: Command) -> Option<Ve
                 recipients: s.tx.recipients,
                 bytes: s.tx.bytes,
                 queue_id: s.tx.queue_id.as_deref(),
+                client: s.client.as_deref(),
             };
             let verdict = match engine.end_of_message(&m).await {
                 Ok(v) => v,
@@ -135,11 +137,13 @@ async fn answer(engine: &Engine, s: &mut Session, command: Command) -> Option<Ve
             return Some(Vec::new());
         }
         Command::Quit => return None,
-        Command::Connect { .. }
-        | Command::Helo(_)
-        | Command::Data
-        | Command::EndOfHeaders
-        | Command::Unknown(_) => vec![Reply::Continue],
+        Command::Connect { address, .. } => {
+            s.client = address;
+            vec![Reply::Continue]
+        }
+        Command::Helo(_) | Command::Data | Command::EndOfHeaders | Command::Unknown(_) => {
+            vec![Reply::Continue]
+        }
     })
 }
 

@@ -22,6 +22,7 @@ pub async fn decide(engine: &Engine, r: &Request) -> Action {
                 recipients: r.number("recipient_count"),
                 bytes: r.number("size"),
                 queue_id: r.get("queue_id"),
+                client: r.get("client_address"),
             };
             match engine.end_of_message(&m).await {
                 Ok(v) => v,

@@ -74,8 +74,16 @@ pub async fn run(
     milter: Option<TcpListener>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), PolicyError> {
-    let directory = mailfleet_core::directory::open(&config.directory).await?;
+    let directory: Arc<dyn mailfleet_core::directory::Directory> =
+        Arc::from(mailfleet_core::directory::open(&config.directory).await?);
     refresh_blocks(&engine, directory.as_ref()).await?;
+    let (observe, observations) = tokio::sync::mpsc::unbounded_channel();
+    engine.observe_with(observe);
+    tokio::spawn(crate::detect::run(
+        engine.clone(),
+        observations,
+        directory.clone(),
+    ));
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };

@@ -109,6 +109,27 @@ pub struct PolicyConfig {
     pub fail_closed: bool,
     /// The rules, most specific first is not required: lookup picks the most specific.
     pub quotas: Vec<QuotaRule>,
+    /// Compromised-account detection.
+    pub detect: DetectConfig,
+}
+
+/// `[policy.detect]`: when an account looks compromised.
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectConfig {
+    /// Quota breaches within a day that flag an account.
+    pub repeat_breaches: u32,
+    /// Held messages that flag an account.
+    pub held_messages: usize,
+    /// A window's messages this many times the account's own average flag it...
+    pub rate_factor: f64,
+    /// ...when they are at least this many.
+    pub rate_min_messages: u64,
+    /// Distinct client networks (/24, /64) within `network_window` that flag an account.
+    pub networks: usize,
+    /// The period over which client networks are counted.
+    pub network_window: Duration,
+    /// Also block a flagged account (reason `compromised`), not only alert.
+    pub block: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +147,64 @@ pub(crate) struct RawPolicy {
     state_failure: Option<StateFailure>,
     #[serde(default, rename = "quota")]
     quotas: Vec<RawQuota>,
+    #[serde(default)]
+    detect: RawDetect,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDetect {
+    repeat_breaches: Option<i64>,
+    held_messages: Option<i64>,
+    rate_factor: Option<f64>,
+    rate_min_messages: Option<i64>,
+    networks: Option<i64>,
+    network_window_secs: Option<i64>,
+    #[serde(default)]
+    block: bool,
+}
+
+fn count(v: Option<i64>, default: i64, key: &str, p: &mut Problems) -> u64 {
+    let v = v.unwrap_or(default);
+    if v < 1 {
+        p.add(key, format!("{v} is not a positive number"));
+        return default as u64;
+    }
+    v as u64
+}
+
+fn detect(raw: &RawDetect, p: &mut Problems) -> DetectConfig {
+    let factor = raw.rate_factor.unwrap_or(10.0);
+    if !(factor > 1.0 && factor.is_finite()) {
+        p.add(
+            "policy.detect.rate_factor",
+            format!("{factor} is not above 1"),
+        );
+    }
+    DetectConfig {
+        repeat_breaches: count(raw.repeat_breaches, 3, "policy.detect.repeat_breaches", p) as u32,
+        held_messages: count(raw.held_messages, 50, "policy.detect.held_messages", p) as usize,
+        rate_factor: if factor > 1.0 && factor.is_finite() {
+            factor
+        } else {
+            10.0
+        },
+        rate_min_messages: count(
+            raw.rate_min_messages,
+            50,
+            "policy.detect.rate_min_messages",
+            p,
+        ),
+        networks: count(raw.networks, 10, "policy.detect.networks", p) as usize,
+        network_window: secs(
+            raw.network_window_secs,
+            3600,
+            60..=7 * 86400,
+            "policy.detect.network_window_secs",
+            p,
+        ),
+        block: raw.block,
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,6 +356,7 @@ pub(super) fn validate(
             .map(|d| super::validate::resolve(base, d)),
         state_file: data_dir.join("policy.db"),
         fail_closed: raw.state_failure == Some(StateFailure::Closed),
+        detect: detect(&raw.detect, p),
         quotas,
     }
 }

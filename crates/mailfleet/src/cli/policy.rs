@@ -63,9 +63,50 @@ pub(crate) enum PolicyCmd {
     Blocked,
     /// Counters, top senders, held mail and blocks.
     Status,
+    /// Load a policy server (ours or a peer's) with END-OF-MESSAGE requests; throughput and
+    /// latency.
+    Bench {
+        /// The server.
+        #[arg(long)]
+        target: SocketAddr,
+        /// Connections at once.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Requests in all.
+        #[arg(long, default_value_t = 100_000)]
+        requests: usize,
+        /// Distinct SASL users.
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+    },
 }
 
 pub(crate) async fn run(cmd: PolicyCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
+    if let PolicyCmd::Bench {
+        target,
+        connections,
+        requests,
+        users,
+    } = cmd
+    {
+        // Needs no config: it may load a peer's server.
+        let m = mailfleet_policy::bench::run(&mailfleet_policy::bench::Load {
+            target,
+            connections,
+            requests,
+            users,
+        })
+        .await?;
+        if ctx.json {
+            print_json(&m)?;
+        } else {
+            println!(
+                "{} requests in {:.2} s: {:.0}/s, p50 {} µs, p99 {} µs; answers {:?}",
+                m.requests, m.seconds, m.per_second, m.p50_us, m.p99_us, m.actions
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut config = ctx.load()?;
     match cmd {
         PolicyCmd::Serve {
@@ -119,6 +160,7 @@ pub(crate) async fn run(cmd: PolicyCmd, ctx: &Context) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         PolicyCmd::Status => status(&config, ctx).await,
+        PolicyCmd::Bench { .. } => unreachable!("handled before the config is loaded"),
     }
 }
 
@@ -154,6 +196,10 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
                 mailfleet_policy::engine::Alert::State(e) => (
                     "state".to_string(),
                     format!("the policy state store failed: {e}"),
+                ),
+                mailfleet_policy::engine::Alert::Compromised(f) => (
+                    format!("compromised {}", f.key),
+                    format!("{} looks compromised: {}", f.key, f.reason),
                 ),
             };
             let n = mailfleet_probe::alarm::Notification {
