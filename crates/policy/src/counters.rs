@@ -106,6 +106,14 @@ pub trait Counters: Send + Sync {
     async fn poll_requests(&self) -> Result<(), PolicyError> {
         Ok(())
     }
+    /// The fingerprint of the password hash an account had when it was blocked.
+    async fn block_fingerprint(&self, address: &str) -> Result<Option<String>, PolicyError>;
+    /// Records (or, with `None`, forgets) that fingerprint.
+    async fn set_block_fingerprint(
+        &self,
+        address: &str,
+        fingerprint: Option<&str>,
+    ) -> Result<(), PolicyError>;
     /// Every key with usage in the window, with it (for status).
     async fn all_usage(
         &self,
@@ -117,4 +125,9 @@ pub trait Counters: Send + Sync {
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
+/// A fingerprint of a password hash (so the state never holds the hash itself).
+pub fn fingerprint(password_hash: Option<&str>) -> String {
+    blake3::hash(password_hash.unwrap_or("").as_bytes()).to_hex()[..32].to_string()
 }

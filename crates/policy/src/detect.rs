@@ -181,7 +181,19 @@ pub async fn run(
                     let block =
                         mailfleet_core::SendBlock::now(format!("compromised: {}", flag.reason));
                     match directory.set_send_block(&address, Some(&block)).await {
-                        Ok(()) => engine.add_block(&flag.key, block),
+                        Ok(()) => {
+                            engine.add_block(&flag.key, block);
+                            // The block lifts itself once the password changes from this one.
+                            let hash = directory.password_hash(&address).await.ok().flatten();
+                            let fp = crate::counters::fingerprint(hash.as_deref());
+                            if let Err(e) = engine
+                                .counters()
+                                .set_block_fingerprint(&flag.key, Some(&fp))
+                                .await
+                            {
+                                tracing::error!("recording {}'s password at block: {e}", flag.key);
+                            }
+                        }
                         Err(e) => tracing::error!("blocking {}: {e}", flag.key),
                     }
                 }

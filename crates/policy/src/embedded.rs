@@ -60,6 +60,7 @@ pub fn open_db(path: &Path) -> Result<Connection, PolicyError> {
          CREATE INDEX IF NOT EXISTS events_key_ts ON events (key, ts);
          CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
          CREATE TABLE IF NOT EXISTS resets (key TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS block_passwords (address TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
          CREATE TABLE IF NOT EXISTS held (queue_id TEXT PRIMARY KEY, key TEXT NOT NULL,
              ts INTEGER NOT NULL, messages INTEGER NOT NULL, recipients INTEGER NOT NULL,
              bytes INTEGER NOT NULL);",
@@ -356,6 +357,37 @@ impl Counters for Embedded {
         self.memory().held.retain(|h| h.queue_id != queue_id);
         self.write(Write::Unhold(queue_id.to_string()));
         Ok(())
+    }
+
+    async fn block_fingerprint(&self, address: &str) -> Result<Option<String>, PolicyError> {
+        let c = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = c
+            .prepare("SELECT fingerprint FROM block_passwords WHERE address = ?1")
+            .map_err(db_err(&self.path))?;
+        let mut rows = q
+            .query_map(params![address], |r| r.get::<_, String>(0))
+            .map_err(db_err(&self.path))?;
+        rows.next().transpose().map_err(db_err(&self.path))
+    }
+
+    async fn set_block_fingerprint(
+        &self,
+        address: &str,
+        fingerprint: Option<&str>,
+    ) -> Result<(), PolicyError> {
+        let c = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        match fingerprint {
+            Some(f) => c.execute(
+                "INSERT OR REPLACE INTO block_passwords VALUES (?1, ?2)",
+                params![address, f],
+            ),
+            None => c.execute(
+                "DELETE FROM block_passwords WHERE address = ?1",
+                params![address],
+            ),
+        }
+        .map(|_| ())
+        .map_err(db_err(&self.path))
     }
 
     async fn poll_requests(&self) -> Result<(), PolicyError> {

@@ -63,6 +63,8 @@ pub enum Alert {
     State(String),
     /// An account looks compromised.
     Compromised(crate::detect::Flag),
+    /// A block was lifted because the account's password changed.
+    Unblocked(String),
 }
 
 /// The decision engine.

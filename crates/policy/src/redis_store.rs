@@ -16,6 +16,7 @@ use crate::error::PolicyError;
 /// Events older than this are trimmed (the longest window allowed).
 const KEEP_MS: u64 = 7 * 86_400_000;
 const HELD: &str = "mailfleet:held";
+const BLOCK_PASSWORDS: &str = "mailfleet:block-passwords";
 
 /// Sums the window, and adds the event if the limits allow it, atomically.
 const TRY_ADD: &str = r"
@@ -166,6 +167,26 @@ impl Counters for RedisCounters {
         conn.hdel::<_, _, ()>(HELD, queue_id)
             .await
             .map_err(err("forgetting held mail"))
+    }
+
+    async fn block_fingerprint(&self, address: &str) -> Result<Option<String>, PolicyError> {
+        let mut conn = self.conn.clone();
+        conn.hget(BLOCK_PASSWORDS, address)
+            .await
+            .map_err(err("block fingerprint"))
+    }
+
+    async fn set_block_fingerprint(
+        &self,
+        address: &str,
+        fingerprint: Option<&str>,
+    ) -> Result<(), PolicyError> {
+        let mut conn = self.conn.clone();
+        match fingerprint {
+            Some(f) => conn.hset::<_, _, _, ()>(BLOCK_PASSWORDS, address, f).await,
+            None => conn.hdel::<_, _, ()>(BLOCK_PASSWORDS, address).await,
+        }
+        .map_err(err("block fingerprint"))
     }
 
     async fn all_usage(

@@ -32,21 +32,54 @@ pub fn engine(
     ))
 }
 
-/// Reads the send-blocked accounts from the directory into the engine.
+/// Block reasons lifted automatically once the account's password changes.
+pub const UNBLOCK_ON_PASSWORD_CHANGE: [&str; 2] = ["compromised", "weak-password"];
+
+/// Whether a block lifts itself when the password changes.
+pub fn lifts_on_password_change(reason: &str) -> bool {
+    UNBLOCK_ON_PASSWORD_CHANGE
+        .iter()
+        .any(|r| reason.trim_start().to_ascii_lowercase().starts_with(r))
+}
+
+/// Reads the send-blocked accounts from the directory into the engine, lifting the blocks
+/// (`compromised`, `weak-password`) whose account's password hash has changed since it was
+/// blocked; returns the accounts unblocked.
 pub async fn refresh_blocks(
     engine: &Engine,
     directory: &dyn mailfleet_core::directory::Directory,
-) -> Result<usize, PolicyError> {
+) -> Result<Vec<String>, PolicyError> {
     let accounts = directory
         .list(&mailfleet_core::directory::Filter::default())
         .await?;
-    let blocks: HashMap<_, _> = accounts
-        .into_iter()
-        .filter_map(|a| Some((a.address.as_str().to_ascii_lowercase(), a.send_block?)))
-        .collect();
-    let n = blocks.len();
+    let counters = engine.counters();
+    let mut blocks = HashMap::new();
+    let mut unblocked = Vec::new();
+    for a in accounts {
+        let Some(block) = a.send_block else { continue };
+        let key = a.address.as_str().to_ascii_lowercase();
+        if lifts_on_password_change(&block.reason) {
+            let now = crate::counters::fingerprint(a.password_hash.as_deref());
+            match counters.block_fingerprint(&key).await? {
+                // First sight of this block (set elsewhere, or before this server ran).
+                None => counters.set_block_fingerprint(&key, Some(&now)).await?,
+                Some(then) if then != now => {
+                    directory.set_send_block(&a.address, None).await?;
+                    counters.set_block_fingerprint(&key, None).await?;
+                    tracing::warn!(
+                        "{key}: password changed, send block ({}) lifted",
+                        block.reason
+                    );
+                    unblocked.push(key);
+                    continue;
+                }
+                Some(_) => {}
+            }
+        }
+        blocks.insert(key, block);
+    }
     engine.set_blocks(blocks);
-    Ok(n)
+    Ok(unblocked)
 }
 
 /// Binds the configured ports (the policy port, and the milter port when set).
@@ -104,8 +137,13 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = blocks.tick() => {
-                if let Err(e) = refresh_blocks(&engine, directory.as_ref()).await {
-                    tracing::error!("reading send blocks from the directory: {e}");
+                match refresh_blocks(&engine, directory.as_ref()).await {
+                    Ok(unblocked) => {
+                        for key in unblocked {
+                            engine.raise(crate::engine::Alert::Unblocked(key));
+                        }
+                    }
+                    Err(e) => tracing::error!("reading send blocks from the directory: {e}"),
                 }
                 if let Err(e) = engine.counters().poll_requests().await {
                     tracing::error!("policy state: {e}");

@@ -137,7 +137,25 @@ pub(crate) async fn run(cmd: PolicyCmd, ctx: &Context) -> anyhow::Result<ExitCod
         PolicyCmd::Block { address, reason } => {
             let book = mailfleet_core::AccountBook::open(&config).await?;
             book.block_sending(&address, &reason).await?;
-            println!("{address} blocked from sending: {reason}");
+            if mailfleet_policy::service::lifts_on_password_change(&reason) {
+                // Remember the password now, so a change right after counts.
+                let directory = mailfleet_core::directory::open(&config.directory).await?;
+                let a = mailfleet_core::Address::parse(&address)?;
+                let hash = directory.password_hash(&a).await?;
+                let (engine, _) = mailfleet_policy::service::engine(&config)?;
+                engine
+                    .counters()
+                    .set_block_fingerprint(
+                        &address.to_ascii_lowercase(),
+                        Some(&mailfleet_policy::counters::fingerprint(hash.as_deref())),
+                    )
+                    .await?;
+                println!(
+                    "{address} blocked from sending: {reason} (lifted when its password changes)"
+                );
+            } else {
+                println!("{address} blocked from sending: {reason}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         PolicyCmd::Unblock { address } => {
@@ -200,6 +218,10 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
                 mailfleet_policy::engine::Alert::Compromised(f) => (
                     format!("compromised {}", f.key),
                     format!("{} looks compromised: {}", f.key, f.reason),
+                ),
+                mailfleet_policy::engine::Alert::Unblocked(key) => (
+                    format!("block {key}"),
+                    format!("{key} changed its password: its send block is lifted"),
                 ),
             };
             let n = mailfleet_probe::alarm::Notification {

@@ -19,6 +19,7 @@ mod hung_mount;
 mod monitor;
 mod policy;
 mod policy_redis;
+mod policy_unblock;
 mod probe;
 mod report_demo;
 mod shift;

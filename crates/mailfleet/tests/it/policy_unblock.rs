@@ -1,0 +1,122 @@
+//! A `compromised` block lifts itself once the account's password really changes, in the
+//! embedded directory and in slapd; a block for another reason stays.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mailfleet_stack::TestStack;
+use serde_json::Value;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn with_policy(stack: &TestStack, text: &str, name: &str) -> PathBuf {
+    let port = mailfleet_stack::ports::free_ports("127.0.0.1", 1)[0];
+    let path = stack.base().join(name);
+    std::fs::write(
+        &path,
+        format!("{text}\n[policy]\nlisten = \"127.0.0.1:{port}\"\nblock_refresh_secs = 1\n"),
+    )
+    .unwrap();
+    path
+}
+
+fn serve(config: &Path) -> Server {
+    let log = std::fs::File::create(config.with_extension("log")).unwrap();
+    Server(
+        Command::new(env!("CARGO_BIN_EXE_mailfleet"))
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "-v",
+                "policy",
+                "serve",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn blocked(config: &Path) -> Vec<String> {
+    let out = crate::common::mailfleet_ok(config, &["--json", "policy", "blocked"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["address"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Blocks erin (compromised) and dave (by hand), changes both passwords through the
+/// directory, and checks that only erin's block goes.
+async fn scenario(config: &Path) {
+    let cfg = mailfleet_core::Config::load(config).unwrap();
+    let _server = serve(config);
+    crate::common::mailfleet_ok(
+        config,
+        &[
+            "policy",
+            "block",
+            "erin@example.com",
+            "--reason",
+            "compromised: test",
+        ],
+    );
+    crate::common::mailfleet_ok(
+        config,
+        &[
+            "policy",
+            "block",
+            "dave@example.org",
+            "--reason",
+            "spam run, ask support",
+        ],
+    );
+    assert_eq!(blocked(config), ["dave@example.org", "erin@example.com"]);
+    // No wait needed: `policy block` recorded erin's password as it blocked her.
+    let directory = mailfleet_core::directory::open(&cfg.directory)
+        .await
+        .unwrap();
+    for who in ["erin@example.com", "dave@example.org"] {
+        let a = mailfleet_core::Address::parse(who).unwrap();
+        let new = mailfleet_core::password::hash("a much better secret 2026").unwrap();
+        directory.set_password_hash(&a, Some(&new)).await.unwrap();
+    }
+    wait_for("erin's block to be lifted", || {
+        blocked(config) == ["dave@example.org"]
+    });
+    let log = std::fs::read_to_string(config.with_extension("log")).unwrap();
+    assert!(log.contains("password changed, send block"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_change_lifts_a_compromised_block() {
+    let stack = TestStack::start().await.expect("stack");
+    let embedded = std::fs::read_to_string(stack.config_path()).unwrap();
+    scenario(&with_policy(&stack, &embedded, "embedded.toml")).await;
+
+    let layout = mailfleet_stack::Layout::new(&stack.base());
+    let ldap =
+        mailfleet_stack::demo::config_text(&layout, &stack.info.host, &stack.info.ports, "ldap");
+    let config = with_policy(&stack, &ldap, "ldap.toml");
+    // The LDAP scenario starts from the same state as the embedded one.
+    crate::common::mailfleet_ok(&config, &["policy", "unblock", "dave@example.org"]);
+    scenario(&config).await;
+}
