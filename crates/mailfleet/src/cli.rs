@@ -1,6 +1,7 @@
 //! The command line: global flags, the command tree and dispatch.
 
 mod accounts;
+mod audit;
 mod backup;
 mod backup_run;
 mod check;
@@ -68,6 +69,9 @@ enum Command {
     /// Outbound abuse control: the Postfix policy server and milter, quotas, held mail, blocks.
     #[command(subcommand)]
     Policy(policy::PolicyCmd),
+    /// Audits: `audit passwords` finds guessable passwords.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
 }
 
 /// What every command gets: where the config is and how to print.
@@ -113,6 +117,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup(c) => backup::run(c, &ctx).await,
         Command::Restore(c) => restore::restore(c, &ctx).await,
         Command::Policy(c) => policy::run(c, &ctx).await,
+        Command::Audit(c) => audit::run(c, &ctx).await,
     }
 }
 

@@ -7,6 +7,7 @@
 //! `non_smtpd_milters`: mail from the sendmail binary), [`release`] (held mail back into the
 //! queue), [`detect`] (compromised accounts), [`postfix`] (the main.cf lines), [`service`] (all of it running), [`bench`] (a load generator for ours and the peers').
 
+pub mod audit;
 pub mod bench;
 pub mod counters;
 pub mod detect;

@@ -2,6 +2,7 @@
 //! (Postfix, Dovecot, slapd, Redis) started on loopback for each test.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
+mod audit;
 mod backup;
 mod backup_crash;
 mod backup_encrypted;
