@@ -215,6 +215,9 @@ pub struct Report {
     pub unchecked: Vec<(String, String)>,
 }
 
+/// One thread's findings and the accounts it could not check.
+type WorkerResult = (Vec<Finding>, Vec<(String, String)>);
+
 /// Audits the accounts `(address, stored hash)` against `wordlist` and their own addresses
 /// on `threads` threads; `progress` counts accounts done.
 pub fn audit(
@@ -231,7 +234,7 @@ pub fn audit(
         accounts: accounts.len(),
         ..Report::default()
     };
-    let results: Vec<(Vec<Finding>, Vec<(String, String)>)> = std::thread::scope(|scope| {
+    let results: Vec<WorkerResult> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 scope.spawn(|| {
