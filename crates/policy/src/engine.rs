@@ -75,6 +75,7 @@ pub struct Engine {
     alerted: Mutex<HashMap<String, u64>>,
     alerts: tokio::sync::mpsc::UnboundedSender<Alert>,
     observer: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::detect::Observation>>,
+    dnsbl: Option<crate::dnsbl::Dnsbl>,
 }
 
 /// The key under which state failures are rate-limited among the per-account alerts.
@@ -88,13 +89,39 @@ impl Engine {
         alerts: tokio::sync::mpsc::UnboundedSender<Alert>,
     ) -> Self {
         Engine {
-            config,
             counters,
             blocks: RwLock::new(HashMap::new()),
             alerted: Mutex::new(HashMap::new()),
             alerts,
             observer: std::sync::OnceLock::new(),
+            dnsbl: crate::dnsbl::Dnsbl::new(&config),
+            config,
         }
+    }
+
+    /// The DNSBL verdict on a client address: refused once the weights of the lists that
+    /// list it reach the threshold.
+    pub async fn client_check(&self, client: Option<&str>) -> Option<Verdict> {
+        let d = self.dnsbl.as_ref()?;
+        let ip: std::net::IpAddr = client?.parse().ok()?;
+        let (score, zones) = d.check(ip).await;
+        if score < self.config.dnsbl_threshold {
+            return None;
+        }
+        let text = format!(
+            "5.7.1 Service unavailable; client [{ip}] blocked using {}",
+            zones.join(", ")
+        );
+        Some(if self.config.dnsbl_defer {
+            Verdict::Defer(text.replacen("5.7.1", "4.7.1", 1))
+        } else {
+            Verdict::Reject(text)
+        })
+    }
+
+    /// DNSBL hits per list so far (empty without lists).
+    pub fn dnsbl_hits(&self) -> Vec<crate::dnsbl::ListHits> {
+        self.dnsbl.as_ref().map(|d| d.hits()).unwrap_or_default()
     }
 
     /// Sends every finished message to the compromised-account detector from now on.

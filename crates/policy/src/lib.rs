@@ -11,6 +11,7 @@ pub mod audit;
 pub mod bench;
 pub mod counters;
 pub mod detect;
+pub mod dnsbl;
 pub mod embedded;
 pub mod engine;
 pub mod error;

@@ -29,11 +29,14 @@ pub async fn decide(engine: &Engine, r: &Request) -> Action {
                 Err(e) => engine.state_failed(&e),
             }
         }
-        // Before the message: only blocks act, as early as possible.
-        _ => key
-            .as_deref()
-            .and_then(|k| engine.blocked(k))
-            .unwrap_or(Verdict::Pass),
+        // Before the message: blocks and the DNSBL stage act, as early as possible.
+        _ => match key.as_deref().and_then(|k| engine.blocked(k)) {
+            Some(v) => v,
+            None => engine
+                .client_check(r.get("client_address"))
+                .await
+                .unwrap_or(Verdict::Pass),
+        },
     };
     match verdict {
         Verdict::Pass => Action::Dunno,

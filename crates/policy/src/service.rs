@@ -82,6 +82,29 @@ pub async fn refresh_blocks(
     Ok(unblocked)
 }
 
+/// Where the server leaves its DNSBL counts for `policy status`.
+pub fn dnsbl_hits_file(
+    config: &mailfleet_core::config::policy::PolicyConfig,
+) -> std::path::PathBuf {
+    config.state_file.with_file_name("policy-dnsbl.json")
+}
+
+fn write_dnsbl_hits(engine: &Engine) {
+    let hits = engine.dnsbl_hits();
+    if hits.is_empty() {
+        return;
+    }
+    let path = dnsbl_hits_file(engine.config());
+    let tmp = path.with_extension("tmp");
+    let written = serde_json::to_vec_pretty(&hits)
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(&tmp, json))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        tracing::warn!("writing {}: {e}", path.display());
+    }
+}
+
 /// Binds the configured ports (the policy port, and the milter port when set).
 pub async fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>), PolicyError> {
     let p = &config.policy;
@@ -148,6 +171,7 @@ pub async fn run(
                 if let Err(e) = engine.counters().poll_requests().await {
                     tracing::error!("policy state: {e}");
                 }
+                write_dnsbl_hits(&engine);
             }
             _ = release.tick() => match crate::release::round(&engine).await {
                 Ok(r) if !r.released.is_empty() || !r.gone.is_empty() => tracing::info!(

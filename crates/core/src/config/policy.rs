@@ -111,6 +111,23 @@ pub struct PolicyConfig {
     pub quotas: Vec<QuotaRule>,
     /// Compromised-account detection.
     pub detect: DetectConfig,
+    /// DNS blocklists the client address is looked up in (`[[policy.dnsbl]]`).
+    pub dnsbls: Vec<DnsblList>,
+    /// The summed weight of the lists that list a client at which its mail is refused.
+    pub dnsbl_threshold: u32,
+    /// Refuse for good (5xx) or for now (4xx) at the threshold.
+    pub dnsbl_defer: bool,
+    /// The DNS server for DNSBL lookups (`host:port`), instead of the system's resolver.
+    pub dns_server: Option<SocketAddr>,
+}
+
+/// One DNS blocklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsblList {
+    /// Its zone (`zen.example.org`).
+    pub zone: String,
+    /// What a listing adds to the client's score.
+    pub weight: u32,
 }
 
 /// `[policy.detect]`: when an account looks compromised.
@@ -149,6 +166,18 @@ pub(crate) struct RawPolicy {
     quotas: Vec<RawQuota>,
     #[serde(default)]
     detect: RawDetect,
+    #[serde(default, rename = "dnsbl")]
+    dnsbls: Vec<RawDnsbl>,
+    dnsbl_threshold: Option<i64>,
+    dnsbl_action: Option<String>,
+    dns_server: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDnsbl {
+    zone: Option<String>,
+    weight: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,6 +386,47 @@ pub(super) fn validate(
         state_file: data_dir.join("policy.db"),
         fail_closed: raw.state_failure == Some(StateFailure::Closed),
         detect: detect(&raw.detect, p),
+        dnsbls: raw
+            .dnsbls
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                let zone = d.zone.as_deref().map(str::trim).unwrap_or("");
+                let valid = !zone.is_empty()
+                    && zone.split('.').all(|l| {
+                        !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    });
+                if !valid {
+                    p.add(
+                        format!("policy.dnsbl[{i}].zone"),
+                        format!("{zone:?} is not a DNS zone"),
+                    );
+                    return None;
+                }
+                let weight = count(d.weight, 1, &format!("policy.dnsbl[{i}].weight"), p);
+                Some(DnsblList {
+                    zone: zone.trim_end_matches('.').to_ascii_lowercase(),
+                    weight: u32::try_from(weight).unwrap_or(u32::MAX),
+                })
+            })
+            .collect(),
+        dnsbl_threshold: u32::try_from(count(raw.dnsbl_threshold, 1, "policy.dnsbl_threshold", p))
+            .unwrap_or(u32::MAX),
+        dnsbl_defer: match raw.dnsbl_action.as_deref() {
+            None | Some("reject") => false,
+            Some("defer") => true,
+            Some(other) => {
+                p.add(
+                    "policy.dnsbl_action",
+                    format!("{other:?} is not \"reject\" or \"defer\""),
+                );
+                false
+            }
+        },
+        dns_server: raw
+            .dns_server
+            .as_deref()
+            .and_then(|v| addr(v, "policy.dns_server", p)),
         quotas,
     }
 }

@@ -323,6 +323,7 @@ struct Status {
     senders: Vec<Sender>,
     held: usize,
     blocked: Vec<Blocked>,
+    dnsbl: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -354,6 +355,10 @@ async fn status(config: &Config, ctx: &Context) -> anyhow::Result<ExitCode> {
             .collect(),
         held: held.len(),
         blocked: blocked(config).await?,
+        dnsbl: std::fs::read(mailfleet_policy::service::dnsbl_hits_file(&config.policy))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default(),
     };
     if ctx.json {
         print_json(&s)?;
@@ -384,6 +389,14 @@ async fn status(config: &Config, ctx: &Context) -> anyhow::Result<ExitCode> {
     }
     for b in &s.blocked {
         println!("blocked: {} since {}: {}", b.address, b.since, b.reason);
+    }
+    for d in &s.dnsbl {
+        println!(
+            "dnsbl {}: {} hits, {} distinct clients",
+            d["zone"].as_str().unwrap_or(""),
+            d["hits"],
+            d["unique"]
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,6 +19,7 @@ mod directory_suite;
 mod hung_mount;
 mod monitor;
 mod policy;
+mod policy_dnsbl;
 mod policy_redis;
 mod policy_unblock;
 mod probe;
