@@ -91,7 +91,23 @@ pub trait Counters: Send + Sync {
         window_ms: u64,
         add: Usage,
         limits: Limits,
+    ) -> Result<(bool, Usage), PolicyError> {
+        self.try_add_tagged(key, now_ms, window_ms, add, limits, None)
+            .await
+    }
+    /// [`Counters::try_add`], remembering the message's queue ID so the count can be
+    /// refunded if Postfix rejects the message after all.
+    async fn try_add_tagged(
+        &self,
+        key: &str,
+        now_ms: u64,
+        window_ms: u64,
+        add: Usage,
+        limits: Limits,
+        queue_id: Option<&str>,
     ) -> Result<(bool, Usage), PolicyError>;
+    /// Takes back what the message with this queue ID added to `key`'s usage.
+    async fn refund(&self, key: &str, queue_id: &str) -> Result<(), PolicyError>;
     /// The usage in the window ending now.
     async fn usage(&self, key: &str, now_ms: u64, window_ms: u64) -> Result<Usage, PolicyError>;
     /// Forgets `key`'s usage.

@@ -25,6 +25,22 @@ pub struct Observation {
     pub at_ms: u64,
 }
 
+/// What the detector is told.
+#[derive(Debug, Clone)]
+pub enum Seen {
+    /// A finished message.
+    Message(Observation),
+    /// A recipient accepted (by the policy service at RCPT) or refused (from Postfix's log).
+    Recipient {
+        /// The account (the envelope sender for refused ones).
+        key: String,
+        /// Accepted or refused.
+        accepted: bool,
+        /// When.
+        at_ms: u64,
+    },
+}
+
 /// Why an account was flagged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flag {
@@ -38,6 +54,7 @@ pub struct Flag {
 struct Track {
     breaches: VecDeque<u64>,
     networks: VecDeque<(u64, String)>,
+    recipients: VecDeque<(u64, bool)>,
     rate_checked_ms: u64,
     flagged_ms: Option<u64>,
 }
@@ -75,6 +92,39 @@ impl Detector {
             window_ms,
             tracks: HashMap::new(),
         }
+    }
+
+    /// Looks at one recipient; a flag when many of the account's recipients in the last hour
+    /// were refused (it sends to harvested or made-up addresses).
+    pub fn recipient(&mut self, key: &str, accepted: bool, at_ms: u64) -> Option<Flag> {
+        let c = &self.config;
+        let t = self.tracks.entry(key.to_string()).or_default();
+        if t.flagged_ms
+            .is_some_and(|f| at_ms.saturating_sub(f) < DAY_MS)
+        {
+            return None;
+        }
+        t.recipients.push_back((at_ms, accepted));
+        while t
+            .recipients
+            .front()
+            .is_some_and(|(at, _)| at_ms.saturating_sub(*at) > 3_600_000)
+        {
+            t.recipients.pop_front();
+        }
+        let total = t.recipients.len() as u64;
+        let refused = t.recipients.iter().filter(|(_, ok)| !ok).count() as u64;
+        if accepted
+            || refused < c.rejected_recipients
+            || refused * 100 < c.rejected_share_percent * total
+        {
+            return None;
+        }
+        t.flagged_ms = Some(at_ms);
+        Some(Flag {
+            key: key.to_string(),
+            reason: format!("{refused} of {total} recipients refused within an hour"),
+        })
     }
 
     /// Looks at one observation; a flag when the account now looks compromised (at most
@@ -160,19 +210,29 @@ impl Detector {
 /// Runs the detector on the engine's observations until they stop.
 pub async fn run(
     engine: std::sync::Arc<crate::Engine>,
-    mut observations: tokio::sync::mpsc::UnboundedReceiver<Observation>,
+    mut observations: tokio::sync::mpsc::UnboundedReceiver<Seen>,
     directory: std::sync::Arc<dyn mailfleet_core::directory::Directory>,
 ) {
     let config = engine.config().detect.clone();
     let mut detector = Detector::new(config.clone(), engine.config().window.as_millis() as u64);
-    while let Some(o) = observations.recv().await {
-        let flag = match detector.observe(&o, engine.counters().as_ref()).await {
-            Ok(Some(f)) => f,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::error!("compromised-account detection: {e}");
-                continue;
-            }
+    while let Some(seen) = observations.recv().await {
+        let flag = match seen {
+            Seen::Message(o) => match detector.observe(&o, engine.counters().as_ref()).await {
+                Ok(Some(f)) => f,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!("compromised-account detection: {e}");
+                    continue;
+                }
+            },
+            Seen::Recipient {
+                key,
+                accepted,
+                at_ms,
+            } => match detector.recipient(&key, accepted, at_ms) {
+                Some(f) => f,
+                None => continue,
+            },
         };
         tracing::warn!("{} looks compromised: {}", flag.key, flag.reason);
         if config.block {
@@ -219,6 +279,8 @@ mod tests {
             rate_min_messages: 20,
             networks: 3,
             network_window: Duration::from_secs(3600),
+            rejected_recipients: 5,
+            rejected_share_percent: 50,
             block: false,
         }
     }
@@ -337,6 +399,26 @@ mod tests {
                 .unwrap();
             assert_eq!(f, None);
         }
+    }
+
+    #[test]
+    fn mostly_refused_recipients_flag() {
+        let mut d = Detector::new(config(), 3_600_000);
+        let t = 9_000_000;
+        // Many refused, but most recipients fine: no flag.
+        for i in 0..20 {
+            assert_eq!(d.recipient("ok@x", true, t + i), None);
+        }
+        for i in 0..6 {
+            assert_eq!(d.recipient("ok@x", false, t + 100 + i), None);
+        }
+        // Five refused of six: flagged.
+        assert_eq!(d.recipient("bad@x", true, t), None);
+        for i in 0..4 {
+            assert_eq!(d.recipient("bad@x", false, t + 1 + i), None);
+        }
+        let f = d.recipient("bad@x", false, t + 10).unwrap();
+        assert_eq!(f.reason, "5 of 6 recipients refused within an hour");
     }
 
     #[tokio::test]

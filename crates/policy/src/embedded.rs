@@ -17,15 +17,19 @@ use crate::error::PolicyError;
 const KEEP_MS: u64 = 7 * 86_400_000;
 
 enum Write {
-    Add(String, u64, Usage),
+    Add(String, u64, Usage, Option<String>),
+    Refund(String, String),
     Reset(String),
     Hold(Held),
     Unhold(String),
 }
 
+/// One counted message: when, what it added, its queue ID when known.
+type Event = (u64, Usage, Option<String>);
+
 #[derive(Default)]
 struct Memory {
-    events: HashMap<String, VecDeque<(u64, Usage)>>,
+    events: HashMap<String, VecDeque<Event>>,
     held: Vec<Held>,
 }
 
@@ -56,7 +60,8 @@ pub fn open_db(path: &Path) -> Result<Connection, PolicyError> {
          PRAGMA synchronous = NORMAL;
          PRAGMA busy_timeout = 5000;
          CREATE TABLE IF NOT EXISTS events (key TEXT NOT NULL, ts INTEGER NOT NULL,
-             messages INTEGER NOT NULL, recipients INTEGER NOT NULL, bytes INTEGER NOT NULL);
+             messages INTEGER NOT NULL, recipients INTEGER NOT NULL, bytes INTEGER NOT NULL,
+             queue_id TEXT);
          CREATE INDEX IF NOT EXISTS events_key_ts ON events (key, ts);
          CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
          CREATE TABLE IF NOT EXISTS resets (key TEXT NOT NULL);
@@ -74,7 +79,7 @@ fn load(c: &Connection, path: &Path, now_ms: u64) -> Result<Memory, PolicyError>
     let since = now_ms.saturating_sub(KEEP_MS) as i64;
     let mut q = c
         .prepare(
-            "SELECT key, ts, messages, recipients, bytes FROM events WHERE ts > ?1 ORDER BY ts",
+            "SELECT key, ts, messages, recipients, bytes, queue_id FROM events WHERE ts > ?1 ORDER BY ts",
         )
         .map_err(db_err(path))?;
     let rows = q
@@ -87,12 +92,13 @@ fn load(c: &Connection, path: &Path, now_ms: u64) -> Result<Memory, PolicyError>
                     recipients: r.get::<_, i64>(3)? as u64,
                     bytes: r.get::<_, i64>(4)? as u64,
                 },
+                r.get::<_, Option<String>>(5)?,
             ))
         })
         .map_err(db_err(path))?;
     for row in rows {
-        let (key, ts, usage) = row.map_err(db_err(path))?;
-        m.events.entry(key).or_default().push_back((ts, usage));
+        let (key, ts, usage, qid) = row.map_err(db_err(path))?;
+        m.events.entry(key).or_default().push_back((ts, usage, qid));
     }
     m.held = read_held(c, path, None)?;
     Ok(m)
@@ -127,16 +133,23 @@ fn apply(c: &mut Connection, batch: &[Write]) -> rusqlite::Result<()> {
     let t = c.transaction()?;
     for w in batch {
         match w {
-            Write::Add(key, ts, u) => {
+            Write::Add(key, ts, u, qid) => {
                 t.execute(
-                    "INSERT INTO events VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![
                         key,
                         *ts as i64,
                         u.messages as i64,
                         u.recipients as i64,
-                        u.bytes as i64
+                        u.bytes as i64,
+                        qid
                     ],
+                )?;
+            }
+            Write::Refund(key, qid) => {
+                t.execute(
+                    "DELETE FROM events WHERE key = ?1 AND queue_id = ?2",
+                    params![key, qid],
                 )?;
             }
             Write::Reset(key) => {
@@ -275,7 +288,7 @@ pub fn read_usage(
     rows.collect::<Result<_, _>>().map_err(db_err(path))
 }
 
-fn window_usage(events: Option<&mut VecDeque<(u64, Usage)>>, now_ms: u64, window_ms: u64) -> Usage {
+fn window_usage(events: Option<&mut VecDeque<Event>>, now_ms: u64, window_ms: u64) -> Usage {
     let Some(events) = events else {
         return Usage::default();
     };
@@ -283,39 +296,49 @@ fn window_usage(events: Option<&mut VecDeque<(u64, Usage)>>, now_ms: u64, window
     // Events arrive in time order; what fell out of even the longest window goes.
     while events
         .front()
-        .is_some_and(|(ts, _)| *ts <= now_ms.saturating_sub(KEEP_MS))
+        .is_some_and(|(ts, _, _)| *ts <= now_ms.saturating_sub(KEEP_MS))
     {
         events.pop_front();
     }
     events
         .iter()
         .rev()
-        .take_while(|(ts, _)| *ts > since)
-        .fold(Usage::default(), |a, (_, u)| a.plus(*u))
+        .take_while(|(ts, _, _)| *ts > since)
+        .fold(Usage::default(), |a, (_, u, _)| a.plus(*u))
 }
 
 #[async_trait]
 impl Counters for Embedded {
-    async fn try_add(
+    async fn try_add_tagged(
         &self,
         key: &str,
         now_ms: u64,
         window_ms: u64,
         add: Usage,
         limits: Limits,
+        queue_id: Option<&str>,
     ) -> Result<(bool, Usage), PolicyError> {
         let mut m = self.memory();
         let before = window_usage(m.events.get_mut(key), now_ms, window_ms);
         if limits.exceeded(before.plus(add)).is_some() {
             return Ok((false, before));
         }
+        let qid = queue_id.map(str::to_string);
         m.events
             .entry(key.to_string())
             .or_default()
-            .push_back((now_ms, add));
+            .push_back((now_ms, add, qid.clone()));
         drop(m);
-        self.write(Write::Add(key.to_string(), now_ms, add));
+        self.write(Write::Add(key.to_string(), now_ms, add, qid));
         Ok((true, before))
+    }
+
+    async fn refund(&self, key: &str, queue_id: &str) -> Result<(), PolicyError> {
+        if let Some(events) = self.memory().events.get_mut(key) {
+            events.retain(|(_, _, q)| q.as_deref() != Some(queue_id));
+        }
+        self.write(Write::Refund(key.to_string(), queue_id.to_string()));
+        Ok(())
     }
 
     async fn usage(&self, key: &str, now_ms: u64, window_ms: u64) -> Result<Usage, PolicyError> {

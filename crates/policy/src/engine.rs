@@ -74,8 +74,11 @@ pub struct Engine {
     blocks: RwLock<HashMap<String, SendBlock>>,
     alerted: Mutex<HashMap<String, u64>>,
     alerts: tokio::sync::mpsc::UnboundedSender<Alert>,
-    observer: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::detect::Observation>>,
+    observer: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::detect::Seen>>,
     dnsbl: Option<crate::dnsbl::Dnsbl>,
+    /// Queue IDs of messages counted lately, with their account: a later rejection in
+    /// Postfix's log gives the count back.
+    counted: Mutex<HashMap<String, (String, u64)>>,
 }
 
 /// The key under which state failures are rate-limited among the per-account alerts.
@@ -95,6 +98,7 @@ impl Engine {
             alerts,
             observer: std::sync::OnceLock::new(),
             dnsbl: crate::dnsbl::Dnsbl::new(&config),
+            counted: Mutex::new(HashMap::new()),
             config,
         }
     }
@@ -125,8 +129,49 @@ impl Engine {
     }
 
     /// Sends every finished message to the compromised-account detector from now on.
-    pub fn observe_with(&self, tx: tokio::sync::mpsc::UnboundedSender<crate::detect::Observation>) {
+    pub fn observe_with(&self, tx: tokio::sync::mpsc::UnboundedSender<crate::detect::Seen>) {
         let _ = self.observer.set(tx);
+    }
+
+    /// A recipient the policy service accepted at RCPT (for the refused-recipients check).
+    pub fn recipient_accepted(&self, key: &str) {
+        if let Some(tx) = self.observer.get() {
+            let _ = tx.send(crate::detect::Seen::Recipient {
+                key: key.to_string(),
+                accepted: true,
+                at_ms: now_ms(),
+            });
+        }
+    }
+
+    /// Acts on a line of Postfix's log: gives back the count of a message rejected after it
+    /// was counted; reports a recipient refused at RCPT to the detector.
+    pub async fn log_event(&self, event: crate::logwatch::LogEvent) -> Result<(), PolicyError> {
+        match event {
+            crate::logwatch::LogEvent::Rejected { queue_id } => {
+                let counted = self
+                    .counted
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&queue_id);
+                if let Some((key, _)) = counted {
+                    self.counters.refund(&key, &queue_id).await?;
+                    tracing::info!(
+                        "{queue_id} of {key} was rejected after counting: count given back"
+                    );
+                }
+            }
+            crate::logwatch::LogEvent::RecipientRejected { sender } => {
+                if let Some(tx) = self.observer.get() {
+                    let _ = tx.send(crate::detect::Seen::Recipient {
+                        key: sender,
+                        accepted: false,
+                        at_ms: now_ms(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Raises an alert.
@@ -144,12 +189,12 @@ impl Engine {
 
     fn observed(&self, key: &str, client: Option<&str>, breached: bool) {
         if let Some(tx) = self.observer.get() {
-            let _ = tx.send(crate::detect::Observation {
+            let _ = tx.send(crate::detect::Seen::Message(crate::detect::Observation {
                 key: key.to_string(),
                 client: client.and_then(|c| c.parse().ok()),
                 breached,
                 at_ms: now_ms(),
-            });
+            }));
         }
     }
 
@@ -249,16 +294,19 @@ impl Engine {
         let now = now_ms();
         let Some((limits, action)) = self.limits(&key) else {
             self.counters
-                .try_add(&key, now, window, usage, Limits::default())
+                .try_add_tagged(&key, now, window, usage, Limits::default(), m.queue_id)
                 .await?;
             self.observed(&key, m.client, false);
+            self.remember_counted(m.queue_id, &key, now, window);
             return Ok(Verdict::Pass);
         };
         let (added, before) = self
             .counters
-            .try_add(&key, now, window, usage, limits)
+            .try_add_tagged(&key, now, window, usage, limits, m.queue_id)
             .await?;
+        self.observed(&key, m.client, !added);
         if added {
+            self.remember_counted(m.queue_id, &key, now, window);
             return Ok(Verdict::Pass);
         }
         let limit = limits.exceeded(before.plus(usage)).unwrap_or("messages");
@@ -291,6 +339,16 @@ impl Engine {
                 Verdict::Reject(format!("5.7.1 <{key}>: sending quota ({limit}) reached"))
             }
         })
+    }
+
+    fn remember_counted(&self, queue_id: Option<&str>, key: &str, now: u64, window: u64) {
+        let Some(q) = queue_id else { return };
+        let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
+        // Rejections are logged within seconds of counting; a window's worth is plenty.
+        if counted.len() > 100_000 {
+            counted.retain(|_, (_, at)| now.saturating_sub(*at) < window);
+        }
+        counted.insert(q.to_string(), (key.to_string(), now));
     }
 
     /// Sends a breach to the alert channel, at most once per account per window.

@@ -5,7 +5,8 @@
 //! Layout: [`engine`] (the decisions), [`counters`] (sliding windows and held mail) with the
 //! [`embedded`] store and the shared [`redis_store`], [`server`] (Postfix policy delegation), [`milter_server`] (for
 //! `non_smtpd_milters`: mail from the sendmail binary), [`release`] (held mail back into the
-//! queue), [`detect`] (compromised accounts), [`postfix`] (the main.cf lines), [`service`] (all of it running), [`bench`] (a load generator for ours and the peers').
+//! queue), [`detect`] (compromised accounts), [`logwatch`] (Postfix's log: rejected
+//! after counting, refused recipients), [`dnsbl`], [`postfix`] (the main.cf lines), [`service`] (all of it running), [`bench`] (a load generator for ours and the peers').
 
 pub mod audit;
 pub mod bench;
@@ -15,6 +16,7 @@ pub mod dnsbl;
 pub mod embedded;
 pub mod engine;
 pub mod error;
+pub mod logwatch;
 pub mod milter_server;
 pub mod postfix;
 pub mod redis_store;

@@ -88,13 +88,14 @@ impl RedisCounters {
 
 #[async_trait]
 impl Counters for RedisCounters {
-    async fn try_add(
+    async fn try_add_tagged(
         &self,
         key: &str,
         now_ms: u64,
         window_ms: u64,
         add: Usage,
         limits: Limits,
+        queue_id: Option<&str>,
     ) -> Result<(bool, Usage), PolicyError> {
         let mut conn = self.conn.clone();
         let (ok, m, r, b): (i64, u64, u64, u64) = self
@@ -109,7 +110,7 @@ impl Counters for RedisCounters {
             .arg(limit(limits.messages))
             .arg(limit(limits.recipients))
             .arg(limit(limits.bytes))
-            .arg(self.member_id())
+            .arg(format!("{}|{}", queue_id.unwrap_or("-"), self.member_id()))
             .invoke_async(&mut conn)
             .await
             .map_err(err("counting"))?;
@@ -121,6 +122,21 @@ impl Counters for RedisCounters {
                 bytes: b,
             },
         ))
+    }
+
+    async fn refund(&self, key: &str, queue_id: &str) -> Result<(), PolicyError> {
+        let mut conn = self.conn.clone();
+        let prefix = format!("{queue_id}|");
+        let members: Vec<String> = conn
+            .zrange(events_key(key), 0, -1)
+            .await
+            .map_err(err("refund"))?;
+        for m in members.iter().filter(|m| m.starts_with(&prefix)) {
+            conn.zrem::<_, _, ()>(events_key(key), m)
+                .await
+                .map_err(err("refund"))?;
+        }
+        Ok(())
     }
 
     async fn usage(&self, key: &str, now_ms: u64, window_ms: u64) -> Result<Usage, PolicyError> {

@@ -32,10 +32,16 @@ pub async fn decide(engine: &Engine, r: &Request) -> Action {
         // Before the message: blocks and the DNSBL stage act, as early as possible.
         _ => match key.as_deref().and_then(|k| engine.blocked(k)) {
             Some(v) => v,
-            None => engine
-                .client_check(r.get("client_address"))
-                .await
-                .unwrap_or(Verdict::Pass),
+            None => {
+                let v = engine
+                    .client_check(r.get("client_address"))
+                    .await
+                    .unwrap_or(Verdict::Pass);
+                if let (Verdict::Pass, "RCPT", Some(k)) = (&v, r.state(), key.as_deref()) {
+                    engine.recipient_accepted(k);
+                }
+                v
+            }
         },
     };
     match verdict {

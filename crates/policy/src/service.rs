@@ -155,6 +155,11 @@ pub async fn run(
             stopped(stop.clone()),
         ))
     });
+    let mut log = config
+        .policy
+        .postfix_log
+        .as_deref()
+        .map(crate::logwatch::LogWatch::new);
     let mut blocks = tokio::time::interval(config.policy.block_refresh);
     let mut release = tokio::time::interval(config.policy.release_interval);
     loop {
@@ -172,6 +177,18 @@ pub async fn run(
                     tracing::error!("policy state: {e}");
                 }
                 write_dnsbl_hits(&engine);
+                if let Some(w) = log.as_mut() {
+                    match w.poll() {
+                        Ok(lines) => {
+                            for event in lines.iter().filter_map(|l| crate::logwatch::classify(l)) {
+                                if let Err(e) = engine.log_event(event).await {
+                                    tracing::error!("policy state: {e}");
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!("reading Postfix's log: {e}"),
+                    }
+                }
             }
             _ = release.tick() => match crate::release::round(&engine).await {
                 Ok(r) if !r.released.is_empty() || !r.gone.is_empty() => tracing::info!(

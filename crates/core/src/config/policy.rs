@@ -119,6 +119,9 @@ pub struct PolicyConfig {
     pub dnsbl_defer: bool,
     /// The DNS server for DNSBL lookups (`host:port`), instead of the system's resolver.
     pub dns_server: Option<SocketAddr>,
+    /// Postfix's log (`maillog_file`), followed to give back the count of mail rejected after
+    /// mailfleet counted it, and to see recipients rejected at RCPT.
+    pub postfix_log: Option<PathBuf>,
 }
 
 /// One DNS blocklist.
@@ -145,6 +148,10 @@ pub struct DetectConfig {
     pub networks: usize,
     /// The period over which client networks are counted.
     pub network_window: Duration,
+    /// Recipients refused at RCPT within an hour that flag an account...
+    pub rejected_recipients: u64,
+    /// ...when they are at least this share (percent) of its recipients.
+    pub rejected_share_percent: u64,
     /// Also block a flagged account (reason `compromised`), not only alert.
     pub block: bool,
 }
@@ -171,6 +178,7 @@ pub(crate) struct RawPolicy {
     dnsbl_threshold: Option<i64>,
     dnsbl_action: Option<String>,
     dns_server: Option<String>,
+    postfix_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +197,8 @@ struct RawDetect {
     rate_min_messages: Option<i64>,
     networks: Option<i64>,
     network_window_secs: Option<i64>,
+    rejected_recipients: Option<i64>,
+    rejected_share_percent: Option<i64>,
     #[serde(default)]
     block: bool,
 }
@@ -232,6 +242,27 @@ fn detect(raw: &RawDetect, p: &mut Problems) -> DetectConfig {
             "policy.detect.network_window_secs",
             p,
         ),
+        rejected_recipients: count(
+            raw.rejected_recipients,
+            20,
+            "policy.detect.rejected_recipients",
+            p,
+        ),
+        rejected_share_percent: {
+            let v = count(
+                raw.rejected_share_percent,
+                50,
+                "policy.detect.rejected_share_percent",
+                p,
+            );
+            if v > 100 {
+                p.add(
+                    "policy.detect.rejected_share_percent",
+                    format!("{v} is above 100"),
+                );
+            }
+            v.min(100)
+        },
         block: raw.block,
     }
 }
@@ -427,6 +458,10 @@ pub(super) fn validate(
             .dns_server
             .as_deref()
             .and_then(|v| addr(v, "policy.dns_server", p)),
+        postfix_log: raw
+            .postfix_log
+            .as_ref()
+            .map(|f| super::validate::resolve(base, f)),
         quotas,
     }
 }

@@ -20,6 +20,7 @@ mod hung_mount;
 mod monitor;
 mod policy;
 mod policy_dnsbl;
+mod policy_reconcile;
 mod policy_redis;
 mod policy_unblock;
 mod probe;

@@ -17,7 +17,7 @@ use serde_json::Value;
 /// The quota window of the test: short, so the release can be seen.
 const WINDOW_SECS: u64 = 12;
 
-struct Server(Child);
+pub(crate) struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -46,7 +46,7 @@ fn policy_config(stack: &TestStack, policy: u16, milter: u16) -> PathBuf {
     path
 }
 
-fn start_server(config: &Path, port: u16) -> Server {
+pub(crate) fn start_server(config: &Path, port: u16) -> Server {
     let log = std::fs::File::create(config.with_extension("log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_mailfleet"))
         .args([
@@ -69,7 +69,7 @@ fn start_server(config: &Path, port: u16) -> Server {
     server
 }
 
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !ok() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -78,7 +78,7 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 /// Puts mailfleet in Postfix's path with the lines `policy postfix-config` prints.
-fn hook_postfix(stack: &TestStack, config: &Path) {
+pub(crate) fn hook_postfix(stack: &TestStack, config: &Path) {
     let lines = crate::common::mailfleet_ok(config, &["policy", "postfix-config"]);
     assert!(lines.contains("smtpd_end_of_data_restrictions"), "{lines}");
     let conf = stack.base().join("mx1/conf");
@@ -95,7 +95,7 @@ fn hook_postfix(stack: &TestStack, config: &Path) {
 }
 
 /// Postfix's queue: (queue name, sender) per message.
-fn queue(stack: &TestStack) -> Vec<(String, String)> {
+pub(crate) fn queue(stack: &TestStack) -> Vec<(String, String)> {
     let out = Command::new("postqueue")
         .arg("-c")
         .arg(stack.base().join("mx1/conf"))
@@ -114,7 +114,7 @@ fn queue(stack: &TestStack) -> Vec<(String, String)> {
         .collect()
 }
 
-fn held_of(stack: &TestStack, sender: &str) -> usize {
+pub(crate) fn held_of(stack: &TestStack, sender: &str) -> usize {
     queue(stack)
         .iter()
         .filter(|(q, s)| q == "hold" && s == sender)
@@ -122,7 +122,7 @@ fn held_of(stack: &TestStack, sender: &str) -> usize {
 }
 
 /// Messages in bob's INBOX whose subject starts with `tag`.
-fn delivered(stack: &TestStack, tag: &str) -> usize {
+pub(crate) fn delivered(stack: &TestStack, tag: &str) -> usize {
     let mut n = 0;
     for store in ["store1", "store2"] {
         let md = stack
@@ -145,7 +145,12 @@ fn delivered(stack: &TestStack, tag: &str) -> usize {
     n
 }
 
-async fn submit(stack: &TestStack, user: &str, to: &[&str], subject: &str) -> Result<(), String> {
+pub(crate) async fn submit(
+    stack: &TestStack,
+    user: &str,
+    to: &[&str],
+    subject: &str,
+) -> Result<(), String> {
     let config = stack.config().unwrap();
     let mx = config.fleet.server("mx1").unwrap();
     let tls = Tls::new(&mx.tls, &mx.host).unwrap();
