@@ -362,11 +362,7 @@ pub(super) fn validate(
             action: q.action.unwrap_or(OverQuota::Hold),
             exempt: q.exempt,
         };
-        if !rule.exempt
-            && rule.messages.is_none()
-            && rule.recipients.is_none()
-            && rule.bytes.is_none()
-        {
+        if !rule.exempt && q.messages.is_none() && q.recipients.is_none() && q.bytes.is_none() {
             p.add(
                 format!("policy.quota[{i}]"),
                 "sets no limit: give messages, recipients or bytes, or exempt = true",
@@ -480,5 +476,28 @@ impl PolicyConfig {
                     .find(|r| matches!(&r.scope, Scope::Domain(d) if Some(d.as_str()) == domain))
             })
             .or_else(|| self.quotas.iter().find(|r| r.scope == Scope::All))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    #[test]
+    fn the_most_specific_rule_applies() {
+        let text = "[policy]\n[[policy.quota]]\nfor = \"*\"\nmessages = 100\n\
+                    [[policy.quota]]\nfor = \"@example.org\"\nmessages = 500\n\
+                    [[policy.quota]]\nfor = \"News@Example.org\"\nexempt = true\n";
+        let c = Config::parse(text, std::path::Path::new("/tmp/mailfleet.toml")).unwrap();
+        let p = &c.policy;
+        assert_eq!(
+            p.rule_for("a@example.com").and_then(|r| r.messages),
+            Some(100)
+        );
+        assert_eq!(
+            p.rule_for("a@EXAMPLE.org").and_then(|r| r.messages),
+            Some(500)
+        );
+        assert!(p.rule_for("news@example.org").is_some_and(|r| r.exempt));
     }
 }

@@ -421,3 +421,73 @@ fn backup_settings_are_checked() {
     ));
     assert!(ok, "{stderr}");
 }
+
+#[test]
+fn policy_settings_are_checked() {
+    let with = |lines: &str| format!("{GOOD}\n[policy]\n{lines}\n");
+    refused(
+        &with("listen = \"nowhere\""),
+        "policy.listen",
+        "not an address:port",
+    );
+    refused(
+        &with("window_secs = 0"),
+        "policy.window_secs",
+        "out of range",
+    );
+    refused(&with("key = \"ip\""), "policy.key", "unknown variant");
+    refused(
+        &with("[[policy.quota]]\nfor = \"not an address\"\nmessages = 5"),
+        "policy.quota[0].for",
+        "is not \"*\"",
+    );
+    refused(
+        &with("[[policy.quota]]\nfor = \"*\"\nmessages = 0"),
+        "policy.quota[0].messages",
+        "not a positive number",
+    );
+    refused(
+        &with("[[policy.quota]]\nfor = \"@example.com\""),
+        "policy.quota[0]",
+        "sets no limit",
+    );
+    refused(
+        &with(
+            "[[policy.quota]]\nfor = \"*\"\nmessages = 5\n[[policy.quota]]\nfor = \"*\"\nmessages = 6",
+        ),
+        "policy.quota[1].for",
+        "same scope",
+    );
+    refused(
+        &with("[[policy.quota]]\nfor = \"*\"\nmessages = 5\naction = \"bounce\""),
+        "policy.quota[0].action",
+        "unknown variant",
+    );
+    refused(
+        &with("[[policy.dnsbl]]\nzone = \"bad zone\""),
+        "policy.dnsbl[0].zone",
+        "not a DNS zone",
+    );
+    refused(
+        &with("dnsbl_action = \"drop\""),
+        "policy.dnsbl_action",
+        "not \"reject\"",
+    );
+    refused(
+        &with("[policy.detect]\nrate_factor = 0.5"),
+        "policy.detect.rate_factor",
+        "not above 1",
+    );
+    refused(
+        &with("state_failure = \"maybe\""),
+        "policy.state_failure",
+        "unknown variant",
+    );
+    let (ok, stderr) = check(&with(
+        "listen = \"127.0.0.1:10040\"\nmilter_listen = \"127.0.0.1:10041\"\nwindow_secs = 3600\n\
+         [[policy.quota]]\nfor = \"*\"\nmessages = 100\n\
+         [[policy.quota]]\nfor = \"@example.org\"\nmessages = 500\n\
+         [[policy.quota]]\nfor = \"news@example.com\"\nexempt = true\n",
+    ));
+    assert!(ok, "{stderr}");
+}

@@ -288,6 +288,21 @@ async fn quotas_hold_and_release_blocks_refuse_through_real_postfix() {
     wait_for("dave's third message held", Duration::from_secs(30), || {
         held_of(&stack, "dave@example.org") == 1
     });
+    // The admin lets it go now, before the window ends (the record is written behind).
+    wait_for("dave's held record", Duration::from_secs(10), || {
+        let held: Value = serde_json::from_str(&crate::common::mailfleet_ok(
+            &config,
+            &["--json", "policy", "held", "dave@example.org"],
+        ))
+        .unwrap();
+        held.as_array().is_some_and(|a| a.len() == 1)
+    });
+    crate::common::mailfleet_ok(&config, &["policy", "release", "dave@example.org"]);
+    wait_for(
+        "dave's released message delivered",
+        Duration::from_secs(20),
+        || held_of(&stack, "dave@example.org") == 0 && delivered(&stack, "dave-") == 3,
+    );
 
     // After the window the held mail goes out, oldest first, and nothing bounced.
     let released = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
