@@ -61,6 +61,10 @@ pub struct Account {
     pub locked: bool,
     /// Set while the account may not send.
     pub send_block: Option<SendBlock>,
+    /// When the password last changed, where the directory says (LDAP `pwdChangedTime`,
+    /// kept by the ppolicy overlay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_changed: Option<DateTime<Utc>>,
 }
 
 impl Account {
@@ -72,6 +76,7 @@ impl Account {
             password_hash,
             locked: false,
             send_block: None,
+            password_changed: None,
         }
     }
 

@@ -192,19 +192,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let idle = engine.config().idle_timeout;
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, engine.clone(), idle));
-                }
-                Err(e) => {
-                    tracing::error!("milter accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            () = &mut shutdown => return,
-        }
-    }
+    crate::server::accept_loop("milter", listener, shutdown, |stream| {
+        connection(stream, engine.clone(), idle)
+    })
+    .await;
 }

@@ -2,7 +2,7 @@
 //! go oldest first (`postsuper -H`) while its quota has room, each counted as it goes; a held
 //! message no longer in the hold queue (an admin released or deleted it) is forgotten.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -38,29 +38,34 @@ async fn postfix(command: &str, conf: Option<&Path>, args: &[&str]) -> Result<St
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The queue IDs in Postfix's hold queue.
-pub async fn hold_queue(conf: Option<&Path>) -> Result<HashSet<String>, PolicyError> {
+/// Every message in Postfix's queue: queue ID to the queue it is in (`hold`, `incoming`...).
+pub async fn queue(conf: Option<&Path>) -> Result<HashMap<String, String>, PolicyError> {
     let json = postfix("postqueue", conf, &["-j"]).await?;
     Ok(json
         .lines()
         .filter_map(|l| serde_json::from_str::<QueueEntry>(l).ok())
-        .filter(|e| e.queue_name == "hold")
-        .map(|e| e.queue_id)
+        .map(|e| (e.queue_id, e.queue_name))
         .collect())
+}
+
+/// How long a held record may wait to show up in the hold queue: the policy service answers
+/// HOLD before cleanup has finished the queue file and moved it there.
+const SETTLE_MS: u64 = 60_000;
+
+/// `postsuper FLAG ID FLAG ID ...`, a hundred IDs a call.
+async fn postsuper(conf: Option<&Path>, flag: &str, ids: &[&str]) -> Result<(), PolicyError> {
+    for chunk in ids.chunks(100) {
+        let args: Vec<&str> = chunk.iter().flat_map(|id| [flag, *id]).collect();
+        postfix("postsuper", conf, &args).await?;
+    }
+    Ok(())
 }
 
 /// Takes messages off hold and has them delivered now: `postsuper -H` only moves them to the
 /// deferred queue, which qmgr scans every `queue_run_delay` (5 minutes by default), so each
 /// is then scheduled with `postqueue -i`.
 pub async fn release_ids(conf: Option<&Path>, ids: &[&str]) -> Result<(), PolicyError> {
-    for chunk in ids.chunks(100) {
-        let mut args = Vec::with_capacity(chunk.len() * 2);
-        for id in chunk {
-            args.push("-H");
-            args.push(*id);
-        }
-        postfix("postsuper", conf, &args).await?;
-    }
+    postsuper(conf, "-H", ids).await?;
     for id in ids {
         if let Err(e) = postfix("postqueue", conf, &["-i", id]).await {
             // Released all the same: it goes out with the next deferred-queue run.
@@ -72,15 +77,7 @@ pub async fn release_ids(conf: Option<&Path>, ids: &[&str]) -> Result<(), Policy
 
 /// Deletes messages from the queue (`policy purge`).
 pub async fn delete_ids(conf: Option<&Path>, ids: &[&str]) -> Result<(), PolicyError> {
-    for chunk in ids.chunks(100) {
-        let mut args = Vec::with_capacity(chunk.len() * 2);
-        for id in chunk {
-            args.push("-d");
-            args.push(*id);
-        }
-        postfix("postsuper", conf, &args).await?;
-    }
-    Ok(())
+    postsuper(conf, "-d", ids).await
 }
 
 /// What one release round did.
@@ -102,13 +99,19 @@ pub async fn round(engine: &Engine) -> Result<Round, PolicyError> {
     if held.is_empty() {
         return Ok(Round::default());
     }
-    let in_hold = hold_queue(conf).await?;
+    let queued = queue(conf).await?;
     let window = engine.config().window.as_millis() as u64;
     let mut out = Round::default();
     let mut stalled: HashSet<String> = HashSet::new();
     let mut release: Vec<Held> = Vec::new();
     for h in held {
-        if !in_hold.contains(&h.queue_id) {
+        if queued.get(&h.queue_id).map(String::as_str) != Some("hold") {
+            if now_ms().saturating_sub(h.at_ms) < SETTLE_MS {
+                // Not on hold yet: cleanup is still writing it.
+                out.waiting += 1;
+                continue;
+            }
+            // Released or deleted by an admin, or rejected after all.
             counters.unhold(&h.queue_id).await?;
             out.gone.push(h.queue_id);
             continue;

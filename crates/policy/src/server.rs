@@ -119,6 +119,34 @@ async fn connection(stream: TcpStream, engine: Arc<Engine>, idle: Duration) {
     }
 }
 
+/// Accepts connections until `shutdown` completes, each handled by its own task.
+pub async fn accept_loop<F, Fut>(
+    what: &str,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+    handle: F,
+) where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(handle(stream));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::error!("{what} accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = &mut shutdown => return,
+        }
+    }
+}
+
 /// Serves policy requests until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -126,20 +154,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let idle = engine.config().idle_timeout;
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, engine.clone(), idle));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little rather than spin.
-                    tracing::error!("policy server accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            () = &mut shutdown => return,
-        }
-    }
+    accept_loop("policy server", listener, shutdown, |stream| {
+        connection(stream, engine.clone(), idle)
+    })
+    .await;
 }

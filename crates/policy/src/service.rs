@@ -59,6 +59,14 @@ pub async fn refresh_blocks(
         let Some(block) = a.send_block else { continue };
         let key = a.address.as_str().to_ascii_lowercase();
         if lifts_on_password_change(&block.reason) {
+            // LDAP with ppolicy says when the password changed: after the block is enough.
+            if a.password_changed.is_some_and(|t| t > block.since) {
+                directory.set_send_block(&a.address, None).await?;
+                counters.set_block_fingerprint(&key, None).await?;
+                tracing::warn!("{key}: password changed (pwdChangedTime), send block lifted");
+                unblocked.push(key);
+                continue;
+            }
             let now = crate::counters::fingerprint(a.password_hash.as_deref());
             match counters.block_fingerprint(&key).await? {
                 // First sight of this block (set elsewhere, or before this server ran).

@@ -21,7 +21,9 @@ async fn start(extra: &str) -> (Running, Arc<Engine>) {
     let path = dir.path().join("mailfleet.toml");
     let text = format!(
         "data_dir = \"data\"\n[policy]\nidle_timeout_secs = 1\n{extra}\n\
-         [[policy.quota]]\nfor = \"limited@example.com\"\nmessages = 2\n"
+         [[policy.quota]]\nfor = \"limited@example.com\"\nmessages = 2\n\
+         [[policy.quota]]\nfor = \"strict@example.com\"\nmessages = 1\naction = \"reject\"\n\
+         [[policy.quota]]\nfor = \"patient@example.com\"\nmessages = 1\naction = \"defer_if_permit\"\n"
     );
     let config = mailfleet_core::Config::parse(&text, &path).unwrap();
     let (engine, _breaches) = mailfleet_policy::service::engine(&config).unwrap();
@@ -190,4 +192,31 @@ async fn thousands_of_connections_at_once() {
     for t in tasks {
         assert_eq!(t.await.unwrap().as_deref(), Some("action=DUNNO\n"));
     }
+}
+
+#[tokio::test]
+async fn reject_and_defer_rules_and_a_reset() {
+    let (s, engine) = start("").await;
+    let mut c = connect(s.addr).await;
+    let eom = |who: &str| request("END-OF-MESSAGE", who, "");
+    for (who, verb) in [
+        ("strict@example.com", "action=REJECT 5.7.1"),
+        ("patient@example.com", "action=DEFER_IF_PERMIT 4.7.1"),
+    ] {
+        assert_eq!(
+            exchange(&mut c, eom(who).as_bytes()).await.as_deref(),
+            Some("action=DUNNO\n")
+        );
+        let r = exchange(&mut c, eom(who).as_bytes()).await.unwrap();
+        assert!(r.starts_with(verb), "{who}: {r}");
+    }
+    // Nothing was held for them: held mail is only for the hold action.
+    assert!(engine.counters().held(None).await.unwrap().is_empty());
+    engine.counters().reset("strict@example.com").await.unwrap();
+    let r = exchange(&mut c, eom("strict@example.com").as_bytes()).await;
+    assert_eq!(
+        r.as_deref(),
+        Some("action=DUNNO\n"),
+        "a reset account starts over"
+    );
 }

@@ -137,6 +137,7 @@ fn row_to_account(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Account, D
             password_hash,
             locked,
             send_block,
+            password_changed: None,
         })
     })())
 }

@@ -13,6 +13,8 @@ use crate::{Account, Address, SendBlock};
 const LOCKED: &str = "locked";
 const SEND_BLOCKED: &str = "send-blocked";
 const GENERALIZED_TIME: &str = "%Y%m%d%H%M%SZ";
+/// The ppolicy overlay's record of the last password change.
+const PWD_CHANGED: &str = "pwdChangedTime";
 /// LDAP result codes this backend tells apart (RFC 4511).
 const RC_NO_SUCH_OBJECT: u32 = 32;
 const RC_ALREADY_EXISTS: u32 = 68;
@@ -84,6 +86,8 @@ impl LdapDirectory {
             &a.block_reason,
             &a.blocked_at,
             "objectClass",
+            // Operational: returned only when asked for by name; present with ppolicy.
+            PWD_CHANGED,
         ];
         let (entries, _) = self
             .handle()
@@ -212,6 +216,13 @@ impl LdapDirectory {
             password_hash: first(e, &a.password_hash),
             locked: has(LOCKED),
             send_block,
+            // A value that does not parse is ignored: it only ever speeds up an unblock.
+            // Seconds precision: OpenLDAP may add a fraction before the Z.
+            password_changed: first(e, PWD_CHANGED).and_then(|t| {
+                NaiveDateTime::parse_from_str(t.get(..14)?, "%Y%m%d%H%M%S")
+                    .ok()
+                    .map(|d| d.and_utc())
+            }),
         })
     }
 }

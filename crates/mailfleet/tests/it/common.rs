@@ -108,3 +108,13 @@ pub(crate) fn unique_tag(name: &str) -> String {
         .map_or(0, |d| d.as_nanos());
     format!("{name}-{}-{nanos}", std::process::id())
 }
+
+/// A child process the test started, killed (by its PID) when the test ends.
+pub(crate) struct ChildGuard(pub(crate) std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

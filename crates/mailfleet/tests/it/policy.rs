@@ -4,7 +4,7 @@
 //! has passed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mailfleet_probe::outcome::Run;
@@ -17,14 +17,7 @@ use serde_json::Value;
 /// The quota window of the test: short, so the release can be seen.
 const WINDOW_SECS: u64 = 12;
 
-pub(crate) struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::common::ChildGuard as Server;
 
 fn policy_config(stack: &TestStack, policy: u16, milter: u16) -> PathBuf {
     let conf = stack.base().join("mx1/conf");

@@ -1,20 +1,13 @@
 //! The DNSBL stage against real zones served by rbldnsd: weights add up to the threshold,
 //! hits are counted per list (and per distinct client) in `policy status`.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::common::ChildGuard as Server;
 
 /// One RCPT request from `client`; the reply line.
 async fn rcpt_from(port: u16, client: &str) -> String {

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use mailfleet_stack::TestStack;
-use serde_json::Value;
 
 use crate::policy::{delivered, held_of, hook_postfix, start_server, submit, wait_for};
 
@@ -66,18 +65,18 @@ async fn mail_rejected_after_counting_is_given_back() {
             "the later check rejects"
         );
     }
-    // Counted at end of data, then given back once the rejection shows in the log.
+    // Counted at end of data, then given back once the rejection shows in Postfix's log (the
+    // server says so in its own log; its state file is written behind, so it is no witness).
+    let server_log = config.with_extension("log");
     wait_for(
         "the counts to be given back",
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         || {
-            let out = crate::common::mailfleet_ok(&config, &["--json", "policy", "status"]);
-            let v: Value = serde_json::from_str(&out).unwrap();
-            !v["senders"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|s| s["account"] == "alice@example.com")
+            std::fs::read_to_string(&server_log)
+                .unwrap_or_default()
+                .matches("was rejected after counting: count given back")
+                .count()
+                == 2
         },
     );
     for i in 0..2 {
@@ -90,7 +89,7 @@ async fn mail_rejected_after_counting_is_given_back() {
         .await
         .unwrap();
     }
-    wait_for("both delivered, none held", Duration::from_secs(20), || {
+    wait_for("both delivered, none held", Duration::from_secs(40), || {
         delivered(&stack, "alice-ok-") == 2
     });
     assert_eq!(held_of(&stack, "alice@example.com"), 0);

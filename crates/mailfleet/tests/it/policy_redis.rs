@@ -2,20 +2,13 @@
 //! when Redis goes away they keep answering (fail-open) and count again once it is back.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mailfleet_stack::Layout;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::common::ChildGuard as Server;
 
 struct Redis(Layout);
 

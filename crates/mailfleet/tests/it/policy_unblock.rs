@@ -2,20 +2,13 @@
 //! embedded directory and in slapd; a block for another reason stays.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mailfleet_stack::TestStack;
 use serde_json::Value;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::common::ChildGuard as Server;
 
 fn with_policy(stack: &TestStack, text: &str, name: &str) -> PathBuf {
     let port = mailfleet_stack::ports::free_ports("127.0.0.1", 1)[0];
