@@ -26,7 +26,7 @@ fn policy_config(stack: &TestStack, policy: u16, milter: u16) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "{text}\n[policy]\nlisten = \"127.0.0.1:{policy}\"\nmilter_listen = \"127.0.0.1:{milter}\"\n\
+            "{text}\n[monitor]\nnotify_email = [\"dave@example.org\"]\n\n[policy]\nlisten = \"127.0.0.1:{policy}\"\nmilter_listen = \"127.0.0.1:{milter}\"\n\
              window_secs = {WINDOW_SECS}\nrelease_interval_secs = 1\nblock_refresh_secs = 1\n\
              postfix_config_dir = {conf:?}\n\n\
              [[policy.quota]]\nfor = \"*\"\nmessages = 100\n\n\
@@ -112,6 +112,29 @@ pub(crate) fn held_of(stack: &TestStack, sender: &str) -> usize {
         .iter()
         .filter(|(q, s)| q == "hold" && s == sender)
         .count()
+}
+
+/// The messages of a mailbox (`DOMAIN/LOCAL`) on either store.
+fn mailbox_texts(stack: &TestStack, who: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for store in ["store1", "store2"] {
+        let md = stack
+            .base()
+            .join(store)
+            .join("mail")
+            .join(who)
+            .join("Maildir");
+        for sub in ["new", "cur"] {
+            for e in std::fs::read_dir(md.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                out.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+    }
+    out
 }
 
 /// Messages in bob's INBOX whose subject starts with `tag`.
@@ -320,6 +343,21 @@ async fn quotas_hold_and_release_blocks_refuse_through_real_postfix() {
     }
     let log = std::fs::read_to_string(stack.base().join("log/postfix.log")).unwrap();
     assert!(!log.contains("status=bounced"), "something bounced");
+    // One alert mail per account and window, however often it went over.
+    for who in ["alice@example.com", "carol@example.org"] {
+        let subject = format!("PROBLEM policy quota {who}");
+        wait_for(
+            &format!("the alert about {who}"),
+            Duration::from_secs(20),
+            || {
+                mailbox_texts(&stack, "example.org/dave")
+                    .iter()
+                    .filter(|t| t.contains(&subject))
+                    .count()
+                    == 1
+            },
+        );
+    }
 
     // A blocked account is refused; unblocked, it passes.
     crate::common::mailfleet_ok(
