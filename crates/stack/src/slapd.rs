@@ -34,6 +34,7 @@ argsfile {dir}/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload syncprov
+moduleload ppolicy
 TLSCACertificateFile {ca}
 TLSCertificateFile {cert}
 TLSCertificateKeyFile {key}
@@ -75,7 +76,8 @@ pub fn configure(layout: &Layout, certs: &Certs) -> Result<(), StackError> {
         &conf(
             &dir,
             &secret,
-            "overlay syncprov\nsyncprov-checkpoint 10 1\n",
+            // ppolicy keeps pwdChangedTime, which the policy service reads to lift blocks.
+            "overlay syncprov\nsyncprov-checkpoint 10 1\noverlay ppolicy\n",
             certs,
         ),
     )?;
