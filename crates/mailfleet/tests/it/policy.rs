@@ -359,17 +359,13 @@ async fn quotas_hold_and_release_blocks_refuse_through_real_postfix() {
         );
     }
 
-    // A blocked account is refused; unblocked, it passes.
-    crate::common::mailfleet_ok(
-        &config,
-        &[
-            "policy",
-            "block",
-            "erin@example.com",
-            "--reason",
-            "compromised",
-        ],
-    );
+    // A blocked account is refused, by SMTP and through sendmail; unblocked, it passes.
+    for who in ["erin@example.com", "carol@example.org"] {
+        crate::common::mailfleet_ok(
+            &config,
+            &["policy", "block", who, "--reason", "compromised"],
+        );
+    }
     let refused = until(
         Duration::from_secs(10),
         || {
@@ -385,6 +381,24 @@ async fn quotas_hold_and_release_blocks_refuse_through_real_postfix() {
     .await
     .unwrap_err();
     assert!(refused.contains("blocked"), "{refused}");
+    // The server has the blocks now: a local submission as carol is refused by the milter.
+    sendmail(
+        &stack,
+        "carol@example.org",
+        "bob@example.com",
+        "carol-blocked",
+    );
+    wait_for(
+        "the milter to refuse carol",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(stack.base().join("log/postfix.log"))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.contains("milter-reject") && l.contains("from=<carol@example.org>"))
+        },
+    );
+    assert_eq!(delivered(&stack, "carol-blocked"), 0);
     crate::common::mailfleet_ok(&config, &["policy", "unblock", "erin@example.com"]);
     until(
         Duration::from_secs(10),
