@@ -244,12 +244,12 @@ pub async fn run(
                         Ok(()) => {
                             engine.add_block(&flag.key, block);
                             // The block lifts itself once the password changes from this one.
-                            let hash = directory.password_hash(&address).await.ok().flatten();
-                            let fp = crate::counters::fingerprint(hash.as_deref());
-                            if let Err(e) = engine
-                                .counters()
-                                .set_block_fingerprint(&flag.key, Some(&fp))
-                                .await
+                            if let Err(e) = crate::service::remember_password_at_block(
+                                engine.counters().as_ref(),
+                                directory.as_ref(),
+                                &address,
+                            )
+                            .await
                             {
                                 tracing::error!("recording {}'s password at block: {e}", flag.key);
                             }

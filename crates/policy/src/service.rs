@@ -17,19 +17,38 @@ use crate::error::PolicyError;
 pub fn engine(
     config: &Config,
 ) -> Result<(Arc<Engine>, tokio::sync::mpsc::UnboundedReceiver<Alert>), PolicyError> {
-    let counters: Arc<dyn Counters> = match &config.state {
+    let counters = counters(config)?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    Ok((
+        Arc::new(Engine::new(config.policy.clone(), counters, tx)),
+        rx,
+    ))
+}
+
+/// The configured state store: embedded, or Redis shared by the MTAs.
+pub fn counters(config: &Config) -> Result<Arc<dyn Counters>, PolicyError> {
+    Ok(match &config.state {
         mailfleet_core::config::StateConfig::Redis { url } => Arc::new(
             crate::redis_store::RedisCounters::open(url, std::time::Duration::from_millis(500))?,
         ),
         mailfleet_core::config::StateConfig::Embedded { .. } => {
             Arc::new(Embedded::open(&config.policy.state_file)?)
         }
-    };
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    Ok((
-        Arc::new(Engine::new(config.policy.clone(), counters, tx)),
-        rx,
-    ))
+    })
+}
+
+/// Records the password hash an account has now (as a fingerprint), so that the block just
+/// set on it lifts itself once the password changes.
+pub async fn remember_password_at_block(
+    counters: &dyn Counters,
+    directory: &dyn mailfleet_core::directory::Directory,
+    address: &mailfleet_core::Address,
+) -> Result<(), PolicyError> {
+    let hash = directory.password_hash(address).await?;
+    let fp = crate::counters::fingerprint(hash.as_deref());
+    counters
+        .set_block_fingerprint(&address.as_str().to_ascii_lowercase(), Some(&fp))
+        .await
 }
 
 /// Block reasons lifted automatically once the account's password changes.

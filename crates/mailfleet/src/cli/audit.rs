@@ -97,7 +97,7 @@ pub(crate) async fn run(cmd: AuditCmd, ctx: &Context) -> anyhow::Result<ExitCode
     }
     if block && !report.weak.is_empty() {
         let book = mailfleet_core::AccountBook::open(&config).await?;
-        let (engine, _) = mailfleet_policy::service::engine(&config)?;
+        let counters = mailfleet_policy::service::counters(&config)?;
         for f in &report.weak {
             book.block_sending(
                 &f.address,
@@ -107,15 +107,12 @@ pub(crate) async fn run(cmd: AuditCmd, ctx: &Context) -> anyhow::Result<ExitCode
                 ),
             )
             .await?;
-            let a = mailfleet_core::Address::parse(&f.address)?;
-            let hash = directory.password_hash(&a).await?;
-            engine
-                .counters()
-                .set_block_fingerprint(
-                    &f.address.to_ascii_lowercase(),
-                    Some(&mailfleet_policy::counters::fingerprint(hash.as_deref())),
-                )
-                .await?;
+            mailfleet_policy::service::remember_password_at_block(
+                counters.as_ref(),
+                directory.as_ref(),
+                &mailfleet_core::Address::parse(&f.address)?,
+            )
+            .await?;
         }
     }
     if ctx.json {

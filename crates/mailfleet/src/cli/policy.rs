@@ -140,16 +140,13 @@ pub(crate) async fn run(cmd: PolicyCmd, ctx: &Context) -> anyhow::Result<ExitCod
             if mailfleet_policy::service::lifts_on_password_change(&reason) {
                 // Remember the password now, so a change right after counts.
                 let directory = mailfleet_core::directory::open(&config.directory).await?;
-                let a = mailfleet_core::Address::parse(&address)?;
-                let hash = directory.password_hash(&a).await?;
-                let (engine, _) = mailfleet_policy::service::engine(&config)?;
-                engine
-                    .counters()
-                    .set_block_fingerprint(
-                        &address.to_ascii_lowercase(),
-                        Some(&mailfleet_policy::counters::fingerprint(hash.as_deref())),
-                    )
-                    .await?;
+                let counters = mailfleet_policy::service::counters(&config)?;
+                mailfleet_policy::service::remember_password_at_block(
+                    counters.as_ref(),
+                    directory.as_ref(),
+                    &mailfleet_core::Address::parse(&address)?,
+                )
+                .await?;
                 println!(
                     "{address} blocked from sending: {reason} (lifted when its password changes)"
                 );
