@@ -79,6 +79,44 @@ struct PackCache {
     packs: std::collections::VecDeque<(String, std::sync::Arc<Vec<u8>>)>,
 }
 
+/// How to read a blob of a pack.
+enum PackRead {
+    /// From the pack held in memory.
+    Cached(std::sync::Arc<Vec<u8>>),
+    /// Fetch the whole pack (it is being read through) and keep it.
+    Whole,
+    /// Just the blob's range.
+    Range,
+}
+
+impl PackCache {
+    fn plan(&mut self, pack: &str) -> PackRead {
+        // Least recently used goes first: a hit moves to the back.
+        if let Some(i) = self.packs.iter().position(|(n, _)| n == pack)
+            && let Some(entry) = self.packs.remove(i)
+        {
+            let data = entry.1.clone();
+            self.packs.push_back(entry);
+            return PackRead::Cached(data);
+        }
+        let reads = self.reads.entry(pack.to_string()).or_default();
+        *reads += 1;
+        if *reads >= CACHE_AFTER_READS {
+            PackRead::Whole
+        } else {
+            PackRead::Range
+        }
+    }
+
+    fn insert(&mut self, pack: String, data: std::sync::Arc<Vec<u8>>) {
+        self.reads.remove(&pack);
+        self.packs.push_back((pack, data));
+        if self.packs.len() > CACHED_PACKS {
+            self.packs.pop_front();
+        }
+    }
+}
+
 /// Counts of what `put` did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PutStats {
@@ -359,54 +397,39 @@ impl Repository {
             let pack = s.packs.get(loc.pack as usize).cloned().unwrap_or_default();
             (pack, loc)
         };
-        let cached = {
-            let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            // Least recently used goes first: a hit moves to the back.
-            let hit = c.packs.iter().position(|(n, _)| *n == pack).and_then(|i| {
-                let entry = c.packs.remove(i)?;
-                let data = entry.1.clone();
-                c.packs.push_back(entry);
-                Some(data)
-            });
-            if hit.is_none() {
-                *c.reads.entry(pack.clone()).or_default() += 1;
-            }
-            hit.or_else(|| {
-                (c.reads.get(&pack).copied().unwrap_or(0) >= CACHE_AFTER_READS)
-                    .then(Default::default)
-            })
-        };
         let missing = |e| match e {
             BackupError::NotFound(_) => {
                 BackupError::Corrupt(format!("blob {id}: pack {pack} is missing"))
             }
             e => e,
         };
-        if let Some(mut data) = cached {
-            if data.is_empty() {
-                data = std::sync::Arc::new(self.target.get(&pack_key(&pack)).map_err(missing)?);
-                let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-                c.reads.remove(&pack);
-                c.packs.push_back((pack.clone(), data.clone()));
-                if c.packs.len() > CACHED_PACKS {
-                    c.packs.pop_front();
-                }
+        let plan = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .plan(&pack);
+        let data = match plan {
+            PackRead::Range => {
+                return self
+                    .target
+                    .get_range(&pack_key(&pack), loc.offset, u64::from(loc.len))
+                    .map_err(missing);
             }
-            let start = usize::try_from(loc.offset).unwrap_or(usize::MAX);
-            return data
-                .get(start..start.saturating_add(loc.len as usize))
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| {
-                    BackupError::Corrupt(format!("pack {pack} is shorter than its index says"))
-                });
-        }
-        self.target
-            .get_range(&pack_key(&pack), loc.offset, u64::from(loc.len))
-            .map_err(|e| match e {
-                BackupError::NotFound(_) => {
-                    BackupError::Corrupt(format!("blob {id}: pack {pack} is missing"))
-                }
-                e => e,
+            PackRead::Cached(data) => data,
+            PackRead::Whole => {
+                let data = std::sync::Arc::new(self.target.get(&pack_key(&pack)).map_err(missing)?);
+                self.cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(pack.clone(), data.clone());
+                data
+            }
+        };
+        let start = usize::try_from(loc.offset).unwrap_or(usize::MAX);
+        data.get(start..start.saturating_add(loc.len as usize))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                BackupError::Corrupt(format!("pack {pack} is shorter than its index says"))
             })
     }
 
