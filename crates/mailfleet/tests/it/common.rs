@@ -118,3 +118,31 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// Starts `mailfleet policy serve` on 127.0.0.1:`port` (its log, at info level, in `log`)
+/// and waits until it listens.
+pub(crate) fn policy_serve(config: &Path, port: u16, log: &Path) -> ChildGuard {
+    let child = Command::new(env!("CARGO_BIN_EXE_mailfleet"))
+        .args([
+            "--config",
+            config.to_str().expect("utf-8 path"),
+            "-v",
+            "policy",
+            "serve",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).expect("server log"))
+        .spawn()
+        .expect("start mailfleet policy serve");
+    let server = ChildGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "policy server on {port} did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}

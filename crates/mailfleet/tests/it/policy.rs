@@ -40,26 +40,7 @@ fn policy_config(stack: &TestStack, policy: u16, milter: u16) -> PathBuf {
 }
 
 pub(crate) fn start_server(config: &Path, port: u16) -> Server {
-    let log = std::fs::File::create(config.with_extension("log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_mailfleet"))
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "-vv",
-            "policy",
-            "serve",
-        ])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    wait_for(
-        "the policy server to listen",
-        Duration::from_secs(20),
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-    );
-    server
+    crate::common::policy_serve(config, port, &config.with_extension("log"))
 }
 
 pub(crate) fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {

@@ -1,13 +1,10 @@
 //! The DNSBL stage against real zones served by rbldnsd: weights add up to the threshold,
 //! hits are counted per list (and per distinct client) in `policy status`.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-use crate::common::ChildGuard as Server;
 
 /// One RCPT request from `client`; the reply line.
 async fn rcpt_from(port: u16, client: &str) -> String {
@@ -53,19 +50,7 @@ async fn listed_clients_are_refused_by_weight_and_counted() {
         ),
     )
     .unwrap();
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_mailfleet"))
-            .args(["--config", config.to_str().unwrap(), "policy", "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", ports[1])).is_err() {
-        assert!(Instant::now() < deadline, "policy server did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _server = crate::common::policy_serve(&config, ports[1], &dir.path().join("serve.log"));
 
     // Both lists (2 + 1): refused, naming them.
     let r = rcpt_from(ports[1], "192.0.2.10").await;

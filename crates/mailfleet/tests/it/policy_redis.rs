@@ -2,7 +2,6 @@
 //! when Redis goes away they keep answering (fail-open) and count again once it is back.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mailfleet_stack::Layout;
@@ -19,28 +18,7 @@ impl Drop for Redis {
 }
 
 fn serve(config: &Path, port: u16, log: &Path) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_mailfleet"))
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "-v",
-            "policy",
-            "serve",
-        ])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "policy server on {port} did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server(child)
+    crate::common::policy_serve(config, port, log)
 }
 
 /// One END-OF-MESSAGE request from `sender` on a new connection; the action's verb.

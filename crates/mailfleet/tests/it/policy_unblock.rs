@@ -2,7 +2,6 @@
 //! embedded directory and in slapd; a block for another reason stays.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mailfleet_stack::TestStack;
@@ -22,21 +21,12 @@ fn with_policy(stack: &TestStack, text: &str, name: &str) -> PathBuf {
 }
 
 fn serve(config: &Path) -> Server {
-    let log = std::fs::File::create(config.with_extension("log")).unwrap();
-    Server(
-        Command::new(env!("CARGO_BIN_EXE_mailfleet"))
-            .args([
-                "--config",
-                config.to_str().unwrap(),
-                "-v",
-                "policy",
-                "serve",
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    )
+    let port = mailfleet_core::Config::load(config)
+        .unwrap()
+        .policy
+        .listen
+        .port();
+    crate::common::policy_serve(config, port, &config.with_extension("log"))
 }
 
 fn blocked(config: &Path) -> Vec<String> {
