@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
 use mailfleet_stack::TestStack;
-use mailfleet_stack::demo::DEMO_PASSWORD;
 use serde_json::Value;
 
-use crate::corpus::{fill, mail_roots, message_files};
+use crate::corpus::{add_flags, alice_imap, fill, mail_roots, message_files};
 
 /// Every dovecot-uidlist under a mail root: relative folder to (UIDVALIDITY, base -> UID).
 fn uidlists(root: &Path) -> BTreeMap<String, (Option<u32>, BTreeMap<String, u32>)> {
@@ -38,41 +37,14 @@ fn uidlists(root: &Path) -> BTreeMap<String, (Option<u32>, BTreeMap<String, u32>
 
 /// Flags, a folder, a move and a subscription for alice, as a client would make them.
 async fn use_mailbox(port: u16) {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let mut client = async_imap::Client::new(tcp);
-    client.read_response().await.unwrap();
-    let mut s = client
-        .login("alice@example.com", DEMO_PASSWORD)
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
+    let mut s = alice_imap(port).await;
     s.select("INBOX").await.unwrap();
-    let _: Vec<_> = s
-        .store("1:5", "+FLAGS (\\Seen \\Flagged)")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let _: Vec<_> = s
-        .store("6", "+FLAGS ($Important)")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    add_flags(&mut s, "1:5", "(\\Seen \\Flagged)").await;
+    add_flags(&mut s, "6", "($Important)").await;
     s.create("Archive").await.unwrap();
     s.subscribe("Archive").await.unwrap();
     s.copy("7:9", "Archive").await.unwrap();
-    let _: Vec<_> = s
-        .store("7:9", "+FLAGS (\\Deleted)")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    add_flags(&mut s, "7:9", "(\\Deleted)").await;
     let _: Vec<_> = s.expunge().await.unwrap().try_collect().await.unwrap();
     s.logout().await.unwrap();
 }

@@ -5,25 +5,11 @@ use std::collections::BTreeMap;
 
 use futures::TryStreamExt;
 use mailfleet_stack::TestStack;
-use mailfleet_stack::demo::DEMO_PASSWORD;
 use serde_json::Value;
 
-use crate::corpus::fill;
+use crate::corpus::{add_flags, fill};
 
-type Session = async_imap::Session<tokio::net::TcpStream>;
-
-async fn session(port: u16) -> Session {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let mut client = async_imap::Client::new(tcp);
-    client.read_response().await.unwrap();
-    client
-        .login("alice@example.com", DEMO_PASSWORD)
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap()
-}
+type Session = crate::corpus::Imap;
 
 /// Every message of a folder: body hash to (flags without \Recent, INTERNALDATE).
 async fn contents(s: &mut Session, folder: &str) -> BTreeMap<String, (Vec<String>, String)> {
@@ -56,31 +42,15 @@ async fn contents(s: &mut Session, folder: &str) -> BTreeMap<String, (Vec<String
 
 async fn flag_and_file(s: &mut Session) {
     s.select("INBOX").await.unwrap();
-    for (set, flags) in [
-        ("1:3", "(\\Seen \\Answered)"),
-        ("4", "($Important \\Flagged)"),
-    ] {
-        let _: Vec<_> = s
-            .store(set, format!("+FLAGS {flags}"))
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-    }
+    add_flags(s, "1:3", "(\\Seen \\Answered)").await;
+    add_flags(s, "4", "($Important \\Flagged)").await;
     s.create("Projects").await.unwrap();
     s.copy("5:7", "Projects").await.unwrap();
 }
 
 async fn delete_all(s: &mut Session, folder: &str) {
     s.select(folder).await.unwrap();
-    let _: Vec<_> = s
-        .store("1:*", "+FLAGS (\\Deleted)")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    add_flags(s, "1:*", "(\\Deleted)").await;
     let _: Vec<_> = s.expunge().await.unwrap().try_collect().await.unwrap();
 }
 
@@ -104,7 +74,7 @@ async fn deleted_mail_comes_back_over_imap_once() {
     let config = stack.config_path();
     fill(&stack, 20).await;
     let port = stack.info.ports.stores[0].imap;
-    let mut s = session(port).await;
+    let mut s = crate::corpus::alice_imap(port).await;
     flag_and_file(&mut s).await;
     let inbox = contents(&mut s, "INBOX").await;
     let projects = contents(&mut s, "Projects").await;

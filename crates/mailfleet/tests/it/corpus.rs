@@ -243,3 +243,32 @@ pub(crate) fn with_backup(text: &str, lines: &str) -> String {
     );
     text.replacen("[backup]\n", &format!("[backup]\n{lines}"), 1)
 }
+
+/// An IMAP session of a demo account.
+pub(crate) type Imap = async_imap::Session<tokio::net::TcpStream>;
+
+/// Logs in to a store's IMAP port as alice, as a mail client would.
+pub(crate) async fn alice_imap(port: u16) -> Imap {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.unwrap();
+    client
+        .login("alice@example.com", mailfleet_stack::demo::DEMO_PASSWORD)
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap()
+}
+
+/// Adds flags (`(\\Seen \\Flagged)`) to messages of the selected folder.
+pub(crate) async fn add_flags(s: &mut Imap, set: &str, flags: &str) {
+    use futures::TryStreamExt as _;
+    let _: Vec<_> = s
+        .store(set, format!("+FLAGS {flags}"))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+}
