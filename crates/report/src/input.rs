@@ -1,11 +1,14 @@
-//! Reading log sources in chunks of whole lines: plain files, `.gz` files (detected by their
-//! magic bytes, so rotated files keep working whatever their name), and stdin.
+//! Reading log sources in chunks of whole lines: plain files (mapped), `.gz` files (detected
+//! by their magic bytes, so rotated files keep working whatever their name), and stdin.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::mapped::Mapped;
 
 /// Bytes per chunk handed to a parser thread.
 pub const CHUNK: usize = 1 << 20;
@@ -37,6 +40,69 @@ pub fn order_rotated(mut paths: Vec<PathBuf>) -> Vec<PathBuf> {
         (p.parent().map(Path::to_path_buf), base, rank, date)
     });
     paths
+}
+
+/// A chunk of whole lines, in a recycled buffer or in a mapped file.
+pub enum Chunk {
+    /// `buf[..len]` of a buffer the reader filled.
+    Owned(Vec<u8>, usize),
+    /// A range of a mapped file.
+    Mapped(Arc<Mapped>, Range<usize>),
+}
+
+impl Chunk {
+    /// The lines.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(buf, len) => &buf[..*len],
+            Chunk::Mapped(map, r) => &map[r.clone()],
+        }
+    }
+}
+
+/// One input: a plain file is mapped; `.gz`, stdin, pipes and files that cannot be mapped
+/// are read into buffers.
+pub enum Source {
+    /// A mapped file and how far it has been handed out.
+    Mapped(Arc<Mapped>, usize, Arc<AtomicU64>),
+    /// Read into buffers.
+    Stream(ChunkReader),
+}
+
+impl Source {
+    /// Opens a file (`-` is stdin); `read` counts the bytes handed out, for the progress bar.
+    pub fn open(path: &Path, read: Arc<AtomicU64>) -> io::Result<Self> {
+        if path != Path::new("-") {
+            let file = File::open(path)?;
+            let mut magic = [0u8; 2];
+            let gz = std::os::unix::fs::FileExt::read_exact_at(&file, &mut magic, 0).is_ok()
+                && magic == [0x1f, 0x8b];
+            if !gz && let Some(map) = Mapped::new(&file) {
+                return Ok(Source::Mapped(Arc::new(map), 0, read));
+            }
+        }
+        ChunkReader::open(path, read).map(Source::Stream)
+    }
+
+    /// The next chunk; `buf` is a recycled buffer for streams (mapped files ignore it).
+    pub fn next_chunk(&mut self, buf: Vec<u8>) -> io::Result<Option<Chunk>> {
+        match self {
+            Source::Stream(r) => Ok(r.next_chunk(buf)?.map(|(b, len)| Chunk::Owned(b, len))),
+            Source::Mapped(map, pos, read) => {
+                let start = *pos;
+                if start >= map.len() {
+                    return Ok(None);
+                }
+                let mut end = (start + CHUNK).min(map.len());
+                if end < map.len() {
+                    end = memchr::memchr(b'\n', &map[end..]).map_or(map.len(), |i| end + i + 1);
+                }
+                *pos = end;
+                read.fetch_add((end - start) as u64, Ordering::Relaxed);
+                Ok(Some(Chunk::Mapped(Arc::clone(map), start..end)))
+            }
+        }
+    }
 }
 
 /// Counts bytes as they are read, for the progress bar.
@@ -181,6 +247,30 @@ mod tests {
                 "/l/maillog"
             ]
         );
+    }
+
+    #[test]
+    fn plain_files_are_mapped_in_line_chunks_and_gzip_is_streamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let line = "Aug  1 12:00:00 h postfix/qmgr[1]: ABC: removed\n";
+        let text = line.repeat(60_000) + "Aug  1 12:00:00 h postf";
+        std::fs::write(&p, &text).unwrap();
+        let mut src = Source::open(&p, Default::default()).unwrap();
+        assert!(matches!(src, Source::Mapped(..)));
+        let mut all = Vec::new();
+        while let Some(c) = src.next_chunk(Vec::new()).unwrap() {
+            all.push(c.bytes().to_vec());
+        }
+        assert!(all.len() > 1);
+        assert!(all[..all.len() - 1].iter().all(|c| c.ends_with(b"\n")));
+        assert_eq!(all.concat(), text.as_bytes());
+        let gz = dir.path().join("log.1");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, text.as_bytes()).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let src = Source::open(&gz, Default::default()).unwrap();
+        assert!(matches!(src, Source::Stream(..)));
     }
 
     #[test]

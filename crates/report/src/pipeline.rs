@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use crate::aggregate::{Aggregator, Clock};
 use crate::event::Event;
-use crate::input::ChunkReader;
+use crate::input::{Chunk, Source};
+use crate::mapped::Mapped;
 use crate::report::Report;
 
 /// How to run.
@@ -43,8 +44,8 @@ pub enum ReportError {
 }
 
 enum Work {
-    /// Sequence number, buffer, valid length, host for hostless lines.
-    Chunk(u64, Vec<u8>, usize, Option<Arc<str>>),
+    /// Sequence number, lines, host for hostless lines.
+    Chunk(u64, Chunk, Option<Arc<str>>),
     Failed(u64, String),
 }
 
@@ -57,12 +58,15 @@ struct Parsed {
     lines: u64,
     bytes: u64,
     error: Option<String>,
+    /// The mapped file this chunk came from and where the chunk ends: once it is folded,
+    /// in order, the pages before that end are released.
+    mapped: Option<(Arc<Mapped>, usize)>,
 }
 
 fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
     let mut events = Vec::with_capacity(data.len() / 120);
     let mut lines = 0;
-    let mut hosts = crate::Hosts::new(unnamed);
+    let mut parser = crate::LineParser::new(unnamed);
     let mut unparsed = rustc_hash::FxHashMap::default();
     let mut run: Option<(crate::event::Unknown, u64)> = None;
     let mut start = 0;
@@ -75,7 +79,7 @@ fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
             continue;
         }
         lines += 1;
-        let e = crate::classify_line(line, &mut hosts);
+        let e = parser.classify(line);
         match e.kind {
             crate::event::Kind::Ignored => {}
             // Runs of one kind are common (a verbose daemon, a foreign program): count a run
@@ -97,11 +101,12 @@ fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
     Parsed {
         seq,
         events,
-        hosts: hosts.into_names(),
+        hosts: parser.into_names(),
         unparsed,
         lines,
         bytes: data.len() as u64,
         error: None,
+        mapped: None,
     }
 }
 
@@ -113,10 +118,18 @@ fn worker(work: &Mutex<Receiver<Work>>, out: &SyncSender<Parsed>, pool: &SyncSen
             Err(_) => return,
         };
         let parsed = match item {
-            Ok(Work::Chunk(seq, data, len, unnamed)) => {
-                let parsed = parse_chunk(seq, &data[..len], unnamed);
-                // Hand the buffer back to the reader; if its pool is full, drop it.
-                let _ = pool.try_send(data);
+            Ok(Work::Chunk(seq, chunk, unnamed)) => {
+                if let Chunk::Mapped(map, range) = &chunk {
+                    map.populate(range.clone());
+                }
+                let mut parsed = parse_chunk(seq, chunk.bytes(), unnamed);
+                match chunk {
+                    // Hand the buffer back to the reader; if its pool is full, drop it.
+                    Chunk::Owned(buf, _) => {
+                        let _ = pool.try_send(buf);
+                    }
+                    Chunk::Mapped(map, range) => parsed.mapped = Some((map, range.end)),
+                }
                 parsed
             }
             Ok(Work::Failed(seq, e)) => Parsed {
@@ -127,6 +140,7 @@ fn worker(work: &Mutex<Receiver<Work>>, out: &SyncSender<Parsed>, pool: &SyncSen
                 lines: 0,
                 bytes: 0,
                 error: Some(e),
+                mapped: None,
             },
             Err(_) => return,
         };
@@ -143,13 +157,17 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
     }
     let read = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
+    let mut maps = Vec::new();
     let mut total = 0;
     for f in files {
-        let r = ChunkReader::open(f, Arc::clone(&read)).map_err(|source| ReportError::Open {
+        let r = Source::open(f, Arc::clone(&read)).map_err(|source| ReportError::Open {
             path: f.display().to_string(),
             source,
         })?;
         total += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        if let Source::Mapped(map, ..) = &r {
+            maps.push((f.display().to_string(), Arc::clone(map)));
+        }
         readers.push((f.display().to_string(), r));
     }
     let threads = opts
@@ -191,7 +209,7 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
                 loop {
                     let buf = pool_rx.try_recv().unwrap_or_default();
                     let item = match r.next_chunk(buf) {
-                        Ok(Some((data, len))) => Work::Chunk(seq, data, len, unnamed.clone()),
+                        Ok(Some(chunk)) => Work::Chunk(seq, chunk, unnamed.clone()),
                         Ok(None) => break,
                         Err(e) => Work::Failed(seq, format!("{name}: {e} (read up to here)")),
                     };
@@ -241,9 +259,20 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
                 for e in p.events {
                     agg.add(e, &p.hosts);
                 }
+                if let Some((map, end)) = p.mapped {
+                    map.release_through(end);
+                }
             }
         }
     });
+    for (name, map) in maps {
+        if map.shrunk() {
+            summary.errors.push(format!(
+                "{name}: the file shrank while it was read (rotated with copytruncate?); \
+                 its lost end was read as zeros"
+            ));
+        }
+    }
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -82,7 +82,12 @@ fn classic(line: &[u8]) -> Option<(Stamp, &[u8])> {
     let month = month(line)?;
     let rest = line.get(3..)?.strip_prefix(b" ")?;
     let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-    let sp = memchr::memchr(b' ', rest)?;
+    // The day has one or two digits: no search needed.
+    let sp = match rest.get(..3)? {
+        [_, b' ', _] => 1,
+        [_, _, b' '] => 2,
+        _ => return None,
+    };
     let day = digits(&rest[..sp])?;
     let rest = &rest[sp + 1..];
     let secs = hms(rest.get(..8)?)?;
@@ -120,25 +125,48 @@ fn rfc3339(line: &[u8]) -> Option<(Stamp, &[u8])> {
     Some((stamp, &line[sp + 1..]))
 }
 
-/// Splits `host program[pid]: msg`, or Dovecot's hostless `program: msg`.
+/// Splits `host program[pid]: msg`, or Dovecot's hostless `program: msg`. Byte loops
+/// rather than searches: host and tag are a few dozen bytes, shorter than a search's setup.
 fn tail(rest: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
-    let sp = memchr::memchr(b' ', rest)?;
+    let sp = rest.iter().position(|&b| b == b' ')?;
     let first = &rest[..sp];
     if first.ends_with(b":") {
         // `imap-login: Info: ...`: Dovecot's own log file, no host.
         return Some((&[], &first[..first.len() - 1], &rest[sp + 1..]));
     }
     let after = &rest[sp + 1..];
-    let colon = crate::event::scan::find(after, b": ")
-        .or_else(|| after.ends_with(b":").then(|| after.len() - 1))?;
-    let tag = &after[..colon];
-    let program = match memchr::memchr(b'[', tag) {
-        Some(i) => &tag[..i],
-        None => tag,
-    };
-    if program.is_empty() || program.contains(&b' ') {
+    // The program runs to `[pid]` or to the `:` that ends the tag; a space first means
+    // this is not a tag.
+    let mut end = 0;
+    while end < after.len() {
+        match after[end] {
+            b'[' => break,
+            b':' if matches!(after.get(end + 1), None | Some(b' ')) => break,
+            b' ' => return None,
+            _ => end += 1,
+        }
+    }
+    let program = &after[..end];
+    if program.is_empty() || end == after.len() {
         return None;
     }
+    let colon = if after[end] == b'[' {
+        let digits = after[end + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let close = end + 1 + digits;
+        if after[close..].starts_with(b"]: ") || &after[close..] == b"]:" {
+            close + 1
+        } else {
+            // An odd tag (`prog[x y]: msg`): fall back to the first `: `.
+            crate::event::scan::find(&after[end..], b": ")
+                .map(|c| end + c)
+                .or_else(|| after.ends_with(b":").then(|| after.len() - 1))?
+        }
+    } else {
+        end
+    };
     let msg = after.get(colon + 2..).unwrap_or(&[]);
     Some((first, program, msg))
 }

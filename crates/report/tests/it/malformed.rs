@@ -174,6 +174,30 @@ fn truncated_gzip_reports_an_error_and_keeps_what_was_read() {
     assert_eq!(report(&whole).totals.received, 2000);
 }
 
+/// A plain file is read through a memory map, a `.gz` through buffers: same report.
+#[test]
+fn mapped_and_streamed_reads_agree() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut text = std::fs::read(dir.join("infohtreasure-maillog")).unwrap();
+    // Several chunks' worth, so chunk boundaries fall in different places on both paths.
+    let one = text.clone();
+    while text.len() < 3 * mailfleet_report::input::CHUNK {
+        text.extend_from_slice(&one);
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&text).unwrap();
+    let (_d, plain) = write("maillog", &text);
+    let (_d2, packed) = write("maillog.gz", &gz.finish().unwrap());
+    let json = |p: &PathBuf| {
+        let mut v = serde_json::to_value(report(p)).unwrap();
+        v["input"]["files"] = serde_json::Value::Null;
+        v
+    };
+    let a = json(&plain);
+    assert!(a["totals"]["received"].as_u64().unwrap() > 0);
+    assert_eq!(a, json(&packed));
+}
+
 #[test]
 fn missing_file_is_an_error() {
     let err = run(

@@ -1,7 +1,7 @@
 //! The parser never panics: real log lines mutated at random (bytes flipped, cut, spliced)
 //! go through the whole pipeline. A deterministic generator keeps failures reproducible.
 
-use mailfleet_report::{Hosts, Options, classify_line, run};
+use mailfleet_report::{Hosts, LineParser, Options, classify_line, run};
 
 /// xorshift64*: small, deterministic, good enough to scramble bytes.
 struct Rng(u64);
@@ -82,4 +82,45 @@ fn mutated_real_lines_never_panic() {
     .unwrap();
     assert!(r.input.lines > 0);
     assert!(r.unparsed.total > 0);
+}
+
+/// The chunk parser reuses a repeated line header; on real logs in order (long runs of one
+/// header) and on mutated lines it must classify exactly as a fresh parse does.
+#[test]
+fn reused_headers_classify_as_fresh_parses() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut text = std::fs::read(dir.join("infohtreasure-maillog")).unwrap();
+    text.extend(std::fs::read(dir.join("infohtreasure-mailog2")).unwrap());
+    let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+    let mut rng = Rng(42);
+    // Mutations of a line right after the line itself: a header that matches in part.
+    let mutated: Vec<Vec<u8>> = lines
+        .iter()
+        .take(20_000)
+        .map(|l| mutate(l, lines[rng.below(lines.len())], &mut rng))
+        .collect();
+    let mut all: Vec<&[u8]> = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        all.push(l);
+        if let Some(m) = mutated.get(i) {
+            all.push(m);
+        }
+    }
+    let mut cached = LineParser::new(None);
+    let mut fresh = Hosts::default();
+    let mut reused = 0;
+    let mut prev: &[u8] = b"";
+    for l in &all {
+        let (a, b) = (cached.classify(l), classify_line(l, &mut fresh));
+        assert_eq!(
+            (a.stamp, &a.kind, a.host),
+            (b.stamp, &b.kind, b.host),
+            "{}",
+            String::from_utf8_lossy(l)
+        );
+        reused += usize::from(l.len() > 40 && prev.len() > 40 && l[..40] == prev[..40]);
+        prev = l;
+    }
+    assert!(reused > 1000, "the logs repeat headers: {reused}");
+    assert_eq!(cached.into_names(), fresh.into_names());
 }
