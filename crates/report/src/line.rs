@@ -212,7 +212,12 @@ Jan  5 10:00:01 other sendmail[9]: y
 Jan  5 10:00:01 imap-login: Info: Login: user=<a@b.c>, method=PLAIN, rip=1.2.3.4
 Jan  5 10:00:01 imap-login: Info: Login: user=<d@b.c>, method=PLAIN, rip=1.2.3.4
 garbage
-Jan  5 10:00:01 other sendmail[9]: y";
+Jan  5 10:00:01 other sendmail[9]: y
+Jan 5 10:00:02 mx postfix/qmgr[7]: ABC: removed
+Jan 5 10:00:02 mz postfix/smtpd[8]: connect from a[1.2.3.4]
+Jan 5 10:00:02 mz
+2024-01-05T10:00:02.5+01:00 mx postfix/qmgr[7]: ABC: removed
+2024-01-05T10:00:02.5+01:00 my postfix/smtpd[8]: connect from a[1.2.3.4]";
         let mut cached = LineParser::new(Some(Arc::from("store1")));
         let mut fresh = Hosts::new(Some(Arc::from("store1")));
         let mut names = Vec::new();

@@ -11,7 +11,7 @@
 #![allow(unsafe_code)] // mmap, madvise and the SIGBUS handler are system calls with no safe wrapper
 
 use std::fs::File;
-use std::ops::{Deref, Range};
+use std::ops::Deref;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -152,13 +152,6 @@ impl Mapped {
         })
     }
 
-    /// Maps the pages of `range` in one system call instead of a fault per few pages.
-    pub fn populate(&self, range: Range<usize>) {
-        let _ = self
-            .map
-            .advise_range(memmap2::Advice::PopulateRead, range.start, range.len());
-    }
-
     /// Drops the pages before `end` from this process's page tables, once every chunk before
     /// `end` is parsed (call in file order); they stay in the page cache. Without it the
     /// process's resident size would grow to the file's.
@@ -240,7 +233,6 @@ mod tests {
         let step = 1 << 20;
         let mut sum = 0u64;
         for start in (0..m.len()).step_by(step) {
-            m.populate(start..start + step);
             sum += m[start..start + step]
                 .iter()
                 .map(|&b| u64::from(b))

@@ -119,9 +119,6 @@ fn worker(work: &Mutex<Receiver<Work>>, out: &SyncSender<Parsed>, pool: &SyncSen
         };
         let parsed = match item {
             Ok(Work::Chunk(seq, chunk, unnamed)) => {
-                if let Chunk::Mapped(map, range) = &chunk {
-                    map.populate(range.clone());
-                }
                 let mut parsed = parse_chunk(seq, chunk.bytes(), unnamed);
                 match chunk {
                     // Hand the buffer back to the reader; if its pool is full, drop it.
