@@ -317,6 +317,10 @@ pub fn classify(svc: Service, msg: &[u8]) -> Kind {
         }
     }
     if svc.role == Role::Cleanup {
+        // Nearly every message has one: settle it before scanning for a check's verdict.
+        if rest.starts_with(b"message-id=") || rest.starts_with(b"resent-message-id=") {
+            return Kind::Ignored;
+        }
         // pflogsumm: `\b((?:milter-)?reject|warning|hold|discard): (header|body|END-OF-MESSAGE) `
         if let Some((word, after)) = split_word(rest)
             && [&b"header "[..], b"body ", b"END-OF-MESSAGE "]
@@ -333,9 +337,6 @@ pub fn classify(svc: Service, msg: &[u8]) -> Kind {
             if let Some(a) = a {
                 return reject(Some(qid), a, service, after);
             }
-        }
-        if rest.starts_with(b"message-id=") || rest.starts_with(b"resent-message-id=") {
-            return Kind::Ignored;
         }
     }
     if svc.role == Role::Pickup && (rest.starts_with(b"uid=") || rest.starts_with(b"sender=")) {
@@ -381,6 +382,8 @@ pub fn classify(svc: Service, msg: &[u8]) -> Kind {
         b"Trusted TLS",
         b"Verified TLS",
         b"Anonymous TLS",
+        // smtp_line_length_limit at work on a long body line.
+        b"breaking line > ",
     ];
     if starts_with_any(rest, NOISE) || svc.role == Role::Smtp && msg.starts_with(b"connect to ") {
         return Kind::Ignored;
@@ -518,6 +521,17 @@ mod tests {
             classify(svc("pickup"), b"12A: uid=0 from=<root>"),
             Kind::Pickup { .. }
         ));
+    }
+
+    #[test]
+    fn long_line_folding_is_known_noise() {
+        assert_eq!(
+            classify(
+                svc("lmtp"),
+                b"6FA329C43F8: breaking line > 998 bytes with <CR><LF>SPACE"
+            ),
+            Kind::Ignored
+        );
     }
 
     #[test]
