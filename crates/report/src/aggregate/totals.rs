@@ -106,18 +106,31 @@ pub(super) fn gimme_domain(client: &str) -> Text {
     if host.is_empty() || host == "unknown" {
         return ip.into();
     }
-    let labels: Vec<&str> = host.split('.').collect();
-    let n = labels.len();
-    // ^(.*)\.([^\.]+)\.([^\.]{3}|[^\.]{2,3}\.[^\.]{2})$ -> $2.$3, lower-cased
-    let two_part_tld = n >= 4 && (2..=3).contains(&labels[n - 2].len()) && labels[n - 1].len() == 2;
-    let keep = if two_part_tld {
-        3
-    } else if n >= 3 && labels[n - 1].len() == 3 {
-        2
+    // ^(.*)\.([^\.]+)\.([^\.]{3}|[^\.]{2,3}\.[^\.]{2})$ -> $2.$3, lower-cased. The
+    // labels are found from the last three dots (this runs once per received message).
+    let labels = host.bytes().filter(|&b| b == b'.').count() + 1;
+    let mut dots = host.rmatch_indices('.').map(|(i, _)| i);
+    let (d1, d2, d3) = (dots.next(), dots.next(), dots.next());
+    let last = d1.map_or(host.len(), |d| host.len() - d - 1);
+    let second = match (d1, d2) {
+        (Some(a), Some(b)) => a - b - 1,
+        _ => 0,
+    };
+    let start = if labels >= 4 && (2..=3).contains(&second) && last == 2 {
+        d3
+    } else if labels >= 3 && last == 3 {
+        d2
     } else {
         return host.into();
     };
-    labels[n - keep..].join(".").to_lowercase().into()
+    let kept = &host[start.map_or(0, |d| d + 1)..];
+    if kept.is_ascii() {
+        let mut t = Text::from(kept);
+        t.make_ascii_lowercase();
+        t
+    } else {
+        kept.to_lowercase().into()
+    }
 }
 
 #[cfg(test)]
@@ -137,5 +150,10 @@ mod tests {
         );
         assert_eq!(&*gimme_domain("localhost[127.0.0.1]"), "localhost");
         assert_eq!(&*gimme_domain("mx.example.de[1.2.3.4]"), "mx.example.de");
+        assert_eq!(&*gimme_domain("Mail.Example.NET[1.2.3.4]"), "example.net");
+        assert_eq!(&*gimme_domain("a.example.com[1.2.3.4]"), "example.com");
+        assert_eq!(&*gimme_domain("example.com[1.2.3.4]"), "example.com");
+        assert_eq!(&*gimme_domain("x.y.co.uk[1.2.3.4]"), "y.co.uk");
+        assert_eq!(&*gimme_domain("b.x.y.co.uk[1.2.3.4]"), "y.co.uk");
     }
 }
