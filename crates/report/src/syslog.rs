@@ -128,7 +128,12 @@ fn rfc3339(line: &[u8]) -> Option<(Stamp, &[u8])> {
 /// Splits `host program[pid]: msg`, or Dovecot's hostless `program: msg`. Byte loops
 /// rather than searches: host and tag are a few dozen bytes, shorter than a search's setup.
 fn tail(rest: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
-    let sp = rest.iter().position(|&b| b == b' ')?;
+    // Host names are short: a loop over the first bytes; Dovecot's hostless first word
+    // (`lmtp(user)<pid><session>:`) is long: memchr for the rest.
+    let sp = match rest.iter().take(24).position(|&b| b == b' ') {
+        Some(i) => i,
+        None => 24 + memchr::memchr(b' ', rest.get(24..)?)?,
+    };
     let first = &rest[..sp];
     if first.ends_with(b":") {
         // `imap-login: Info: ...`: Dovecot's own log file, no host.
