@@ -260,6 +260,15 @@ pub(crate) mod scan {
 
     /// Lower-cases the domain part (after the first `@`), as pflogsumm does.
     pub(crate) fn address(b: &[u8]) -> Text {
+        // Most domains are written in lower case already: decide on the bytes, and build
+        // the text once.
+        let lower = match memchr::memchr(b'@', b) {
+            Some(at) => !b[at..].iter().any(u8::is_ascii_uppercase),
+            None => true,
+        };
+        if lower {
+            return text(b);
+        }
         let mut s = text(b);
         if let Some(at) = s.find('@')
             && s[at..].bytes().any(|c| c.is_ascii_uppercase())
