@@ -154,7 +154,6 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
     }
     let read = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
-    let mut maps = Vec::new();
     let mut total = 0;
     for f in files {
         let r = Source::open(f, Arc::clone(&read)).map_err(|source| ReportError::Open {
@@ -162,11 +161,25 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
             source,
         })?;
         total += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-        if let Source::Mapped(map, ..) = &r {
-            maps.push((f.display().to_string(), Arc::clone(map)));
-        }
         readers.push((f.display().to_string(), r));
     }
+    Ok(run_sources(readers, read, total, opts))
+}
+
+/// The run over opened sources; `read` counts the bytes handed out, of `total`.
+fn run_sources(
+    readers: Vec<(String, Source)>,
+    read: Arc<AtomicU64>,
+    total: u64,
+    opts: &Options,
+) -> Report {
+    let maps: Vec<_> = readers
+        .iter()
+        .filter_map(|(name, r)| match r {
+            Source::Mapped(map, ..) => Some((name.clone(), Arc::clone(map))),
+            Source::Stream(_) => None,
+        })
+        .collect();
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -275,5 +288,41 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
     }
     let mut report = agg.finish();
     report.input = summary;
-    Ok(report)
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// logrotate's copytruncate while the report reads the live log: the lines before the
+    /// cut are counted, the file is named as cut, and the process lives.
+    #[test]
+    fn a_log_truncated_while_mapped_is_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mail.log");
+        let line =
+            "Feb  3 10:00:01 mx1 postfix/smtpd[1]: 1A2B3C: client=a.example.net[192.0.2.1]\n";
+        let text = line.repeat(50_000);
+        std::fs::write(&p, &text).unwrap();
+        let read = Arc::new(AtomicU64::new(0));
+        let source = Source::open(&p, Arc::clone(&read)).unwrap();
+        assert!(matches!(source, Source::Mapped(..)));
+        // Cut it to a third, on a line boundary, after the map was made at full length.
+        let keep = (50_000 / 3) * line.len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(keep as u64)
+            .unwrap();
+        let opts = Options {
+            year: Some(2024),
+            ..Default::default()
+        };
+        let r = run_sources(vec![("mail.log".into(), source)], read, 0, &opts);
+        assert_eq!(r.totals.received, 50_000 / 3);
+        assert_eq!(r.input.errors.len(), 1, "{:?}", r.input.errors);
+        assert!(r.input.errors[0].contains("mail.log: the file shrank"));
+    }
 }
