@@ -6,6 +6,59 @@ use crate::syslog::Stamp;
 /// events allocate nothing.
 pub type Text = compact_str::CompactString;
 
+/// A Postfix queue ID, kept inline with no UTF-8 check and no heap: it is in every Postfix
+/// event and keys the table of messages in flight. IDs are at most 17 bytes; a longer word
+/// (a garbled line) keeps its first 15 bytes and a 64-bit hash of the whole.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Qid {
+    len: u8,
+    bytes: [u8; 23],
+}
+
+impl Qid {
+    /// The ID of these bytes.
+    pub fn new(b: &[u8]) -> Qid {
+        let mut bytes = [0u8; 23];
+        if b.len() <= bytes.len() {
+            bytes[..b.len()].copy_from_slice(b);
+            return Qid {
+                len: b.len() as u8,
+                bytes,
+            };
+        }
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let h = BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(b);
+        bytes[..15].copy_from_slice(&b[..15]);
+        bytes[15..].copy_from_slice(&h.to_le_bytes());
+        Qid {
+            len: u8::MAX,
+            bytes,
+        }
+    }
+
+    /// The ID as written (a long one shortened to its first 15 bytes).
+    pub fn as_bytes(&self) -> &[u8] {
+        let n = if self.len == u8::MAX {
+            15
+        } else {
+            usize::from(self.len)
+        };
+        &self.bytes[..n]
+    }
+}
+
+impl From<&str> for Qid {
+    fn from(s: &str) -> Qid {
+        Qid::new(s.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for Qid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
 /// What kind of line was not understood.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Unknown {
@@ -84,7 +137,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reject {
     /// The queue ID, if the message had one.
-    pub qid: Option<Text>,
+    pub qid: Option<Qid>,
     /// What Postfix did.
     pub action: Action,
     /// Which service.
@@ -106,23 +159,23 @@ pub enum Kind {
     Connect { ip: Text },
     /// smtpd: a message was started for a client (pflogsumm's "received").
     Client {
-        qid: Text,
+        qid: Qid,
         client: Text,
         ip: Text,
         sasl_user: Option<Text>,
     },
     /// pickup: a message submitted locally (sendmail binary).
-    Pickup { qid: Text, sender: Text },
+    Pickup { qid: Qid, sender: Text },
     /// qmgr: the message entered the active queue.
     QueueFrom {
-        qid: Text,
+        qid: Qid,
         sender: Text,
         size: u64,
         nrcpt: u32,
     },
     /// A delivery attempt to one recipient.
     Delivery {
-        qid: Text,
+        qid: Qid,
         service: &'static str,
         to: Text,
         status: Status,
@@ -131,7 +184,7 @@ pub enum Kind {
     /// smtpd, postscreen or cleanup refused, held or discarded (boxed: rare and large).
     Reject(Box<Reject>),
     /// qmgr: the message left the queue.
-    Removed { qid: Text },
+    Removed { qid: Qid },
     /// postscreen: a connection arrived.
     ScreenConnect { ip: Text },
     /// postscreen: a client is on the permanent white- or blacklist.
@@ -278,5 +331,24 @@ pub(crate) mod scan {
             s.push_str(&dom);
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Qid;
+
+    #[test]
+    fn queue_ids_inline_and_long_words_stay_distinct() {
+        let q = Qid::new(b"4PmXkr1lR6z9tDJ");
+        assert_eq!(q.as_bytes(), b"4PmXkr1lR6z9tDJ");
+        assert_eq!(q, Qid::from("4PmXkr1lR6z9tDJ"));
+        assert_ne!(q, Qid::new(b"4PmXkr1lR6z9tDK"));
+        assert_eq!(Qid::new(b"").as_bytes(), b"");
+        let a = Qid::new(b"a-garbled-word-longer-than-any-queue-id-1");
+        let b = Qid::new(b"a-garbled-word-longer-than-any-queue-id-2");
+        assert_ne!(a, b);
+        assert_eq!(a, Qid::new(b"a-garbled-word-longer-than-any-queue-id-1"));
+        assert_eq!(a.as_bytes(), b"a-garbled-word-");
     }
 }

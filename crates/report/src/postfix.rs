@@ -2,7 +2,7 @@
 //! rejected... follow pflogsumm's, so the totals agree where both count the same thing.
 
 use crate::event::scan::{address, angle, find, host_ip, number, text, value};
-use crate::event::{Action, Kind, Reject, Status, Text, Unknown};
+use crate::event::{Action, Kind, Qid, Reject, Status, Text, Unknown};
 
 /// What the classifier does differently for a service; matching on it costs a compare of
 /// one byte, where matching on the name would call memcmp on every line.
@@ -127,7 +127,7 @@ fn delivery(qid: &[u8], service: &'static str, msg: &[u8]) -> Option<Kind> {
         _ => Status::Other,
     };
     Some(Kind::Delivery {
-        qid: text(qid),
+        qid: Qid::new(qid),
         service,
         to: address(to),
         status,
@@ -159,7 +159,7 @@ fn reject(qid: Option<&[u8]>, action: Action, service: &'static str, rest: &[u8]
         .map(|c| text(host_ip(c).1))
         .filter(|ip| !ip.is_empty());
     Kind::Reject(Box::new(Reject {
-        qid: qid.filter(|q| *q != b"NOQUEUE").map(text),
+        qid: qid.filter(|q| *q != b"NOQUEUE").map(Qid::new),
         action,
         service,
         ip,
@@ -304,7 +304,7 @@ pub fn classify(svc: Service, msg: &[u8]) -> Kind {
             let end = memchr::memchr(b',', client).unwrap_or(client.len());
             let (_, ip) = host_ip(&client[..end]);
             return Kind::Client {
-                qid: text(qid),
+                qid: Qid::new(qid),
                 client: text(&client[..end]),
                 ip: text(ip),
                 sasl_user: value(client, b"sasl_username=", b", ").map(text),
@@ -344,12 +344,12 @@ pub fn classify(svc: Service, msg: &[u8]) -> Kind {
             .or_else(|| angle(rest, b"sender=<"))
             .unwrap_or(b"");
         return Kind::Pickup {
-            qid: text(qid),
+            qid: Qid::new(qid),
             sender: address(sender),
         };
     }
     if rest == b"removed" {
-        return Kind::Removed { qid: text(qid) };
+        return Kind::Removed { qid: Qid::new(qid) };
     }
     if let Some(from) = rest.strip_prefix(b"from=<")
         && let Some(close) = memchr::memchr(b'>', from)
@@ -359,7 +359,7 @@ pub fn classify(svc: Service, msg: &[u8]) -> Kind {
             .and_then(number)
             .unwrap_or(0);
         return Kind::QueueFrom {
-            qid: text(qid),
+            qid: Qid::new(qid),
             sender: address(&from[..close]),
             size,
             nrcpt: nrcpt.min(u64::from(u32::MAX)) as u32,

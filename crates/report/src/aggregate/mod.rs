@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 pub use clock::{Clock, When};
 
-use crate::event::{Event, Kind, Status, Text, Unknown};
+use crate::event::{Event, Kind, Qid, Status, Text, Unknown};
 use crate::report::{Report, Unparsed};
 use funnel::FunnelAcc;
 use machine::MachineAcc;
@@ -50,7 +50,7 @@ fn internal(service: &str) -> bool {
 /// The aggregator.
 pub struct Aggregator {
     clock: Clock,
-    msgs: HashMap<Text, Msg>,
+    msgs: HashMap<Qid, Msg>,
     totals: TotalsAcc,
     machines: HashMap<Arc<str>, MachineAcc>,
     users: HashMap<Text, UserAcc>,
@@ -180,7 +180,7 @@ impl Aggregator {
         &mut self,
         host: &Arc<str>,
         when: When,
-        qid: Text,
+        qid: Qid,
         sender: Text,
         size: u64,
         nrcpt: u32,
@@ -216,13 +216,13 @@ impl Aggregator {
         &mut self,
         host: &Arc<str>,
         when: When,
-        qid: &Text,
+        qid: &Qid,
         service: &str,
         to: Text,
         status: Status,
         forwarded: bool,
     ) {
-        let m = self.msgs.entry(qid.clone()).or_default();
+        let m = self.msgs.entry(*qid).or_default();
         let first_deferral = status == Status::Deferred && !m.deferred;
         if status == Status::Deferred {
             m.deferred = true;
