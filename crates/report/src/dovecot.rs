@@ -50,6 +50,34 @@ fn proto(base: &[u8]) -> Text {
     text(name)
 }
 
+/// `auth failed` in a login process's line, found by its rarer `f`: most of these lines
+/// are disconnects whose text is full of `a`s.
+fn auth_failed(rest: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(i) = find(&rest[from..], b"failed") {
+        if rest[..from + i].ends_with(b"auth ") {
+            return true;
+        }
+        from += i + 1;
+    }
+    false
+}
+
+/// LMTP's `msgid=<...>: saved mail to ...`; a session's connect and disconnect lines are
+/// settled without a search.
+fn saved(rest: &[u8]) -> bool {
+    if let Some(m) = rest.strip_prefix(b"msgid=<")
+        && let Some(close) = memchr::memchr(b'>', m)
+        && m[close..].starts_with(b">: saved mail to ")
+    {
+        return true;
+    }
+    if rest.starts_with(b"Connect from ") || rest.starts_with(b"Disconnect from ") {
+        return false;
+    }
+    find(rest, b"saved mail to ").is_some()
+}
+
 /// Classifies one Dovecot line, given its syslog program and message.
 pub fn classify(program: &[u8], msg: &[u8]) -> Kind {
     let (proc_tag, rest) = if program == b"dovecot" {
@@ -67,20 +95,20 @@ pub fn classify(program: &[u8], msg: &[u8]) -> Kind {
     let rest = strip_level(rest);
     let (base, user) = process(proc_tag);
     if base.ends_with(b"-login") {
-        let ip = value(rest, b"rip=", b", ").map(text);
+        let ip = || value(rest, b"rip=", b", ").map(text);
         if rest.starts_with(b"Login: ") {
-            if let (Some(user), Some(ip)) = (angle(rest, b"user=<"), ip) {
+            if let (Some(user), Some(ip)) = (angle(rest, b"user=<"), ip()) {
                 return Kind::Login {
                     proto: proto(base),
                     user: text(user),
                     ip,
                 };
             }
-        } else if find(rest, b"auth failed").is_some() {
+        } else if auth_failed(rest) {
             return Kind::LoginFailed {
                 proto: proto(base),
                 user: angle(rest, b"user=<").map(text),
-                ip,
+                ip: ip(),
             };
         }
         return Kind::Ignored;
@@ -106,9 +134,7 @@ pub fn classify(program: &[u8], msg: &[u8]) -> Kind {
             }
             Kind::Ignored
         }
-        (b"lmtp", Some(user)) if find(rest, b"saved mail to ").is_some() => {
-            Kind::Stored { user: text(user) }
-        }
+        (b"lmtp", Some(user)) if saved(rest) => Kind::Stored { user: text(user) },
         (
             b"lmtp" | b"auth" | b"auth-worker" | b"master" | b"log" | b"config" | b"anvil"
             | b"stats" | b"imap" | b"pop3" | b"indexer" | b"indexer-worker" | b"doveadm",

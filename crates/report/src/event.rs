@@ -157,11 +157,11 @@ pub struct Reject {
 pub enum Kind {
     /// smtpd: a client connected.
     Connect { ip: Text },
-    /// smtpd: a message was started for a client (pflogsumm's "received").
+    /// smtpd: a message was started for a client (pflogsumm's "received"); `client` is
+    /// `host[ip]`.
     Client {
         qid: Qid,
         client: Text,
-        ip: Text,
         sasl_user: Option<Text>,
     },
     /// pickup: a message submitted locally (sendmail binary).

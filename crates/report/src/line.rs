@@ -72,6 +72,11 @@ enum Program {
 
 impl Program {
     fn of(program: &[u8]) -> Program {
+        // Dovecot's per-session programs (`lmtp(user)<pid><session>`) are long and many:
+        // settle them before looking for a Postfix service name, which has no `(`.
+        if program.len() > 5 && program[4] == b'(' && dovecot::is_dovecot(program) {
+            return Program::Dovecot;
+        }
         if let Some(s) = postfix::service(program) {
             Program::Postfix(s)
         } else if dovecot::is_dovecot(program) {
@@ -93,6 +98,8 @@ struct Head<'a> {
     host: &'a [u8],
     program: &'a [u8],
     parser: Program,
+    /// The host's index in [`Hosts`], once a line of this header needed it.
+    host_id: Option<u32>,
 }
 
 /// Classifies the lines of one chunk; see the module's note on the reused header.
@@ -113,7 +120,7 @@ impl<'a> LineParser<'a> {
 
     /// Classifies one line (without its newline), as [`classify_line`] does.
     pub fn classify(&mut self, line: &'a [u8]) -> Event {
-        if let Some(h) = &self.last
+        if let Some(h) = &mut self.last
             && line.len() > h.bytes.len()
             && line.starts_with(h.bytes)
         {
@@ -121,7 +128,15 @@ impl<'a> LineParser<'a> {
             // what follows its `: `: the result is the same.
             let msg = &line[h.bytes.len()..];
             let kind = message(&h.parser, h.program, msg);
-            return event(h.stamp, h.host, kind, &mut self.hosts);
+            let host = match kind {
+                Kind::Ignored | Kind::Unparsed { .. } => NO_HOST,
+                _ => *h.host_id.get_or_insert_with(|| self.hosts.id(h.host)),
+            };
+            return Event {
+                stamp: h.stamp,
+                host,
+                kind,
+            };
         }
         let Some(l) = syslog::parse(line) else {
             return not_syslog();
@@ -132,14 +147,16 @@ impl<'a> LineParser<'a> {
         // ends at its tag (`prog[1]:`) is not kept, as a longer line with that start might
         // split differently.
         let head = line.len() - l.msg.len();
+        let e = event(l.stamp, l.host, kind, &mut self.hosts);
         self.last = (!l.msg.is_empty() && line[..head].ends_with(b": ")).then(|| Head {
             bytes: &line[..head],
             stamp: l.stamp,
             host: l.host,
             program: l.program,
             parser,
+            host_id: (e.host != NO_HOST).then_some(e.host),
         });
-        event(l.stamp, l.host, kind, &mut self.hosts)
+        e
     }
 
     /// The host names, indexed by [`Event::host`].

@@ -266,9 +266,7 @@ fn run_sources(
                 for (kind, n) in p.unparsed {
                     agg.add_unparsed(kind, n);
                 }
-                for e in p.events {
-                    agg.add(e, &p.hosts);
-                }
+                agg.add_events(p.events, &p.hosts);
                 if let Some((map, end)) = p.mapped {
                     map.release_through(end);
                 }

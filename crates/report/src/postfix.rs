@@ -302,11 +302,9 @@ pub fn classify(svc: Service, msg: &[u8]) -> Kind {
     if svc.role == Role::Smtpd {
         if let Some(client) = rest.strip_prefix(b"client=") {
             let end = memchr::memchr(b',', client).unwrap_or(client.len());
-            let (_, ip) = host_ip(&client[..end]);
             return Kind::Client {
                 qid: Qid::new(qid),
                 client: text(&client[..end]),
-                ip: text(ip),
                 sasl_user: value(client, b"sasl_username=", b", ").map(text),
             };
         }
@@ -407,9 +405,27 @@ fn starts_with_any(msg: &[u8], prefixes: &[&[u8]]) -> bool {
 /// `WORD: rest` with WORD a run of non-space, non-colon bytes. One pass over the word
 /// (a queue ID, `reject`...): most lines answer within a dozen bytes.
 fn split_word(msg: &[u8]) -> Option<(&[u8], &[u8])> {
-    let i = msg
-        .iter()
-        .position(|&b| b == b':' || b.is_ascii_whitespace())?;
+    // Skip 8 bytes at a time while none is a colon or a control or space byte (a superset
+    // of ASCII white space), then find the exact end byte by byte.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut from = 0;
+    while let Some(block) = msg.get(from..from + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(block);
+        let x = u64::from_le_bytes(word);
+        let colon = x ^ (ONES * u64::from(b':'));
+        let any_colon = colon.wrapping_sub(ONES) & !colon & HIGH;
+        let any_low = x.wrapping_sub(ONES * 0x21) & !x & HIGH;
+        if any_colon | any_low != 0 {
+            break;
+        }
+        from += 8;
+    }
+    let i = from
+        + msg[from..]
+            .iter()
+            .position(|&b| b == b':' || b.is_ascii_whitespace())?;
     (i > 0 && msg[i] == b':' && msg.get(i + 1) == Some(&b' ')).then(|| (&msg[..i], &msg[i + 2..]))
 }
 
@@ -419,6 +435,38 @@ mod tests {
 
     fn svc(name: &str) -> Service {
         service(format!("postfix/{name}").as_bytes()).unwrap()
+    }
+
+    /// The 8-byte skip must stop where the byte loop alone would.
+    #[test]
+    fn split_word_matches_a_plain_scan() {
+        fn plain(m: &[u8]) -> Option<(&[u8], &[u8])> {
+            let i = m
+                .iter()
+                .position(|&b| b == b':' || b.is_ascii_whitespace())?;
+            (i > 0 && m[i] == b':' && m.get(i + 1) == Some(&b' ')).then(|| (&m[..i], &m[i + 2..]))
+        }
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"4PmXkr1lR6z9tDJ: removed".to_vec(),
+            b"ABCDEF0123456789ABCDEF: x".to_vec(),
+            b"NOQUEUE: reject: RCPT".to_vec(),
+            b"connect from x".to_vec(),
+            b"12345678: y".to_vec(),
+            b"1234567:".to_vec(),
+            b"".to_vec(),
+        ];
+        for sep in [
+            b':', b' ', b'\t', b'\r', 0x0c, 0x01, 0x7f, 0x80, 0xff, 0x3b, 0x39,
+        ] {
+            for at in 0..20 {
+                let mut m = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ: z".to_vec();
+                m[at] = sep;
+                cases.push(m);
+            }
+        }
+        for m in &cases {
+            assert_eq!(split_word(m), plain(m), "{:?}", String::from_utf8_lossy(m));
+        }
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Message sizes in constant memory: exact count, min, max and sum; the median from
-//! logarithmic buckets 1/32 octave wide (about 2% apart).
+//! buckets that split each power of two into 32 equal steps (1.6-3.1% apart), found
+//! with integer arithmetic (this runs for every message).
 
 use crate::report::SizeStats;
 
-const PER_OCTAVE: f64 = 32.0;
+/// Steps per power of two (a power of two itself: the step is read off the bits).
+const STEPS_LOG2: u32 = 5;
+const STEPS: usize = 1 << STEPS_LOG2;
 
 /// A size histogram.
 #[derive(Debug, Clone, Default)]
@@ -74,23 +77,42 @@ impl Sizes {
     }
 }
 
+/// Bucket 0 holds 0; sizes below 32 have one bucket each; above, bucket `32 * e + s`
+/// holds the step `s` of the power of two `2^(e + 4)`.
 fn bucket(size: u64) -> usize {
-    if size == 0 {
-        return 0;
+    if size < STEPS as u64 {
+        return size as usize;
     }
-    ((size as f64).log2() * PER_OCTAVE) as usize + 1
+    let e = 63 - size.leading_zeros(); // >= STEPS_LOG2
+    let step = (size >> (e - STEPS_LOG2)) as usize & (STEPS - 1);
+    STEPS * (e - STEPS_LOG2 + 1) as usize + step
 }
 
+/// The smallest size of bucket `b`.
 fn lower(b: usize) -> u64 {
-    if b == 0 {
-        return 0;
+    if b < STEPS {
+        return b as u64;
     }
-    2f64.powf((b - 1) as f64 / PER_OCTAVE).round() as u64
+    let e = (b / STEPS) as u32 - 1 + STEPS_LOG2;
+    let step = (b % STEPS) as u64;
+    (1u64 << e) + (step << (e - STEPS_LOG2))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_hold_their_lower_bounds() {
+        let mut last = 0;
+        for size in (0..5000u64).chain([1 << 20, (1 << 20) + 1, u64::MAX / 3, u64::MAX]) {
+            let b = bucket(size);
+            let top = b == bucket(u64::MAX);
+            assert!(lower(b) <= size && (top || size < lower(b + 1)), "{size}");
+            assert!(b >= last || size > 5000);
+            last = b;
+        }
+    }
 
     #[test]
     fn exact_extremes_close_median() {

@@ -75,6 +75,11 @@ impl MachineAcc {
         }
     }
 
+    /// Whether any line counted here: hosts are registered before their events are read.
+    pub(super) fn touched(&self) -> bool {
+        self.received > 0 || self.messages > 0 || self.attempts > 0 || !self.accounts.is_empty()
+    }
+
     pub(super) fn finish(self, host: &str) -> Machine {
         let rate = |n: u64| {
             if self.attempts == 0 {

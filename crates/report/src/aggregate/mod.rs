@@ -52,7 +52,11 @@ pub struct Aggregator {
     clock: Clock,
     msgs: HashMap<Qid, Msg>,
     totals: TotalsAcc,
-    machines: HashMap<Arc<str>, MachineAcc>,
+    /// Machines by host name: an index into `machine_accs`, looked up once per chunk.
+    machines: HashMap<Arc<str>, usize>,
+    machine_accs: Vec<MachineAcc>,
+    /// The last client and its pflogsumm domain: clients repeat (relays, a busy sender).
+    last_client: Option<(Text, Text)>,
     users: HashMap<Text, UserAcc>,
     funnel: FunnelAcc,
     sizes: hist::Sizes,
@@ -68,6 +72,8 @@ impl Aggregator {
             msgs: HashMap::default(),
             totals: TotalsAcc::default(),
             machines: HashMap::default(),
+            machine_accs: Vec::new(),
+            last_client: None,
             users: HashMap::default(),
             funnel: FunnelAcc::default(),
             sizes: hist::Sizes::default(),
@@ -86,15 +92,40 @@ impl Aggregator {
         *self.unparsed.entry(kind).or_insert(0) += n;
     }
 
-    fn machine(&mut self, host: &Arc<str>) -> &mut MachineAcc {
-        if !self.machines.contains_key(host) {
-            self.machines
-                .insert(Arc::clone(host), MachineAcc::default());
+    /// The index of a host's machine, added if new.
+    fn machine_slot(&mut self, host: &Arc<str>) -> usize {
+        if let Some(&i) = self.machines.get(host) {
+            return i;
         }
-        // Just inserted if it was missing.
-        self.machines
-            .get_mut(host)
-            .unwrap_or_else(|| unreachable!())
+        self.machine_accs.push(MachineAcc::default());
+        let i = self.machine_accs.len() - 1;
+        self.machines.insert(Arc::clone(host), i);
+        i
+    }
+
+    fn machine(&mut self, slot: usize) -> &mut MachineAcc {
+        &mut self.machine_accs[slot]
+    }
+
+    /// pflogsumm's domain of a client, from a one-entry cache.
+    fn client_domain(&mut self, client: &Text) -> Text {
+        if let Some((c, d)) = &self.last_client
+            && c == client
+        {
+            return d.clone();
+        }
+        let d = totals::gimme_domain(client);
+        self.last_client = Some((client.clone(), d.clone()));
+        d
+    }
+
+    /// Folds in the events of one chunk, in order; `hosts` names their hosts.
+    pub fn add_events(&mut self, events: impl IntoIterator<Item = Event>, hosts: &[Arc<str>]) {
+        // A chunk names a handful of hosts: find their machines once, not per event.
+        let slots: Vec<usize> = hosts.iter().map(|h| self.machine_slot(h)).collect();
+        for e in events {
+            self.add(e, &slots);
+        }
     }
 
     fn user(&mut self, account: &Text) -> &mut UserAcc {
@@ -106,9 +137,9 @@ impl Aggregator {
             .unwrap_or_else(|| unreachable!())
     }
 
-    /// Folds one event in; `hosts` names its host.
-    pub fn add(&mut self, e: Event, hosts: &[Arc<str>]) {
-        let Some(host) = hosts.get(e.host as usize) else {
+    /// Folds one event in; `slots` gives its host's machine.
+    fn add(&mut self, e: Event, slots: &[usize]) {
+        let Some(&host) = slots.get(e.host as usize) else {
             return self.unparsed(Unknown::NotSyslog);
         };
         if let Kind::Unparsed { kind } = e.kind {
@@ -133,8 +164,9 @@ impl Aggregator {
                 if let Some(u) = &sasl_user {
                     self.user(u).activity(when);
                 }
+                let domain = self.client_domain(&client);
                 let m = self.msgs.entry(qid).or_default();
-                m.origin = Some(Origin::Client(totals::gimme_domain(&client)));
+                m.origin = Some(Origin::Client(domain));
                 m.user = sasl_user;
             }
             Kind::Pickup { qid, .. } => {
@@ -178,7 +210,7 @@ impl Aggregator {
 
     fn queue_from(
         &mut self,
-        host: &Arc<str>,
+        host: usize,
         when: When,
         qid: Qid,
         sender: Text,
@@ -214,7 +246,7 @@ impl Aggregator {
     #[allow(clippy::too_many_arguments)] // one delivery line's fields
     fn delivery(
         &mut self,
-        host: &Arc<str>,
+        host: usize,
         when: When,
         qid: &Qid,
         service: &str,
@@ -248,9 +280,13 @@ impl Aggregator {
 
     /// The report.
     pub fn finish(self) -> Report {
+        let mut accs: Vec<Option<MachineAcc>> = self.machine_accs.into_iter().map(Some).collect();
         let mut machines: Vec<_> = self
             .machines
             .into_iter()
+            .filter_map(|(h, i)| Some((h, accs.get_mut(i)?.take()?)))
+            // A host whose lines the profile does not count (rejects only, say) is not one.
+            .filter(|(_, m)| m.touched())
             .map(|(h, m)| m.finish(&h))
             .collect();
         machines.sort_by(|a, b| a.host.cmp(&b.host));

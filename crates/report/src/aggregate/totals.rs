@@ -30,7 +30,9 @@ impl TotalsAcc {
             },
         };
         self.sending_domains.insert(domain);
-        self.senders.insert(sender.clone());
+        if !self.senders.contains(sender) {
+            self.senders.insert(sender.clone());
+        }
         self.t.bytes_received += size;
     }
 
