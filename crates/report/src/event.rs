@@ -244,7 +244,12 @@ pub(crate) mod scan {
     use super::Text;
 
     /// Lossy text: logs are not guaranteed UTF-8.
+    #[allow(unsafe_code)]
     pub(crate) fn text(b: &[u8]) -> Text {
+        if b.is_ascii() {
+            // SAFETY: ASCII is UTF-8.
+            return Text::from(unsafe { std::str::from_utf8_unchecked(b) });
+        }
         match std::str::from_utf8(b) {
             Ok(s) => Text::from(s),
             Err(_) => Text::from(String::from_utf8_lossy(b)),
