@@ -110,6 +110,33 @@ fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
     }
 }
 
+/// Parses one work item.
+fn process(item: Work, pool: &SyncSender<Vec<u8>>) -> Parsed {
+    match item {
+        Work::Chunk(seq, chunk, unnamed) => {
+            let mut parsed = parse_chunk(seq, chunk.bytes(), unnamed);
+            match chunk {
+                // Hand the buffer back to the reader; if its pool is full, drop it.
+                Chunk::Owned(buf, _) => {
+                    let _ = pool.try_send(buf);
+                }
+                Chunk::Mapped(map, range) => parsed.mapped = Some((map, range.end)),
+            }
+            parsed
+        }
+        Work::Failed(seq, e) => Parsed {
+            seq,
+            events: Vec::new(),
+            hosts: Vec::new(),
+            unparsed: Default::default(),
+            lines: 0,
+            bytes: 0,
+            error: Some(e),
+            mapped: None,
+        },
+    }
+}
+
 fn worker(work: &Mutex<Receiver<Work>>, out: &SyncSender<Parsed>, pool: &SyncSender<Vec<u8>>) {
     loop {
         // The lock is held only to take one item; a poisoned lock means a sibling panicked.
@@ -117,34 +144,17 @@ fn worker(work: &Mutex<Receiver<Work>>, out: &SyncSender<Parsed>, pool: &SyncSen
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
-        let parsed = match item {
-            Ok(Work::Chunk(seq, chunk, unnamed)) => {
-                let mut parsed = parse_chunk(seq, chunk.bytes(), unnamed);
-                match chunk {
-                    // Hand the buffer back to the reader; if its pool is full, drop it.
-                    Chunk::Owned(buf, _) => {
-                        let _ = pool.try_send(buf);
-                    }
-                    Chunk::Mapped(map, range) => parsed.mapped = Some((map, range.end)),
-                }
-                parsed
-            }
-            Ok(Work::Failed(seq, e)) => Parsed {
-                seq,
-                events: Vec::new(),
-                hosts: Vec::new(),
-                unparsed: Default::default(),
-                lines: 0,
-                bytes: 0,
-                error: Some(e),
-                mapped: None,
-            },
-            Err(_) => return,
-        };
-        if out.send(parsed).is_err() {
+        let Ok(item) = item else { return };
+        if out.send(process(item, pool)).is_err() {
             return;
         }
     }
+}
+
+/// A work item for the aggregator to parse itself while the chunk it needs next is still
+/// being parsed elsewhere: its core would otherwise idle.
+fn spare_work(work: &Mutex<Receiver<Work>>) -> Option<Work> {
+    work.try_lock().ok()?.try_recv().ok()
 }
 
 /// Reads the files (in the order given; see [`crate::input::order_rotated`]) and builds the report.
@@ -201,8 +211,8 @@ fn run_sources(
         ..Default::default()
     };
 
-    let (work_tx, work_rx) = sync_channel::<Work>(threads * 2);
-    let (out_tx, out_rx) = sync_channel::<Parsed>(threads * 2);
+    let (work_tx, work_rx) = sync_channel::<Work>(threads * 8);
+    let (out_tx, out_rx) = sync_channel::<Parsed>(threads * 8);
     let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(threads * 4);
     let work_rx = Mutex::new(work_rx);
     std::thread::scope(|s| {
@@ -243,19 +253,6 @@ fn run_sources(
         let mut pending: BTreeMap<u64, Parsed> = BTreeMap::new();
         let mut next = 0;
         loop {
-            let got = match &bar {
-                Some(b) => {
-                    b.set_position(read.load(Ordering::Relaxed));
-                    match out_rx.recv_timeout(Duration::from_millis(200)) {
-                        Ok(p) => Some(p),
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                        Err(_) => None,
-                    }
-                }
-                None => out_rx.recv().ok(),
-            };
-            let Some(p) = got else { break };
-            pending.insert(p.seq, p);
             while let Some(p) = pending.remove(&next) {
                 next += 1;
                 summary.lines += p.lines;
@@ -271,6 +268,28 @@ fn run_sources(
                     map.release_through(end);
                 }
             }
+            if let Some(b) = &bar {
+                b.set_position(read.load(Ordering::Relaxed));
+            }
+            // The next chunk is not here: take a finished one, or parse one here rather
+            // than wait, or wait.
+            let p = if let Ok(p) = out_rx.try_recv() {
+                p
+            } else if let Some(item) = spare_work(&work_rx) {
+                process(item, &pool_tx)
+            } else if bar.is_some() {
+                match out_rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(p) => p,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(_) => break,
+                }
+            } else {
+                match out_rx.recv() {
+                    Ok(p) => p,
+                    Err(_) => break,
+                }
+            };
+            pending.insert(p.seq, p);
         }
     });
     for (name, map) in maps {
