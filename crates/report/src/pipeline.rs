@@ -63,8 +63,16 @@ struct Parsed {
     mapped: Option<(Arc<Mapped>, usize)>,
 }
 
-fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
-    let mut events = Vec::with_capacity(data.len() / 120);
+/// Emptied event vectors, handed back by the aggregator for the next chunks: a fresh
+/// megabyte-sized vector per chunk costs page faults on every chunk.
+type Spare = Mutex<Vec<Vec<Event>>>;
+
+fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>, spare: &Spare) -> Parsed {
+    let mut events = spare
+        .lock()
+        .ok()
+        .and_then(|mut s| s.pop())
+        .unwrap_or_else(|| Vec::with_capacity(data.len() / 120));
     let mut lines = 0;
     let mut parser = crate::LineParser::new(unnamed);
     let mut unparsed = rustc_hash::FxHashMap::default();
@@ -111,10 +119,10 @@ fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>) -> Parsed {
 }
 
 /// Parses one work item.
-fn process(item: Work, pool: &SyncSender<Vec<u8>>) -> Parsed {
+fn process(item: Work, pool: &SyncSender<Vec<u8>>, spare: &Spare) -> Parsed {
     match item {
         Work::Chunk(seq, chunk, unnamed) => {
-            let mut parsed = parse_chunk(seq, chunk.bytes(), unnamed);
+            let mut parsed = parse_chunk(seq, chunk.bytes(), unnamed, spare);
             match chunk {
                 // Hand the buffer back to the reader; if its pool is full, drop it.
                 Chunk::Owned(buf, _) => {
@@ -137,7 +145,12 @@ fn process(item: Work, pool: &SyncSender<Vec<u8>>) -> Parsed {
     }
 }
 
-fn worker(work: &Mutex<Receiver<Work>>, out: &SyncSender<Parsed>, pool: &SyncSender<Vec<u8>>) {
+fn worker(
+    work: &Mutex<Receiver<Work>>,
+    out: &SyncSender<Parsed>,
+    pool: &SyncSender<Vec<u8>>,
+    spare: &Spare,
+) {
     loop {
         // The lock is held only to take one item; a poisoned lock means a sibling panicked.
         let item = match work.lock() {
@@ -145,7 +158,7 @@ fn worker(work: &Mutex<Receiver<Work>>, out: &SyncSender<Parsed>, pool: &SyncSen
             Err(_) => return,
         };
         let Ok(item) = item else { return };
-        if out.send(process(item, pool)).is_err() {
+        if out.send(process(item, pool, spare)).is_err() {
             return;
         }
     }
@@ -215,6 +228,7 @@ fn run_sources(
     let (out_tx, out_rx) = sync_channel::<Parsed>(threads * 8);
     let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(threads * 4);
     let work_rx = Mutex::new(work_rx);
+    let spare: Spare = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         let reader = std::thread::Builder::new().name("report-read".into());
         let _ = reader.spawn_scoped(s, move || {
@@ -245,8 +259,9 @@ fn run_sources(
             let tx = out_tx.clone();
             let pool = pool_tx.clone();
             let rx = &work_rx;
+            let spare = &spare;
             let parser = std::thread::Builder::new().name("report-parse".into());
-            let _ = parser.spawn_scoped(s, move || worker(rx, &tx, &pool));
+            let _ = parser.spawn_scoped(s, move || worker(rx, &tx, &pool, spare));
         }
         drop(out_tx);
         // Fold in order: chunks finish out of order on several threads.
@@ -263,7 +278,13 @@ fn run_sources(
                 for (kind, n) in p.unparsed {
                     agg.add_unparsed(kind, n);
                 }
-                agg.add_events(p.events, &p.hosts);
+                let mut events = p.events;
+                agg.add_events(events.drain(..), &p.hosts);
+                if let Ok(mut s) = spare.lock()
+                    && s.len() < threads * 4
+                {
+                    s.push(events);
+                }
                 if let Some((map, end)) = p.mapped {
                     map.release_through(end);
                 }
@@ -276,7 +297,7 @@ fn run_sources(
             let p = if let Ok(p) = out_rx.try_recv() {
                 p
             } else if let Some(item) = spare_work(&work_rx) {
-                process(item, &pool_tx)
+                process(item, &pool_tx, &spare)
             } else if bar.is_some() {
                 match out_rx.recv_timeout(Duration::from_millis(200)) {
                     Ok(p) => p,
