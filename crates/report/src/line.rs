@@ -108,12 +108,19 @@ struct Head<'a> {
 /// length), as words. Lines of another second or another process differ there, which
 /// two compares settle; the full compare, a call to memcmp, is left for the lines that
 /// will most likely match.
+#[inline]
 fn words(line: &[u8], end: usize) -> [u64; 2] {
     let word = |to: usize| {
         let from = to.saturating_sub(8);
-        let mut w = [0u8; 8];
-        w[..to - from].copy_from_slice(&line[from..to]);
-        u64::from_le_bytes(w)
+        // Fixed-size reads when there are 8 bytes (every real header), so no memcpy call.
+        match line.get(from..to).map(<[u8; 8]>::try_from) {
+            Some(Ok(w)) => u64::from_le_bytes(w),
+            _ => {
+                let mut w = [0u8; 8];
+                w[..to - from].copy_from_slice(&line[from..to]);
+                u64::from_le_bytes(w)
+            }
+        }
     };
     [word(end.min(16)), word(end)]
 }
