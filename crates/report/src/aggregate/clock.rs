@@ -54,7 +54,7 @@ impl Clock {
     /// The date of a stamp; `None` for an impossible date.
     pub fn resolve(&mut self, s: Stamp) -> Option<When> {
         let year = match s.year {
-            Some(y) => y,
+            Some(y) => i32::from(y),
             None => self.infer(s.month),
         };
         if let Some((y, m, d, date)) = self.cache

@@ -30,6 +30,22 @@ fn tally(listed: &mut BTreeMap<String, Hits>, lists: BTreeSet<Text>) {
 }
 
 impl FunnelAcc {
+    /// Whether [`FunnelAcc::add`] counts this kind: most events (queue, delivery, Dovecot)
+    /// are settled by a tag compare, without the call.
+    #[inline]
+    pub(super) fn counts(k: &Kind) -> bool {
+        matches!(
+            k,
+            Kind::ScreenConnect { .. }
+                | Kind::Connect { .. }
+                | Kind::DnsblHit { .. }
+                | Kind::ScreenList { .. }
+                | Kind::Reject(_)
+                | Kind::Client { .. }
+                | Kind::Scan { .. }
+        )
+    }
+
     pub(super) fn add(&mut self, k: &Kind) {
         let f = &mut self.f;
         match k {

@@ -151,7 +151,9 @@ impl Aggregator {
         let Some(when) = self.clock.resolve(e.stamp) else {
             return self.unparsed(Unknown::ImpossibleDate);
         };
-        self.funnel.add(&e.kind);
+        if FunnelAcc::counts(&e.kind) {
+            self.funnel.add(&e.kind);
+        }
         match e.kind {
             Kind::Client {
                 qid,
