@@ -63,7 +63,7 @@ pub struct Totals {
     pub recipient_domains: u64,
 }
 
-/// Sizes of messages: exact min, max and mean; the median from a histogram (within 3%).
+/// Sizes of messages: exact min, max and mean; the median from a histogram (under 3.2% low).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SizeStats {
     /// Messages counted.
