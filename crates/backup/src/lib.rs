@@ -4,7 +4,7 @@
 //!
 //! Layout: [`target`] (where bytes go: a directory written atomically, or [`s3`]), [`worker`]
 //! (every target operation in a child process under a deadline), [`repo`] (blobs in [`pack`]s,
-//! their index, snapshots; [`crypto`] when encrypted), [`recipe`] (a message split into parts
+//! their index, snapshots, whole packs cached for reads that walk through them; [`crypto`] when encrypted), [`recipe`] (a message split into parts
 //! and rebuilt), [`maildir`] (reading a live Maildir without Dovecot's locks), [`snapshot`]
 //! (what a snapshot records), [`run`] (a backup run), [`restore`] (to a directory) and
 //! [`into_store`] (over IMAP), [`verify`], [`maintenance`] (forget, prune, diff), [`lock`].
@@ -17,6 +17,7 @@ pub mod lock;
 pub mod maildir;
 pub mod maintenance;
 pub mod pack;
+mod pack_cache;
 pub mod recipe;
 pub mod repo;
 pub mod restore;
