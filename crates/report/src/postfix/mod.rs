@@ -4,102 +4,11 @@
 use crate::event::scan::{address, angle, find, host_ip, number, text, value};
 use crate::event::{Action, Kind, Qid, Reject, Status, Text, Unknown};
 
-/// What the classifier does differently for a service; matching on it costs a compare of
-/// one byte, where matching on the name would call memcmp on every line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// `smtpd`: connections, clients, rejects.
-    Smtpd,
-    /// `postscreen`: the connection stage of the funnel.
-    Postscreen,
-    /// `dnsblog`: DNSBL hits seen by postscreen.
-    Dnsblog,
-    /// `cleanup`: header and body checks.
-    Cleanup,
-    /// `pickup`: locally submitted mail.
-    Pickup,
-    /// `smtp`: outbound delivery.
-    Smtp,
-    /// Services whose lines say nothing the report counts (`master`, `anvil`...).
-    Quiet,
-    /// Any other service: queue and delivery lines.
-    Other,
-}
+mod service;
+mod words;
 
-/// A Postfix service: its name (as events carry it) and its role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Service {
-    /// `smtpd`, `qmgr`...
-    pub name: &'static str,
-    /// How its lines are read.
-    pub role: Role,
-}
-
-/// The Postfix service of a syslog tag, if it is one: `postfix/smtpd`, `postfix-out/smtp`,
-/// `postfix/submission/smtpd` (any syslog_name prefix).
-pub fn service(program: &[u8]) -> Option<Service> {
-    // The service name is a few bytes from the end of a short tag: a reverse loop answers
-    // before memrchr has set up (measured: 17 ns a line less on the header path).
-    let slash = program.iter().rposition(|&b| b == b'/')?;
-    // Byte-string patterns compile to a length switch and word compares, no memcmp calls.
-    let (role, name) = match &program[slash + 1..] {
-        b"smtpd" => (Role::Smtpd, "smtpd"),
-        b"qmgr" => (Role::Other, "qmgr"),
-        b"smtp" => (Role::Smtp, "smtp"),
-        b"lmtp" => (Role::Other, "lmtp"),
-        b"cleanup" => (Role::Cleanup, "cleanup"),
-        b"pickup" => (Role::Pickup, "pickup"),
-        b"postscreen" => (Role::Postscreen, "postscreen"),
-        b"dnsblog" => (Role::Dnsblog, "dnsblog"),
-        b"tlsproxy" => (Role::Other, "tlsproxy"),
-        b"local" => (Role::Other, "local"),
-        b"virtual" => (Role::Other, "virtual"),
-        b"pipe" => (Role::Other, "pipe"),
-        b"error" => (Role::Other, "error"),
-        b"retry" => (Role::Other, "retry"),
-        b"discard" => (Role::Other, "discard"),
-        b"bounce" => (Role::Other, "bounce"),
-        b"defer" => (Role::Other, "defer"),
-        b"trace" => (Role::Other, "trace"),
-        b"master" => (Role::Quiet, "master"),
-        b"postfix-script" => (Role::Quiet, "postfix-script"),
-        b"sendmail" => (Role::Other, "sendmail"),
-        b"postdrop" => (Role::Other, "postdrop"),
-        b"postsuper" => (Role::Quiet, "postsuper"),
-        b"anvil" => (Role::Quiet, "anvil"),
-        b"scache" => (Role::Quiet, "scache"),
-        b"trivial-rewrite" => (Role::Other, "trivial-rewrite"),
-        b"proxymap" => (Role::Other, "proxymap"),
-        b"verify" => (Role::Other, "verify"),
-        b"flush" => (Role::Other, "flush"),
-        b"showq" => (Role::Other, "showq"),
-        b"tlsmgr" => (Role::Quiet, "tlsmgr"),
-        b"postlogd" => (Role::Quiet, "postlogd"),
-        b"postqueue" => (Role::Other, "postqueue"),
-        b"postmap" => (Role::Other, "postmap"),
-        b"oqmgr" => (Role::Other, "oqmgr"),
-        b"postmulti" => (Role::Other, "postmulti"),
-        _ => return None,
-    };
-    Some(Service { name, role })
-}
-
-/// A cursor over `key=value, ` fields.
-struct Fields<'a>(&'a [u8]);
-
-impl<'a> Fields<'a> {
-    fn take(&mut self, key: &[u8]) -> Option<&'a [u8]> {
-        let rest = self.0.strip_prefix(key)?;
-        let end = memchr::memchr(b',', rest)?;
-        self.0 = rest[end..].strip_prefix(b", ")?;
-        Some(&rest[..end])
-    }
-    fn skip(&mut self, key: &[u8]) {
-        if self.0.starts_with(key) {
-            let _ = self.take(key);
-        }
-    }
-}
+pub use service::{Role, Service, service};
+use words::{Fields, split_word, starts_with_any};
 
 /// `to=<a>, [orig_to=<b>, ]relay=r, [conn_use=n, ]delay=d, [delays=..., ][dsn=..., ]status=s rest`
 fn delivery(qid: &[u8], service: &'static str, msg: &[u8]) -> Option<Kind> {
@@ -393,93 +302,12 @@ pub fn classify(svc: Service, msg: &[u8]) -> Kind {
     }
 }
 
-/// Whether `msg` starts with one of `prefixes`; the first byte is compared first, which
-/// settles most lines without a call to memcmp.
-fn starts_with_any(msg: &[u8], prefixes: &[&[u8]]) -> bool {
-    let Some(first) = msg.first() else {
-        return false;
-    };
-    prefixes
-        .iter()
-        .any(|p| p.first() == Some(first) && msg.starts_with(p))
-}
-
-/// `WORD: rest` with WORD a run of non-space, non-colon bytes. One pass over the word
-/// (a queue ID, `reject`...): most lines answer within a dozen bytes.
-fn split_word(msg: &[u8]) -> Option<(&[u8], &[u8])> {
-    // Skip 8 bytes at a time while none is a colon or a control or space byte (a superset
-    // of ASCII white space), then find the exact end byte by byte.
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut from = 0;
-    while let Some(block) = msg.get(from..from + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(block);
-        let x = u64::from_le_bytes(word);
-        let colon = x ^ (ONES * u64::from(b':'));
-        let any_colon = colon.wrapping_sub(ONES) & !colon & HIGH;
-        let any_low = x.wrapping_sub(ONES * 0x21) & !x & HIGH;
-        if any_colon | any_low != 0 {
-            break;
-        }
-        from += 8;
-    }
-    let i = from
-        + msg[from..]
-            .iter()
-            .position(|&b| b == b':' || b.is_ascii_whitespace())?;
-    (i > 0 && msg[i] == b':' && msg.get(i + 1) == Some(&b' ')).then(|| (&msg[..i], &msg[i + 2..]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn svc(name: &str) -> Service {
         service(format!("postfix/{name}").as_bytes()).unwrap()
-    }
-
-    /// The 8-byte skip must stop where the byte loop alone would.
-    #[test]
-    fn split_word_matches_a_plain_scan() {
-        fn plain(m: &[u8]) -> Option<(&[u8], &[u8])> {
-            let i = m
-                .iter()
-                .position(|&b| b == b':' || b.is_ascii_whitespace())?;
-            (i > 0 && m[i] == b':' && m.get(i + 1) == Some(&b' ')).then(|| (&m[..i], &m[i + 2..]))
-        }
-        let mut cases: Vec<Vec<u8>> = vec![
-            b"4PmXkr1lR6z9tDJ: removed".to_vec(),
-            b"ABCDEF0123456789ABCDEF: x".to_vec(),
-            b"NOQUEUE: reject: RCPT".to_vec(),
-            b"connect from x".to_vec(),
-            b"12345678: y".to_vec(),
-            b"1234567:".to_vec(),
-            b"".to_vec(),
-        ];
-        for sep in [
-            b':', b' ', b'\t', b'\r', 0x0c, 0x01, 0x7f, 0x80, 0xff, 0x3b, 0x39,
-        ] {
-            for at in 0..20 {
-                let mut m = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ: z".to_vec();
-                m[at] = sep;
-                cases.push(m);
-            }
-        }
-        for m in &cases {
-            assert_eq!(split_word(m), plain(m), "{:?}", String::from_utf8_lossy(m));
-        }
-    }
-
-    #[test]
-    fn services_with_syslog_name_prefixes() {
-        let name = |p: &[u8]| service(p).map(|s| s.name);
-        assert_eq!(name(b"postfix/smtpd"), Some("smtpd"));
-        assert_eq!(name(b"postfix/submission/smtpd"), Some("smtpd"));
-        assert_eq!(name(b"postfix-out/smtp"), Some("smtp"));
-        assert_eq!(service(b"postfix/anvil").map(|s| s.role), Some(Role::Quiet));
-        assert_eq!(service(b"sendmail"), None);
-        assert_eq!(service(b"postfix/nonesuch"), None);
     }
 
     #[test]
