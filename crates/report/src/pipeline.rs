@@ -65,10 +65,10 @@ struct Parsed {
 
 /// Emptied event vectors, handed back by the aggregator for the next chunks: a fresh
 /// megabyte-sized vector per chunk costs page faults on every chunk.
-type Spare = Mutex<Vec<Vec<Event>>>;
+type Recycled = Mutex<Vec<Vec<Event>>>;
 
-fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>, spare: &Spare) -> Parsed {
-    let mut events = spare
+fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>, recycled: &Recycled) -> Parsed {
+    let mut events = recycled
         .lock()
         .ok()
         .and_then(|mut s| s.pop())
@@ -119,10 +119,10 @@ fn parse_chunk(seq: u64, data: &[u8], unnamed: Option<Arc<str>>, spare: &Spare) 
 }
 
 /// Parses one work item.
-fn process(item: Work, pool: &SyncSender<Vec<u8>>, spare: &Spare) -> Parsed {
+fn process(item: Work, pool: &SyncSender<Vec<u8>>, recycled: &Recycled) -> Parsed {
     match item {
         Work::Chunk(seq, chunk, unnamed) => {
-            let mut parsed = parse_chunk(seq, chunk.bytes(), unnamed, spare);
+            let mut parsed = parse_chunk(seq, chunk.bytes(), unnamed, recycled);
             match chunk {
                 // Hand the buffer back to the reader; if its pool is full, drop it.
                 Chunk::Owned(buf, _) => {
@@ -149,7 +149,7 @@ fn worker(
     work: &Mutex<Receiver<Work>>,
     out: &SyncSender<Parsed>,
     pool: &SyncSender<Vec<u8>>,
-    spare: &Spare,
+    recycled: &Recycled,
 ) {
     loop {
         // The lock is held only to take one item; a poisoned lock means a sibling panicked.
@@ -158,7 +158,7 @@ fn worker(
             Err(_) => return,
         };
         let Ok(item) = item else { return };
-        if out.send(process(item, pool, spare)).is_err() {
+        if out.send(process(item, pool, recycled)).is_err() {
             return;
         }
     }
@@ -166,7 +166,7 @@ fn worker(
 
 /// A work item for the aggregator to parse itself while the chunk it needs next is still
 /// being parsed elsewhere: its core would otherwise idle.
-fn spare_work(work: &Mutex<Receiver<Work>>) -> Option<Work> {
+fn work_to_take(work: &Mutex<Receiver<Work>>) -> Option<Work> {
     work.try_lock().ok()?.try_recv().ok()
 }
 
@@ -228,7 +228,7 @@ fn run_sources(
     let (out_tx, out_rx) = sync_channel::<Parsed>(threads * 8);
     let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(threads * 4);
     let work_rx = Mutex::new(work_rx);
-    let spare: Spare = Mutex::new(Vec::new());
+    let recycled: Recycled = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         let reader = std::thread::Builder::new().name("report-read".into());
         let _ = reader.spawn_scoped(s, move || {
@@ -259,9 +259,9 @@ fn run_sources(
             let tx = out_tx.clone();
             let pool = pool_tx.clone();
             let rx = &work_rx;
-            let spare = &spare;
+            let recycled = &recycled;
             let parser = std::thread::Builder::new().name("report-parse".into());
-            let _ = parser.spawn_scoped(s, move || worker(rx, &tx, &pool, spare));
+            let _ = parser.spawn_scoped(s, move || worker(rx, &tx, &pool, recycled));
         }
         drop(out_tx);
         // Fold in order: chunks finish out of order on several threads.
@@ -280,7 +280,7 @@ fn run_sources(
                 }
                 let mut events = p.events;
                 agg.add_events(events.drain(..), &p.hosts);
-                if let Ok(mut s) = spare.lock()
+                if let Ok(mut s) = recycled.lock()
                     && s.len() < threads * 4
                 {
                     s.push(events);
@@ -296,8 +296,11 @@ fn run_sources(
             // than wait, or wait.
             let p = if let Ok(p) = out_rx.try_recv() {
                 p
-            } else if let Some(item) = spare_work(&work_rx) {
-                process(item, &pool_tx, &spare)
+            } else if pending.len() < threads * 8
+                && let Some(item) = work_to_take(&work_rx)
+            {
+                // Bounded: chunks parsed ahead hold their events and their mapped pages.
+                process(item, &pool_tx, &recycled)
             } else if bar.is_some() {
                 match out_rx.recv_timeout(Duration::from_millis(200)) {
                     Ok(p) => p,

@@ -282,14 +282,16 @@ impl Aggregator {
 
     /// The report.
     pub fn finish(self) -> Report {
-        let mut accs: Vec<Option<MachineAcc>> = self.machine_accs.into_iter().map(Some).collect();
-        let mut machines: Vec<_> = self
-            .machines
+        // Slots are 0..n, one per host: in slot order the names line up with the profiles.
+        let mut names: Vec<(usize, Arc<str>)> =
+            self.machines.into_iter().map(|(h, i)| (i, h)).collect();
+        names.sort_unstable_by_key(|(i, _)| *i);
+        let mut machines: Vec<_> = names
             .into_iter()
-            .filter_map(|(h, i)| Some((h, accs.get_mut(i)?.take()?)))
+            .zip(self.machine_accs)
             // A host whose lines the profile does not count (rejects only, say) is not one.
             .filter(|(_, m)| m.touched())
-            .map(|(h, m)| m.finish(&h))
+            .map(|((_, h), m)| m.finish(&h))
             .collect();
         machines.sort_by(|a, b| a.host.cmp(&b.host));
         let anomalies = anomaly::find(&self.users);
