@@ -38,6 +38,31 @@ pub enum BackupError {
     /// Another process holds a lock that conflicts.
     #[error("{0}")]
     Locked(String),
+    /// A mailbox store could not be used for a restore (no IMAP port, TLS settings that
+    /// cannot be loaded).
+    #[error("mailbox store {server}: {message}")]
+    Store {
+        /// The store's name.
+        server: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An IMAP exchange with a store failed or timed out.
+    #[error("mailbox store {server} ({account}): {error}")]
+    Imap {
+        /// The store's name.
+        server: String,
+        /// The account being restored.
+        account: String,
+        /// What failed, with the server's words.
+        error: mailfleet_mailclient::MailError,
+    },
+    /// The request itself cannot be done as asked (an unknown store, no keep policy).
+    #[error("{0}")]
+    Usage(String),
+    /// The account directory failed.
+    #[error("the account directory: {0}")]
+    Directory(#[from] mailfleet_core::directory::DirectoryError),
     /// The repository is not one this version understands.
     #[error("{0}")]
     Format(String),

@@ -4,10 +4,10 @@
 //! Subject) is skipped, so running the same restore twice adds nothing.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use futures::TryStreamExt;
-use mailfleet_probe::outcome::Run;
-use mailfleet_probe::tls::Endpoint;
+use mailfleet_mailclient::imap::Imap;
+use mailfleet_mailclient::{Clock, Endpoint, MailError, Tls};
 use serde::Serialize;
 
 use crate::error::BackupError;
@@ -21,12 +21,14 @@ const IDENTITY: [&str; 4] = ["message-id", "date", "from", "subject"];
 
 /// Where an account's store answers IMAP.
 pub struct StoreAddr {
+    /// The store's name in the config.
+    pub server: String,
     /// Host.
     pub host: String,
     /// IMAP port.
     pub port: u16,
-    /// The store's TLS settings (STARTTLS when offered).
-    pub tls: Option<mailfleet_probe::tls::Tls>,
+    /// The store's TLS settings (STARTTLS when offered, or as they require).
+    pub tls: Tls,
 }
 
 /// How to log in to the store for each account.
@@ -50,13 +52,6 @@ pub struct IntoStoreReport {
     pub skipped: u64,
     /// Folders created.
     pub created_folders: u64,
-}
-
-fn imap_err(what: &str) -> impl FnOnce(String) -> BackupError + '_ {
-    move |message| BackupError::Target {
-        what: format!("IMAP {what}"),
-        message,
-    }
 }
 
 /// A message's identity from its header block: the identity fields, unfolded, in order,
@@ -131,27 +126,19 @@ fn internal_date(mtime: (i64, u32)) -> String {
     format!("\"{}\"", t.format("%d-%b-%Y %H:%M:%S +0000"))
 }
 
-type Session = async_imap::Session<mailfleet_probe::tls::Stream>;
-
-async fn existing(s: &mut Session, mailbox: &str) -> Result<HashSet<String>, BackupError> {
-    let m = s
-        .select(mailbox)
-        .await
-        .map_err(|e| imap_err("SELECT")(e.to_string()))?;
+/// The identities of the messages a folder holds (opening it).
+async fn existing(s: &mut Imap, mailbox: &str) -> Result<HashSet<String>, MailError> {
+    let m = s.select(mailbox).await?;
     let mut out = HashSet::new();
     if m.exists == 0 {
         return Ok(out);
     }
-    let fetched: Vec<_> = s
+    let fetched = s
         .fetch(
             "1:*",
             "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM SUBJECT)]",
         )
-        .await
-        .map_err(|e| imap_err("FETCH")(e.to_string()))?
-        .try_collect()
-        .await
-        .map_err(|e| imap_err("FETCH")(e.to_string()))?;
+        .await?;
     for f in fetched {
         if let Some(h) = f.header() {
             out.insert(identity(h));
@@ -160,14 +147,25 @@ async fn existing(s: &mut Session, mailbox: &str) -> Result<HashSet<String>, Bac
     Ok(out)
 }
 
+/// Runs a repository read (blocking: the target is behind its worker) off the async threads.
+async fn blocking<T: Send + 'static>(
+    repo: &Arc<Repository>,
+    f: impl FnOnce(&Repository) -> Result<T, BackupError> + Send + 'static,
+) -> Result<T, BackupError> {
+    let repo = Arc::clone(repo);
+    tokio::task::spawn_blocking(move || f(&repo))
+        .await
+        .map_err(|e| BackupError::Format(format!("a restore thread failed: {e}")))?
+}
+
 /// Restores the snapshot's matching messages into each account's store; `store_of` says
-/// where an account's store is (`None`: it has none, reported as an error).
+/// where an account's store is, or why it cannot be reached.
 pub async fn into_store(
-    repo: &Repository,
+    repo: &Arc<Repository>,
     snapshot: &Snapshot,
     filter: &Filter,
     login: &Login<'_>,
-    store_of: &dyn Fn(&str) -> Option<StoreAddr>,
+    store_of: &dyn Fn(&str) -> Result<StoreAddr, BackupError>,
 ) -> Result<IntoStoreReport, BackupError> {
     let mut report = IntoStoreReport::default();
     for a in snapshot
@@ -175,21 +173,30 @@ pub async fn into_store(
         .iter()
         .filter(|a| filter.account.as_ref().is_none_or(|w| &a.address == w))
     {
-        let addr = store_of(&a.address).ok_or_else(|| {
-            BackupError::NotFound(format!("{}: no mailbox store with an IMAP port", a.address))
-        })?;
+        let addr = store_of(&a.address)?;
+        let imap = |e: MailError| BackupError::Imap {
+            server: addr.server.clone(),
+            account: a.address.clone(),
+            error: e,
+        };
+        let tree_id = a.tree;
+        let tree: AccountTree = blocking(repo, move |r| r.get_json(&tree_id)).await?;
         let at = Endpoint {
             host: &addr.host,
             port: addr.port,
-            tls: addr.tls.as_ref(),
+            tls: Some(&addr.tls),
             implicit: false,
         };
-        let tree: AccountTree = repo.get_json(&a.tree)?;
-        let mut run = Run::new(login.timeout * 4);
-        let user = format!("{}*{}", a.address, login.master_user);
-        let (mut s, _) = mailfleet_probe::imap::login(&mut run, &at, &user, login.master_password)
-            .await
-            .map_err(|f| imap_err("login")(f.to_string()))?;
+        let clock = Clock::new(login.timeout);
+        let mut s = Imap::master_login(
+            &at,
+            &a.address,
+            login.master_user,
+            login.master_password,
+            &clock,
+        )
+        .await
+        .map_err(imap)?;
         for folder in &tree.folders {
             let name = folder_name(&folder.dir);
             if filter
@@ -199,19 +206,29 @@ pub async fn into_store(
             {
                 continue;
             }
-            if name != "INBOX" && s.create(&name).await.is_ok() {
-                report.created_folders += 1;
-                let _ = s.subscribe(&name).await;
+            if name != "INBOX" {
+                match s.create(&name).await {
+                    Ok(()) => {
+                        report.created_folders += 1;
+                        s.subscribe(&name).await.map_err(imap)?;
+                    }
+                    // It exists already; anything worse shows on SELECT.
+                    Err(e) if e.server_text().is_some() => {}
+                    Err(e) => return Err(imap(e)),
+                }
             }
-            let mut have = existing(&mut s, &name).await?;
+            let mut have = existing(&mut s, &name).await.map_err(imap)?;
             for m in &folder.messages {
-                let recipe: Recipe = crate::recipe::load(repo, &m.recipe)?;
-                let raw = crate::recipe::rebuild(repo, &recipe)?;
+                let id = m.recipe;
+                let raw = blocking(repo, move |r| {
+                    let recipe: Recipe = crate::recipe::load(r, &id)?;
+                    crate::recipe::rebuild(r, &recipe)
+                })
+                .await?;
                 if !matches(filter, &raw) {
                     continue;
                 }
-                let id = identity(&raw);
-                if !have.insert(id) {
+                if !have.insert(identity(&raw)) {
                     report.skipped += 1;
                     continue;
                 }
@@ -219,11 +236,11 @@ pub async fn into_store(
                 let flags = (!flags.is_empty()).then(|| format!("({})", flags.join(" ")));
                 s.append(&name, flags.as_deref(), Some(&internal_date(m.mtime)), &raw)
                     .await
-                    .map_err(|e| imap_err("APPEND")(e.to_string()))?;
+                    .map_err(imap)?;
                 report.appended += 1;
             }
         }
-        let _ = s.logout().await;
+        s.logout().await;
         report.accounts += 1;
     }
     Ok(report)

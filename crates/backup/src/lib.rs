@@ -7,12 +7,15 @@
 //! their index, snapshots, whole packs cached for reads that walk through them; [`crypto`] when encrypted), [`recipe`] (a message split into parts
 //! and rebuilt), [`maildir`] (reading a live Maildir without Dovecot's locks), [`snapshot`]
 //! (what a snapshot records), [`run`] (a backup run), [`restore`] (to a directory) and
-//! [`into_store`] (over IMAP), [`verify`], [`maintenance`] (forget, prune, diff), [`lock`].
+//! [`into_store`] (over IMAP), [`verify`], [`maintenance`] (forget, prune, diff), [`lock`];
+//! [`command`]: the commands (run with its hooks, restore, list...) for the CLI and the daemon.
 
+pub mod command;
 pub mod crypto;
 pub mod error;
 pub mod id;
 pub mod into_store;
+mod ioprio;
 pub mod lock;
 pub mod maildir;
 pub mod maintenance;

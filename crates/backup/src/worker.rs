@@ -271,14 +271,12 @@ impl Guarded {
         if let Ok(mut r) = self.requests.lock() {
             r.take();
         }
-        let deadline = std::time::Instant::now() + self.timeout;
-        if let Ok(mut c) = self.child.lock() {
-            while std::time::Instant::now() < deadline {
-                if matches!(c.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
+        if let Ok(mut c) = self.child.lock()
+            && !matches!(
+                mailfleet_core::child::wait_until(&mut c, std::time::Instant::now() + self.timeout),
+                Ok(Some(_))
+            )
+        {
             let _ = c.kill();
         }
     }

@@ -7,6 +7,7 @@ use crate::directory::{self, Directory, DirectoryError, Filter};
 use crate::fleet::{Fleet, Role};
 use crate::import::{self, ImportError};
 use crate::password::{self, HashError};
+use crate::routing::{Published, RoutingError};
 use crate::{Account, Address, Config, SendBlock};
 
 /// Why an account operation was refused or failed; nothing was changed.
@@ -35,6 +36,9 @@ pub enum AccountError {
     /// The directory failed or refused.
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// The directory was changed, but routing could not be published from it.
+    #[error("the directory was updated, but publishing the routing maps failed: {0}")]
+    Routing(#[from] RoutingError),
 }
 
 /// The account directory of a fleet.
@@ -121,36 +125,61 @@ impl AccountBook {
         Ok(Account::new(a, server, password_hash.map(str::to_string)))
     }
 
-    /// Adds one account.
+    /// Rewrites every MTA's maps and every store's user file from the directory, so routing
+    /// follows it (files are replaced only when their content changes).
+    pub async fn publish(&self) -> Result<Published, AccountError> {
+        let all = self.dir.list(&Filter::default()).await?;
+        let fleet = self.fleet.clone();
+        // postmap and postfix reload are programs waited for: off the async threads.
+        let done = tokio::task::spawn_blocking(move || crate::routing::publish(&fleet, &all))
+            .await
+            .map_err(|e| RoutingError::Command {
+                command: "publishing routing".into(),
+                message: e.to_string(),
+            })??;
+        for path in &done.changed {
+            tracing::info!("rewrote {}", path.display());
+        }
+        for mta in &done.reloaded {
+            tracing::info!("reloaded Postfix on {mta}");
+        }
+        Ok(done)
+    }
+
+    /// Adds one account, and publishes routing.
     pub async fn add(
         &self,
         address: &str,
         server: &str,
         password_hash: Option<&str>,
-    ) -> Result<Account, AccountError> {
+    ) -> Result<(Account, Published), AccountError> {
         let account = self.prepare(address, server, password_hash)?;
         self.dir.add(std::slice::from_ref(&account)).await?;
-        Ok(account)
+        Ok((account, self.publish().await?))
     }
 
-    /// Removes an account from the directory (its mailbox data is left alone).
-    pub async fn remove(&self, address: &str) -> Result<(), AccountError> {
-        Ok(self.dir.remove(&Address::parse(address)?).await?)
+    /// Removes an account from the directory (its mailbox data is left alone), and publishes
+    /// routing.
+    pub async fn remove(&self, address: &str) -> Result<Published, AccountError> {
+        self.dir.remove(&Address::parse(address)?).await?;
+        self.publish().await
     }
 
-    /// Points an account at another mailbox server (moving the data is the `move` command's job).
-    pub async fn set_server(&self, address: &str, server: &str) -> Result<(), AccountError> {
+    /// Points an account at another mailbox server and publishes routing, so new mail and
+    /// logins go there (moving the data is the `move` command's job).
+    pub async fn set_server(&self, address: &str, server: &str) -> Result<Published, AccountError> {
         let a = Address::parse(address)?;
         self.check_server(server)?;
-        Ok(self.dir.set_server(&a, server).await?)
+        self.dir.set_server(&a, server).await?;
+        self.publish().await
     }
 
-    /// Locks or unlocks an account for a move.
-    pub async fn set_locked(&self, address: &str, locked: bool) -> Result<(), AccountError> {
-        Ok(self
-            .dir
+    /// Locks or unlocks an account for a move, and publishes routing.
+    pub async fn set_locked(&self, address: &str, locked: bool) -> Result<Published, AccountError> {
+        self.dir
             .set_locked(&Address::parse(address)?, locked)
-            .await?)
+            .await?;
+        self.publish().await
     }
 
     /// Blocks sending, with a reason.
@@ -180,8 +209,8 @@ impl AccountBook {
     }
 
     /// Imports a CSV or LDIF file: every record is checked first, and either all are added
-    /// or none. Returns the number added.
-    pub async fn import(&self, path: &Path) -> Result<usize, AccountError> {
+    /// or none; then routing is published. Returns the number added.
+    pub async fn import(&self, path: &Path) -> Result<(usize, Published), AccountError> {
         let records = import::read(path, &import::Attributes::default())?;
         let mut accounts: Vec<Account> = Vec::with_capacity(records.len());
         let mut seen = std::collections::HashMap::new();
@@ -205,6 +234,6 @@ impl AccountBook {
             accounts.push(account);
         }
         self.dir.add(&accounts).await?;
-        Ok(accounts.len())
+        Ok((accounts.len(), self.publish().await?))
     }
 }

@@ -6,18 +6,22 @@
 //! - [`address`] and [`account`]: what an account is;
 //! - [`directory`]: the account directory trait and its backends (embedded SQLite, LDAP);
 //! - [`accounts`]: directory operations checked against the fleet (add, move, import);
-//! - [`routing`]: publishes where each mailbox lives to Postfix maps and Dovecot user files.
+//! - [`routing`]: publishes where each mailbox lives to Postfix maps and Dovecot user files;
+//! - [`child`]: waiting for a child process with a deadline;
+//! - [`shutdown`]: one shutdown signal for every long-running part.
 
 pub mod account;
 pub mod accounts;
 pub mod address;
 pub mod backup_status;
+pub mod child;
 pub mod config;
 pub mod directory;
 pub mod fleet;
 pub mod import;
 pub mod password;
 pub mod routing;
+pub mod shutdown;
 
 pub use account::{Account, AccountStatus, SendBlock};
 pub use accounts::AccountBook;

@@ -3,10 +3,10 @@
 mod accounts;
 mod audit;
 mod backup;
-mod backup_run;
 mod check;
 mod config;
 mod demo;
+mod exit;
 mod monitor;
 mod policy;
 mod probe;
@@ -119,6 +119,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(c) => policy::run(c, &ctx).await,
         Command::Audit(c) => audit::run(c, &ctx).await,
     }
+}
+
+/// The exit code of a command that stopped with this error (see [`exit`]).
+pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
+    exit::of_error(e)
 }
 
 /// Prints a value as pretty JSON on stdout.

@@ -72,6 +72,11 @@ pub struct RequestBuilder {
 }
 
 impl RequestBuilder {
+    /// Whether no line of a request has been taken since the last one ended.
+    pub fn is_empty(&self) -> bool {
+        self.current.attributes.is_empty()
+    }
+
     /// Takes one line; returns the request when the line is the empty one that ends it.
     pub fn line(&mut self, line: &[u8]) -> Result<Option<Request>, PolicyError> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);

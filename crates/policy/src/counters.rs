@@ -110,7 +110,7 @@ pub trait Counters: Send + Sync {
     async fn refund(&self, key: &str, queue_id: &str) -> Result<(), PolicyError>;
     /// The usage in the window ending now.
     async fn usage(&self, key: &str, now_ms: u64, window_ms: u64) -> Result<Usage, PolicyError>;
-    /// Forgets `key`'s usage.
+    /// Forgets `key`'s usage, for every process sharing the state.
     async fn reset(&self, key: &str) -> Result<(), PolicyError>;
     /// Records a held message.
     async fn hold(&self, held: &Held) -> Result<(), PolicyError>;
@@ -120,6 +120,10 @@ pub trait Counters: Send + Sync {
     async fn unhold(&self, queue_id: &str) -> Result<(), PolicyError>;
     /// Applies requests made by other processes (`policy reset` while the server runs).
     async fn poll_requests(&self) -> Result<(), PolicyError> {
+        Ok(())
+    }
+    /// Waits until every change made so far is stored (a command exiting right after one).
+    async fn flush(&self) -> Result<(), PolicyError> {
         Ok(())
     }
     /// The fingerprint of the password hash an account had when it was blocked.

@@ -18,7 +18,7 @@ use serde::Serialize;
 const CACHE_FOR: Duration = Duration::from_secs(300);
 
 /// Hits of one list.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct ListHits {
     /// The list's zone.
     pub zone: String,

@@ -19,9 +19,12 @@ const KEEP_MS: u64 = 7 * 86_400_000;
 enum Write {
     Add(String, u64, Usage, Option<String>),
     Refund(String, String),
-    Reset(String),
+    /// Forget a key's events, and tell the other processes sharing the file (origin given).
+    Reset(String, String),
     Hold(Held),
     Unhold(String),
+    /// Answered once everything before it is committed.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// One counted message: when, what it added, its queue ID when known.
@@ -36,6 +39,8 @@ struct Memory {
 /// Counters in memory, persisted in SQLite.
 pub struct Embedded {
     path: PathBuf,
+    /// This process's mark on the reset requests it makes, so it does not apply its own.
+    origin: String,
     reader: Mutex<Connection>,
     memory: Mutex<Memory>,
     writes: Mutex<Sender<Write>>,
@@ -49,7 +54,7 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> PolicyError + '_ {
 }
 
 /// Opens the database and makes its tables.
-pub fn open_db(path: &Path) -> Result<Connection, PolicyError> {
+fn open_db(path: &Path) -> Result<Connection, PolicyError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(PolicyError::io(format!("creating {}", dir.display())))?;
@@ -64,7 +69,7 @@ pub fn open_db(path: &Path) -> Result<Connection, PolicyError> {
              queue_id TEXT);
          CREATE INDEX IF NOT EXISTS events_key_ts ON events (key, ts);
          CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
-         CREATE TABLE IF NOT EXISTS resets (key TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS reset_requests (key TEXT NOT NULL, origin TEXT NOT NULL);
          CREATE TABLE IF NOT EXISTS block_passwords (address TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
          CREATE TABLE IF NOT EXISTS held (queue_id TEXT PRIMARY KEY, key TEXT NOT NULL,
              ts INTEGER NOT NULL, messages INTEGER NOT NULL, recipients INTEGER NOT NULL,
@@ -104,8 +109,8 @@ fn load(c: &Connection, path: &Path, now_ms: u64) -> Result<Memory, PolicyError>
     Ok(m)
 }
 
-/// Held messages from the database (what `policy held` shows without the server).
-pub fn read_held(c: &Connection, path: &Path, key: Option<&str>) -> Result<Vec<Held>, PolicyError> {
+/// Held messages from the database.
+fn read_held(c: &Connection, path: &Path, key: Option<&str>) -> Result<Vec<Held>, PolicyError> {
     let mut q = c
         .prepare(
             "SELECT queue_id, key, ts, messages, recipients, bytes FROM held
@@ -152,9 +157,14 @@ fn apply(c: &mut Connection, batch: &[Write]) -> rusqlite::Result<()> {
                     params![key, qid],
                 )?;
             }
-            Write::Reset(key) => {
+            Write::Reset(key, origin) => {
                 t.execute("DELETE FROM events WHERE key = ?1", params![key])?;
+                t.execute(
+                    "INSERT INTO reset_requests VALUES (?1, ?2)",
+                    params![key, origin],
+                )?;
             }
+            Write::Flush(_) => {}
             Write::Hold(h) => {
                 t.execute(
                     "INSERT OR REPLACE INTO held VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -205,6 +215,11 @@ fn writer(mut c: Connection, path: PathBuf, rx: Receiver<Write>) {
                 batch.len()
             );
         }
+        for w in batch {
+            if let Write::Flush(done) = w {
+                let _ = done.send(());
+            }
+        }
         let now = crate::counters::now_ms();
         if now.saturating_sub(expired_ms) >= 60_000 {
             expired_ms = now;
@@ -227,8 +242,10 @@ impl Embedded {
             .name("policy-state".into())
             .spawn(move || writer(c, owned, rx))
             .map_err(PolicyError::io("starting the state writer"))?;
+        let origin = format!("{}.{}", std::process::id(), crate::counters::now_ms());
         Ok(Embedded {
             path: path.to_path_buf(),
+            origin,
             reader: Mutex::new(reader),
             memory: Mutex::new(memory),
             writes: Mutex::new(tx),
@@ -246,46 +263,6 @@ impl Embedded {
             tracing::error!("policy state writer is gone: an update was not saved");
         }
     }
-}
-
-/// Asks the running server to forget `key`'s usage (`policy reset`), and forgets it in the
-/// database at once for a server started later.
-pub fn request_reset(path: &Path, key: &str) -> Result<(), PolicyError> {
-    let c = open_db(path)?;
-    c.execute_batch("BEGIN IMMEDIATE").map_err(db_err(path))?;
-    c.execute("INSERT INTO resets VALUES (?1)", params![key])
-        .map_err(db_err(path))?;
-    c.execute("DELETE FROM events WHERE key = ?1", params![key])
-        .map_err(db_err(path))?;
-    c.execute_batch("COMMIT").map_err(db_err(path))
-}
-
-/// Usage per key in the window ending now, from the database (`policy status`).
-pub fn read_usage(
-    path: &Path,
-    now_ms: u64,
-    window_ms: u64,
-) -> Result<Vec<(String, Usage)>, PolicyError> {
-    let c = open_db(path)?;
-    let mut q = c
-        .prepare(
-            "SELECT key, count(*), sum(messages), sum(recipients), sum(bytes) FROM events
-             WHERE ts > ?1 GROUP BY key ORDER BY sum(messages) DESC, key",
-        )
-        .map_err(db_err(path))?;
-    let rows = q
-        .query_map(params![now_ms.saturating_sub(window_ms) as i64], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Usage {
-                    messages: r.get::<_, i64>(2)? as u64,
-                    recipients: r.get::<_, i64>(3)? as u64,
-                    bytes: r.get::<_, i64>(4)? as u64,
-                },
-            ))
-        })
-        .map_err(db_err(path))?;
-    rows.collect::<Result<_, _>>().map_err(db_err(path))
 }
 
 fn window_usage(events: Option<&mut VecDeque<Event>>, now_ms: u64, window_ms: u64) -> Usage {
@@ -351,8 +328,18 @@ impl Counters for Embedded {
 
     async fn reset(&self, key: &str) -> Result<(), PolicyError> {
         self.memory().events.remove(key);
-        self.write(Write::Reset(key.to_string()));
+        self.write(Write::Reset(key.to_string(), self.origin.clone()));
         Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), PolicyError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.write(Write::Flush(tx));
+        rx.await.map_err(|_| {
+            PolicyError::io(format!("policy state {}", self.path.display()))(std::io::Error::other(
+                "the state writer is gone",
+            ))
+        })
     }
 
     async fn hold(&self, held: &Held) -> Result<(), PolicyError> {
@@ -414,19 +401,22 @@ impl Counters for Embedded {
     }
 
     async fn poll_requests(&self) -> Result<(), PolicyError> {
-        let keys: Vec<String> = {
+        let requests: Vec<(String, String)> = {
             let c = self.reader.lock().unwrap_or_else(|p| p.into_inner());
             let mut q = c
-                .prepare("DELETE FROM resets RETURNING key")
+                .prepare("DELETE FROM reset_requests RETURNING key, origin")
                 .map_err(db_err(&self.path))?;
             let rows = q
-                .query_map([], |r| r.get::<_, String>(0))
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(db_err(&self.path))?;
             rows.collect::<Result<_, _>>().map_err(db_err(&self.path))?
         };
-        for key in keys {
-            tracing::info!("usage of {key} reset on request");
-            self.reset(&key).await?;
+        for (key, origin) in requests {
+            // The requester deleted the stored events already: only memory is left.
+            if origin != self.origin {
+                tracing::info!("usage of {key} reset on request");
+                self.memory().events.remove(&key);
+            }
         }
         Ok(())
     }

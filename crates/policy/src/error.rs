@@ -33,6 +33,12 @@ pub enum PolicyError {
     /// The account directory failed.
     #[error(transparent)]
     Directory(#[from] mailfleet_core::directory::DirectoryError),
+    /// An account operation was refused or failed.
+    #[error(transparent)]
+    Account(mailfleet_core::accounts::AccountError),
+    /// What the command asks about is not there (no held mail of an account).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl PolicyError {

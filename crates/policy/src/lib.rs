@@ -8,6 +8,8 @@
 //! queue), [`detect`] (compromised accounts), [`logwatch`] (Postfix's log: rejected
 //! after counting, refused recipients), [`dnsbl`], [`postfix`] (the main.cf lines), [`service`] (all of it running), [`bench`] (a load generator for ours and the peers').
 
+pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod bench;
 pub mod counters;
@@ -23,6 +25,7 @@ pub mod redis_store;
 pub mod release;
 pub mod server;
 pub mod service;
+pub mod sweep;
 
 pub use engine::Engine;
 pub use error::PolicyError;

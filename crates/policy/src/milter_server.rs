@@ -12,6 +12,8 @@ use mailfleet_policy_proto::milter::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use mailfleet_core::shutdown::Shutdown;
+
 use crate::engine::{Engine, Message, Verdict};
 
 /// What the milter knows of the message in progress.
@@ -147,7 +149,12 @@ async fn answer(engine: &Engine, s: &mut Session, command: Command) -> Option<Ve
     })
 }
 
-async fn connection(mut stream: TcpStream, engine: Arc<Engine>, idle: Duration) {
+async fn connection(
+    mut stream: TcpStream,
+    engine: Arc<Engine>,
+    idle: Duration,
+    shutdown: Shutdown,
+) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -178,22 +185,25 @@ async fn connection(mut stream: TcpStream, engine: Arc<Engine>, idle: Duration) 
         if buf.len() > MAX_PACKET + 4 {
             return;
         }
-        match tokio::time::timeout(idle, stream.read(&mut chunk)).await {
+        // Between messages a shutdown ends the connection (the MTA applies
+        // milter_default_action); a message in progress is answered first.
+        let between = buf.is_empty() && session.tx.sender.is_none();
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, stream.read(&mut chunk)) => r,
+            () = shutdown.wait(), if between => return,
+        };
+        match read {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
             Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
         }
     }
 }
 
-/// Serves milter connections until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    engine: Arc<Engine>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
+/// Serves milter connections until shutdown.
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>, shutdown: Shutdown) {
     let idle = engine.config().idle_timeout;
-    crate::server::accept_loop("milter", listener, shutdown, |stream| {
-        connection(stream, engine.clone(), idle)
+    crate::server::accept_loop("milter", listener, shutdown, |stream, stop| {
+        connection(stream, engine.clone(), idle, stop)
     })
     .await;
 }

@@ -9,6 +9,8 @@ use mailfleet_policy_proto::policy::{Action, MAX_LINE, Request, RequestBuilder};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use mailfleet_core::shutdown::{GRACE, InFlight, Shutdown};
+
 use crate::engine::{Engine, Message, Verdict};
 
 /// The answer to one request.
@@ -80,7 +82,7 @@ async fn read_line(
     Ok(true)
 }
 
-async fn connection(stream: TcpStream, engine: Arc<Engine>, idle: Duration) {
+async fn connection(stream: TcpStream, engine: Arc<Engine>, idle: Duration, shutdown: Shutdown) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -90,8 +92,15 @@ async fn connection(stream: TcpStream, engine: Arc<Engine>, idle: Duration) {
     let mut r = BufReader::new(r);
     let mut builder = RequestBuilder::default();
     let mut line = Vec::with_capacity(256);
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
     loop {
-        match tokio::time::timeout(idle, read_line(&mut r, &mut line)).await {
+        // Between requests a shutdown ends the connection; a request being read is finished.
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, read_line(&mut r, &mut line)) => r,
+            () = &mut stop, if builder.is_empty() => return,
+        };
+        match read {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) => return,
             Ok(Err(e)) => {
@@ -119,43 +128,41 @@ async fn connection(stream: TcpStream, engine: Arc<Engine>, idle: Duration) {
     }
 }
 
-/// Accepts connections until `shutdown` completes, each handled by its own task.
-pub async fn accept_loop<F, Fut>(
-    what: &str,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()>,
-    handle: F,
-) where
-    F: Fn(TcpStream) -> Fut,
+/// Accepts connections until shutdown, each handled by its own task; then waits for the
+/// connections in flight (each finishes the request it is reading) within the grace.
+pub async fn accept_loop<F, Fut>(what: &str, listener: TcpListener, shutdown: Shutdown, handle: F)
+where
+    F: Fn(TcpStream, Shutdown) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    tokio::pin!(shutdown);
+    let in_flight = InFlight::new();
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(handle(stream));
-                }
+                Ok((stream, _)) => in_flight.spawn(handle(stream, shutdown.clone())),
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin.
                     tracing::error!("{what} accept: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            () = &mut shutdown => return,
+            () = &mut stop => break,
         }
+    }
+    drop(listener);
+    let left = in_flight.drain(GRACE).await;
+    if left > 0 {
+        tracing::warn!("{what}: {left} connections still busy after {GRACE:?}, left behind");
     }
 }
 
-/// Serves policy requests until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    engine: Arc<Engine>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
+/// Serves policy requests until shutdown.
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>, shutdown: Shutdown) {
     let idle = engine.config().idle_timeout;
-    accept_loop("policy server", listener, shutdown, |stream| {
-        connection(stream, engine.clone(), idle)
+    accept_loop("policy server", listener, shutdown, |stream, stop| {
+        connection(stream, engine.clone(), idle, stop)
     })
     .await;
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mailfleet_core::Config;
+use mailfleet_core::shutdown::Shutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::counters::Counters;
 use crate::embedded::Embedded;
@@ -149,13 +149,35 @@ pub async fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>),
     Ok((policy, milter))
 }
 
-/// Runs everything until `stop` turns true.
+/// `policy serve`: the engine from the config, its ports bound, alerts sent as
+/// notifications, everything running until shutdown.
+pub async fn serve(config: &Config, shutdown: Shutdown) -> Result<(), PolicyError> {
+    let (engine, alerts) = engine(config)?;
+    let (policy, milter) = bind(config).await?;
+    tracing::info!(
+        "policy server on {}{}",
+        config.policy.listen,
+        config
+            .policy
+            .milter_listen
+            .map(|m| format!(", milter on {m}"))
+            .unwrap_or_default()
+    );
+    let notifier = mailfleet_notify::Notifier::new(config);
+    let forwarding = tokio::spawn(crate::alerts::forward(alerts, notifier));
+    let r = run(config, engine, policy, milter, shutdown).await;
+    // The engine is gone with `run`: the alert channel closes and the last alerts go out.
+    let _ = tokio::time::timeout(mailfleet_core::shutdown::GRACE, forwarding).await;
+    r
+}
+
+/// Runs everything until shutdown.
 pub async fn run(
     config: &Config,
     engine: Arc<Engine>,
     policy: TcpListener,
     milter: Option<TcpListener>,
-    mut stop: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> Result<(), PolicyError> {
     let directory: Arc<dyn mailfleet_core::directory::Directory> =
         Arc::from(mailfleet_core::directory::open(&config.directory).await?);
@@ -167,21 +189,20 @@ pub async fn run(
         observations,
         directory.clone(),
     ));
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
     let policy_task = tokio::spawn(crate::server::serve(
         policy,
         engine.clone(),
-        stopped(stop.clone()),
+        shutdown.clone(),
     ));
     let milter_task = milter.map(|m| {
         tokio::spawn(crate::milter_server::serve(
             m,
             engine.clone(),
-            stopped(stop.clone()),
+            shutdown.clone(),
         ))
     });
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
     let mut log = config
         .policy
         .postfix_log
@@ -225,7 +246,7 @@ pub async fn run(
                 Ok(_) => {}
                 Err(e) => tracing::error!("releasing held mail: {e}"),
             },
-            _ = stop.wait_for(|s| *s) => break,
+            () = &mut stop => break,
         }
     }
     let _ = policy_task.await;

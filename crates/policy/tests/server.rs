@@ -13,7 +13,8 @@ use tokio::net::TcpStream;
 struct Running {
     addr: std::net::SocketAddr,
     _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    stop: mailfleet_core::shutdown::Trigger,
+    served: tokio::task::JoinHandle<()>,
 }
 
 async fn start(extra: &str) -> (Running, Arc<Engine>) {
@@ -29,19 +30,18 @@ async fn start(extra: &str) -> (Running, Arc<Engine>) {
     let (engine, _breaches) = mailfleet_policy::service::engine(&config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(mailfleet_policy::server::serve(
+    let (stop, shutdown) = mailfleet_core::shutdown::Shutdown::new();
+    let served = tokio::spawn(mailfleet_policy::server::serve(
         listener,
         engine.clone(),
-        async move {
-            let _ = stopped.await;
-        },
+        shutdown,
     ));
     (
         Running {
             addr,
             _dir: dir,
-            _stop: stop,
+            stop,
+            served,
         },
         engine,
     )
@@ -219,4 +219,37 @@ async fn reject_and_defer_rules_and_a_reset() {
         Some("action=DUNNO\n"),
         "a reset account starts over"
     );
+}
+
+#[tokio::test]
+async fn shutdown_answers_the_request_in_flight_then_stops() {
+    let (r, _) = start("").await;
+    let mut busy = BufReader::new(TcpStream::connect(r.addr).await.unwrap());
+    let mut idle = BufReader::new(TcpStream::connect(r.addr).await.unwrap());
+    assert!(
+        exchange(&mut idle, request("RCPT", "a@example.com", "").as_bytes())
+            .await
+            .is_some()
+    );
+    // Half a request is on its way when the shutdown comes.
+    let req = request("END-OF-MESSAGE", "a@example.com", "");
+    let (first, rest) = req.split_at(40);
+    busy.get_mut().write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    r.stop.fire();
+    let answer = exchange(&mut busy, rest.as_bytes()).await;
+    assert!(
+        answer.as_deref().is_some_and(|a| a.starts_with("action=")),
+        "the request in flight was answered: {answer:?}"
+    );
+    // Between requests a connection is closed; the server returns well within its grace.
+    assert_eq!(
+        exchange(&mut idle, request("RCPT", "a@example.com", "").as_bytes()).await,
+        None
+    );
+    tokio::time::timeout(mailfleet_core::shutdown::GRACE, r.served)
+        .await
+        .expect("the server stopped within its grace")
+        .unwrap();
+    assert!(TcpStream::connect(r.addr).await.is_err(), "still accepting");
 }

@@ -3,15 +3,17 @@
 
 use std::time::Duration;
 
-use crate::imap;
+use mailfleet_mailclient::MailError;
+use mailfleet_mailclient::tls::Endpoint;
+
 use crate::outcome::{Failure, Run};
 
 /// Where to send and where to look.
 pub struct Route<'a> {
     /// The MTA's SMTP port.
-    pub mta: crate::tls::Endpoint<'a>,
+    pub mta: Endpoint<'a>,
     /// The store's IMAP port.
-    pub store: crate::tls::Endpoint<'a>,
+    pub store: Endpoint<'a>,
     /// The probe account on the store.
     pub account: &'a str,
     /// Its password.
@@ -34,40 +36,47 @@ pub async fn check(run: &mut Run, r: &Route<'_>) -> Result<String, Failure> {
         a = r.account
     );
     let sent = tokio::time::Instant::now();
-    let dialog = crate::smtp::Dialog::default();
-    crate::smtp::send(run, &r.mta, &dialog, r.account, r.account, &message).await?;
-    let (mut s, _) = imap::login(run, &r.store, r.account, r.password).await?;
-    run.step("select", s.select("INBOX")).await?;
-    let uids = run
-        .step("delivery", async {
+    let mut smtp = crate::smtp::session(run, &r.mta, &crate::smtp::Dialog::default()).await?;
+    smtp.send(r.account, &[r.account], message.as_bytes())
+        .await?;
+    smtp.quit().await;
+    let mut s = crate::imap::login(run, &r.store, r.account, r.password).await?;
+    s.select("INBOX").await?;
+    // The polling loop is one step: its searches are not timed one by one.
+    let clock = run.clock().clone();
+    s.set_clock(clock.quiet());
+    let query = format!("HEADER Message-ID \"{tag}@mailfleet.invalid\"");
+    let uids = clock
+        .run("delivery", async {
             loop {
-                let found = s
-                    .uid_search(format!("HEADER Message-ID \"{tag}@mailfleet.invalid\""))
-                    .await?;
+                let found = s.uid_search(&query).await?;
                 if !found.is_empty() {
-                    return Ok::<_, async_imap::error::Error>(found);
+                    return Ok::<_, MailError>(found);
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 // NOOP makes the server report new mail in the selected mailbox.
                 s.noop().await?;
             }
         })
-        .await?;
+        .await
+        .map_err(|e| {
+            // The searches share the check's deadline: whichever notices it, the step that
+            // ran out of time is the wait for delivery.
+            if e.is_timeout() {
+                Failure::new("delivery", e.kind())
+            } else {
+                Failure::from(e)
+            }
+        })?;
     let delivered = sent.elapsed();
+    s.set_clock(clock);
     let set = uids
         .iter()
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    run.step("delete", async {
-        futures::TryStreamExt::try_collect::<Vec<_>>(
-            s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?,
-        )
-        .await?;
-        futures::TryStreamExt::try_collect::<Vec<_>>(s.uid_expunge(&set).await?).await?;
-        Ok::<(), async_imap::error::Error>(())
-    })
-    .await?;
-    let _ = s.logout().await;
+    s.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?;
+    s.uid_expunge(&set).await?;
+    s.logout().await;
     Ok(format!("delivered in {} ms", delivered.as_millis()))
 }

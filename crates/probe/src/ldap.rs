@@ -7,7 +7,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope};
 use mailfleet_core::fleet::StartTls;
 
 use crate::outcome::{Failure, Run};
-use crate::tls::{Tls, TlsInfo};
+use mailfleet_mailclient::tls::{Tls, TlsInfo};
 
 /// An open connection: the handle, its driver task, and what TLS showed.
 struct Conn {
@@ -60,7 +60,7 @@ async fn connect(
     match attempt {
         Ok(mut c) => {
             let info = t.info(if ldaps { "TLS" } else { "StartTLS" });
-            crate::tls::note(run, &info);
+            run.note_tls(Some(&info));
             c.tls = Some(info);
             Ok(c)
         }

@@ -2,12 +2,11 @@
 //! mailbox, fetch a message, deliver one end to end), times every step, and gives a
 //! monitoring-plugin state.
 //!
-//! Layout: [`outcome`] (states, steps, the per-check deadline), [`line`] (a line-oriented
-//! connection with limits), one file per protocol ([`smtp`], [`imap`], [`pop3`], [`ldap`]),
+//! Layout: [`outcome`] (states, steps, the per-check deadline), one file per protocol
+//! ([`smtp`], [`imap`], [`pop3`], [`ldap`], [`http`]; the clients are `mailclient`'s),
 //! [`e2e`] (SMTP in, IMAP out), [`host`] (the local machine's resources), [`queue`] (Postfix's
 //! queue), and [`plan`] (which checks a fleet gets, run concurrently).
 
-pub mod alarm;
 pub mod backup;
 pub mod e2e;
 pub mod history;
@@ -15,10 +14,8 @@ pub mod host;
 pub mod http;
 pub mod imap;
 pub mod ldap;
-pub mod line;
 pub mod metrics;
 pub mod monitor;
-pub mod notify;
 pub mod outcome;
 pub mod plan;
 pub mod pop3;
@@ -26,7 +23,6 @@ pub mod queue;
 pub mod shift;
 pub mod smtp;
 pub mod stuck;
-pub mod tls;
 
 pub use outcome::{Outcome, State, Step};
 pub use plan::{Plan, run};

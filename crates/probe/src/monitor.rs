@@ -7,11 +7,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use mailfleet_core::Config;
+use mailfleet_core::shutdown::Shutdown;
 
-use crate::alarm::{Alarms, Kind, Notification, Policy};
 use crate::metrics;
 use crate::outcome::{Outcome, State};
-use crate::plan::{Plan, run};
+use crate::plan::Plan;
+use mailfleet_notify::{Alarms, Kind, Notification, Notifier, Policy};
 
 /// The latest round in Prometheus format, shared with the `/metrics` server.
 pub type Latest = Arc<RwLock<String>>;
@@ -25,6 +26,7 @@ pub struct Monitor {
     started: HashMap<String, (i32, u64)>,
     latest: Latest,
     history: Option<crate::history::History>,
+    notifier: Notifier,
 }
 
 /// The PID in a PID file and that process's start time: a restart changes the pair.
@@ -65,6 +67,7 @@ impl Monitor {
             }
         };
         Ok(Monitor {
+            notifier: Notifier::new(&config),
             config,
             plan,
             alarms: Alarms::new(policy),
@@ -110,8 +113,10 @@ impl Monitor {
 
     /// Runs one round: probes, alarms, notifications. Returns the outcomes and what was sent.
     pub async fn round(&mut self) -> (Vec<Outcome>, Vec<Notification>) {
-        let outcomes = run(&self.config, &self.plan).await;
-        let mut notes = self.alarms.observe(&outcomes, Instant::now());
+        let outcomes = crate::plan::run(&self.config, &self.plan).await;
+        let mut notes = self
+            .alarms
+            .observe(outcomes.iter().map(Outcome::observation), Instant::now());
         notes.extend(self.restarts());
         if let Ok(mut l) = self.latest.write() {
             *l = metrics::render(&outcomes);
@@ -124,20 +129,107 @@ impl Monitor {
             tracing::error!("recording the round: {e}");
         }
         for n in &notes {
-            self.send(n).await;
+            self.notifier.send(n).await;
         }
         (outcomes, notes)
     }
-
-    async fn send(&self, n: &Notification) {
-        crate::notify::send(&self.config, n).await;
-    }
 }
 
-/// Serves `GET /metrics` with the latest round until the listener's task is dropped.
+/// Why the monitor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// The checks could not be planned.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    /// `[monitor] listen` could not be bound.
+    #[error("monitor.listen {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// How `monitor` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct MonitorOptions {
+    /// Stop after this many rounds (`None`: until shutdown).
+    pub rounds: Option<u64>,
+    /// Time between the starts of two rounds.
+    pub interval: std::time::Duration,
+}
+
+/// What one round found and sent.
+#[derive(Debug, Clone)]
+pub struct RoundReport {
+    /// The round's number, from 1.
+    pub number: u64,
+    /// Every check's outcome.
+    pub outcomes: Vec<Outcome>,
+    /// The notifications it sent.
+    pub notifications: Vec<Notification>,
+}
+
+/// `monitor`: rounds on a schedule, `/metrics` when `[monitor] listen` is set, until the
+/// rounds asked for are done or shutdown; a round in progress is finished (it has the probe's
+/// deadline). `each` sees every round. Returns the number of rounds run.
+pub async fn run(
+    config: Config,
+    options: MonitorOptions,
+    shutdown: Shutdown,
+    mut each: impl FnMut(&RoundReport),
+) -> Result<u64, MonitorError> {
+    let listen = config.monitor.listen;
+    let mut monitor = Monitor::new(config)?;
+    let metrics = match listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| MonitorError::Listen { addr, source })?;
+            tracing::info!("serving /metrics on http://{addr}/metrics");
+            let latest = monitor.latest();
+            let stop = shutdown.clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = serve_metrics(listener, latest, stop).await {
+                    tracing::error!("/metrics server: {e}");
+                }
+            }))
+        }
+        None => None,
+    };
+    let mut ticker = tokio::time::interval(options.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    let mut done = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = &mut stop => break,
+        }
+        let (outcomes, notifications) = monitor.round().await;
+        done += 1;
+        each(&RoundReport {
+            number: done,
+            outcomes,
+            notifications,
+        });
+        if options.rounds.is_some_and(|r| done >= r) {
+            break;
+        }
+    }
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    Ok(done)
+}
+
+/// Serves `GET /metrics` with the latest round until shutdown (requests in flight finish).
 pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     latest: Latest,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
     use axum::routing::get;
     let app = axum::Router::new().route(
@@ -156,5 +248,7 @@ pub async fn serve_metrics(
             }
         }),
     );
-    axum::serve(listener, app).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.wait())
+        .await
 }

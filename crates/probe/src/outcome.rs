@@ -6,54 +6,12 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+use mailfleet_mailclient::{Clock, MailError, TlsInfo};
 use serde::Serialize;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 
-/// Monitoring-plugin states; the exit code of `mailfleet probe` is the worst one's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum State {
-    /// Works, in time.
-    Ok,
-    /// Works, slowly.
-    Warning,
-    /// The check could not be run (no probe account configured...).
-    Unknown,
-    /// Broken, or too slow.
-    Critical,
-}
-
-impl State {
-    /// The plugin exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            State::Ok => 0,
-            State::Warning => 1,
-            State::Critical => 2,
-            State::Unknown => 3,
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            State::Ok => "OK",
-            State::Warning => "WARNING",
-            State::Unknown => "UNKNOWN",
-            State::Critical => "CRITICAL",
-        })
-    }
-}
-
-/// One timed step of a check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Step {
-    /// What it did (`connect`, `banner`, `login`...).
-    pub name: &'static str,
-    /// How long it took.
-    pub ms: f64,
-}
+pub use mailfleet_mailclient::Step;
+pub use mailfleet_notify::State;
 
 /// The result of one check on one server.
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +28,18 @@ pub struct Outcome {
     pub steps: Vec<Step>,
     /// What was found.
     pub message: String,
+}
+
+impl Outcome {
+    /// The outcome as the alarms see it.
+    pub fn observation(&self) -> mailfleet_notify::Observation<'_> {
+        mailfleet_notify::Observation {
+            server: &self.server,
+            check: &self.check,
+            state: self.state,
+            message: &self.message,
+        }
+    }
 }
 
 /// Why a check failed.
@@ -97,24 +67,37 @@ impl Failure {
     }
 }
 
-/// Times steps against the check's deadline.
+impl From<MailError> for Failure {
+    fn from(e: MailError) -> Self {
+        Failure {
+            step: e.step(),
+            message: e.kind().to_string(),
+        }
+    }
+}
+
+/// Times steps against the check's deadline: the clients' commands through [`Run::clock`],
+/// other work through [`Run::step`].
 pub struct Run {
     started: Instant,
-    deadline: Instant,
-    steps: Vec<Step>,
+    clock: Clock,
     warnings: Vec<String>,
 }
 
 impl Run {
     /// A run that must finish within `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        let started = Instant::now();
         Run {
-            started,
-            deadline: started + timeout,
-            steps: Vec::new(),
+            started: Instant::now(),
+            clock: Clock::new(timeout).within(timeout).recording(),
             warnings: Vec::new(),
         }
+    }
+
+    /// The clock the check's clients run their commands on: the check's deadline, and its
+    /// step timings.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Something that works but needs a human soon (a certificate about to expire): a check
@@ -123,31 +106,23 @@ impl Run {
         self.warnings.push(message.into());
     }
 
+    /// Records a handshake's certificate warning.
+    pub fn note_tls(&mut self, info: Option<&TlsInfo>) {
+        if let Some(w) = info.and_then(TlsInfo::warning) {
+            self.warn(w);
+        }
+    }
+
     /// Runs one step: its time is recorded; an error or the deadline ends the check.
     pub async fn step<T, E: fmt::Display>(
         &mut self,
         name: &'static str,
         fut: impl Future<Output = Result<T, E>>,
     ) -> Result<T, Failure> {
-        let t = Instant::now();
-        let r = timeout_at(self.deadline, fut).await;
-        let ms = t.elapsed().as_secs_f64() * 1000.0;
-        match r {
-            Err(_) => Err(Failure::new(
-                name,
-                format!(
-                    "no answer within {:.1} s",
-                    (self.deadline - self.started).as_secs_f64()
-                ),
-            )),
-            Ok(Err(e)) => {
-                self.steps.push(Step { name, ms });
-                Err(Failure::new(name, e))
-            }
-            Ok(Ok(v)) => {
-                self.steps.push(Step { name, ms });
-                Ok(v)
-            }
+        match self.clock.time(name, fut).await {
+            Err(timeout) => Err(timeout.into()),
+            Ok(Err(e)) => Err(Failure::new(name, e)),
+            Ok(Ok(v)) => Ok(v),
         }
     }
 
@@ -181,7 +156,7 @@ impl Run {
             check: check.to_string(),
             state,
             elapsed_ms: elapsed.as_secs_f64() * 1000.0,
-            steps: self.steps,
+            steps: self.clock.steps(),
             message,
         }
     }

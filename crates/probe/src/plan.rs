@@ -4,8 +4,8 @@
 use mailfleet_core::{Config, Role, Server};
 
 use crate::outcome::{Outcome, Run, unknown};
-use crate::tls::Endpoint;
 use crate::{e2e, imap, ldap, pop3, smtp};
+use mailfleet_mailclient::tls::{Endpoint, Tls};
 
 /// One check to run.
 #[derive(Debug, Clone)]
@@ -208,7 +208,7 @@ async fn one(
     let mut run = Run::new(pc.timeout);
     let host = server.host.as_str();
     let name = check.name();
-    let tls = match crate::tls::Tls::new(&server.tls, host) {
+    let tls = match Tls::new(&server.tls, host) {
         Ok(t) => t,
         Err(e) => return unknown(&server.name, &name, e.to_string()),
     };
@@ -302,7 +302,7 @@ async fn one(
                 master.ports.ldap.unwrap_or(389)
             );
             async {
-                let master_tls = crate::tls::Tls::new(&master.tls, &master.host)
+                let master_tls = Tls::new(&master.tls, &master.host)
                     .map_err(|e| crate::outcome::Failure::new("tls", e))?;
                 let theirs = crate::ldap::context_csn(
                     &mut run,
@@ -416,7 +416,7 @@ async fn one(
                 Ok(pw) => pw.clone(),
                 Err(e) => return unknown(&server.name, &name, format!("probe password: {e}")),
             };
-            let store_tls = match crate::tls::Tls::new(&store.tls, &store.host) {
+            let store_tls = match Tls::new(&store.tls, &store.host) {
                 Ok(t) => t,
                 Err(e) => return unknown(&server.name, &name, e.to_string()),
             };

@@ -50,18 +50,14 @@ pub fn run(target: &str, cmd: &mut Command, timeout: Duration) -> Result<Output,
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Stuck::Spawn(e.to_string()))?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                stuck.insert(target.to_string(), child);
-                return Err(Stuck::Timeout(timeout));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(Stuck::Spawn(e.to_string())),
+    match mailfleet_core::child::wait_until(&mut child, Instant::now() + timeout) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            let _ = child.kill();
+            stuck.insert(target.to_string(), child);
+            return Err(Stuck::Timeout(timeout));
         }
+        Err(e) => return Err(Stuck::Spawn(e.to_string())),
     }
     child
         .wait_with_output()

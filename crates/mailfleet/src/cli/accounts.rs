@@ -1,15 +1,15 @@
-//! `mailfleet accounts ...`: the account directory, with routing republished after changes.
+//! `mailfleet accounts ...`: the account directory (the book republishes routing after
+//! every change).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Subcommand;
 use mailfleet_core::directory::Filter;
-use mailfleet_core::{Account, AccountBook, Config, routing};
+use mailfleet_core::{Account, AccountBook};
 use serde::Serialize;
 
-use super::{Context, print_json};
+use super::{Context, exit, print_json};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AccountsCmd {
@@ -75,7 +75,7 @@ fn view(a: &Account) -> AccountView<'_> {
 pub(crate) async fn run(cmd: AccountsCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
     let config = ctx.load()?;
     let book = AccountBook::open(&config).await?;
-    let changed = match cmd {
+    let published = match cmd {
         AccountsCmd::List { domain, server } => {
             let list = book.list(&Filter { domain, server }).await?;
             if ctx.json {
@@ -83,7 +83,7 @@ pub(crate) async fn run(cmd: AccountsCmd, ctx: &Context) -> anyhow::Result<ExitC
             } else {
                 print_table(&list);
             }
-            false
+            None
         }
         AccountsCmd::Show { address } => {
             let a = book.show(&address).await?;
@@ -92,79 +92,64 @@ pub(crate) async fn run(cmd: AccountsCmd, ctx: &Context) -> anyhow::Result<ExitC
             } else {
                 print_one(&a);
             }
-            false
+            None
         }
         AccountsCmd::Add {
             address,
             server,
             password_hash,
         } => {
-            let a = book
+            let (a, p) = book
                 .add(&address, &server, password_hash.as_deref())
                 .await?;
             println!("added {} on {}", a.address, a.server);
-            true
+            Some(p)
         }
         AccountsCmd::Remove { address } => {
-            book.remove(&address).await?;
+            let p = book.remove(&address).await?;
             println!("removed {address}");
-            true
+            Some(p)
         }
         AccountsCmd::SetServer { address, server } => {
-            book.set_server(&address, &server).await?;
+            let p = book.set_server(&address, &server).await?;
             println!("{address} now on {server}");
-            true
+            Some(p)
         }
         AccountsCmd::Lock { address } => {
-            book.set_locked(&address, true).await?;
+            let p = book.set_locked(&address, true).await?;
             println!("{address} locked");
-            true
+            Some(p)
         }
         AccountsCmd::Unlock { address } => {
-            book.set_locked(&address, false).await?;
+            let p = book.set_locked(&address, false).await?;
             println!("{address} unlocked");
-            true
+            Some(p)
         }
         AccountsCmd::Block { address, reason } => {
             book.block_sending(&address, &reason).await?;
             println!("{address} blocked from sending: {reason}");
-            false
+            None
         }
         AccountsCmd::Unblock { address } => {
             book.unblock_sending(&address).await?;
             println!("{address} may send again");
-            false
+            None
         }
         AccountsCmd::Import { file } => {
-            let n = book.import(&file).await?;
+            let (n, p) = book.import(&file).await?;
             println!("imported {n} accounts from {}", file.display());
-            true
+            Some(p)
         }
     };
-    if changed {
-        publish(&config, &book).await?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Rewrites the MTAs' maps and the stores' user files so routing follows the directory.
-async fn publish(config: &Config, book: &AccountBook) -> anyhow::Result<()> {
-    let all = book.directory().list(&Filter::default()).await?;
-    let done = routing::publish(&config.fleet, &all)
-        .context("the directory was updated, but publishing the routing maps failed")?;
-    for path in &done.changed {
-        tracing::info!("rewrote {}", path.display());
-    }
-    for mta in &done.reloaded {
-        tracing::info!("reloaded Postfix on {mta}");
-    }
-    if !done.unroutable.is_empty() {
+    if let Some(p) = published
+        && !p.unroutable.is_empty()
+    {
         eprintln!(
             "warning: no LMTP route for {} (server unknown to the config or without an lmtp port)",
-            done.unroutable.join(", ")
+            p.unroutable.join(", ")
         );
     }
-    Ok(())
+    Ok(exit::code(exit::OK))
 }
 
 fn print_table(list: &[Account]) {

@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use anyhow::Context as _;
 use clap::Subcommand;
-use mailfleet_policy::audit;
+use mailfleet_policy::sweep::{SweepOptions, SweepProgress};
 
-use super::{Context, print_json};
+use super::{Context, exit, print_json};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCmd {
@@ -43,31 +42,16 @@ pub(crate) async fn run(cmd: AuditCmd, ctx: &Context) -> anyhow::Result<ExitCode
         threads,
     } = cmd;
     let config = ctx.load()?;
-    let mut words = match &wordlist {
-        Some(f) => std::fs::read_to_string(f)
-            .with_context(|| format!("reading {}", f.display()))?
-            .lines()
-            .map(|l| l.trim_end_matches('\r').to_string())
-            .filter(|l| !l.is_empty())
-            .collect(),
-        None => audit::common_list(),
+    let options = SweepOptions {
+        block,
+        wordlist,
+        top,
+        show,
+        threads,
     };
-    if let Some(n) = top {
-        words.truncate(n);
-    }
-    let directory = mailfleet_core::directory::open(&config.directory).await?;
-    let accounts: Vec<(String, String)> = directory
-        .list(&mailfleet_core::directory::Filter::default())
-        .await?
-        .into_iter()
-        .filter_map(|a| Some((a.address.to_string(), a.password_hash?)))
-        .collect();
-    let threads = threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let progress = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new(SweepProgress::default());
     let bar = (!ctx.json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
-        let b = indicatif::ProgressBar::new(accounts.len() as u64);
+        let b = indicatif::ProgressBar::new(0);
         if let Ok(s) = indicatif::ProgressStyle::with_template(
             "{bar:30} {pos}/{len} accounts ({per_sec}, ETA {eta})",
         ) {
@@ -75,45 +59,21 @@ pub(crate) async fn run(cmd: AuditCmd, ctx: &Context) -> anyhow::Result<ExitCode
         }
         b
     });
-    let work = {
-        let (accounts, progress) = (accounts.clone(), progress.clone());
-        tokio::task::spawn_blocking(move || {
-            audit::audit(&accounts, &words, threads, show, &progress)
-        })
-    };
+    let work = mailfleet_policy::sweep::passwords(&config, &options, Arc::clone(&progress));
     tokio::pin!(work);
     let report = loop {
         tokio::select! {
             r = &mut work => break r?,
             () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
                 if let Some(b) = &bar {
-                    b.set_position(progress.load(Ordering::Relaxed));
+                    b.set_length(progress.total.load(Ordering::Relaxed));
+                    b.set_position(progress.done.load(Ordering::Relaxed));
                 }
             }
         }
     };
     if let Some(b) = bar {
         b.finish_and_clear();
-    }
-    if block && !report.weak.is_empty() {
-        let book = mailfleet_core::AccountBook::open(&config).await?;
-        let counters = mailfleet_policy::service::counters(&config)?;
-        for f in &report.weak {
-            book.block_sending(
-                &f.address,
-                &format!(
-                    "weak-password: guessable ({}); change it to send again",
-                    f.source
-                ),
-            )
-            .await?;
-            mailfleet_policy::service::remember_password_at_block(
-                counters.as_ref(),
-                directory.as_ref(),
-                &mailfleet_core::Address::parse(&f.address)?,
-            )
-            .await?;
-        }
     }
     if ctx.json {
         print_json(&report)?;
@@ -139,9 +99,9 @@ pub(crate) async fn run(cmd: AuditCmd, ctx: &Context) -> anyhow::Result<ExitCode
             println!("  {a}: not checked: {why}");
         }
     }
-    Ok(if report.weak.is_empty() {
-        ExitCode::SUCCESS
+    Ok(exit::code(if report.weak.is_empty() {
+        exit::OK
     } else {
-        ExitCode::from(1)
-    })
+        exit::PROBLEM
+    }))
 }

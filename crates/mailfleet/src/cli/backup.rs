@@ -1,20 +1,16 @@
-//! `mailfleet backup ...`: wiring the backup crate to the config (the run itself is in
-//! `backup_run`, restores in `restore`).
+//! `mailfleet backup ...`: the backup crate's commands, printed (restores in `restore`).
 
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use mailfleet_backup::crypto::Keys;
-use mailfleet_backup::maintenance::Keep;
-use mailfleet_backup::repo::Repository;
-use mailfleet_backup::s3::S3Target;
-use mailfleet_backup::target::{DirTarget, Target};
-use mailfleet_backup::worker::Guarded;
+use mailfleet_backup::command::job::{Ended, Progress, RunOptions};
+use mailfleet_backup::command::{open, repo};
+use mailfleet_backup::maintenance::{AccountDiff, Keep};
+use mailfleet_backup::run::RunReport;
+use mailfleet_backup::snapshot::Snapshot;
 use mailfleet_core::Config;
-use mailfleet_core::config::RepoLocation;
 
-use super::{Context, print_json};
+use super::{Context, exit, print_json};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BackupCmd {
@@ -77,107 +73,133 @@ pub(crate) enum BackupCmd {
     TargetWorker,
 }
 
-/// The repository, with every target operation done by a worker process under the deadline.
-pub(super) fn open(config: &Config) -> anyhow::Result<Repository> {
-    let target = guarded(config)?;
-    Ok(Repository::open_or_init(Box::new(target), keys(config)?)?)
-}
-
-/// The repository keys, when `[backup] key_file` is set.
-pub(super) fn keys(config: &Config) -> anyhow::Result<Option<Keys>> {
-    config
-        .backup
-        .key_file
-        .as_deref()
-        .map(|f| Keys::load(f).context("[backup] key_file"))
-        .transpose()
-}
-
-fn keygen(file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(file)
-        .with_context(|| {
-            format!(
-                "creating {} (an existing key is never overwritten)",
-                file.display()
-            )
-        })?;
-    f.write_all(mailfleet_backup::crypto::generate()?.as_bytes())?;
-    f.sync_all()?;
-    eprintln!(
-        "wrote {}: set [backup] key_file to it, and keep a copy away from the backups",
-        file.display()
+fn print_report(r: &RunReport) {
+    println!(
+        "snapshot {}: {} accounts, {} messages ({} bytes); read {} new or changed ({} bytes), {} unchanged, {} vanished during the run",
+        r.snapshot,
+        r.accounts,
+        r.messages,
+        r.bytes,
+        r.read_messages,
+        r.read_bytes,
+        r.unchanged_messages,
+        r.vanished
     );
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(super) fn guarded(config: &Config) -> anyhow::Result<Guarded> {
-    let mut cmd = std::process::Command::new(
-        std::env::current_exe().context("finding the mailfleet binary for the target worker")?,
+    println!(
+        "stored {} new blobs, {} bytes ({} already there); {:.1}x less than read; {:.2} s",
+        r.stored.new_blobs,
+        r.stored.stored_bytes,
+        r.stored.reused_blobs,
+        r.dedup_ratio(),
+        r.elapsed_secs
     );
-    cmd.arg("--config")
-        .arg(&config.source)
-        .args(["backup", "target-worker"]);
-    let describe = config.backup.repository.to_string();
-    Ok(Guarded::spawn(cmd, config.backup.timeout, describe)?)
 }
 
-/// The target the worker serves, from the config.
-fn target(config: &Config) -> anyhow::Result<Box<dyn Target>> {
-    Ok(match &config.backup.repository {
-        RepoLocation::Dir { path } => Box::new(DirTarget::new(path)?),
-        RepoLocation::S3(loc) => Box::new(S3Target::new(loc)?),
-    })
+async fn run_job(config: &Config, ctx: &Context, options: RunOptions) -> anyhow::Result<ExitCode> {
+    let show = !ctx.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let progress = show.then(|| Box::new(super::progress::Bar::default()) as Box<dyn Progress>);
+    let ended = mailfleet_backup::command::job::run(config, &options, progress).await?;
+    let code = match &ended {
+        Ended::Ok(r) => {
+            if !ctx.json {
+                print_report(r);
+            }
+            exit::OK
+        }
+        Ended::Failed { error } => {
+            eprintln!("mailfleet: backup failed: {error}");
+            exit::FAILED
+        }
+        Ended::Aborted { error } => {
+            eprintln!("mailfleet: backup aborted: {error}");
+            exit::UNREACHABLE
+        }
+        Ended::Skipped { error } => {
+            eprintln!("mailfleet: backup skipped: {error}");
+            exit::SKIPPED
+        }
+    };
+    if ctx.json {
+        print_json(&ended)?;
+    }
+    Ok(exit::code(code))
+}
+
+fn print_snapshots(config: &Config, snaps: &[Snapshot]) {
+    if snaps.is_empty() {
+        println!("no snapshots in {}", config.backup.repository);
+        return;
+    }
+    println!(
+        "{:<28} {:<20} {:>8} {:>10} {:>14}",
+        "ID", "TIME", "ACCOUNTS", "MESSAGES", "BYTES"
+    );
+    for s in snaps {
+        println!(
+            "{:<28} {:<20} {:>8} {:>10} {:>14}",
+            s.id,
+            s.time.format("%Y-%m-%d %H:%M:%S"),
+            s.accounts.len(),
+            s.accounts.iter().map(|a| a.messages).sum::<u64>(),
+            s.accounts.iter().map(|a| a.bytes).sum::<u64>()
+        );
+    }
+}
+
+fn print_diff(a: &Snapshot, b: &Snapshot, d: &[AccountDiff]) {
+    if d.is_empty() {
+        println!("no difference between {} and {}", a.id, b.id);
+    }
+    for acc in d {
+        println!(
+            "{}: {} added, {} removed, {} with new flags",
+            acc.address,
+            acc.added.len(),
+            acc.removed.len(),
+            acc.flags_changed.len()
+        );
+        for m in &acc.added {
+            println!("  + {m}");
+        }
+        for m in &acc.removed {
+            println!("  - {m}");
+        }
+        for m in &acc.flags_changed {
+            println!("  ~ {m}");
+        }
+    }
 }
 
 pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
     if let BackupCmd::Keygen { file } = &cmd {
-        return keygen(file);
+        open::keygen(file)?;
+        eprintln!(
+            "wrote {}: set [backup] key_file to it, and keep a copy away from the backups",
+            file.display()
+        );
+        return Ok(exit::code(exit::OK));
     }
     let config = ctx.load()?;
     match cmd {
         BackupCmd::Keygen { .. } => unreachable!("handled before the config is loaded"),
         BackupCmd::TargetWorker => {
             // Blocking I/O (and S3's own runtime) off the async threads.
-            tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-                mailfleet_backup::worker::serve(target(&config)?.as_ref())?;
-                Ok(())
-            })
-            .await??;
-            Ok(ExitCode::SUCCESS)
+            tokio::task::spawn_blocking(move || open::serve_worker(&config)).await??;
         }
         BackupCmd::Run { server, account } => {
-            super::backup_run::run_backup(&config, ctx, &server, &account).await
+            let options = RunOptions {
+                servers: server,
+                accounts: account,
+            };
+            return run_job(&config, ctx, options).await;
         }
         BackupCmd::List => {
-            let repo = open(&config)?;
-            let snaps = repo.snapshots()?;
+            let snaps = repo::list(&config).await?;
             if ctx.json {
                 print_json(&snaps)?;
-            } else if snaps.is_empty() {
-                println!("no snapshots in {}", config.backup.repository);
             } else {
-                println!(
-                    "{:<28} {:<20} {:>8} {:>10} {:>14}",
-                    "ID", "TIME", "ACCOUNTS", "MESSAGES", "BYTES"
-                );
-                for s in snaps {
-                    println!(
-                        "{:<28} {:<20} {:>8} {:>10} {:>14}",
-                        s.id,
-                        s.time.format("%Y-%m-%d %H:%M:%S"),
-                        s.accounts.len(),
-                        s.accounts.iter().map(|a| a.messages).sum::<u64>(),
-                        s.accounts.iter().map(|a| a.bytes).sum::<u64>()
-                    );
-                }
+                print_snapshots(&config, &snaps);
             }
-            Ok(ExitCode::SUCCESS)
         }
         BackupCmd::Forget {
             keep_last,
@@ -186,18 +208,13 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
             keep_monthly,
             dry_run,
         } => {
-            if keep_last + keep_daily + keep_weekly + keep_monthly == 0 {
-                bail!(
-                    "forget needs a policy: --keep-last, --keep-daily, --keep-weekly or --keep-monthly (it would forget everything)"
-                );
-            }
             let keep = Keep {
                 last: keep_last,
                 daily: keep_daily,
                 weekly: keep_weekly,
                 monthly: keep_monthly,
             };
-            let plan = mailfleet_backup::maintenance::forget(&open(&config)?, keep, dry_run)?;
+            let plan = repo::forget(&config, keep, dry_run).await?;
             if ctx.json {
                 print_json(&plan)?;
             } else {
@@ -211,10 +228,9 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
                     println!("  {id}");
                 }
             }
-            Ok(ExitCode::SUCCESS)
         }
         BackupCmd::Prune { dry_run } => {
-            let report = mailfleet_backup::maintenance::prune(&open(&config)?, dry_run)?;
+            let report = repo::prune(&config, dry_run).await?;
             if ctx.json {
                 print_json(&report)?;
             } else {
@@ -229,41 +245,17 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
                     report.temporary_files
                 );
             }
-            Ok(ExitCode::SUCCESS)
         }
         BackupCmd::Diff { first, second } => {
-            let repo = open(&config)?;
-            let (a, b) = (repo.snapshot(&first)?, repo.snapshot(&second)?);
-            let d = mailfleet_backup::maintenance::diff(&repo, &a, &b)?;
+            let (a, b, d) = repo::diff(&config, first, second).await?;
             if ctx.json {
                 print_json(&d)?;
-            } else if d.is_empty() {
-                println!("no difference between {} and {}", a.id, b.id);
             } else {
-                for acc in &d {
-                    println!(
-                        "{}: {} added, {} removed, {} with new flags",
-                        acc.address,
-                        acc.added.len(),
-                        acc.removed.len(),
-                        acc.flags_changed.len()
-                    );
-                    for m in &acc.added {
-                        println!("  + {m}");
-                    }
-                    for m in &acc.removed {
-                        println!("  - {m}");
-                    }
-                    for m in &acc.flags_changed {
-                        println!("  ~ {m}");
-                    }
-                }
+                print_diff(&a, &b, &d);
             }
-            Ok(ExitCode::SUCCESS)
         }
         BackupCmd::Verify { read_data } => {
-            let repo = open(&config)?;
-            let report = mailfleet_backup::verify::verify(&repo, read_data)?;
+            let report = repo::verify(&config, read_data).await?;
             if ctx.json {
                 print_json(&report)?;
             } else {
@@ -279,11 +271,10 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
                     println!("  {d}");
                 }
             }
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            })
+            if !report.ok() {
+                return Ok(exit::code(exit::DAMAGED));
+            }
         }
     }
+    Ok(exit::code(exit::OK))
 }

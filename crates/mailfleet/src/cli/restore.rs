@@ -1,21 +1,13 @@
-//! `mailfleet restore`: a snapshot (by id or time) to a directory.
+//! `mailfleet restore`: a snapshot (by id or time) to a directory or into the stores.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
 use clap::Args;
-
-use std::collections::HashMap;
-
-use mailfleet_backup::into_store::{Login, StoreAddr};
-use mailfleet_backup::repo::Repository;
+use mailfleet_backup::command::restore::{Destination, RestoreOptions, Restored, Which};
 use mailfleet_backup::restore::Filter;
-use mailfleet_backup::snapshot::Snapshot;
-use mailfleet_core::Config;
 
-use super::backup::open;
-use super::{Context, print_json};
+use super::{Context, exit, print_json};
 
 /// `mailfleet restore`.
 #[derive(Debug, Args)]
@@ -66,93 +58,52 @@ fn parse_time(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     {
         return Ok(t.and_utc());
     }
-    bail!("--at {s:?}: not an RFC 3339 time, YYYY-MM-DD HH:MM or YYYY-MM-DD")
+    Err(exit::Usage(format!(
+        "--at {s:?}: not an RFC 3339 time, YYYY-MM-DD HH:MM or YYYY-MM-DD"
+    ))
+    .into())
 }
 
 pub(crate) async fn restore(cmd: RestoreCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
     let config = ctx.load()?;
-    let repo = open(&config)?;
     let snapshot = match &cmd.at {
-        Some(at) => {
-            let t = parse_time(at)?;
-            repo.snapshots()?
-                .into_iter()
-                .rfind(|s| s.time <= t)
-                .with_context(|| format!("no snapshot taken at or before {at}"))?
-        }
-        None => repo.snapshot(&cmd.snapshot)?,
+        Some(at) => Which::At(parse_time(at)?),
+        None => Which::Id(cmd.snapshot),
     };
-    let filter = mailfleet_backup::restore::Filter {
-        account: cmd.account,
-        folder: cmd.folder,
-        message_id: cmd.message_id,
-        search: cmd.search,
+    let options = RestoreOptions {
+        snapshot,
+        filter: Filter {
+            account: cmd.account,
+            folder: cmd.folder,
+            message_id: cmd.message_id,
+            search: cmd.search,
+        },
+        to: match cmd.to {
+            Some(dir) => Destination::Dir(dir),
+            None => Destination::Store,
+        },
     };
-    let Some(to) = cmd.to else {
-        return into_store(&config, ctx, &repo, &snapshot, &filter).await;
-    };
-    let report = mailfleet_backup::restore::to_dir(&repo, &snapshot, &filter, &to)?;
+    let restored = mailfleet_backup::command::restore::restore(&config, options).await?;
     if ctx.json {
-        print_json(&report)?;
-    } else {
-        println!(
-            "restored {} messages ({} bytes) of {} accounts from snapshot {} to {}",
+        print_json(&restored)?;
+        return Ok(exit::code(exit::OK));
+    }
+    match &restored {
+        Restored::Dir {
+            snapshot,
+            to,
+            report,
+        } => println!(
+            "restored {} messages ({} bytes) of {} accounts from snapshot {snapshot} to {}",
             report.messages,
             report.bytes,
             report.accounts,
-            snapshot.id,
             to.display()
-        );
+        ),
+        Restored::Store { snapshot, report } => println!(
+            "appended {} messages to {} accounts from snapshot {snapshot} ({} already there, {} folders created)",
+            report.appended, report.accounts, report.skipped, report.created_folders
+        ),
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn into_store(
-    config: &Config,
-    ctx: &Context,
-    repo: &Repository,
-    snapshot: &Snapshot,
-    filter: &Filter,
-) -> anyhow::Result<ExitCode> {
-    let b = &config.backup;
-    let (Some(user), Some(file)) = (&b.imap_master_user, &b.imap_master_password_file) else {
-        bail!(
-            "--into-store needs [backup] imap_master_user and imap_master_password_file (a Dovecot master user)"
-        );
-    };
-    let password =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let password = password.lines().next().unwrap_or("").to_string();
-    // Where each account lives now: a moved account goes back to its new store.
-    let directory = mailfleet_core::directory::open(&config.directory).await?;
-    let servers: HashMap<String, String> = directory
-        .list(&mailfleet_core::directory::Filter::default())
-        .await?
-        .into_iter()
-        .map(|a| (a.address.to_string(), a.server))
-        .collect();
-    let store_of = |address: &str| -> Option<StoreAddr> {
-        let s = config.fleet.server(servers.get(address)?)?;
-        Some(StoreAddr {
-            host: s.host.clone(),
-            port: s.ports.imap?,
-            tls: mailfleet_probe::tls::Tls::new(&s.tls, &s.host).ok(),
-        })
-    };
-    let login = Login {
-        master_user: user,
-        master_password: &password,
-        timeout: config.probe.timeout.max(std::time::Duration::from_secs(30)),
-    };
-    let report =
-        mailfleet_backup::into_store::into_store(repo, snapshot, filter, &login, &store_of).await?;
-    if ctx.json {
-        print_json(&report)?;
-    } else {
-        println!(
-            "appended {} messages to {} accounts from snapshot {} ({} already there, {} folders created)",
-            report.appended, report.accounts, snapshot.id, report.skipped, report.created_folders
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit::code(exit::OK))
 }

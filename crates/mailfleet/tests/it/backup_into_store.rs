@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use futures::TryStreamExt;
 use mailfleet_stack::TestStack;
 use serde_json::Value;
 
@@ -17,11 +16,8 @@ async fn contents(s: &mut Session, folder: &str) -> BTreeMap<String, (Vec<String
     if m.exists == 0 {
         return BTreeMap::new();
     }
-    let fetched: Vec<_> = s
+    let fetched = s
         .fetch("1:*", "(FLAGS INTERNALDATE BODY.PEEK[])")
-        .await
-        .unwrap()
-        .try_collect()
         .await
         .unwrap();
     fetched
@@ -51,7 +47,7 @@ async fn flag_and_file(s: &mut Session) {
 async fn delete_all(s: &mut Session, folder: &str) {
     s.select(folder).await.unwrap();
     add_flags(s, "1:*", "(\\Deleted)").await;
-    let _: Vec<_> = s.expunge().await.unwrap().try_collect().await.unwrap();
+    s.expunge().await.unwrap();
 }
 
 fn restore(config: &std::path::Path) -> Value {
@@ -89,7 +85,7 @@ async fn deleted_mail_comes_back_over_imap_once() {
     delete_all(&mut s, "Projects").await;
     // Dovecot disconnects a client whose selected mailbox is deleted.
     s.select("INBOX").await.unwrap();
-    s.delete("Projects").await.unwrap();
+    s.delete_mailbox("Projects").await.unwrap();
 
     let first = restore(&config);
     assert_eq!(
@@ -118,5 +114,5 @@ async fn deleted_mail_comes_back_over_imap_once() {
         (inbox.len() + projects.len()) as u64
     );
     assert_eq!(contents(&mut s, "INBOX").await.len(), inbox.len());
-    s.logout().await.unwrap();
+    s.logout().await;
 }

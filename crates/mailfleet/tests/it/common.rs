@@ -4,8 +4,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use mailfleet_mailclient::imap::Imap;
+use mailfleet_mailclient::smtp::{Options, Smtp};
+use mailfleet_mailclient::{Clock, Endpoint};
 use mailfleet_stack::demo::DEMO_PASSWORD;
 
 /// Runs `mailfleet` with these arguments and no inherited config.
@@ -32,55 +33,66 @@ pub(crate) fn mailfleet_ok(config: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A clock for the tests' own mail clients: a generous deadline on each command.
+pub(crate) fn clock() -> Clock {
+    Clock::new(Duration::from_secs(30))
+}
+
+/// A clear-text endpoint on loopback (the stack's stores allow it there).
+pub(crate) fn local(port: u16) -> Endpoint<'static> {
+    Endpoint::plain("127.0.0.1", port)
+}
+
+/// An SMTP session with a server on loopback, greeted.
+pub(crate) async fn smtp(port: u16) -> Smtp {
+    Smtp::connect(&local(port), Options::default(), &clock())
+        .await
+        .expect("SMTP greeting")
+}
+
 /// Sends a message through an SMTP server on loopback.
 pub(crate) async fn send(port: u16, from: &str, to: &str, subject: &str) {
-    let message = Message::builder()
-        .from(from.parse().expect("from"))
-        .to(to.parse().expect("to"))
-        .subject(subject)
-        .body(format!("Test message {subject}\r\n"))
-        .expect("message");
-    let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-        .port(port)
-        .build();
-    smtp.send(message)
+    let message = format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nTest message {subject}\r\n"
+    );
+    let mut s = smtp(port).await;
+    s.send(from, &[to], message.as_bytes())
         .await
         .expect("Postfix accepted the message");
+    s.quit().await;
+}
+
+/// Logs in to a store's IMAP port on loopback as a demo account.
+pub(crate) async fn imap(port: u16, user: &str) -> Imap {
+    Imap::login(&local(port), user, DEMO_PASSWORD, &clock())
+        .await
+        .expect("IMAP login")
 }
 
 /// Logs in over IMAP and returns the messages in INBOX whose subject contains `tag`.
 pub(crate) async fn imap_find(port: u16, user: &str, tag: &str) -> Vec<Vec<u8>> {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect to IMAP");
-    let mut client = async_imap::Client::new(tcp);
-    client.read_response().await.expect("IMAP greeting");
-    let mut session = client
-        .login(user, DEMO_PASSWORD)
-        .await
-        .map_err(|(e, _)| e)
-        .expect("IMAP login");
+    let mut session = imap(port, user).await;
     session.select("INBOX").await.expect("SELECT INBOX");
-    let ids = session
-        .search(format!("SUBJECT \"{tag}\""))
+    let uids = session
+        .uid_search(&format!("SUBJECT \"{tag}\""))
         .await
         .expect("SEARCH");
     let mut out = Vec::new();
-    if !ids.is_empty() {
-        let set = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        let fetches: Vec<_> = session
-            .fetch(set, "BODY.PEEK[]")
+    if !uids.is_empty() {
+        let set = uids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        out = session
+            .uid_fetch(&set, "BODY.PEEK[]")
             .await
             .expect("FETCH")
-            .try_collect()
-            .await
-            .expect("FETCH responses");
-        out = fetches
             .iter()
             .filter_map(|f| f.body().map(<[u8]>::to_vec))
             .collect();
     }
-    let _ = session.logout().await;
+    session.logout().await;
     out
 }
 

@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
 pub(crate) const ACCOUNTS: [&str; 5] = [
     "alice@example.com",
     "bob@example.com",
@@ -83,69 +81,15 @@ pub(crate) fn forward(original: &[u8], n: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
-pub(crate) fn crlf(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
-    let mut prev = 0u8;
-    for &b in raw {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-pub(crate) async fn reply(r: &mut BufReader<tokio::net::TcpStream>) -> String {
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).await.unwrap();
-        assert!(!line.is_empty(), "SMTP connection closed");
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return line;
-        }
-    }
-}
-
-pub(crate) async fn command(r: &mut BufReader<tokio::net::TcpStream>, cmd: &str, want: char) {
-    r.get_mut()
-        .write_all(format!("{cmd}\r\n").as_bytes())
-        .await
-        .unwrap();
-    let l = reply(r).await;
-    assert!(l.starts_with(want), "{cmd}: {l}");
-}
-
 /// Sends each message to its recipients through Postfix, on one connection.
 pub(crate) async fn deliver(port: u16, mails: &[(Vec<u8>, Vec<&str>)]) {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let mut r = BufReader::new(tcp);
-    assert!(reply(&mut r).await.starts_with('2'));
-    command(&mut r, "EHLO test.mailfleet", '2').await;
+    let mut s = crate::common::smtp(port).await;
     for (raw, rcpts) in mails {
-        command(&mut r, "MAIL FROM:<corpus@mailfleet.test>", '2').await;
-        for rc in rcpts {
-            command(&mut r, &format!("RCPT TO:<{rc}>"), '2').await;
-        }
-        command(&mut r, "DATA", '3').await;
-        let mut body = Vec::new();
-        for line in crlf(raw).split_inclusive(|&b| b == b'\n') {
-            if line.starts_with(b".") {
-                body.push(b'.');
-            }
-            body.extend_from_slice(line);
-        }
-        body.extend_from_slice(b".\r\n");
-        r.get_mut().write_all(&body).await.unwrap();
-        let l = reply(&mut r).await;
-        assert!(l.starts_with('2'), "DATA: {l}");
+        s.send("corpus@mailfleet.test", rcpts, raw)
+            .await
+            .expect("Postfix accepted the message");
     }
-    command(&mut r, "QUIT", '2').await;
+    s.quit().await;
 }
 
 /// Every message file under a mail root: relative path to (bytes, mtime).
@@ -245,30 +189,14 @@ pub(crate) fn with_backup(text: &str, lines: &str) -> String {
 }
 
 /// An IMAP session of a demo account.
-pub(crate) type Imap = async_imap::Session<tokio::net::TcpStream>;
+pub(crate) type Imap = mailfleet_mailclient::imap::Imap;
 
 /// Logs in to a store's IMAP port as alice, as a mail client would.
 pub(crate) async fn alice_imap(port: u16) -> Imap {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let mut client = async_imap::Client::new(tcp);
-    client.read_response().await.unwrap();
-    client
-        .login("alice@example.com", mailfleet_stack::demo::DEMO_PASSWORD)
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap()
+    crate::common::imap(port, "alice@example.com").await
 }
 
 /// Adds flags (`(\\Seen \\Flagged)`) to messages of the selected folder.
 pub(crate) async fn add_flags(s: &mut Imap, set: &str, flags: &str) {
-    use futures::TryStreamExt as _;
-    let _: Vec<_> = s
-        .store(set, format!("+FLAGS {flags}"))
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    s.store(set, &format!("+FLAGS {flags}")).await.unwrap();
 }

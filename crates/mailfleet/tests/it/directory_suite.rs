@@ -115,7 +115,7 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
 
     // Add; bad input is refused and changes nothing.
     let h = password::hash("frank-secret").expect("hash");
-    let frank = book
+    let (frank, _) = book
         .add("frank@example.net", "store2", Some(&h))
         .await
         .expect("add");
@@ -265,7 +265,7 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
         ),
     )
     .expect("write");
-    assert_eq!(book.import(&good).await.expect("import csv"), 2);
+    assert_eq!(book.import(&good).await.expect("import csv").0, 2);
     let ldif = tmp.join("more.ldif");
     std::fs::write(
         &ldif,
@@ -274,7 +274,7 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
          mailHost: store2\nuserPassword:: e0NSWVBUfSQ2JHNhbHQkaGFzaA==\n",
     )
     .expect("write");
-    assert_eq!(book.import(&ldif).await.expect("import ldif"), 1);
+    assert_eq!(book.import(&ldif).await.expect("import ldif").0, 1);
     let h3 = book.show("h3@example.net").await.expect("show");
     assert_eq!(h3.server, "store2");
     assert_eq!(h3.password_hash.as_deref(), Some("{CRYPT}$6$salt$hash"));

@@ -13,6 +13,8 @@ mod backup_s3;
 mod common;
 mod config_errors;
 mod corpus;
+mod defects_backup;
+mod defects_policy;
 mod delivery;
 mod demo_cli;
 mod directory_suite;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mailfleet_core::Config;
-use mailfleet_probe::alarm::Kind;
+use mailfleet_notify::Kind;
 use mailfleet_probe::monitor::{Monitor, serve_metrics};
 use mailfleet_stack::{Layout, TestStack, dovecot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,7 +49,7 @@ async fn webhook() -> (String, Arc<Mutex<Vec<String>>>) {
     (url, bodies)
 }
 
-fn about(notes: &[mailfleet_probe::alarm::Notification], server: &str) -> Vec<(Kind, String)> {
+fn about(notes: &[mailfleet_notify::Notification], server: &str) -> Vec<(Kind, String)> {
     let mut v: Vec<(Kind, String)> = notes
         .iter()
         .filter(|n| n.server == server)
@@ -72,7 +72,11 @@ async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
     let mut monitor = Monitor::new(config).expect("monitor");
     let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_addr = metrics.local_addr().unwrap();
-    tokio::spawn(serve_metrics(metrics, monitor.latest()));
+    tokio::spawn(serve_metrics(
+        metrics,
+        monitor.latest(),
+        mailfleet_core::shutdown::Shutdown::never(),
+    ));
     let layout = Layout::new(&stack.base());
     let ports = stack.info.ports.clone();
 
@@ -170,13 +174,14 @@ async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
         "{imap}"
     );
 
-    let mut s = tokio::net::TcpStream::connect(metrics_addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut page = String::new();
-    s.read_to_string(&mut page).await.unwrap();
-    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let host = metrics_addr.ip().to_string();
+    let at = mailfleet_mailclient::Endpoint::plain(&host, metrics_addr.port());
+    let (answer, body) =
+        mailfleet_mailclient::http::get_body(&at, "/metrics", 1 << 20, &crate::common::clock())
+            .await
+            .unwrap();
+    let page = String::from_utf8_lossy(&body);
+    assert_eq!(answer.status, 200, "{page}");
     assert!(
         page.contains("mailfleet_check_state{server=\"store2\",check=\"imap\"} 0"),
         "{page}"

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mailfleet_probe::outcome::Run;
-use mailfleet_probe::smtp::Dialog;
-use mailfleet_probe::tls::{Endpoint, Tls};
+use mailfleet_mailclient::smtp::{Options, Smtp};
+use mailfleet_mailclient::{Endpoint, Tls};
 use mailfleet_stack::TestStack;
 use mailfleet_stack::demo::DEMO_PASSWORD;
 use serde_json::Value;
@@ -142,18 +141,19 @@ pub(crate) async fn submit(
         tls: Some(&tls),
         implicit: false,
     };
-    let dialog = Dialog {
-        lmtp: false,
-        auth: Some((user, DEMO_PASSWORD)),
-    };
     let message = format!(
         "From: <{user}>\r\nTo: <{}>\r\nSubject: {subject}\r\n\r\nquota test\r\n",
         to[0]
     );
-    let mut run = Run::new(Duration::from_secs(20));
-    mailfleet_probe::smtp::send_to(&mut run, &at, &dialog, user, to, &message)
-        .await
-        .map_err(|e| e.to_string())
+    let clock = crate::common::clock();
+    let sent = async {
+        let mut s = Smtp::connect(&at, Options::default(), &clock).await?;
+        s.auth_plain(user, DEMO_PASSWORD).await?;
+        s.send(user, to, message.as_bytes()).await?;
+        s.quit().await;
+        Ok::<(), mailfleet_mailclient::MailError>(())
+    };
+    sent.await.map_err(|e| e.to_string())
 }
 
 /// Repeats `attempt` until its result satisfies `done` (the block takes up to the refresh

@@ -389,6 +389,7 @@ async fn http_check_gets_the_path_and_judges_the_status() {
     tokio::spawn(mailfleet_probe::monitor::serve_metrics(
         listener,
         Default::default(),
+        mailfleet_core::shutdown::Shutdown::never(),
     ));
     let mut text = std::fs::read_to_string(stack.config_path()).unwrap();
     // Two servers may not share host:port, so web2 names the same listener as localhost.

@@ -5,6 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use mailfleet_mailclient::imap::Imap;
 use mailfleet_stack::TestStack;
 
 use crate::common::{mailfleet, mailfleet_ok, send, unique_tag, wait_for_mail};
@@ -85,18 +86,14 @@ async fn report_on_real_demo_logs_matches_pflogsumm() {
     }
     // Rejected at RCPT: unknown recipients.
     for i in 0..10 {
-        let smtp =
-            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
-                .port(p.smtp)
-                .build();
-        let m = lettre::Message::builder()
-            .from("alice@example.com".parse().unwrap())
-            .to(format!("nobody{i}@example.com").parse().unwrap())
-            .subject("x")
-            .body(String::from("x"))
-            .unwrap();
-        use lettre::AsyncTransport;
-        assert!(smtp.send(m).await.is_err(), "unknown recipient accepted");
+        let mut s = crate::common::smtp(p.smtp).await;
+        s.mail_from("alice@example.com").await.unwrap();
+        let refused = s.rcpt_to(&format!("nobody{i}@example.com")).await;
+        assert!(
+            refused.as_ref().is_err_and(|e| e.is_permanent()),
+            "unknown recipient accepted: {refused:?}"
+        );
+        s.quit().await;
     }
     // Bounced: the directory routes ghost@ to store1, but store1 does not know it.
     mailfleet_ok(
@@ -136,12 +133,14 @@ async fn report_on_real_demo_logs_matches_pflogsumm() {
         crate::common::imap_find(p.stores[0].imap, "alice@example.com", "nothing").await;
     }
     for _ in 0..2 {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", p.stores[0].imap))
-            .await
-            .unwrap();
-        let mut c = async_imap::Client::new(tcp);
-        c.read_response().await.unwrap();
-        assert!(c.login("alice@example.com", "wrong").await.is_err());
+        let at = crate::common::local(p.stores[0].imap);
+        let clock = crate::common::clock();
+        let refused = Imap::login(&at, "alice@example.com", "wrong", &clock).await;
+        assert!(
+            refused.as_ref().is_err_and(|e| e.is_permanent()),
+            "a wrong password logged in: {:?}",
+            refused.err()
+        );
     }
     // Deferred: store2 stops answering LMTP.
     mailfleet_stack::dovecot::stop(&mailfleet_stack::Layout::new(&stack.base()), "store2")

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::outcome::{Outcome, State};
+use crate::state::State;
 
 /// How alarms behave.
 #[derive(Debug, Clone)]
@@ -51,6 +51,19 @@ pub enum Kind {
     Flapping,
     /// The service's process restarted on its own (its start time changed).
     Restart,
+}
+
+/// One check's result in a round, as the alarms see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    /// The server.
+    pub server: &'a str,
+    /// The check.
+    pub check: &'a str,
+    /// Its state this round.
+    pub state: State,
+    /// What it found.
+    pub message: &'a str,
 }
 
 /// One notification to send.
@@ -99,10 +112,14 @@ impl Alarms {
     }
 
     /// Folds in one round; returns the notifications it calls for.
-    pub fn observe(&mut self, outcomes: &[Outcome], now: Instant) -> Vec<Notification> {
+    pub fn observe<'a>(
+        &mut self,
+        round: impl IntoIterator<Item = Observation<'a>>,
+        now: Instant,
+    ) -> Vec<Notification> {
         let mut out = Vec::new();
-        for o in outcomes {
-            let key = (o.server.clone(), o.check.clone());
+        for o in round {
+            let key = (o.server.to_string(), o.check.to_string());
             let p = &self.policy;
             let t = self.tracks.entry(key).or_insert(Track {
                 state: State::Ok,
@@ -114,10 +131,10 @@ impl Alarms {
             });
             let note = |kind| Notification {
                 kind,
-                server: o.server.clone(),
-                check: o.check.clone(),
+                server: o.server.to_string(),
+                check: o.check.to_string(),
                 state: o.state,
-                message: o.message.clone(),
+                message: o.message.to_string(),
             };
             t.changes.push_back(o.state != t.last_raw);
             t.last_raw = o.state;
@@ -183,14 +200,12 @@ impl Alarms {
 mod tests {
     use super::*;
 
-    fn o(state: State) -> Outcome {
-        Outcome {
-            server: "store1".into(),
-            check: "imap".into(),
+    fn o(state: State) -> Observation<'static> {
+        Observation {
+            server: "store1",
+            check: "imap",
             state,
-            elapsed_ms: 1.0,
-            steps: vec![],
-            message: "m".into(),
+            message: "m",
         }
     }
 
@@ -208,10 +223,10 @@ mod tests {
         let t0 = Instant::now();
         let mut all = Vec::new();
         for i in 0..5 {
-            all.extend(a.observe(&[o(State::Ok)], t0 + Duration::from_secs(i)));
+            all.extend(a.observe([o(State::Ok)], t0 + Duration::from_secs(i)));
         }
         for i in 5..105 {
-            all.extend(a.observe(&[o(State::Critical)], t0 + Duration::from_secs(i)));
+            all.extend(a.observe([o(State::Critical)], t0 + Duration::from_secs(i)));
         }
         assert_eq!(
             kinds(&all),
@@ -219,7 +234,7 @@ mod tests {
             "100 critical rounds, one notification"
         );
         for i in 105..110 {
-            all.extend(a.observe(&[o(State::Ok)], t0 + Duration::from_secs(i)));
+            all.extend(a.observe([o(State::Ok)], t0 + Duration::from_secs(i)));
         }
         assert_eq!(kinds(&all), [Kind::Problem, Kind::Recovery]);
     }
@@ -228,9 +243,9 @@ mod tests {
     fn a_single_bad_round_raises_nothing() {
         let mut a = Alarms::new(Policy::default());
         let t0 = Instant::now();
-        let mut all = a.observe(&[o(State::Ok)], t0);
-        all.extend(a.observe(&[o(State::Warning)], t0));
-        all.extend(a.observe(&[o(State::Ok)], t0));
+        let mut all = a.observe([o(State::Ok)], t0);
+        all.extend(a.observe([o(State::Warning)], t0));
+        all.extend(a.observe([o(State::Ok)], t0));
         assert!(all.is_empty(), "{all:?}");
     }
 
@@ -244,7 +259,7 @@ mod tests {
         let t0 = Instant::now();
         let mut all = Vec::new();
         for i in 0..200 {
-            all.extend(a.observe(&[o(State::Critical)], t0 + Duration::from_secs(i)));
+            all.extend(a.observe([o(State::Critical)], t0 + Duration::from_secs(i)));
         }
         assert_eq!(
             kinds(&all),
@@ -273,7 +288,7 @@ mod tests {
             } else {
                 State::Critical
             };
-            all.extend(a.observe(&[o(s)], t0 + Duration::from_secs(i)));
+            all.extend(a.observe([o(s)], t0 + Duration::from_secs(i)));
         }
         let flaps = all.iter().filter(|n| n.kind == Kind::Flapping).count();
         assert_eq!(flaps, 1, "{:?}", kinds(&all));
@@ -281,11 +296,11 @@ mod tests {
         assert!(all.len() <= 4, "flapping is quiet: {:?}", kinds(&all));
         // Stable OK for a window: back to normal, with a recovery if the alarm state was bad.
         for i in 100..115 {
-            all.extend(a.observe(&[o(State::Ok)], t0 + Duration::from_secs(i)));
+            all.extend(a.observe([o(State::Ok)], t0 + Duration::from_secs(i)));
         }
         let before = all.len();
-        all.extend(a.observe(&[o(State::Critical)], t0 + Duration::from_secs(200)));
-        all.extend(a.observe(&[o(State::Critical)], t0 + Duration::from_secs(201)));
+        all.extend(a.observe([o(State::Critical)], t0 + Duration::from_secs(200)));
+        all.extend(a.observe([o(State::Critical)], t0 + Duration::from_secs(201)));
         assert_eq!(
             all.len(),
             before + 1,

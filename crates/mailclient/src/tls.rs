@@ -1,4 +1,4 @@
-//! TLS for the probes (rustls): implicit TLS on the `*s` ports and STARTTLS upgrades on the
+//! TLS (rustls) for every client: implicit TLS on the `*s` ports and STARTTLS upgrades on the
 //! plain ones. Verification follows the server's `tls` settings; relaxed verification still
 //! checks the handshake's signatures and says what strict checking would have refused.
 
@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 /// A certificate expiring sooner than this makes the check WARNING.
 pub const EXPIRY_WARNING_DAYS: i64 = 14;
 
-/// A probe's connection: plain TCP, or TLS over it.
+/// A client's connection: plain TCP, or TLS over it.
 #[derive(Debug)]
 pub enum Stream {
     /// Clear text.
@@ -336,48 +336,9 @@ impl<'a> Endpoint<'a> {
     }
 }
 
-/// Connects (step `connect`) and, for an implicit-TLS port, shakes hands (step `tls`).
-pub async fn open(
-    run: &mut crate::outcome::Run,
-    at: &Endpoint<'_>,
-) -> Result<(Stream, Option<TlsInfo>), crate::outcome::Failure> {
-    let tcp = run
-        .step("connect", crate::line::connect(at.host, at.port))
-        .await?;
-    let _ = tcp.set_nodelay(true);
-    match at.tls.filter(|_| at.implicit) {
-        None => Ok((Stream::Plain(tcp), None)),
-        Some(tls) => {
-            let (s, info) = run.step("tls", tls.handshake(tcp)).await?;
-            if let Some(w) = info.warning() {
-                run.warn(w);
-            }
-            Ok((s, Some(info)))
-        }
-    }
-}
-
-/// The STARTTLS settings, when a plain connection should be upgraded given what the server
-/// offers.
-pub fn upgrade_with<'a>(at: &Endpoint<'a>, offered: bool) -> Result<Option<&'a Tls>, String> {
-    if at.implicit {
-        return Ok(None);
-    }
-    Ok(if should_upgrade(at.tls, offered)? {
-        at.tls
-    } else {
-        None
-    })
-}
-
-/// Records a handshake's certificate warning on the run.
-pub fn note(run: &mut crate::outcome::Run, info: &TlsInfo) {
-    if let Some(w) = info.warning() {
-        run.warn(w);
-    }
-}
-
-fn should_upgrade(tls: Option<&Tls>, offered: bool) -> Result<bool, String> {
+/// Whether a plain connection should be upgraded with STARTTLS, given whether the server
+/// offers it; an error when the settings require it and it is not offered.
+pub fn should_upgrade(tls: Option<&Tls>, offered: bool) -> Result<bool, String> {
     match tls.map(|t| t.starttls) {
         None | Some(StartTls::Off) => Ok(false),
         Some(StartTls::Auto) => Ok(offered),
@@ -387,7 +348,6 @@ fn should_upgrade(tls: Option<&Tls>, offered: bool) -> Result<bool, String> {
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
