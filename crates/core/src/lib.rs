@@ -7,7 +7,8 @@
 //! - [`directory`]: the account directory trait and its backends (embedded SQLite, LDAP);
 //! - [`accounts`]: directory operations checked against the fleet (add, move, import);
 //! - [`routing`]: publishes where each mailbox lives to Postfix maps and Dovecot user files;
-//! - [`child`]: waiting for a child process with a deadline;
+//! - [`child`]: waiting for a child process with a deadline; [`follow`]: a log followed across
+//!   rotation; [`postfix`]: Postfix's queue and tools;
 //! - [`shutdown`]: one shutdown signal for every long-running part.
 
 pub mod account;
@@ -18,8 +19,10 @@ pub mod child;
 pub mod config;
 pub mod directory;
 pub mod fleet;
+pub mod follow;
 pub mod import;
 pub mod password;
+pub mod postfix;
 pub mod routing;
 pub mod shutdown;
 

@@ -110,15 +110,28 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Accounts(c) => accounts::run(c, &ctx).await,
         Command::Demo(c) => demo::run(c, &ctx).await,
         Command::Report(c) => report::run(c, &ctx).await,
-        Command::Probe(c) => probe::run(c, &ctx).await,
+        Command::Probe(c) => plugin(probe::run(c, &ctx).await),
         Command::Monitor(c) => monitor::run(c, &ctx).await,
         Command::Stats(c) => stats::run(c, &ctx),
-        Command::Check(c) => check::run(c, &ctx).await,
+        Command::Check(c) => plugin(check::run(c, &ctx).await),
         Command::Backup(c) => backup::run(c, &ctx).await,
         Command::Restore(c) => restore::restore(c, &ctx).await,
         Command::Policy(c) => policy::run(c, &ctx).await,
         Command::Audit(c) => audit::run(c, &ctx).await,
     }
+}
+
+/// For the commands that monitoring systems run as plugins: an error that stopped the
+/// command (a config mistake, an unknown server) is UNKNOWN, not a code plugins read as a
+/// state of the fleet.
+fn plugin(r: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+    r.or_else(|e| {
+        eprintln!("mailfleet: UNKNOWN: {e}");
+        for cause in e.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        Ok(ExitCode::from(mailfleet_probe::State::Unknown.exit_code()))
+    })
 }
 
 /// The exit code of a command that stopped with this error (see [`exit`]).

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mailfleet: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(3);
         }
     };
     match runtime.block_on(cli::run(cli)) {

@@ -134,7 +134,43 @@ pub enum Action {
     Reject(String),
 }
 
+/// Why a reply from a policy server could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// A line that is not `name=value`.
+    #[error("not an attribute line: {0:?}")]
+    NotAttribute(String),
+    /// No `action=` before the empty line.
+    #[error("a reply without action=")]
+    NoAction,
+}
+
 impl Action {
+    /// The action of a reply's `action=` value (`HOLD over quota`); an unknown verb (a
+    /// peer's `PREPEND`, `OK`) is kept as `Dunno` with nothing lost but its text.
+    pub fn parse(value: &str) -> Action {
+        let (verb, text) = value.split_once(' ').unwrap_or((value, ""));
+        let text = text.trim().to_string();
+        match verb.to_ascii_uppercase().as_str() {
+            "HOLD" => Action::Hold(text),
+            "DEFER_IF_PERMIT" => Action::DeferIfPermit(text),
+            "DEFER" => Action::Defer(text),
+            "REJECT" => Action::Reject(text),
+            _ => Action::Dunno,
+        }
+    }
+
+    /// The reply verb (`DUNNO`, `HOLD`...).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::Dunno => "DUNNO",
+            Action::Hold(_) => "HOLD",
+            Action::DeferIfPermit(_) => "DEFER_IF_PERMIT",
+            Action::Defer(_) => "DEFER",
+            Action::Reject(_) => "REJECT",
+        }
+    }
+
     /// The reply bytes: one `action=` line and the empty line.
     pub fn encode(&self) -> String {
         let (verb, text) = match self {
@@ -154,6 +190,45 @@ impl Action {
         } else {
             format!("action={verb} {text}\n\n")
         }
+    }
+}
+
+/// A request as a client sends it: `name=value` lines and the empty line. Values are cut at
+/// a line end, so one attribute cannot inject another.
+pub fn encode_request(attributes: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(64 + attributes.len() * 32);
+    for (name, value) in attributes {
+        let value = value.split(['\n', '\r']).next().unwrap_or("");
+        out.push_str(name);
+        out.push('=');
+        out.push_str(value);
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+/// Reads a reply line by line (each without its line end): `Ok(Some)` at the empty line that
+/// ends it.
+#[derive(Debug, Default)]
+pub struct ReplyReader {
+    action: Option<Action>,
+}
+
+impl ReplyReader {
+    /// Takes one line of the reply.
+    pub fn line(&mut self, line: &str) -> Result<Option<Action>, ReplyError> {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            return self.action.take().map(Some).ok_or(ReplyError::NoAction);
+        }
+        let (name, value) = line
+            .split_once('=')
+            .ok_or_else(|| ReplyError::NotAttribute(line.chars().take(80).collect()))?;
+        if name == "action" {
+            self.action = Some(Action::parse(value));
+        }
+        Ok(None)
     }
 }
 
@@ -220,6 +295,38 @@ mod tests {
             b.line(format!("a{i}=1").as_bytes()).unwrap();
         }
         assert_eq!(b.line(b"one=more"), Err(PolicyError::TooManyAttributes));
+    }
+
+    #[test]
+    fn a_client_encodes_requests_and_reads_replies() {
+        assert_eq!(
+            encode_request(&[
+                ("request", "smtpd_access_policy"),
+                ("sender", "a@b\nrecipient=x")
+            ]),
+            "request=smtpd_access_policy\nsender=a@b\n\n"
+        );
+        let mut r = ReplyReader::default();
+        assert_eq!(r.line("action=HOLD over quota"), Ok(None));
+        assert_eq!(r.line(""), Ok(Some(Action::Hold("over quota".into()))));
+        assert_eq!(r.line(""), Err(ReplyError::NoAction));
+        assert_eq!(
+            r.line("garbage"),
+            Err(ReplyError::NotAttribute("garbage".into()))
+        );
+        for a in [
+            Action::Dunno,
+            Action::Reject("no".into()),
+            Action::DeferIfPermit("later".into()),
+        ] {
+            let mut r = ReplyReader::default();
+            let mut got = None;
+            for l in a.encode().split('\n').take(2) {
+                got = r.line(l).unwrap().or(got);
+            }
+            assert_eq!(got, Some(a.clone()), "{a:?} round-trips");
+        }
+        assert_eq!(Action::parse("PREPEND X-Y: z"), Action::Dunno);
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use crate::client::PolicyClient;
 use crate::error::PolicyError;
 
 /// What to send.
@@ -40,6 +40,7 @@ pub struct Measured {
     pub actions: std::collections::BTreeMap<String, usize>,
 }
 
+/// The n-th request, as Postfix writes an END-OF-MESSAGE one.
 fn request(n: usize, users: usize) -> String {
     let user = n % users.max(1);
     format!(
@@ -62,43 +63,16 @@ async fn one_connection(
     count: usize,
     users: usize,
 ) -> Result<(Vec<u32>, Vec<String>), PolicyError> {
-    let tcp = tokio::net::TcpStream::connect(target)
-        .await
-        .map_err(PolicyError::io(format!("connecting to {target}")))?;
-    let _ = tcp.set_nodelay(true);
-    let mut c = BufReader::new(tcp);
+    let mut c = PolicyClient::connect(target, Duration::from_secs(30)).await?;
     let mut latencies = Vec::with_capacity(count);
     let mut actions = Vec::with_capacity(count);
-    let mut line = String::new();
     for n in first..first + count {
-        let req = request(n, users);
+        // The request is ready before the clock starts, as Postfix has it.
+        let bytes = request(n, users);
         let started = Instant::now();
-        c.get_mut()
-            .write_all(req.as_bytes())
-            .await
-            .map_err(PolicyError::io("sending a request"))?;
-        let mut verb = String::new();
-        loop {
-            line.clear();
-            let got = c
-                .read_line(&mut line)
-                .await
-                .map_err(PolicyError::io("reading an answer"))?;
-            if got == 0 {
-                return Err(PolicyError::io("reading an answer")(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection",
-                )));
-            }
-            if line == "\n" || line == "\r\n" {
-                break;
-            }
-            if let Some(a) = line.trim().strip_prefix("action=") {
-                verb = a.split(' ').next().unwrap_or("").to_ascii_uppercase();
-            }
-        }
+        let action = c.send_raw(bytes.as_bytes()).await?;
         latencies.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
-        actions.push(verb);
+        actions.push(action.verb().to_string());
     }
     Ok((latencies, actions))
 }

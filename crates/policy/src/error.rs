@@ -20,13 +20,8 @@ pub enum PolicyError {
         source: std::io::Error,
     },
     /// A Postfix command (postqueue, postsuper) failed.
-    #[error("{command}: {message}")]
-    Postfix {
-        /// The command.
-        command: String,
-        /// Its error output.
-        message: String,
-    },
+    #[error(transparent)]
+    Postfix(#[from] mailfleet_core::postfix::PostfixError),
     /// Redis failed or did not answer in time.
     #[error("redis: {0}")]
     Redis(String),

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod alerts;
 pub mod audit;
 pub mod bench;
+pub mod client;
 pub mod counters;
 pub mod detect;
 pub mod dnsbl;

@@ -1,14 +1,22 @@
 //! Following Postfix's log for what the policy service cannot see itself: a message that a
-//! later check (another restriction, a milter) rejected after mailfleet counted it gets its
-//! count back, by queue ID; recipients rejected at RCPT feed compromised-account detection.
+//! later check (another restriction, a milter, cleanup's header or body checks) rejected
+//! after mailfleet counted it gets its count back, by queue ID; recipients rejected at RCPT
+//! feed compromised-account detection. Lines are read by the shared classifier (`maillog`),
+//! the file by the shared follower.
 
-use std::io::{Read as _, Seek as _, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use mailfleet_core::follow::Follower;
+use mailfleet_maillog::event::{Action, Kind, Stage};
+use mailfleet_maillog::{Hosts, classify_line};
+
+/// At most this much of the log is read per round: a huge backlog is read over several.
+const MAX_READ: u64 = 64 << 20;
 
 /// What a log line says that matters here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogEvent {
-    /// The message with this queue ID was rejected at end of data.
+    /// The message with this queue ID was rejected after its data was received.
     Rejected {
         /// Its queue ID.
         queue_id: String,
@@ -20,83 +28,58 @@ pub enum LogEvent {
     },
 }
 
-fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let start = line.find(name)? + name.len();
-    let rest = line.get(start..)?;
-    rest.find('>').map(|end| &rest[..end])
+/// What one classified line means here.
+fn event(kind: Kind) -> Option<LogEvent> {
+    let Kind::Reject(r) = kind else { return None };
+    if !matches!(r.action, Action::Reject | Action::MilterReject) {
+        return None;
+    }
+    match (r.stage, r.qid) {
+        (stage, Some(qid)) if stage.after_data() => Some(LogEvent::Rejected {
+            queue_id: String::from_utf8_lossy(qid.as_bytes()).into_owned(),
+        }),
+        (Stage::Rcpt, _) => r
+            .from
+            .filter(|s| !s.is_empty())
+            .map(|s| LogEvent::RecipientRejected {
+                sender: s.as_str().to_ascii_lowercase(),
+            }),
+        _ => None,
+    }
 }
 
 /// Reads one line of Postfix's log.
 pub fn classify(line: &str) -> Option<LogEvent> {
-    for marker in [
-        ": reject: END-OF-MESSAGE",
-        ": milter-reject: END-OF-MESSAGE",
-    ] {
-        if let Some(at) = line.find(marker) {
-            let before = &line[..at];
-            let queue_id = before.rsplit(' ').next()?;
-            if queue_id.is_empty() || queue_id == "NOQUEUE" {
-                return None;
-            }
-            return Some(LogEvent::Rejected {
-                queue_id: queue_id.to_string(),
-            });
-        }
-    }
-    if line.contains("NOQUEUE: reject: RCPT from") {
-        let sender = field(line, " from=<")?;
-        return (!sender.is_empty()).then(|| LogEvent::RecipientRejected {
-            sender: sender.to_ascii_lowercase(),
-        });
-    }
-    None
+    let mut hosts = Hosts::default();
+    event(classify_line(line.as_bytes(), &mut hosts).kind)
 }
 
-/// New lines of a growing log file (a rotated or truncated file is read from its start).
+/// The new lines of Postfix's log, classified.
 pub struct LogWatch {
-    path: PathBuf,
-    offset: u64,
-    partial: Vec<u8>,
+    follower: Follower,
+    hosts: Hosts,
 }
 
 impl LogWatch {
     /// Follows `path` from its current end: what was logged before is not ours to judge.
     pub fn new(path: &Path) -> Self {
-        let offset = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         LogWatch {
-            path: path.to_path_buf(),
-            offset,
-            partial: Vec::new(),
+            follower: Follower::from_end(path),
+            hosts: Hosts::default(),
         }
     }
 
-    /// The complete lines written since the last call.
-    pub fn poll(&mut self) -> std::io::Result<Vec<String>> {
-        let mut f = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let len = f.metadata()?.len();
-        if len < self.offset {
-            // Rotated or truncated: the new file from its start.
-            self.offset = 0;
-            self.partial.clear();
+    /// What the lines written since the last call say.
+    pub fn poll(&mut self) -> std::io::Result<Vec<LogEvent>> {
+        let bytes = self.follower.poll(MAX_READ, false)?;
+        let mut out = Vec::new();
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if let Some(e) = event(classify_line(line, &mut self.hosts).kind) {
+                out.push(e);
+            }
         }
-        f.seek(SeekFrom::Start(self.offset))?;
-        let mut buf = Vec::new();
-        // At most 64 MiB a round: a huge backlog is read over several rounds.
-        (&mut f).take(64 << 20).read_to_end(&mut buf)?;
-        self.offset += buf.len() as u64;
-        self.partial.extend_from_slice(&buf);
-        let Some(last) = self.partial.iter().rposition(|&b| b == b'\n') else {
-            return Ok(Vec::new());
-        };
-        let complete: Vec<u8> = self.partial.drain(..=last).collect();
-        Ok(String::from_utf8_lossy(&complete)
-            .lines()
-            .map(str::to_string)
-            .collect())
+        // The host table only grows with distinct host names: a few per log.
+        Ok(out)
     }
 }
 
@@ -124,11 +107,29 @@ mod tests {
         );
         assert_eq!(
             classify(
+                "Nov 24 10:00:00 mx1 postfix/cleanup[9]: 4F2A31C0F: reject: header Subject: win from x[192.0.2.1]; from=<a@x> to=<b@y> proto=ESMTP helo=<x>: 5.7.1 no"
+            ),
+            Some(LogEvent::Rejected {
+                queue_id: "4F2A31C0F".into()
+            }),
+            "cleanup's header checks refuse the whole message"
+        );
+        assert_eq!(
+            classify(
                 "Nov 24 10:00:00 mx1 postfix/submission/smtpd[9]: NOQUEUE: reject: RCPT from x[192.0.2.1]: 550 5.1.1 <n@example.com>: Recipient address rejected: User unknown; from=<Spam@Example.com> to=<n@example.com> proto=ESMTP helo=<x>"
             ),
             Some(LogEvent::RecipientRejected {
                 sender: "spam@example.com".into()
             })
+        );
+        assert_eq!(
+            classify(
+                "Nov 24 10:00:00 mx1 postfix/smtpd[9]: 4F2A31C10: reject: RCPT from x[192.0.2.1]: 550 5.1.1 <m@example.com>: User unknown; from=<s@example.com> to=<m@example.com> proto=ESMTP helo=<x>"
+            ),
+            Some(LogEvent::RecipientRejected {
+                sender: "s@example.com".into()
+            }),
+            "a later recipient of a message refused: the message itself goes on"
         );
         assert_eq!(
             classify("Nov 24 10:00:00 mx1 postfix/qmgr[9]: 4F2A31C0D: removed"),
@@ -138,17 +139,22 @@ mod tests {
     }
 
     #[test]
-    fn only_new_complete_lines_are_read_and_rotation_restarts() {
+    fn only_new_lines_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mail.log");
-        std::fs::write(&p, "old line\n").unwrap();
+        let line = "Nov 24 10:00:00 mx1 postfix/smtpd[9]: 4F2A31C0D: reject: END-OF-MESSAGE from x[1.2.3.4]: 554 no; from=<a@b> to=<c@d>\n";
+        std::fs::write(&p, line).unwrap();
         let mut w = LogWatch::new(&p);
-        assert!(w.poll().unwrap().is_empty());
-        std::fs::write(&p, "old line\nnew one\nhalf").unwrap();
-        assert_eq!(w.poll().unwrap(), ["new one"]);
-        std::fs::write(&p, "old line\nnew one\nhalf line\n").unwrap();
-        assert_eq!(w.poll().unwrap(), ["half line"]);
-        std::fs::write(&p, "rotated\n").unwrap();
-        assert_eq!(w.poll().unwrap(), ["rotated"]);
+        assert!(
+            w.poll().unwrap().is_empty(),
+            "what was there before is not read"
+        );
+        std::fs::write(&p, format!("{line}{}", line.replace("C0D", "C0E"))).unwrap();
+        assert_eq!(
+            w.poll().unwrap(),
+            [LogEvent::Rejected {
+                queue_id: "4F2A31C0E".into()
+            }]
+        );
     }
 }

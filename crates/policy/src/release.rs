@@ -5,45 +5,26 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use serde::Deserialize;
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::counters::{Held, Limits, now_ms};
 use crate::engine::Engine;
 use crate::error::PolicyError;
 
-#[derive(Debug, Deserialize)]
-struct QueueEntry {
-    queue_name: String,
-    queue_id: String,
-}
+/// Deadline of one Postfix command (postqueue, postsuper).
+const POSTFIX_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn postfix(command: &str, conf: Option<&Path>, args: &[&str]) -> Result<String, PolicyError> {
-    let mut cmd = tokio::process::Command::new(command);
-    if let Some(c) = conf {
-        cmd.arg("-c").arg(c);
-    }
-    let out = cmd
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(PolicyError::io(format!("running {command}")))?;
-    if !out.status.success() {
-        return Err(PolicyError::Postfix {
-            command: format!("{command} {}", args.join(" ")),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(mailfleet_core::postfix::run(command, conf, args, POSTFIX_TIMEOUT).await?)
 }
 
 /// Every message in Postfix's queue: queue ID to the queue it is in (`hold`, `incoming`...).
 pub async fn queue(conf: Option<&Path>) -> Result<HashMap<String, String>, PolicyError> {
-    let json = postfix("postqueue", conf, &["-j"]).await?;
-    Ok(json
-        .lines()
-        .filter_map(|l| serde_json::from_str::<QueueEntry>(l).ok())
+    Ok(mailfleet_core::postfix::queue(conf, POSTFIX_TIMEOUT)
+        .await?
+        .into_iter()
         .map(|e| (e.queue_id, e.queue_name))
         .collect())
 }

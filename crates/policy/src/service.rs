@@ -227,8 +227,8 @@ pub async fn run(
                 write_dnsbl_hits(&engine);
                 if let Some(w) = log.as_mut() {
                     match w.poll() {
-                        Ok(lines) => {
-                            for event in lines.iter().filter_map(|l| crate::logwatch::classify(l)) {
+                        Ok(events) => {
+                            for event in events {
                                 if let Err(e) = engine.log_event(event).await {
                                     tracing::error!("policy state: {e}");
                                 }

@@ -25,4 +25,4 @@ pub mod smtp;
 pub mod stuck;
 
 pub use outcome::{Outcome, State, Step};
-pub use plan::{Plan, run};
+pub use plan::{Plan, round, run};

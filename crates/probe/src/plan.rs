@@ -365,7 +365,7 @@ async fn one(
             };
         }
         Check::Queue { dir } => {
-            let r = crate::queue::read(&mut run, dir).await;
+            let r = crate::queue::read(&mut run, dir, pc.timeout).await;
             let outcome = match r {
                 Ok(q) => {
                     let sizes: Vec<String> =
@@ -436,6 +436,17 @@ async fn one(
         }
     };
     run.finish(&server.name, &name, result, pc.warning, pc.critical)
+}
+
+/// `probe [SERVER...]`: one round on the named servers (all, and this machine's resources,
+/// when none is named), each server probed `repeat` times at once (a load test).
+pub async fn round(
+    config: &Config,
+    servers: &[String],
+    repeat: usize,
+) -> Result<Vec<Outcome>, PlanError> {
+    let plan = Plan::new(config, servers)?.repeated(repeat);
+    Ok(run(config, &plan).await)
 }
 
 /// Runs every check of the plan concurrently.

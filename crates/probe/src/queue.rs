@@ -1,26 +1,11 @@
-//! The Postfix queue of a local MTA, from `postqueue -j`: sizes of each queue, the oldest
+//! The Postfix queue of a local MTA, from `postqueue -j` (read by `core::postfix`): sizes of each queue, the oldest
 //! message, and where the waiting mail is going.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::outcome::{Failure, Run};
-
-#[derive(Deserialize)]
-struct Entry {
-    queue_name: String,
-    arrival_time: Option<i64>,
-    #[serde(default)]
-    recipients: Vec<Recipient>,
-}
-
-#[derive(Deserialize)]
-struct Recipient {
-    address: String,
-}
 
 /// What the queue holds.
 #[derive(Debug, Default, Clone)]
@@ -36,33 +21,19 @@ pub struct QueueState {
 }
 
 /// Reads the queue of the Postfix whose config directory is `dir`.
-pub async fn read(run: &mut Run, dir: &Path) -> Result<QueueState, Failure> {
-    let out = run
-        .step("postqueue", async {
-            tokio::process::Command::new("postqueue")
-                .arg("-c")
-                .arg(dir)
-                .arg("-j")
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .output()
-                .await
-        })
-        .await?;
-    if !out.status.success() {
-        return Err(Failure::new(
+pub async fn read(run: &mut Run, dir: &Path, timeout: Duration) -> Result<QueueState, Failure> {
+    let entries = run
+        .step(
             "postqueue",
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
+            mailfleet_core::postfix::queue(Some(dir), timeout),
+        )
+        .await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let mut q = QueueState::default();
     let mut domains: BTreeMap<String, u64> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let e: Entry = serde_json::from_str(line)
-            .map_err(|err| Failure::new("postqueue", format!("unreadable output: {err}")))?;
+    for e in entries {
         *q.sizes.entry(e.queue_name).or_insert(0) += 1;
         q.total += 1;
         if let Some(t) = e.arrival_time {

@@ -4,12 +4,12 @@
 //! needs a human, and remembers where it stopped (`DATA_DIR/shift-state.json`).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use mailfleet_core::Config;
-use mailfleet_report::event::Kind;
+use mailfleet_core::follow::{Follower, Place};
+use mailfleet_maillog::event::Kind;
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::{Outcome, State};
@@ -22,7 +22,9 @@ const MAX_LOG_READ: u64 = 256 << 20;
 struct Saved {
     last_run: Option<DateTime<Utc>>,
     daemons: BTreeMap<String, (i32, u64)>,
-    log_offsets: BTreeMap<String, u64>,
+    /// Where each log was read up to.
+    #[serde(default)]
+    logs: BTreeMap<String, Place>,
 }
 
 /// Something a human should look at.
@@ -61,28 +63,13 @@ pub enum ShiftError {
     },
 }
 
-/// New lines of a log since `offset` (from the start if the file shrank: it was rotated).
-fn new_lines(path: &Path, offset: u64) -> std::io::Result<(Vec<u8>, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    let mut from = if offset > len { 0 } else { offset };
-    from = from.max(len.saturating_sub(MAX_LOG_READ));
-    f.seek(SeekFrom::Start(from))?;
-    let mut buf = Vec::with_capacity((len - from) as usize);
-    f.take(len - from).read_to_end(&mut buf)?;
-    // Stop at the last complete line; the rest is read next time.
-    let end = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    buf.truncate(end);
-    Ok((buf, from + end as u64))
-}
-
 /// Problems in new log lines, as findings.
 fn log_findings(path: &Path, bytes: &[u8]) -> Vec<Finding> {
     let mut problems: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
     let mut failed_logins = 0u64;
-    let mut hosts = mailfleet_report::Hosts::default();
+    let mut hosts = mailfleet_maillog::Hosts::default();
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        match mailfleet_report::classify_line(line, &mut hosts).kind {
+        match mailfleet_maillog::classify_line(line, &mut hosts).kind {
             Kind::Problem { service, level } => *problems.entry((level, service)).or_insert(0) += 1,
             Kind::LoginFailed { .. } => failed_logins += 1,
             _ => {}
@@ -123,10 +110,14 @@ fn log_findings(path: &Path, bytes: &[u8]) -> Vec<Finding> {
 /// Runs the shift check and records where it stopped.
 pub async fn run(config: &Config) -> Result<ShiftReport, ShiftError> {
     let state_file = config.data_dir.join("shift-state.json");
-    let saved: Saved = std::fs::read_to_string(&state_file)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let saved: Saved = match std::fs::read_to_string(&state_file) {
+        Ok(t) => serde_json::from_str(&t).unwrap_or_else(|e| {
+            // Only costs reading the logs again from their start: say so, go on.
+            tracing::warn!("{}: {e}: starting afresh", state_file.display());
+            Saved::default()
+        }),
+        Err(_) => Saved::default(),
+    };
     let plan = Plan::new(config, &[])?;
     let outcomes = probe_round(config, &plan).await;
     let mut findings: Vec<Finding> = outcomes
@@ -171,11 +162,13 @@ pub async fn run(config: &Config) -> Result<ShiftReport, ShiftError> {
     }
     for log in &config.shift_logs {
         let key = log.display().to_string();
-        let offset = saved.log_offsets.get(&key).copied().unwrap_or(0);
-        match new_lines(log, offset) {
-            Ok((bytes, end)) => {
+        let place = saved.logs.get(&key).copied().unwrap_or_default();
+        let mut follower = Follower::resume(log, place);
+        let read = std::fs::metadata(log).and_then(|_| follower.poll(MAX_LOG_READ, true));
+        match read {
+            Ok(bytes) => {
                 findings.extend(log_findings(log, &bytes));
-                next.log_offsets.insert(key, end);
+                next.logs.insert(key, follower.place());
             }
             Err(e) => findings.push(Finding {
                 state: State::Unknown,

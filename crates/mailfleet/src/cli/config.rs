@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Subcommand;
 use mailfleet_core::config::EXAMPLE;
 
-use super::{Context, print_json};
+use super::{Context, exit, print_json};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCmd {
@@ -25,10 +25,11 @@ pub(crate) fn run(cmd: ConfigCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
         ConfigCmd::Init { force } => {
             let path = ctx.config_path();
             if path.exists() && !force {
-                bail!(
+                return Err(exit::Usage(format!(
                     "{} exists already (use --force to replace it)",
                     path.display()
-                );
+                ))
+                .into());
             }
             std::fs::write(path, EXAMPLE).with_context(|| format!("writing {}", path.display()))?;
             println!("wrote {}", path.display());
@@ -51,5 +52,5 @@ pub(crate) fn run(cmd: ConfigCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit::code(exit::OK))
 }

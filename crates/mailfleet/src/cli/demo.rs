@@ -10,7 +10,7 @@ use mailfleet_core::config::ConfigError;
 use mailfleet_stack::demo::{self, GENERATED};
 use mailfleet_stack::{StackOptions, StackPorts};
 
-use super::{Context, print_json};
+use super::{Context, exit, print_json};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DemoCmd {
@@ -68,13 +68,15 @@ pub(crate) async fn run(cmd: DemoCmd, ctx: &Context) -> anyhow::Result<ExitCode>
             install,
         } => {
             if !host.is_loopback() {
-                bail!("--host {host}: the demo binds only to loopback addresses (127.0.0.0/8)");
+                return Err(exit::Usage(format!(
+                    "--host {host}: the demo binds only to loopback addresses (127.0.0.0/8)"
+                ))
+                .into());
             }
             let ports = match port_base {
-                Some(b) => Some(
-                    StackPorts::from_base(b)
-                        .with_context(|| format!("--port-base {b}: ports would pass 65535"))?,
-                ),
+                Some(b) => Some(StackPorts::from_base(b).ok_or_else(|| {
+                    exit::Usage(format!("--port-base {b}: ports would pass 65535"))
+                })?),
                 None => None,
             };
             let base = match base {
@@ -126,7 +128,7 @@ pub(crate) async fn run(cmd: DemoCmd, ctx: &Context) -> anyhow::Result<ExitCode>
                 }
             }
             if list.iter().any(|s| !s.listening) {
-                return Ok(ExitCode::from(1));
+                return Ok(exit::code(exit::PROBLEM));
             }
         }
         DemoCmd::Down { base } => {
@@ -143,7 +145,7 @@ pub(crate) async fn run(cmd: DemoCmd, ctx: &Context) -> anyhow::Result<ExitCode>
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit::code(exit::OK))
 }
 
 /// Copies the stack's config to the config path, unless a config the user wrote is there.

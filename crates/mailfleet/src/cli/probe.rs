@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use mailfleet_probe::{Outcome, Plan, State};
+use mailfleet_probe::{Outcome, State};
 
 use super::{Context, print_json};
 
@@ -21,8 +21,7 @@ pub(crate) struct ProbeCmd {
 
 pub(crate) async fn run(cmd: ProbeCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
     let config = ctx.load()?;
-    let plan = Plan::new(&config, &cmd.servers)?.repeated(usize::from(cmd.repeat));
-    let outcomes = mailfleet_probe::run(&config, &plan).await;
+    let outcomes = mailfleet_probe::round(&config, &cmd.servers, usize::from(cmd.repeat)).await?;
     if cmd.prometheus {
         print!("{}", mailfleet_probe::metrics::render(&outcomes));
     } else if ctx.json {

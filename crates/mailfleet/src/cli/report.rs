@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::Args;
 use mailfleet_report::{Options, input, output};
 
-use super::{Context, print_json};
+use super::{Context, exit, print_json};
 
 #[derive(Debug, Args)]
 pub(crate) struct ReportCmd {
@@ -63,9 +63,9 @@ pub(crate) async fn run(cmd: ReportCmd, ctx: &Context) -> anyhow::Result<ExitCod
     for e in &report.input.errors {
         eprintln!("mailfleet: {e}");
     }
-    Ok(if report.input.errors.is_empty() {
-        ExitCode::SUCCESS
+    Ok(exit::code(if report.input.errors.is_empty() {
+        exit::OK
     } else {
-        ExitCode::from(1)
-    })
+        exit::PROBLEM
+    }))
 }

@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Subcommand;
 use mailfleet_probe::history::History;
 
-use super::Context;
+use super::{Context, exit};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum StatsCmd {
@@ -32,7 +31,12 @@ fn since(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
             "m" => chrono::Duration::minutes(n),
             "h" => chrono::Duration::hours(n),
             "d" => chrono::Duration::days(n),
-            _ => bail!("--since {s}: use a number with m, h or d, or a date"),
+            _ => {
+                return Err(exit::Usage(format!(
+                    "--since {s}: use a number with m, h or d, or a date"
+                ))
+                .into());
+            }
         };
         return Ok(now - span);
     }
@@ -41,8 +45,11 @@ fn since(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
     }
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .with_context(|| {
-            format!("--since {s}: not a span (24h), a date (2026-11-01) or an RFC 3339 time")
+        .map_err(|_| {
+            exit::Usage(format!(
+                "--since {s}: not a span (24h), a date (2026-11-01) or an RFC 3339 time"
+            ))
+            .into()
         })
 }
 
@@ -61,5 +68,5 @@ pub(crate) fn run(cmd: StatsCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit::code(exit::OK))
 }

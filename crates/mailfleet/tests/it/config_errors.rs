@@ -321,8 +321,9 @@ fn redis_state_without_url() {
     );
 }
 
+/// Every command's refusal of this config is in `exit_codes`; here the places looked at.
 #[test]
-fn every_command_validates_the_config() {
+fn the_config_is_found_by_flag_then_environment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("mailfleet.toml");
     std::fs::write(&path, replace("{ smtp = 25 }", "{ smtp = 0 }")).expect("write");
@@ -332,7 +333,11 @@ fn every_command_validates_the_config() {
         "accounts",
         "list",
     ]);
-    assert!(!out.status.success());
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a config error is a usage error"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("server[0].ports.smtp"));
     // The environment variable is the second place looked at.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailfleet"))
@@ -340,6 +345,7 @@ fn every_command_validates_the_config() {
         .env("MAILFLEET_CONFIG", &path)
         .output()
         .expect("run");
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server[0].ports.smtp"));
 }
 

@@ -18,6 +18,7 @@ mod defects_policy;
 mod delivery;
 mod demo_cli;
 mod directory_suite;
+mod exit_codes;
 mod hung_mount;
 mod monitor;
 mod policy;

@@ -3,26 +3,26 @@
 
 use std::time::{Duration, Instant};
 
+use mailfleet_policy::client::PolicyClient;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// One RCPT request from `client`; the reply line.
 async fn rcpt_from(port: u16, client: &str) -> String {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut c = PolicyClient::connect(addr, Duration::from_secs(10))
         .await
         .unwrap();
-    let mut c = BufReader::new(tcp);
-    let req = format!(
-        "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address={client}\n\
-         sender=someone@example.net\nrecipient=bob@example.com\n\n"
-    );
-    c.get_mut().write_all(req.as_bytes()).await.unwrap();
-    let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(10), c.read_line(&mut line))
+    let action = c
+        .ask(&[
+            ("request", "smtpd_access_policy"),
+            ("protocol_state", "RCPT"),
+            ("client_address", client),
+            ("sender", "someone@example.net"),
+            ("recipient", "bob@example.com"),
+        ])
         .await
-        .expect("answered")
-        .unwrap();
-    line.trim_end().to_string()
+        .expect("answered");
+    action.encode().trim_end().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use mailfleet_policy::client::PolicyClient;
 use mailfleet_stack::Layout;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::common::ChildGuard as Server;
 
@@ -23,27 +23,24 @@ fn serve(config: &Path, port: u16, log: &Path) -> Server {
 
 /// One END-OF-MESSAGE request from `sender` on a new connection; the action's verb.
 async fn ask(port: u16, sender: &str) -> String {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut c = PolicyClient::connect(addr, Duration::from_secs(5))
         .await
         .unwrap();
-    let mut c = BufReader::new(tcp);
-    let req = format!(
-        "request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username={sender}\n\
-         sender={sender}\nrecipient_count=1\nsize=100\nqueue_id=Q{}\n\n",
-        std::process::id()
-    );
-    c.get_mut().write_all(req.as_bytes()).await.unwrap();
-    let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(5), c.read_line(&mut line))
+    let queue_id = format!("Q{}", std::process::id());
+    let action = c
+        .ask(&[
+            ("request", "smtpd_access_policy"),
+            ("protocol_state", "END-OF-MESSAGE"),
+            ("sasl_username", sender),
+            ("sender", sender),
+            ("recipient_count", "1"),
+            ("size", "100"),
+            ("queue_id", &queue_id),
+        ])
         .await
-        .expect("answered within 5 s")
-        .unwrap();
-    line.trim_end()
-        .trim_start_matches("action=")
-        .split(' ')
-        .next()
-        .unwrap_or("")
-        .to_string()
+        .expect("answered within 5 s");
+    action.verb().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]

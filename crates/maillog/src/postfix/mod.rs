@@ -2,7 +2,7 @@
 //! rejected... follow pflogsumm's, so the totals agree where both count the same thing.
 
 use crate::event::scan::{address, angle, find, host_ip, number, text, value};
-use crate::event::{Action, Kind, Qid, Reject, Status, Text, Unknown};
+use crate::event::{Action, Kind, Qid, Reject, Stage, Status, Text, Unknown};
 
 mod service;
 mod words;
@@ -72,6 +72,7 @@ fn reject(qid: Option<&[u8]>, action: Action, service: &'static str, rest: &[u8]
     Kind::Reject(Box::new(Reject {
         qid: qid.filter(|q| *q != b"NOQUEUE").map(Qid::new),
         action,
+        stage: Stage::of(rest),
         service,
         ip,
         from: angle(rest, b"from=<").map(address),
@@ -349,9 +350,10 @@ mod tests {
             from,
             to,
             qid,
+            stage,
             ..
         } = *r;
-        assert_eq!((action, qid), (Action::Reject, None));
+        assert_eq!((action, qid, stage), (Action::Reject, None, Stage::Rcpt));
         assert_eq!(ip.as_deref(), Some("1.2.3.4"));
         assert_eq!(dnsbl.as_deref(), Some("zen.spamhaus.org"));
         assert_eq!(
@@ -371,7 +373,15 @@ mod tests {
             b"4F2: milter-reject: END-OF-MESSAGE from x[1.1.1.1]: 5.7.1 spam; from=<a@b> to=<c@d>",
         );
         assert!(
-            matches!(k, Kind::Reject(ref r) if r.action == Action::Reject),
+            matches!(k, Kind::Reject(ref r) if r.action == Action::Reject && r.stage == Stage::EndOfMessage),
+            "{k:?}"
+        );
+        let k = classify(
+            svc("cleanup"),
+            b"4F3: reject: header Subject: buy now from x[1.1.1.1]; from=<a@b> to=<c@d> proto=ESMTP helo=<h>: 5.7.1 no",
+        );
+        assert!(
+            matches!(k, Kind::Reject(ref r) if r.stage == Stage::Header && r.stage.after_data()),
             "{k:?}"
         );
     }

@@ -133,6 +133,53 @@ pub enum Verdict {
     NotScanned,
 }
 
+/// Where in the SMTP dialog (or in cleanup's checks) a rejection happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// CONNECT (postscreen, smtpd_client_restrictions).
+    Connect,
+    /// HELO/EHLO.
+    Helo,
+    /// MAIL FROM.
+    Mail,
+    /// RCPT TO: this recipient only.
+    Rcpt,
+    /// DATA, before the message.
+    Data,
+    /// After the whole message (end-of-data restrictions, a milter).
+    EndOfMessage,
+    /// cleanup's header checks.
+    Header,
+    /// cleanup's body checks.
+    Body,
+    /// Anything else (ETRN, VRFY, unknown).
+    Other,
+}
+
+impl Stage {
+    /// The stage named by the first word after the action (`RCPT from ...`).
+    pub fn of(rest: &[u8]) -> Stage {
+        let word = rest.split(|b| *b == b' ').next().unwrap_or(b"");
+        match word {
+            b"CONNECT" => Stage::Connect,
+            b"HELO" | b"EHLO" => Stage::Helo,
+            b"MAIL" => Stage::Mail,
+            b"RCPT" => Stage::Rcpt,
+            b"DATA" => Stage::Data,
+            b"END-OF-MESSAGE" => Stage::EndOfMessage,
+            b"header" => Stage::Header,
+            b"body" => Stage::Body,
+            _ => Stage::Other,
+        }
+    }
+
+    /// Whether the whole message was refused after it was received (so anything counted
+    /// at the end of data must be given back).
+    pub fn after_data(self) -> bool {
+        matches!(self, Stage::EndOfMessage | Stage::Header | Stage::Body)
+    }
+}
+
 /// A rejection's details.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reject {
@@ -140,6 +187,8 @@ pub struct Reject {
     pub qid: Option<Qid>,
     /// What Postfix did.
     pub action: Action,
+    /// Where in the dialog.
+    pub stage: Stage,
     /// Which service.
     pub service: &'static str,
     /// The client's address.
