@@ -181,6 +181,17 @@ impl Plan {
         }
     }
 
+    /// The checks as `(server, check)` pairs, in the order they run (host checks, which
+    /// depend on the machine, not listed); whether this machine's resources are checked too.
+    pub fn checks(&self) -> (Vec<(String, String)>, bool) {
+        let named = self
+            .checks
+            .iter()
+            .map(|(s, c)| (s.name.clone(), c.name()))
+            .collect();
+        (named, self.host)
+    }
+
     /// How many server checks the round has (host checks not counted).
     pub fn len(&self) -> usize {
         self.checks.len()
