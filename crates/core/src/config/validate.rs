@@ -374,11 +374,11 @@ fn monitor(r: &RawMonitor, p: &mut Problems) -> MonitorConfig {
         }
     };
     if let Some(u) = &r.webhook_url
-        && !u.starts_with("http://")
+        && !(u.starts_with("http://") || u.starts_with("https://"))
     {
         p.add(
             "monitor.webhook_url",
-            format!("{u:?}: only http:// URLs are supported (no TLS client yet)"),
+            format!("{u:?}: give an http:// or https:// URL"),
         );
     }
     MonitorConfig {
