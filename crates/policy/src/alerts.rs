@@ -22,6 +22,11 @@ pub fn notification(alert: &Alert) -> Notification {
             "state".to_string(),
             format!("the policy state store failed: {e}"),
         ),
+        Alert::StateRecovered => (
+            Kind::Recovery,
+            "state".to_string(),
+            "the policy state store answers again: quotas count again".to_string(),
+        ),
         Alert::Compromised(f) => (
             Kind::Problem,
             format!("compromised {}", f.key),
@@ -34,10 +39,14 @@ pub fn notification(alert: &Alert) -> Notification {
         ),
     };
     Notification {
+        state: if kind == Kind::Recovery {
+            State::Ok
+        } else {
+            State::Warning
+        },
         kind,
         server: "policy".into(),
         check,
-        state: State::Warning,
         message,
     }
 }

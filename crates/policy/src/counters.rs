@@ -122,6 +122,10 @@ pub trait Counters: Send + Sync {
     async fn poll_requests(&self) -> Result<(), PolicyError> {
         Ok(())
     }
+    /// Whether the store answers (asked once a second while it is failing).
+    async fn ping(&self) -> Result<(), PolicyError> {
+        Ok(())
+    }
     /// Waits until every change made so far is stored (a command exiting right after one).
     async fn flush(&self) -> Result<(), PolicyError> {
         Ok(())

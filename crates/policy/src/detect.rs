@@ -52,6 +52,8 @@ pub struct Flag {
 
 #[derive(Debug, Default)]
 struct Track {
+    /// When each breach episode began: the account went over its quota, and what it sent
+    /// over it within a window after that is the same episode.
     breaches: VecDeque<u64>,
     networks: VecDeque<(u64, String)>,
     recipients: VecDeque<(u64, bool)>,
@@ -143,7 +145,14 @@ impl Detector {
         }
         let mut reason = None;
         if o.breached {
-            t.breaches.push_back(o.at_ms);
+            // One burst over the quota holds several messages: one episode, not one a message.
+            let new_episode = t
+                .breaches
+                .back()
+                .is_none_or(|start| o.at_ms.saturating_sub(*start) >= self.window_ms);
+            if new_episode {
+                t.breaches.push_back(o.at_ms);
+            }
             while t
                 .breaches
                 .front()
@@ -301,23 +310,59 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn repeated_breaches_flag_once() {
+    async fn one_burst_raises_a_compromised_account_flag() {
         let (_d, c) = store();
-        let mut d = Detector::new(config(), 3_600_000);
+        let hour = 3_600_000;
+        let mut d = Detector::new(config(), hour);
         let t = 1_000_000_000;
-        assert_eq!(d.observe(&obs("a@x", "", true, t), &c).await.unwrap(), None);
+        // Eight at once against a quota of five: three held, one breach episode.
+        for i in 0..3 {
+            assert_eq!(
+                d.observe(&obs("burst@x", "", true, t + i), &c)
+                    .await
+                    .unwrap(),
+                None,
+                "one burst is one breach"
+            );
+        }
+        // Over quota again in the next two windows: three episodes within a day.
         assert_eq!(
-            d.observe(&obs("a@x", "", true, t + 1), &c).await.unwrap(),
+            d.observe(&obs("burst@x", "", true, t + hour), &c)
+                .await
+                .unwrap(),
             None
         );
         let f = d
-            .observe(&obs("a@x", "", true, t + 2), &c)
+            .observe(&obs("burst@x", "", true, t + 2 * hour + 5), &c)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(f.reason.contains("3 quota breaches"), "{}", f.reason);
+    }
+
+    #[tokio::test]
+    async fn repeated_breaches_flag_once() {
+        let (_d, c) = store();
+        let hour = 3_600_000;
+        let mut d = Detector::new(config(), hour);
+        let t = 1_000_000_000;
+        assert_eq!(d.observe(&obs("a@x", "", true, t), &c).await.unwrap(), None);
+        assert_eq!(
+            d.observe(&obs("a@x", "", true, t + hour), &c)
+                .await
+                .unwrap(),
+            None
+        );
+        let f = d
+            .observe(&obs("a@x", "", true, t + 2 * hour), &c)
             .await
             .unwrap()
             .unwrap();
         assert!(f.reason.contains("3 quota breaches"), "{}", f.reason);
         assert_eq!(
-            d.observe(&obs("a@x", "", true, t + 3), &c).await.unwrap(),
+            d.observe(&obs("a@x", "", true, t + 3 * hour), &c)
+                .await
+                .unwrap(),
             None,
             "once a day"
         );

@@ -59,8 +59,10 @@ pub struct Breach {
 pub enum Alert {
     /// An account went over its quota (once per account per window).
     Quota(Breach),
-    /// The state store failed (once a minute at most); mail passes or waits by config.
+    /// The state store failed (once per outage); mail passes or waits by config.
     State(String),
+    /// The state store answers again after an outage.
+    StateRecovered,
     /// An account looks compromised.
     Compromised(crate::detect::Flag),
     /// A block was lifted because the account's password changed.
@@ -79,10 +81,9 @@ pub struct Engine {
     /// Queue IDs of messages counted lately, with their account: a later rejection in
     /// Postfix's log gives the count back.
     counted: Mutex<HashMap<String, (String, u64)>>,
+    /// Whether the state store is failing (an outage alarmed, its recovery not yet seen).
+    state_down: std::sync::atomic::AtomicBool,
 }
-
-/// The key under which state failures are rate-limited among the per-account alerts.
-const STATE_ALERT: &str = " state";
 
 impl Engine {
     /// An engine over these counters; what deserves an alert goes to `alerts`.
@@ -99,6 +100,7 @@ impl Engine {
             observer: std::sync::OnceLock::new(),
             dnsbl: crate::dnsbl::Dnsbl::new(&config),
             counted: Mutex::new(HashMap::new()),
+            state_down: std::sync::atomic::AtomicBool::new(false),
             config,
         }
     }
@@ -199,11 +201,14 @@ impl Engine {
     }
 
     /// The verdict when the state store failed: pass uncounted (fail-open, the default) or
-    /// ask the client to retry (fail-closed); an alert at most once a minute.
+    /// ask the client to retry (fail-closed); one alert per outage.
     pub fn state_failed(&self, e: &PolicyError) -> Verdict {
-        tracing::error!("policy state: {e}");
-        if self.first_in(STATE_ALERT, 60_000) {
+        use std::sync::atomic::Ordering;
+        if !self.state_down.swap(true, Ordering::Relaxed) {
+            tracing::error!("policy state: {e}");
             let _ = self.alerts.send(Alert::State(e.to_string()));
+        } else {
+            tracing::debug!("policy state: {e}");
         }
         if self.config.fail_closed {
             Verdict::Defer(
@@ -211,6 +216,26 @@ impl Engine {
             )
         } else {
             Verdict::Pass
+        }
+    }
+
+    /// Whether the state store is failing: an outage was alarmed and no recovery seen yet.
+    pub fn state_is_down(&self) -> bool {
+        self.state_down.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Asks a failing state store whether it answers again; sends the recovery when it does.
+    pub async fn check_state(&self) {
+        if !self.state_is_down() {
+            return;
+        }
+        if self.counters.ping().await.is_ok()
+            && self
+                .state_down
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!("policy state: answering again");
+            let _ = self.alerts.send(Alert::StateRecovered);
         }
     }
 

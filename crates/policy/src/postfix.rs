@@ -1,6 +1,9 @@
-//! The main.cf lines that put mailfleet in Postfix's path: the policy service at RCPT (after
-//! `reject_unauth_destination`, so relaying is refused before any policy work) and at end of
-//! data (where size and recipient count are known), and the milter for local submissions.
+//! The main.cf lines that put mailfleet in Postfix's path: the send-block check first in
+//! `smtpd_sender_restrictions` (ahead of any `permit_mynetworks` or
+//! `permit_sasl_authenticated`, so a blocked sender is refused at RCPT whoever it is); the
+//! policy service at RCPT (after `reject_unauth_destination`, so relaying is refused before
+//! any policy work: the DNSBL stage) and at end of data (where size and recipient count are
+//! known); and the milter for local submissions.
 
 use std::path::Path;
 
@@ -42,6 +45,22 @@ fn insert_after_relay_check(list: &str, item: &str) -> String {
     }
 }
 
+/// The `policy_context` of the send-block check: the server answers it with the block
+/// verdict only.
+pub const BLOCK_CONTEXT: &str = "block";
+
+/// `list` with `item` first, unless it is there already.
+fn prepend(list: &str, item: &str) -> String {
+    let list = list.trim();
+    if list.contains(item) {
+        list.to_string()
+    } else if list.is_empty() {
+        item.to_string()
+    } else {
+        format!("{item}, {list}")
+    }
+}
+
 /// The lines to add to main.cf, given Postfix's current settings (read with `postconf` from
 /// `postfix_config_dir` when set).
 pub fn lines(config: &PolicyConfig) -> String {
@@ -49,6 +68,14 @@ pub fn lines(config: &PolicyConfig) -> String {
     let service = format!(
         "check_policy_service {{ inet:{}, timeout=10s, default_action=DUNNO }}",
         config.listen
+    );
+    let block = format!(
+        "check_policy_service {{ inet:{}, timeout=10s, default_action=DUNNO, policy_context={BLOCK_CONTEXT} }}",
+        config.listen
+    );
+    let sender = prepend(
+        &postconf(conf, "smtpd_sender_restrictions").unwrap_or_default(),
+        &block,
     );
     let rcpt = postconf(conf, "smtpd_recipient_restrictions").unwrap_or_default();
     let rcpt = if rcpt.is_empty() {
@@ -65,8 +92,11 @@ pub fn lines(config: &PolicyConfig) -> String {
         insert_after_relay_check(&eod, &service)
     };
     let mut out = format!(
-        "# mailfleet policy: blocks act at RCPT, quotas at end of data (size and recipients known).\n\
-         # A policy service that does not answer lets mail through (default_action=DUNNO).\n\
+        "# mailfleet policy: send blocks act at RCPT before any permit (authenticated and local\n\
+         # senders too), the DNSBL stage after the relay check, quotas at end of data (size and\n\
+         # recipients known). A policy service that does not answer lets mail through\n\
+         # (default_action=DUNNO).\n\
+         smtpd_sender_restrictions = {sender}\n\
          smtpd_recipient_restrictions = {rcpt}\n\
          smtpd_end_of_data_restrictions = {eod}\n"
     );
@@ -110,5 +140,19 @@ mod tests {
         );
         let done = format!("reject_unauth_destination, {svc}");
         assert_eq!(insert_after_relay_check(&done, svc), done);
+    }
+
+    #[test]
+    fn the_block_check_goes_before_every_permit() {
+        let svc = "check_policy_service { inet:127.0.0.1:10040, policy_context=block }";
+        assert_eq!(
+            prepend(
+                "permit_mynetworks, permit_sasl_authenticated, reject_non_fqdn_sender",
+                svc
+            ),
+            format!("{svc}, permit_mynetworks, permit_sasl_authenticated, reject_non_fqdn_sender")
+        );
+        assert_eq!(prepend("", svc), svc);
+        assert_eq!(prepend(svc, svc), svc);
     }
 }

@@ -3,7 +3,7 @@
 //! at once cannot both get it; held mail in one hash. Commands time out quickly: when Redis is
 //! away the caller fails open (or closed, by config) instead of making Postfix wait.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,11 +38,22 @@ end
 return {over and 0 or 1, m, r, b}
 ";
 
+/// Commands that time out in a row before the store stops asking Redis for a while.
+const TRIP_AFTER: u32 = 3;
+/// How long requests are answered without asking Redis once it tripped; the next command
+/// after that tries again (and the service pings it every second meanwhile).
+const OPEN_FOR_MS: u64 = 5_000;
+
 /// Counters in Redis.
 pub struct RedisCounters {
     conn: ConnectionManager,
     script: redis::Script,
     seq: AtomicU64,
+    /// Commands that timed out in a row.
+    timeouts: AtomicU32,
+    /// Until when (ms since the epoch) commands fail at once instead of waiting on a Redis
+    /// that hangs; 0: closed.
+    open_until_ms: AtomicU64,
 }
 
 fn err(what: &str) -> impl FnOnce(redis::RedisError) -> PolicyError + '_ {
@@ -73,7 +84,47 @@ impl RedisCounters {
             conn,
             script: redis::Script::new(TRY_ADD),
             seq: AtomicU64::new(0),
+            timeouts: AtomicU32::new(0),
+            open_until_ms: AtomicU64::new(0),
         })
+    }
+
+    /// A connection for one command, unless Redis hung lately: then the command fails at
+    /// once, and the caller's failure mode answers without waiting.
+    fn conn(&self) -> Result<ConnectionManager, PolicyError> {
+        let until = self.open_until_ms.load(Ordering::Relaxed);
+        if until != 0 && crate::counters::now_ms() < until {
+            return Err(PolicyError::Redis(format!(
+                "not asked: the last {TRIP_AFTER} commands got no answer in time (trying again within {} s)",
+                OPEN_FOR_MS / 1000
+            )));
+        }
+        Ok(self.conn.clone())
+    }
+
+    /// Notes how a command went: timeouts in a row trip the store, an answer resets it.
+    fn note<T>(&self, r: Result<T, redis::RedisError>, what: &str) -> Result<T, PolicyError> {
+        match r {
+            Ok(v) => {
+                self.timeouts.store(0, Ordering::Relaxed);
+                self.open_until_ms.store(0, Ordering::Relaxed);
+                Ok(v)
+            }
+            Err(e) => {
+                if e.is_timeout() {
+                    let n = self.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n >= TRIP_AFTER {
+                        let until = crate::counters::now_ms() + OPEN_FOR_MS;
+                        if self.open_until_ms.swap(until, Ordering::Relaxed) == 0 {
+                            tracing::error!(
+                                "redis: {n} commands in a row got no answer: answering without it for now"
+                            );
+                        }
+                    }
+                }
+                Err(err(what)(e))
+            }
+        }
     }
 
     fn member_id(&self) -> String {
@@ -97,8 +148,8 @@ impl Counters for RedisCounters {
         limits: Limits,
         queue_id: Option<&str>,
     ) -> Result<(bool, Usage), PolicyError> {
-        let mut conn = self.conn.clone();
-        let (ok, m, r, b): (i64, u64, u64, u64) = self
+        let mut conn = self.conn()?;
+        let r = self
             .script
             .key(events_key(key))
             .arg(now_ms)
@@ -112,8 +163,8 @@ impl Counters for RedisCounters {
             .arg(limit(limits.bytes))
             .arg(format!("{}|{}", queue_id.unwrap_or("-"), self.member_id()))
             .invoke_async(&mut conn)
-            .await
-            .map_err(err("counting"))?;
+            .await;
+        let (ok, m, r, b): (i64, u64, u64, u64) = self.note(r, "counting")?;
         Ok((
             ok == 1,
             Usage {
@@ -125,16 +176,13 @@ impl Counters for RedisCounters {
     }
 
     async fn refund(&self, key: &str, queue_id: &str) -> Result<(), PolicyError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let prefix = format!("{queue_id}|");
-        let members: Vec<String> = conn
-            .zrange(events_key(key), 0, -1)
-            .await
-            .map_err(err("refund"))?;
+        let r = conn.zrange(events_key(key), 0, -1).await;
+        let members: Vec<String> = self.note(r, "refund")?;
         for m in members.iter().filter(|m| m.starts_with(&prefix)) {
-            conn.zrem::<_, _, ()>(events_key(key), m)
-                .await
-                .map_err(err("refund"))?;
+            let r = conn.zrem::<_, _, ()>(events_key(key), m).await;
+            self.note(r, "refund")?;
         }
         Ok(())
     }
@@ -152,44 +200,45 @@ impl Counters for RedisCounters {
     }
 
     async fn reset(&self, key: &str) -> Result<(), PolicyError> {
-        let mut conn = self.conn.clone();
-        conn.del::<_, ()>(events_key(key))
-            .await
-            .map_err(err("reset"))
+        let mut conn = self.conn()?;
+        let r = conn.del::<_, ()>(events_key(key)).await;
+        self.note(r, "reset")
     }
 
     async fn hold(&self, held: &Held) -> Result<(), PolicyError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let json = serde_json::to_string(held).map_err(|e| PolicyError::Redis(e.to_string()))?;
-        conn.hset::<_, _, _, ()>(HELD, &held.queue_id, json)
-            .await
-            .map_err(err("recording held mail"))
+        let r = conn.hset::<_, _, _, ()>(HELD, &held.queue_id, json).await;
+        self.note(r, "recording held mail")
     }
 
     async fn held(&self, key: Option<&str>) -> Result<Vec<Held>, PolicyError> {
-        let mut conn = self.conn.clone();
-        let all: Vec<(String, String)> = conn.hgetall(HELD).await.map_err(err("held mail"))?;
-        let mut out: Vec<Held> = all
-            .into_iter()
-            .filter_map(|(_, v)| serde_json::from_str::<Held>(&v).ok())
-            .filter(|h| key.is_none_or(|k| h.key == k))
-            .collect();
+        let mut conn = self.conn()?;
+        let r = conn.hgetall(HELD).await;
+        let all: Vec<(String, String)> = self.note(r, "held mail")?;
+        let mut out = Vec::with_capacity(all.len());
+        for (id, v) in all {
+            match serde_json::from_str::<Held>(&v) {
+                Ok(h) if key.is_none_or(|k| h.key == k) => out.push(h),
+                Ok(_) => {}
+                // One damaged record must not hide the others; it is named.
+                Err(e) => tracing::error!("redis {HELD} {id}: unreadable record: {e}"),
+            }
+        }
         out.sort_by(|a, b| a.at_ms.cmp(&b.at_ms).then(a.queue_id.cmp(&b.queue_id)));
         Ok(out)
     }
 
     async fn unhold(&self, queue_id: &str) -> Result<(), PolicyError> {
-        let mut conn = self.conn.clone();
-        conn.hdel::<_, _, ()>(HELD, queue_id)
-            .await
-            .map_err(err("forgetting held mail"))
+        let mut conn = self.conn()?;
+        let r = conn.hdel::<_, _, ()>(HELD, queue_id).await;
+        self.note(r, "forgetting held mail")
     }
 
     async fn block_fingerprint(&self, address: &str) -> Result<Option<String>, PolicyError> {
-        let mut conn = self.conn.clone();
-        conn.hget(BLOCK_PASSWORDS, address)
-            .await
-            .map_err(err("block fingerprint"))
+        let mut conn = self.conn()?;
+        let r = conn.hget(BLOCK_PASSWORDS, address).await;
+        self.note(r, "block fingerprint")
     }
 
     async fn set_block_fingerprint(
@@ -197,12 +246,19 @@ impl Counters for RedisCounters {
         address: &str,
         fingerprint: Option<&str>,
     ) -> Result<(), PolicyError> {
-        let mut conn = self.conn.clone();
-        match fingerprint {
+        let mut conn = self.conn()?;
+        let r = match fingerprint {
             Some(f) => conn.hset::<_, _, _, ()>(BLOCK_PASSWORDS, address, f).await,
             None => conn.hdel::<_, _, ()>(BLOCK_PASSWORDS, address).await,
-        }
-        .map_err(err("block fingerprint"))
+        };
+        self.note(r, "block fingerprint")
+    }
+
+    async fn ping(&self) -> Result<(), PolicyError> {
+        // Past the open circuit on purpose: this is how it learns Redis answers again.
+        let mut conn = self.conn.clone();
+        let r = redis::cmd("PING").query_async::<String>(&mut conn).await;
+        self.note(r, "ping").map(|_| ())
     }
 
     async fn all_usage(
@@ -210,11 +266,29 @@ impl Counters for RedisCounters {
         now_ms: u64,
         window_ms: u64,
     ) -> Result<Vec<(String, Usage)>, PolicyError> {
-        let mut conn = self.conn.clone();
-        let keys: Vec<String> = conn
-            .keys("mailfleet:q:*")
-            .await
-            .map_err(err("listing counters"))?;
+        let mut conn = self.conn()?;
+        // SCAN, a page at a time: KEYS would block Redis for every MTA on a big keyspace.
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let r = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("mailfleet:q:*")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async::<(u64, Vec<String>)>(&mut conn)
+                .await;
+            let (next, page) = self.note(r, "listing counters")?;
+            keys.extend(page);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        // SCAN may return a key twice across pages.
+        keys.sort_unstable();
+        keys.dedup();
         let mut out = Vec::new();
         for k in keys {
             let key = k.trim_start_matches("mailfleet:q:").to_string();

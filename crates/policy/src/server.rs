@@ -17,6 +17,11 @@ use crate::engine::{Engine, Message, Verdict};
 pub async fn decide(engine: &Engine, r: &Request) -> Action {
     let key = engine.key(r.get("sasl_username"), r.get("sender"));
     let verdict = match r.state() {
+        // The send-block check ahead of the permits: the block alone, nothing counted.
+        _ if r.get("policy_context") == Some(crate::postfix::BLOCK_CONTEXT) => key
+            .as_deref()
+            .and_then(|k| engine.blocked(k))
+            .unwrap_or(Verdict::Pass),
         "END-OF-MESSAGE" => {
             let m = Message {
                 sasl_user: r.get("sasl_username"),

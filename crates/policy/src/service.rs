@@ -209,6 +209,8 @@ pub async fn run(
         .as_deref()
         .map(crate::logwatch::LogWatch::new);
     let mut blocks = tokio::time::interval(config.policy.block_refresh);
+    // A failing state store is asked once a second whether it answers again.
+    let mut state = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut release = tokio::time::interval(config.policy.release_interval);
     loop {
         tokio::select! {
@@ -238,6 +240,7 @@ pub async fn run(
                     }
                 }
             }
+            _ = state.tick() => engine.check_state().await,
             _ = release.tick() => match crate::release::round(&engine).await {
                 Ok(r) if !r.released.is_empty() || !r.gone.is_empty() => tracing::info!(
                     "released {} held messages, {} left the hold queue otherwise, {} waiting",

@@ -9,6 +9,17 @@ use crate::{StackError, io_err};
 
 /// Starts Redis daemonised, without persistence.
 pub fn start(layout: &Layout, host: &str, port: u16) -> Result<(), StackError> {
+    start_with(layout, host, port, &[])
+}
+
+/// Starts Redis with extra settings (`--rename-command KEYS ""`, as providers do to keep a
+/// command that blocks the server away from clients).
+pub fn start_with(
+    layout: &Layout,
+    host: &str,
+    port: u16,
+    extra: &[&str],
+) -> Result<(), StackError> {
     let dir = layout.redis();
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let log = layout.log_dir().join("redis.log");
@@ -20,7 +31,8 @@ pub fn start(layout: &Layout, host: &str, port: u16) -> Result<(), StackError> {
         .arg("--dir")
         .arg(&dir)
         .arg("--logfile")
-        .arg(&log))?;
+        .arg(&log)
+        .args(extra))?;
     process::wait_listening("redis", host, port, &log, Duration::from_secs(30))
 }
 
