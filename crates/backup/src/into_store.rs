@@ -11,9 +11,8 @@ use mailfleet_mailclient::{Clock, Endpoint, MailError, Tls};
 use serde::Serialize;
 
 use crate::error::BackupError;
-use crate::recipe::Recipe;
 use crate::repo::Repository;
-use crate::restore::{Filter, folder_name, matches};
+use crate::restore::{FailedMessage, Filter, folder_name, is_damage, matches, may_match};
 use crate::snapshot::{AccountTree, Folder, MessageEntry, Snapshot};
 
 /// The header fields that identify a message for duplicate detection.
@@ -52,6 +51,9 @@ pub struct IntoStoreReport {
     pub skipped: u64,
     /// Folders created.
     pub created_folders: u64,
+    /// Messages that could not be rebuilt from the repository (damaged or missing data);
+    /// everything else was restored.
+    pub failed: Vec<FailedMessage>,
 }
 
 /// A message's identity from its header block: the identity fields, unfolded, in order,
@@ -180,7 +182,20 @@ pub async fn into_store(
             error: e,
         };
         let tree_id = a.tree;
-        let tree: AccountTree = blocking(repo, move |r| r.get_json(&tree_id)).await?;
+        let tree: AccountTree = match blocking(repo, move |r| r.get_json(&tree_id)).await {
+            Ok(t) => t,
+            Err(e) if is_damage(&e) => {
+                report.failed.push(FailedMessage {
+                    account: a.address.clone(),
+                    folder: String::new(),
+                    file: String::new(),
+                    message_id: None,
+                    error: format!("the account's folder list: {e}"),
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let at = Endpoint {
             host: &addr.host,
             port: addr.port,
@@ -219,12 +234,24 @@ pub async fn into_store(
             }
             let mut have = existing(&mut s, &name).await.map_err(imap)?;
             for m in &folder.messages {
-                let id = m.recipe;
-                let raw = blocking(repo, move |r| {
-                    let recipe: Recipe = crate::recipe::load(r, &id)?;
-                    crate::recipe::rebuild(r, &recipe)
-                })
-                .await?;
+                let entry = m.clone();
+                let rebuilt =
+                    blocking(repo, move |r| crate::restore::rebuild_message(r, &entry)).await?;
+                let raw = match rebuilt {
+                    Ok(raw) => raw,
+                    Err((message_id, e)) => {
+                        if may_match(filter, message_id.as_deref()) {
+                            report.failed.push(FailedMessage {
+                                account: a.address.clone(),
+                                folder: name.clone(),
+                                file: m.file_name(),
+                                message_id,
+                                error: e.to_string(),
+                            });
+                        }
+                        continue;
+                    }
+                };
                 if !matches(filter, &raw) {
                     continue;
                 }

@@ -51,7 +51,9 @@ fn live(info: &LockInfo, now: DateTime<Utc>) -> bool {
     true
 }
 
-/// The other live locks in the repository.
+/// The other live locks in the repository; stale ones (a dead process's on this machine, or
+/// one not refreshed for [`STALE_AFTER`]) are removed on the way, so killed runs leave nothing
+/// behind for long.
 fn others(repo: &Repository, mine: &str) -> Result<Vec<(String, LockInfo)>, BackupError> {
     let now = Utc::now();
     let mut out = Vec::new();
@@ -65,7 +67,21 @@ fn others(repo: &Repository, mine: &str) -> Result<Vec<(String, LockInfo)>, Back
         };
         match serde_json::from_slice::<LockInfo>(&raw) {
             Ok(info) if live(&info, now) => out.push((key, info)),
-            _ => {}
+            Ok(info) => {
+                tracing::info!(
+                    "removing the stale {} lock of process {} on {} (last refreshed {})",
+                    info.kind,
+                    info.pid,
+                    info.host,
+                    info.time.format("%Y-%m-%d %H:%M:%S")
+                );
+                // Best effort: a lock another run removes meanwhile is gone all the same.
+                if let Err(e) = repo.target().delete(&key) {
+                    tracing::warn!("removing the stale lock {key}: {e}");
+                }
+            }
+            // An unreadable lock object is kept and ignored: it names nothing to check.
+            Err(e) => tracing::warn!("{key}: unreadable lock: {e}"),
         }
     }
     Ok(out)

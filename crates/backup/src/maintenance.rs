@@ -173,6 +173,13 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport, BackupErro
             damaged[0]
         )));
     }
+    let snapshots = repo.snapshot_listing()?;
+    if let Some(d) = snapshots.damaged.first() {
+        return Err(BackupError::Corrupt(format!(
+            "prune refused: snapshot {} cannot be read ({}); what it references is unknown, so nothing is deleted (move the snapshot's object away to prune without it)",
+            d.id, d.error
+        )));
+    }
     let used = referenced(repo)?;
     let mut report = PruneReport {
         referenced: used.len() as u64,

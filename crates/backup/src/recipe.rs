@@ -216,6 +216,25 @@ pub fn load(repo: &Repository, id: &BlobId) -> Result<Recipe, BackupError> {
     })
 }
 
+/// The Message-ID of a recipe's message, from its header (always inline), without reading
+/// any blob: how a message that cannot be rebuilt is still named.
+pub fn message_id(recipe: &Recipe) -> Option<String> {
+    let Segment::Inline { data, .. } = recipe.segments.first()? else {
+        return None;
+    };
+    let end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| data.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+        .unwrap_or(data.len());
+    let mut header = data[..end].to_vec();
+    header.extend_from_slice(b"\r\n\r\n");
+    mail_parser::MessageParser::default()
+        .parse_headers(&header)
+        .and_then(|m| m.message_id().map(str::to_string))
+}
+
 /// Splits a message into a recipe, storing its parts.
 pub fn store(repo: &Repository, raw: &[u8], stats: &mut PutStats) -> Result<Recipe, BackupError> {
     let ranges = if raw.len() >= MIN_PART {

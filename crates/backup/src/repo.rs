@@ -449,27 +449,58 @@ impl Repository {
         self.target.put(&key, &object)
     }
 
-    /// Every snapshot, oldest first.
-    pub fn snapshots(&self) -> Result<Vec<Snapshot>, BackupError> {
-        let mut out = Vec::new();
+    /// Every snapshot that can be read, oldest first, and those that cannot (named, with
+    /// why): one damaged snapshot never hides the others.
+    pub fn snapshot_listing(&self) -> Result<SnapshotListing, BackupError> {
+        let mut out = SnapshotListing::default();
         for key in self.target.list("snapshots")? {
             let raw = self.target.get(&key)?;
-            let raw = if raw.starts_with(SEALED_MAGIC) {
-                self.unwrap_object(&key, &raw)?
+            let read = if raw.starts_with(SEALED_MAGIC) {
+                self.unwrap_object(&key, &raw)
             } else {
-                raw
+                Ok(raw)
             };
-            let s: Snapshot = serde_json::from_slice(&raw)
-                .map_err(|e| BackupError::Corrupt(format!("{key}: {e}")))?;
-            out.push(s);
+            let parsed = read.and_then(|raw| {
+                serde_json::from_slice::<Snapshot>(&raw)
+                    .map_err(|e| BackupError::Corrupt(format!("{key}: {e}")))
+            });
+            match parsed {
+                Ok(s) => out.intact.push(s),
+                Err(e) => out.damaged.push(DamagedSnapshot {
+                    id: key.trim_start_matches("snapshots/").to_string(),
+                    error: e.to_string(),
+                }),
+            }
         }
-        out.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+        out.intact
+            .sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+        out.damaged.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+
+    /// Every snapshot that can be read, oldest first (damaged ones are logged and left out).
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>, BackupError> {
+        let listing = self.snapshot_listing()?;
+        for d in &listing.damaged {
+            tracing::warn!("snapshot {} is damaged and left out: {}", d.id, d.error);
+        }
+        Ok(listing.intact)
     }
 
     /// One snapshot by id or unique id prefix; `latest` for the newest.
     pub fn snapshot(&self, id: &str) -> Result<Snapshot, BackupError> {
-        let all = self.snapshots()?;
+        let listing = self.snapshot_listing()?;
+        if let Some(d) = listing
+            .damaged
+            .iter()
+            .find(|d| id != "latest" && d.id.starts_with(id))
+        {
+            return Err(BackupError::Corrupt(format!(
+                "snapshot {} cannot be read: {}",
+                d.id, d.error
+            )));
+        }
+        let all = listing.intact;
         if id == "latest" {
             return all
                 .into_iter()
@@ -503,6 +534,24 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { std::cell::RefCell::new(None) };
+}
+
+/// The snapshots of a repository, the readable and the damaged.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SnapshotListing {
+    /// Those that can be read, oldest first.
+    pub intact: Vec<Snapshot>,
+    /// Those that cannot.
+    pub damaged: Vec<DamagedSnapshot>,
+}
+
+/// A snapshot that cannot be read.
+#[derive(Debug, Clone, Serialize)]
+pub struct DamagedSnapshot {
+    /// Its id (its object's name).
+    pub id: String,
+    /// Why it cannot be read.
+    pub error: String,
 }
 
 fn compress(plain: &[u8]) -> Result<Vec<u8>, BackupError> {

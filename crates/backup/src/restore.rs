@@ -36,6 +36,59 @@ pub struct RestoreReport {
     pub messages: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Messages that could not be rebuilt from the repository (damaged or missing data);
+    /// everything else was restored.
+    pub failed: Vec<FailedMessage>,
+}
+
+/// A message a restore could not rebuild.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedMessage {
+    /// The account.
+    pub account: String,
+    /// The folder (`INBOX`, `Sent`); empty when the account's folder list itself is damaged.
+    pub folder: String,
+    /// The message's file name in the snapshot; empty for a damaged folder list.
+    pub file: String,
+    /// Its Message-ID, when its recipe could still be read.
+    pub message_id: Option<String>,
+    /// What is damaged.
+    pub error: String,
+}
+
+/// Whether an error is damage to the repository's data (reported per message, the rest
+/// restored) rather than a failure of the target or the destination (which stops).
+pub(crate) fn is_damage(e: &BackupError) -> bool {
+    matches!(e, BackupError::Corrupt(_) | BackupError::NotFound(_))
+}
+
+/// A message rebuilt from its recipe, or, when the repository's data for it is damaged, what
+/// can be said of it.
+pub(crate) fn rebuild_message(
+    repo: &Repository,
+    m: &MessageEntry,
+) -> Result<Result<Vec<u8>, (Option<String>, BackupError)>, BackupError> {
+    let recipe: Recipe = match crate::recipe::load(repo, &m.recipe) {
+        Ok(r) => r,
+        Err(e) if is_damage(&e) => return Ok(Err((None, e))),
+        Err(e) => return Err(e),
+    };
+    match crate::recipe::rebuild(repo, &recipe) {
+        Ok(raw) => Ok(Ok(raw)),
+        Err(e) if is_damage(&e) => Ok(Err((crate::recipe::message_id(&recipe), e))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a message that could not be rebuilt is one the filter asks for, as far as can
+/// be told without its content.
+pub(crate) fn may_match(filter: &Filter, message_id: Option<&str>) -> bool {
+    match (&filter.message_id, message_id) {
+        (Some(want), Some(have)) => {
+            want.trim().trim_start_matches('<').trim_end_matches('>') == have
+        }
+        _ => true,
+    }
 }
 
 /// The IMAP name of a folder directory.
@@ -113,6 +166,7 @@ fn uidlist(folder: &Folder, written: &[&MessageEntry]) -> Option<String> {
 
 fn restore_folder(
     repo: &Repository,
+    account: &str,
     folder: &Folder,
     root: &Path,
     filter: &Filter,
@@ -129,8 +183,21 @@ fn restore_folder(
     }
     let mut written = Vec::new();
     for m in &folder.messages {
-        let recipe: Recipe = crate::recipe::load(repo, &m.recipe)?;
-        let raw = crate::recipe::rebuild(repo, &recipe)?;
+        let raw = match rebuild_message(repo, m)? {
+            Ok(raw) => raw,
+            Err((message_id, e)) => {
+                if may_match(filter, message_id.as_deref()) {
+                    report.failed.push(FailedMessage {
+                        account: account.to_string(),
+                        folder: folder_name(&folder.dir),
+                        file: m.file_name(),
+                        message_id,
+                        error: e.to_string(),
+                    });
+                }
+                continue;
+            }
+        };
         if !matches(filter, &raw) {
             continue;
         }
@@ -228,7 +295,11 @@ pub fn to_dir(
         report.accounts += part.accounts;
         report.messages += part.messages;
         report.bytes += part.bytes;
+        report.failed.extend(part.failed);
     }
+    report
+        .failed
+        .sort_by(|a, b| (&a.account, &a.folder, &a.file).cmp(&(&b.account, &b.folder, &b.file)));
     Ok(report)
 }
 
@@ -239,7 +310,20 @@ fn restore_account(
     dir: &Path,
     report: &mut RestoreReport,
 ) -> Result<(), BackupError> {
-    let tree: AccountTree = repo.get_json(&a.tree)?;
+    let tree: AccountTree = match repo.get_json(&a.tree) {
+        Ok(t) => t,
+        Err(e) if is_damage(&e) => {
+            report.failed.push(FailedMessage {
+                account: a.address.clone(),
+                folder: String::new(),
+                file: String::new(),
+                message_id: None,
+                error: format!("the account's folder list: {e}"),
+            });
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     let root = account_dir(dir, &a.address);
     std::fs::create_dir_all(&root).map_err(BackupError::io(&root))?;
     for folder in &tree.folders {
@@ -248,7 +332,7 @@ fn restore_account(
         {
             continue;
         }
-        restore_folder(repo, folder, &root, filter, report)?;
+        restore_folder(repo, &a.address, folder, &root, filter, report)?;
     }
     if filter.folder.is_none()
         && let Some(subs) = &tree.subscriptions

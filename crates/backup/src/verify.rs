@@ -17,8 +17,11 @@ use crate::snapshot::AccountTree;
 pub struct VerifyReport {
     /// Snapshots checked.
     pub snapshots: u64,
-    /// Distinct messages checked.
+    /// Messages the snapshots hold (one per message file of each snapshot).
     pub messages: u64,
+    /// Distinct messages among them (the same message in several folders, accounts or
+    /// snapshots is checked once).
+    pub distinct_messages: u64,
     /// Blobs whose presence (or, with data, content) was checked.
     pub blobs: u64,
     /// What is damaged: one line per damaged message or tree, naming it and why.
@@ -68,7 +71,14 @@ pub fn verify(repo: &Repository, read_data: bool) -> Result<VerifyReport, Backup
             .clone()
     };
     let mut message_ok: HashMap<BlobId, Result<(), String>> = HashMap::new();
-    for snap in repo.snapshots()? {
+    let listing = repo.snapshot_listing()?;
+    report.damaged.extend(
+        listing
+            .damaged
+            .iter()
+            .map(|d| format!("snapshot {}: {}", d.id, d.error)),
+    );
+    for snap in listing.intact {
         report.snapshots += 1;
         for account in &snap.accounts {
             let tree: AccountTree = match check_blob(&account.tree, &mut report)
@@ -84,10 +94,11 @@ pub fn verify(repo: &Repository, read_data: bool) -> Result<VerifyReport, Backup
             };
             for folder in &tree.folders {
                 for m in &folder.messages {
+                    report.messages += 1;
                     let result = match message_ok.get(&m.recipe) {
                         Some(r) => r.clone(),
                         None => {
-                            report.messages += 1;
+                            report.distinct_messages += 1;
                             let r = check_message(repo, &m.recipe, read_data, &mut |id| {
                                 check_blob(id, &mut report)
                             });

@@ -266,10 +266,15 @@ impl Guarded {
         }
     }
 
-    /// Closes the worker's input and reaps it, within the deadline.
+    /// Closes the worker's input and reaps it, within the deadline; a worker that hung was
+    /// killed already and is not waited for (a call stuck in the kernel can hold it there as
+    /// long as the target is dead).
     pub fn close(&self) {
         if let Ok(mut r) = self.requests.lock() {
             r.take();
+        }
+        if self.hung.lock().map(|h| h.is_some()).unwrap_or(true) {
+            return;
         }
         if let Ok(mut c) = self.child.lock()
             && !matches!(

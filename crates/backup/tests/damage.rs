@@ -83,8 +83,18 @@ fn a_truncated_snapshot_is_named() {
     let dir = backed_up(tmp.path());
     let snap = files(&dir.join("snapshots")).remove(0);
     truncate(&snap, 20);
-    let e = open(&dir).unwrap().snapshots().unwrap_err().to_string();
-    assert!(e.contains("snapshots/"), "{e}");
+    let repo = open(&dir).unwrap();
+    let listing = repo.snapshot_listing().unwrap();
+    assert!(listing.intact.is_empty());
+    assert_eq!(listing.damaged.len(), 1);
+    let d = &listing.damaged[0];
+    assert!(
+        snap.ends_with(&d.id) && d.error.contains("snapshots/"),
+        "{d:?}"
+    );
+    // Asked for by name, it is damaged, not missing.
+    let e = repo.snapshot(&d.id).unwrap_err();
+    assert!(matches!(e, BackupError::Corrupt(_)), "{e}");
 }
 
 #[test]

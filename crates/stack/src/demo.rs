@@ -142,6 +142,8 @@ maildir_root = {root}
 passwd_file = {users}
 probe_account = {probe}
 pid_file = {pid}
+# Written by each backup run; the monitor's backup check reads it.
+backup_status = {status}
 ",
             qhost = q(host),
             imap = p.imap,
@@ -151,6 +153,10 @@ pid_file = {pid}
             pop3s = p.pop3s,
             ca = q(layout.tls_dir().join("ca.pem").display()),
             root = q(layout.maildir_root(name).display()),
+            status = q(layout
+                .data_dir()
+                .join(format!("backup-status-{name}.json"))
+                .display()),
             users = q(layout.passwd_file(name).display()),
             pid = q(layout.dovecot_pid(name).display()),
             probe = q(PROBES

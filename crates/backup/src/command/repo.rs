@@ -5,7 +5,7 @@ use mailfleet_core::Config;
 
 use crate::error::BackupError;
 use crate::maintenance::{AccountDiff, ForgetPlan, Keep, PruneReport};
-use crate::repo::Repository;
+use crate::repo::{Repository, SnapshotListing};
 use crate::snapshot::Snapshot;
 use crate::verify::VerifyReport;
 
@@ -20,9 +20,9 @@ pub async fn with_repo<T: Send + 'static>(
         .map_err(|e| BackupError::Format(format!("a repository thread failed: {e}")))?
 }
 
-/// The snapshots, oldest first.
-pub async fn list(config: &Config) -> Result<Vec<Snapshot>, BackupError> {
-    with_repo(config, Repository::snapshots).await
+/// The snapshots, oldest first, and those that cannot be read.
+pub async fn list(config: &Config) -> Result<SnapshotListing, BackupError> {
+    with_repo(config, Repository::snapshot_listing).await
 }
 
 /// Checks every snapshot's messages are complete (and with `read_data`, rebuilds them).

@@ -68,6 +68,16 @@ pub enum Restored {
     },
 }
 
+impl Restored {
+    /// The messages that could not be rebuilt (the repository's data for them is damaged).
+    pub fn failed(&self) -> &[crate::restore::FailedMessage] {
+        match self {
+            Restored::Dir { report, .. } => &report.failed,
+            Restored::Store { report, .. } => &report.failed,
+        }
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
 ) -> Result<T, BackupError> {

@@ -194,11 +194,17 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
             return run_job(&config, ctx, options).await;
         }
         BackupCmd::List => {
-            let snaps = repo::list(&config).await?;
+            let listing = repo::list(&config).await?;
             if ctx.json {
-                print_json(&snaps)?;
+                print_json(&listing.intact)?;
             } else {
-                print_snapshots(&config, &snaps);
+                print_snapshots(&config, &listing.intact);
+            }
+            for d in &listing.damaged {
+                eprintln!("mailfleet: snapshot {} is damaged: {}", d.id, d.error);
+            }
+            if !listing.damaged.is_empty() {
+                return Ok(exit::code(exit::DAMAGED));
             }
         }
         BackupCmd::Forget {
@@ -260,9 +266,10 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
                 print_json(&report)?;
             } else {
                 println!(
-                    "{} snapshots, {} messages, {} blobs checked{}: {}",
+                    "{} snapshots, {} messages ({} distinct), {} blobs checked{}: {}",
                     report.snapshots,
                     report.messages,
+                    report.distinct_messages,
                     report.blobs,
                     if read_data { " (data read)" } else { "" },
                     if report.ok() { "OK" } else { "DAMAGED" }

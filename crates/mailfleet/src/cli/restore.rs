@@ -84,9 +84,15 @@ pub(crate) async fn restore(cmd: RestoreCmd, ctx: &Context) -> anyhow::Result<Ex
         },
     };
     let restored = mailfleet_backup::command::restore::restore(&config, options).await?;
+    // Damaged data stops nothing: everything intact is restored, the rest is listed.
+    let code = if restored.failed().is_empty() {
+        exit::OK
+    } else {
+        exit::DAMAGED
+    };
     if ctx.json {
         print_json(&restored)?;
-        return Ok(exit::code(exit::OK));
+        return Ok(exit::code(code));
     }
     match &restored {
         Restored::Dir {
@@ -105,5 +111,24 @@ pub(crate) async fn restore(cmd: RestoreCmd, ctx: &Context) -> anyhow::Result<Ex
             report.appended, report.accounts, report.skipped, report.created_folders
         ),
     }
-    Ok(exit::code(exit::OK))
+    let failed = restored.failed();
+    if !failed.is_empty() {
+        eprintln!(
+            "mailfleet: {} messages could not be restored (damaged in the repository):",
+            failed.len()
+        );
+        for f in failed {
+            eprintln!(
+                "  {} {} {} {}: {}",
+                f.account,
+                f.folder,
+                f.file,
+                f.message_id
+                    .as_deref()
+                    .map_or("(Message-ID unknown)".into(), |m| format!("<{m}>")),
+                f.error
+            );
+        }
+    }
+    Ok(exit::code(code))
 }

@@ -33,6 +33,14 @@ pub(crate) fn mailfleet_ok(config: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A stack whose stores were backed up once, so every check of a probe round can be OK (the
+/// demo fleet's backup check is CRITICAL until a backup succeeded).
+pub(crate) async fn backed_up_stack() -> mailfleet_stack::TestStack {
+    let stack = mailfleet_stack::TestStack::start().await.expect("stack");
+    mailfleet_ok(&stack.config_path(), &["backup", "run"]);
+    stack
+}
+
 /// A clock for the tests' own mail clients: a generous deadline on each command.
 pub(crate) fn clock() -> Clock {
     Clock::new(Duration::from_secs(30))

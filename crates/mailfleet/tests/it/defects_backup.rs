@@ -186,3 +186,283 @@ async fn restore_into_store_hangs_when_the_store_stops_answering() {
         "the error names the store and the deadline: {stderr}"
     );
 }
+
+fn locks(repo: &Path) -> Vec<String> {
+    std::fs::read_dir(repo.join("locks"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_killed_backup_run_leaves_its_lock_forever() {
+    let stack = TestStack::start().await.expect("stack");
+    fill(&stack, 100).await;
+    let repo = stack.base().join("data/backup");
+    // Three runs killed (SIGKILL) while they hold their shared lock.
+    let mut killed = 0;
+    for _ in 0..10 {
+        let mut run = crate::common::ChildGuard(
+            Command::new(env!("CARGO_BIN_EXE_mailfleet"))
+                .args(["--config", stack.config_path().to_str().unwrap()])
+                .args(["backup", "run"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let before = locks(&repo).len();
+        while locks(&repo).len() == before && run.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "no lock appeared");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if run.0.try_wait().unwrap().is_none() {
+            run.0.kill().unwrap();
+            run.0.wait().unwrap();
+            killed += 1;
+        }
+        if killed == 3 {
+            break;
+        }
+    }
+    assert_eq!(
+        killed, 3,
+        "could not kill three runs while they held their lock"
+    );
+    assert_eq!(locks(&repo).len(), 3, "each killed run left its lock");
+    // The next run recognises the dead runs' locks and removes them; its own goes with it.
+    crate::common::mailfleet_ok(&stack.config_path(), &["backup", "run"]);
+    assert_eq!(
+        locks(&repo),
+        Vec::<String>::new(),
+        "stale locks of dead runs remain"
+    );
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(files_in(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn run_json(config: &Path, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut all = vec!["--config", config.to_str().unwrap(), "--json"];
+    all.extend_from_slice(args);
+    let out = crate::common::mailfleet(&all);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        v,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_truncated_snapshot_stops_the_whole_repository() {
+    let stack = TestStack::start().await.expect("stack");
+    fill(&stack, 10).await;
+    let config = stack.config_path();
+    let repo = stack.base().join("data/backup");
+    crate::common::mailfleet_ok(&config, &["backup", "run"]);
+    crate::corpus::deliver(
+        stack.info.ports.smtp,
+        &[(
+            b"Subject: later\r\n\r\nlater mail\r\n".to_vec(),
+            vec!["alice@example.com"],
+        )],
+    )
+    .await;
+    crate::common::wait_for_mail(
+        stack.info.ports.stores[0].imap,
+        "alice@example.com",
+        "later",
+        Duration::from_secs(30),
+    )
+    .await;
+    crate::common::mailfleet_ok(&config, &["backup", "run"]);
+    let snaps = files_in(&repo.join("snapshots"));
+    assert_eq!(snaps.len(), 2);
+    let (damaged, intact) = (&snaps[0], &snaps[1]);
+    let damaged_id = damaged.file_name().unwrap().to_string_lossy().into_owned();
+    let intact_id = intact.file_name().unwrap().to_string_lossy().into_owned();
+    let bytes = std::fs::read(damaged).unwrap();
+    std::fs::write(damaged, &bytes[..bytes.len() / 3]).unwrap();
+
+    // list: the intact one, the damaged one named, the damaged-repository code.
+    let (code, listed, stderr) = run_json(&config, &["backup", "list"]);
+    assert_eq!(code, 4, "{stderr}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
+    assert_eq!(listed[0]["id"], intact_id.as_str());
+    assert!(stderr.contains(&damaged_id), "{stderr}");
+    // verify names it, with the same code.
+    let (code, v, stderr) = run_json(&config, &["backup", "verify"]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        v["damaged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d.as_str().unwrap().contains(&damaged_id)),
+        "{v:#}"
+    );
+    // The others go on: a restore of the intact snapshot, a new backup, forget.
+    let out = stack.base().join("restored");
+    crate::common::mailfleet_ok(
+        &config,
+        &[
+            "restore",
+            "--snapshot",
+            &intact_id,
+            "--to",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(!files_in(&out).is_empty());
+    crate::common::mailfleet_ok(&config, &["backup", "run"]);
+    crate::common::mailfleet_ok(&config, &["backup", "forget", "--keep-last", "1"]);
+    // Asking for the damaged one by name says so.
+    let (code, _, stderr) = run_json(
+        &config,
+        &[
+            "restore",
+            "--snapshot",
+            &damaged_id,
+            "--to",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 4, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_blob_stops_the_restore_naming_the_blob_not_the_message() {
+    let stack = TestStack::start().await.expect("stack");
+    let files = fill(&stack, 40).await;
+    let config = stack.config_path();
+    let repo = stack.base().join("data/backup");
+    crate::common::mailfleet_ok(&config, &["backup", "run"]);
+    // One flipped byte in the largest blob (an attachment: recipes hold headers and small
+    // parts), so the messages that use it cannot be rebuilt but their recipes still read.
+    let (pack, offset, len) = {
+        let r = mailfleet_backup::repo::Repository::open(
+            Box::new(mailfleet_backup::target::DirTarget::new(&repo).unwrap()),
+            None,
+        )
+        .unwrap();
+        r.blobs_by_pack()
+            .into_iter()
+            .flat_map(|(p, blobs)| blobs.into_iter().map(move |(_, o, l)| (p.clone(), o, l)))
+            .max_by_key(|(_, _, l)| *l)
+            .unwrap()
+    };
+    let victim = repo.join("packs").join(&pack[..2]).join(&pack);
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[(offset + u64::from(len) / 2) as usize] ^= 0x55;
+    std::fs::write(&victim, bytes).unwrap();
+
+    let out = stack.base().join("restored");
+    let (code, report, stderr) = run_json(&config, &["restore", "--to", out.to_str().unwrap()]);
+    assert_eq!(code, 4, "a damaged repository: {stderr}");
+    let failed = report["failed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report:#} {stderr}"));
+    assert!(!failed.is_empty(), "{report:#}");
+    for f in failed {
+        assert!(
+            f["account"].is_string() && f["folder"].is_string() && f["file"].is_string(),
+            "{f:#}"
+        );
+        assert!(f["error"].is_string(), "{f:#}");
+    }
+    assert!(
+        failed.iter().any(|f| f["message_id"].is_string()),
+        "a message whose recipe is intact is named by its Message-ID: {failed:#?}"
+    );
+    let restored = report["messages"].as_u64().unwrap() as usize;
+    assert_eq!(
+        restored + failed.len(),
+        files,
+        "every message restored or listed: {report:#}"
+    );
+    let written = files_in(&out)
+        .iter()
+        .filter(|p| {
+            let p = p.to_string_lossy();
+            p.contains("/cur/") || p.contains("/new/")
+        })
+        .count();
+    assert_eq!(written, restored);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_counts_fewer_messages_than_the_snapshot_holds() {
+    let stack = TestStack::start().await.expect("stack");
+    fill(&stack, 10).await;
+    // Copies in another folder are the same message file twice: one content, two messages.
+    let mut s = crate::corpus::alice_imap(stack.info.ports.stores[0].imap).await;
+    s.select("INBOX").await.unwrap();
+    s.create("Copies").await.unwrap();
+    s.copy("1:3", "Copies").await.unwrap();
+    s.logout().await;
+    let config = stack.config_path();
+    crate::common::mailfleet_ok(&config, &["backup", "run"]);
+    let (_, listed, _) = run_json(&config, &["backup", "list"]);
+    let held: u64 = listed[0]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["messages"].as_u64().unwrap())
+        .sum();
+    let (code, v, stderr) = run_json(&config, &["backup", "verify"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        v["messages"].as_u64(),
+        Some(held),
+        "verify counts what the snapshot holds: {v:#}"
+    );
+    assert!(
+        v["distinct_messages"].as_u64().is_some_and(|d| d < held),
+        "and says how many are distinct: {v:#}"
+    );
+}
+
+fn probe_backup_check(config: &Path, store: &str) -> Option<serde_json::Value> {
+    let (_, outcomes, _) = run_json(config, &["probe", store]);
+    outcomes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["check"] == "backup")
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_fleet_does_not_wire_the_backup_check() {
+    let stack = TestStack::start().await.expect("stack");
+    let config = stack.config_path();
+    for store in ["store1", "store2"] {
+        let check = probe_backup_check(&config, store)
+            .unwrap_or_else(|| panic!("{store} has no backup check in the demo fleet"));
+        assert_eq!(check["state"], "CRITICAL", "no backup yet: {check:#}");
+        assert!(
+            check["message"].as_str().unwrap().contains("no backup"),
+            "{check:#}"
+        );
+    }
+    crate::common::mailfleet_ok(&config, &["backup", "run"]);
+    for store in ["store1", "store2"] {
+        let check = probe_backup_check(&config, store).unwrap();
+        assert_eq!(check["state"], "OK", "{check:#}");
+    }
+}

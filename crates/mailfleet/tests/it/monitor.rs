@@ -8,7 +8,7 @@ use std::time::Duration;
 use mailfleet_core::Config;
 use mailfleet_notify::Kind;
 use mailfleet_probe::monitor::{Monitor, serve_metrics};
-use mailfleet_stack::{Layout, TestStack, dovecot};
+use mailfleet_stack::{Layout, dovecot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A webhook receiver on loopback: keeps each request body, answers 204.
@@ -61,7 +61,7 @@ fn about(notes: &[mailfleet_notify::Notification], server: &str) -> Vec<(Kind, S
 
 #[tokio::test]
 async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
-    let stack = TestStack::start().await.expect("stack");
+    let stack = crate::common::backed_up_stack().await;
     let (url, bodies) = webhook().await;
     let text = std::fs::read_to_string(stack.config_path()).unwrap()
         + &format!(

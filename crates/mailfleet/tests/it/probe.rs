@@ -79,7 +79,7 @@ impl Drop for Thaw {
 
 #[tokio::test]
 async fn all_checks_ok_with_timings() {
-    let stack = TestStack::start().await.expect("stack");
+    let stack = crate::common::backed_up_stack().await;
     // The servers by name: the local machine's own resources depend on the machine.
     let all = ["ldap1", "mx1", "store1", "store2"];
     let (code, outcomes) = probe(&stack.config_path(), &all);
@@ -217,7 +217,7 @@ async fn a_frozen_store_is_critical_within_the_timeout() {
 
 #[tokio::test]
 async fn unreadable_mailbox_is_critical_while_login_works() {
-    let stack = TestStack::start().await.expect("stack");
+    let stack = crate::common::backed_up_stack().await;
     // A first round creates the probe mailbox and its message.
     let (code, _) = probe(&stack.config_path(), &["store1"]);
     assert_eq!(code, 0);
@@ -245,7 +245,7 @@ async fn unreadable_mailbox_is_critical_while_login_works() {
 
 #[tokio::test]
 async fn unknown_server_and_missing_password_are_reported() {
-    let stack = TestStack::start().await.expect("stack");
+    let stack = crate::common::backed_up_stack().await;
     let out = crate::common::mailfleet(&[
         "--config",
         stack.config_path().to_str().unwrap(),

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use mailfleet_stack::{Layout, TestStack, dovecot};
+use mailfleet_stack::{Layout, dovecot};
 use serde_json::Value;
 
 fn shift(config: &Path) -> (i32, Vec<String>) {
@@ -42,7 +42,7 @@ fn shift(config: &Path) -> (i32, Vec<String>) {
 
 #[tokio::test]
 async fn shift_check_reports_what_changed_since_the_last_one() {
-    let stack = TestStack::start().await.expect("stack");
+    let stack = crate::common::backed_up_stack().await;
     let config = stack.config_path();
     let (_, findings) = shift(&config);
     assert!(findings.is_empty(), "{findings:?}");
