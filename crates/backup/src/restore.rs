@@ -62,12 +62,15 @@ pub(crate) fn is_damage(e: &BackupError) -> bool {
     matches!(e, BackupError::Corrupt(_) | BackupError::NotFound(_))
 }
 
+/// A message that could not be rebuilt: its Message-ID when its recipe still reads, and why.
+pub(crate) type Unrebuilt = (Option<String>, BackupError);
+
 /// A message rebuilt from its recipe, or, when the repository's data for it is damaged, what
 /// can be said of it.
 pub(crate) fn rebuild_message(
     repo: &Repository,
     m: &MessageEntry,
-) -> Result<Result<Vec<u8>, (Option<String>, BackupError)>, BackupError> {
+) -> Result<Result<Vec<u8>, Unrebuilt>, BackupError> {
     let recipe: Recipe = match crate::recipe::load(repo, &m.recipe) {
         Ok(r) => r,
         Err(e) if is_damage(&e) => return Ok(Err((None, e))),
