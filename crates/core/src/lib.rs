@@ -8,7 +8,8 @@
 //! - [`accounts`]: directory operations checked against the fleet (add, move, import);
 //! - [`routing`]: publishes where each mailbox lives to Postfix maps and Dovecot user files;
 //! - [`child`]: waiting for a child process with a deadline; [`follow`]: a log followed across
-//!   rotation; [`postfix`]: Postfix's queue and tools;
+//!   rotation; [`postfix`]: Postfix's queue and tools; [`tls`]: the CAs every TLS client
+//!   trusts;
 //! - [`shutdown`]: one shutdown signal for every long-running part.
 
 pub mod account;
@@ -25,6 +26,7 @@ pub mod password;
 pub mod postfix;
 pub mod routing;
 pub mod shutdown;
+pub mod tls;
 
 pub use account::{Account, AccountStatus, SendBlock};
 pub use accounts::AccountBook;

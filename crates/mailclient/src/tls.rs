@@ -4,14 +4,14 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use mailfleet_core::fleet::{StartTls, TlsSettings};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -101,24 +101,7 @@ impl TlsInfo {
     }
 }
 
-/// Why TLS could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// The CA file could not be read or holds no certificate.
-    #[error("tls.ca_file {path}: {message}")]
-    CaFile {
-        /// The file.
-        path: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// The name to verify is not a DNS name or address.
-    #[error("{0:?} is not a name a certificate can carry")]
-    Name(String),
-    /// rustls refused the setup.
-    #[error("{0}")]
-    Rustls(#[from] rustls::Error),
-}
+pub use mailfleet_core::tls::TlsError;
 
 /// TLS as one server's settings ask for it.
 #[derive(Clone)]
@@ -148,47 +131,14 @@ impl std::fmt::Debug for Tls {
     }
 }
 
-/// The system's trusted CAs, read once (a few hundred certificates).
-fn system_roots() -> &'static RootCertStore {
-    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let mut store = RootCertStore::empty();
-        // Unreadable system certificates only narrow what verifies; the error names them.
-        let found = rustls_native_certs::load_native_certs();
-        store.add_parsable_certificates(found.certs);
-        store
-    })
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 impl Tls {
     /// TLS for a server reached as `host`.
     pub fn new(settings: &TlsSettings, host: &str) -> Result<Tls, TlsError> {
-        let mut roots = system_roots().clone();
-        if let Some(path) = &settings.ca_file {
-            let ca_err = |message: String| TlsError::CaFile {
-                path: path.display().to_string(),
-                message,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
-            let certs: Vec<CertificateDer<'static>> =
-                rustls::pki_types::pem::PemObject::pem_slice_iter(&pem)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| ca_err(format!("{e:?}")))?;
-            if certs.is_empty() {
-                return Err(ca_err("no certificate in the file".into()));
-            }
-            for c in certs {
-                roots.add(c).map_err(|e| ca_err(e.to_string()))?;
-            }
-        }
+        let roots = mailfleet_core::tls::roots(settings.ca_file.as_deref())?;
         let name_text = settings.server_name.as_deref().unwrap_or(host);
         let name = ServerName::try_from(name_text.to_string())
             .map_err(|_| TlsError::Name(name_text.to_string()))?;
-        let provider = provider();
+        let provider = mailfleet_core::tls::provider();
         let strict = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;

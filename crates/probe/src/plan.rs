@@ -209,6 +209,11 @@ fn first_line(path: &std::path::Path) -> Result<String, String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The directory's bind password, or why it cannot be read (naming the file).
+fn bind_password(l: &mailfleet_core::config::LdapConfig) -> Result<String, String> {
+    first_line(&l.password_file).map_err(|e| format!("directory.ldap.password_file {e}"))
+}
+
 async fn one(
     config: &Config,
     password: &Result<String, String>,
@@ -271,7 +276,11 @@ async fn one(
         Check::Ldap { port, implicit } => {
             let (bind, base, attr) = match &config.ldap {
                 Some(l) => {
-                    let pw = first_line(&l.password_file).unwrap_or_default();
+                    // Never an anonymous bind in its place: that would prove nothing.
+                    let pw = match bind_password(l) {
+                        Ok(pw) => pw,
+                        Err(e) => return unknown(&server.name, &name, e),
+                    };
                     (
                         Some((l.bind_dn.as_str(), pw)),
                         l.base_dn.as_str(),
@@ -300,12 +309,13 @@ async fn one(
             ldap::check(&mut run, &target, pc.timeout).await
         }
         Check::Replica { port, master } => {
-            let bind_pw = config.ldap.as_ref().map(|l| {
-                (
-                    l.bind_dn.clone(),
-                    first_line(&l.password_file).unwrap_or_default(),
-                )
-            });
+            let bind_pw = match &config.ldap {
+                Some(l) => match bind_password(l) {
+                    Ok(pw) => Some((l.bind_dn.clone(), pw)),
+                    Err(e) => return unknown(&server.name, &name, e),
+                },
+                None => None,
+            };
             let bind = bind_pw.as_ref().map(|(d, p)| (d.as_str(), p.as_str()));
             let master_url = format!(
                 "ldap://{}:{}",
@@ -442,6 +452,7 @@ async fn one(
                 },
                 account: &account,
                 password: &pw,
+                stale_after: pc.timeout,
             };
             e2e::check(&mut run, &route).await
         }

@@ -36,13 +36,17 @@ impl std::fmt::Display for Stuck {
     }
 }
 
-/// Runs `cmd` for `target` with a deadline; its output when it finished in time.
+/// Runs `cmd` for `target` with a deadline; its output when it finished in time. Calls for
+/// different targets wait at the same time: the table of stuck children is locked only to
+/// look and to record, never for the wait.
 pub fn run(target: &str, cmd: &mut Command, timeout: Duration) -> Result<Output, Stuck> {
-    let mut guard = STUCK.lock().unwrap_or_else(|e| e.into_inner());
-    let stuck = guard.get_or_insert_with(HashMap::new);
-    stuck.retain(|_, child| matches!(child.try_wait(), Ok(None)));
-    if stuck.contains_key(target) {
-        return Err(Stuck::StillStuck);
+    {
+        let mut guard = STUCK.lock().unwrap_or_else(|e| e.into_inner());
+        let stuck = guard.get_or_insert_with(HashMap::new);
+        stuck.retain(|_, child| matches!(child.try_wait(), Ok(None)));
+        if stuck.contains_key(target) {
+            return Err(Stuck::StillStuck);
+        }
     }
     let mut child = cmd
         .stdin(Stdio::null())
@@ -54,7 +58,11 @@ pub fn run(target: &str, cmd: &mut Command, timeout: Duration) -> Result<Output,
         Ok(Some(_)) => {}
         Ok(None) => {
             let _ = child.kill();
-            stuck.insert(target.to_string(), child);
+            STUCK
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(HashMap::new)
+                .insert(target.to_string(), child);
             return Err(Stuck::Timeout(timeout));
         }
         Err(e) => return Err(Stuck::Spawn(e.to_string())),

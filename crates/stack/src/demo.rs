@@ -55,6 +55,8 @@ url = {url}
 base_dn = {people}
 bind_dn = {admin}
 password_file = {secret}
+# StartTLS, the demo's own CA trusted.
+tls = {{ ca_file = {ca} }}
 
 # The demo's Redis (redis://{host}:{redis}/0) is there for several MTAs to share counters.
 [state]

@@ -142,10 +142,25 @@ pub fn start(
     host: &str,
     port: u16,
 ) -> Result<std::process::Child, StackError> {
+    start_with_ldaps(dir, log, host, port, None)
+}
+
+/// [`start`], with an `ldaps://` listener (TLS from the first byte) on `ldaps` too.
+pub fn start_with_ldaps(
+    dir: &std::path::Path,
+    log: &std::path::Path,
+    host: &str,
+    port: u16,
+    ldaps: Option<u16>,
+) -> Result<std::process::Child, StackError> {
+    let mut urls = format!("ldap://{host}:{port}/");
+    if let Some(p) = ldaps {
+        urls.push_str(&format!(" ldaps://{host}:{p}/"));
+    }
     let child = process::spawn(
         Command::new("slapd")
             .arg("-h")
-            .arg(format!("ldap://{host}:{port}/"))
+            .arg(urls)
             .arg("-f")
             .arg(dir.join("slapd.conf"))
             .args(["-d", "stats"]),

@@ -190,6 +190,9 @@ pub struct LdapConfig {
     pub object_classes: Vec<String>,
     /// Attribute names.
     pub attributes: LdapAttributes,
+    /// TLS: `ldaps://` from the first byte, StartTLS on `ldap://` (as `starttls` says), the
+    /// certificate verified against the system's CAs and `ca_file`.
+    pub tls: crate::fleet::TlsSettings,
 }
 
 /// The LDAP attribute holding each account field (a Zimbra directory uses other names).

@@ -117,6 +117,8 @@ pub(crate) struct RawLdap {
     pub(crate) object_classes: Option<Vec<String>>,
     #[serde(default)]
     pub(crate) attributes: RawLdapAttributes,
+    #[serde(default)]
+    pub(crate) tls: RawTls,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -225,6 +225,13 @@ fn ldap(l: &RawLdap, base: &Path, p: &mut Problems) -> LdapConfig {
         block_reason: attr(&a.block_reason, "block_reason", "mailfleetBlockReason"),
         blocked_at: attr(&a.blocked_at, "blocked_at", "mailfleetBlockedAt"),
     };
+    let tls = super::validate_fleet::tls_settings(&l.tls, base, "directory.ldap.tls", "", p);
+    if !tls.verify {
+        p.add(
+            "directory.ldap.tls.verify",
+            "false is not allowed: the directory's certificate is always verified (give its CA in tls.ca_file)",
+        );
+    }
     LdapConfig {
         url,
         base_dn,
@@ -233,6 +240,7 @@ fn ldap(l: &RawLdap, base: &Path, p: &mut Problems) -> LdapConfig {
         timeout: Duration::from_secs(timeout_secs.clamp(1, 3600) as u64),
         object_classes,
         attributes,
+        tls,
     }
 }
 

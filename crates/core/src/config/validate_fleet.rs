@@ -7,6 +7,33 @@ use super::raw::RawServer;
 use super::validate::{Problems, resolve};
 use crate::fleet::{Fleet, Role, Server};
 
+/// TLS settings from their raw form (a server's `tls` or `[directory.ldap] tls`).
+pub(super) fn tls_settings(
+    t: &super::raw::RawTls,
+    base: &Path,
+    key: &str,
+    label: &str,
+    p: &mut Problems,
+) -> crate::fleet::TlsSettings {
+    crate::fleet::TlsSettings {
+        starttls: t.starttls.unwrap_or_default(),
+        verify: t.verify.unwrap_or(true),
+        ca_file: t.ca_file.as_ref().map(|f| resolve(base, f)),
+        server_name: match &t.server_name {
+            Some(n) if n.is_empty() || n.contains(char::is_whitespace) => {
+                p.add(
+                    format!("{key}.server_name"),
+                    format!("{n:?} is not a host name {label}")
+                        .trim_end()
+                        .to_string(),
+                );
+                None
+            }
+            n => n.clone(),
+        },
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
@@ -183,21 +210,7 @@ fn server(s: RawServer, key: &str, base: &Path, p: &mut Problems) -> Server {
             }
             std::time::Duration::from_secs(3600 * h.clamp(1, 24 * 365) as u64)
         },
-        tls: crate::fleet::TlsSettings {
-            starttls: s.tls.starttls.unwrap_or_default(),
-            verify: s.tls.verify.unwrap_or(true),
-            ca_file: s.tls.ca_file.map(|f| resolve(base, &f)),
-            server_name: match s.tls.server_name {
-                Some(n) if n.is_empty() || n.contains(char::is_whitespace) => {
-                    p.add(
-                        format!("{key}.tls.server_name"),
-                        format!("{n:?} is not a host name {label}"),
-                    );
-                    None
-                }
-                n => n,
-            },
-        },
+        tls: tls_settings(&s.tls, base, &format!("{key}.tls"), &label, p),
         probe_account: s
             .probe_account
             .as_deref()

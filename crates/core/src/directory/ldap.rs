@@ -4,10 +4,15 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{NaiveDateTime, Utc};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry, ldap_escape};
+use std::time::{Duration, Instant};
+
+use ldap3::{
+    Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry, ldap_escape,
+};
 
 use super::{Directory, DirectoryError, Filter};
 use crate::config::LdapConfig;
+use crate::fleet::StartTls;
 use crate::{Account, Address, SendBlock};
 
 const LOCKED: &str = "locked";
@@ -19,47 +24,120 @@ const PWD_CHANGED: &str = "pwdChangedTime";
 const RC_NO_SUCH_OBJECT: u32 = 32;
 const RC_ALREADY_EXISTS: u32 = 68;
 
-/// Accounts in an LDAP directory, bound once at connect.
+/// Backoff between reconnection attempts: doubled after each failure, up to the last.
+const RECONNECT_BACKOFF: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+];
+
+/// An open, bound connection and the task that drives it.
+struct Conn {
+    ldap: Ldap,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+/// The connection's state: open, or lost with when to try again.
+#[derive(Default)]
+struct State {
+    conn: Option<Conn>,
+    failures: usize,
+    retry_at: Option<(Instant, String)>,
+}
+
+/// Accounts in an LDAP directory. The connection is made and bound at open, and again,
+/// with backoff, whenever it is lost (slapd restarted, a network cut).
 pub struct LdapDirectory {
     config: LdapConfig,
-    ldap: Ldap,
+    state: tokio::sync::Mutex<State>,
+}
+
+/// Whether an error means the connection is gone (a retry on a new one may succeed).
+fn connection_lost(e: &LdapError) -> bool {
+    matches!(
+        e,
+        LdapError::Io { .. }
+            | LdapError::OpSend { .. }
+            | LdapError::ResultRecv { .. }
+            | LdapError::IdScrubSend { .. }
+            | LdapError::EndOfStream
+    )
+}
+
+/// Connects and binds: TLS from the first byte on `ldaps://`, StartTLS on `ldap://` as
+/// `tls.starttls` says (`auto`: when the server accepts it; a certificate that fails is an
+/// error either way), verified against the system's CAs and `tls.ca_file`.
+async fn open(config: &LdapConfig) -> Result<Conn, DirectoryError> {
+    let err = |e: String| DirectoryError::Ldap {
+        url: config.url.clone(),
+        message: e,
+    };
+    let password =
+        std::fs::read_to_string(&config.password_file).map_err(|source| DirectoryError::Io {
+            path: config.password_file.display().to_string(),
+            source,
+        })?;
+    let password = password.lines().next().unwrap_or("");
+    let base = || LdapConnSettings::new().set_conn_timeout(config.timeout);
+    let ldaps = config.url.starts_with("ldaps://");
+    let wants_tls = ldaps || config.tls.starttls != StartTls::Off;
+    let settings = if wants_tls {
+        let tls = crate::tls::strict_client(config.tls.ca_file.as_deref())
+            .map_err(|e| err(format!("directory.ldap.{e}")))?;
+        base().set_config(tls).set_starttls(!ldaps)
+    } else {
+        base()
+    };
+    let connected = match LdapConnAsync::with_settings(settings, &config.url).await {
+        Ok(c) => Ok(c),
+        // A server that refuses StartTLS (not one whose certificate fails) in `auto` mode.
+        Err(e)
+            if !ldaps
+                && config.tls.starttls == StartTls::Auto
+                && !e.to_string().to_lowercase().contains("certificate") =>
+        {
+            tracing::warn!(
+                "{}: StartTLS refused ({e}); the directory is read in clear text (tls.starttls = \"auto\")",
+                config.url
+            );
+            LdapConnAsync::with_settings(base(), &config.url).await
+        }
+        Err(e) => Err(e),
+    };
+    let (conn, mut ldap) = connected.map_err(|e| err(e.to_string()))?;
+    let url = config.url.clone();
+    let driver = tokio::spawn(async move {
+        if let Err(e) = conn.drive().await {
+            tracing::warn!("LDAP connection to {url} ended: {e}");
+        }
+    });
+    ldap.with_timeout(config.timeout)
+        .simple_bind(&config.bind_dn, password)
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .success()
+        .map_err(|e| err(format!("bind as {}: {e}", config.bind_dn)))?;
+    Ok(Conn { ldap, driver })
 }
 
 impl LdapDirectory {
     /// Connects and binds with the password read from `password_file`.
     pub async fn connect(config: &LdapConfig) -> Result<Self, DirectoryError> {
-        let password = std::fs::read_to_string(&config.password_file).map_err(|source| {
-            DirectoryError::Io {
-                path: config.password_file.display().to_string(),
-                source,
-            }
-        })?;
-        let password = password.lines().next().unwrap_or("");
-        let settings = LdapConnSettings::new().set_conn_timeout(config.timeout);
-        let err = |e: ldap3::LdapError| DirectoryError::Ldap {
-            url: config.url.clone(),
-            message: e.to_string(),
-        };
-        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &config.url)
-            .await
-            .map_err(err)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.drive().await {
-                tracing::warn!("LDAP connection ended: {e}");
-            }
-        });
-        ldap.with_timeout(config.timeout)
-            .simple_bind(&config.bind_dn, password)
-            .await
-            .map_err(err)?
-            .success()
-            .map_err(|e| DirectoryError::Ldap {
+        if !config.tls.verify {
+            return Err(DirectoryError::Ldap {
                 url: config.url.clone(),
-                message: format!("bind as {}: {e}", config.bind_dn),
-            })?;
+                message: "directory.ldap.tls.verify = false: the directory's certificate is always verified; give its CA in tls.ca_file".into(),
+            });
+        }
+        let conn = open(config).await?;
         Ok(LdapDirectory {
             config: config.clone(),
-            ldap,
+            state: tokio::sync::Mutex::new(State {
+                conn: Some(conn),
+                ..State::default()
+            }),
         })
     }
 
@@ -70,10 +148,75 @@ impl LdapDirectory {
         }
     }
 
-    fn handle(&self) -> Ldap {
-        let mut l = self.ldap.clone();
-        l.with_timeout(self.config.timeout);
-        l
+    /// A handle on the open connection, connecting again first if it was lost (at most once
+    /// per backoff step: meanwhile the last failure is answered at once).
+    async fn handle(&self) -> Result<Ldap, DirectoryError> {
+        let mut st = self.state.lock().await;
+        if let Some(c) = &st.conn
+            && !c.driver.is_finished()
+        {
+            let mut l = c.ldap.clone();
+            l.with_timeout(self.config.timeout);
+            return Ok(l);
+        }
+        st.conn = None;
+        if let Some((at, why)) = &st.retry_at
+            && Instant::now() < *at
+        {
+            return Err(self.error(format!(
+                "the connection was lost and reconnecting failed ({why}); next attempt in {} s",
+                at.duration_since(Instant::now()).as_secs().max(1)
+            )));
+        }
+        match open(&self.config).await {
+            Ok(c) => {
+                if st.failures > 0 || st.retry_at.is_some() {
+                    tracing::info!("{}: connected again", self.config.url);
+                }
+                let mut l = c.ldap.clone();
+                l.with_timeout(self.config.timeout);
+                *st = State {
+                    conn: Some(c),
+                    ..State::default()
+                };
+                Ok(l)
+            }
+            Err(e) => {
+                let wait = RECONNECT_BACKOFF[st.failures.min(RECONNECT_BACKOFF.len() - 1)];
+                st.failures += 1;
+                st.retry_at = Some((Instant::now() + wait, e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets a connection found lost, so the next handle connects again.
+    async fn lost(&self) {
+        let mut st = self.state.lock().await;
+        if let Some(c) = st.conn.take() {
+            c.driver.abort();
+        }
+    }
+
+    /// Runs an operation; on a connection found lost, once more on a new connection.
+    async fn run<T, F, Fut>(&self, what: &str, f: F) -> Result<T, DirectoryError>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: std::future::Future<Output = Result<T, LdapError>>,
+    {
+        match f(self.handle().await?).await {
+            Err(e) if connection_lost(&e) => {
+                tracing::warn!(
+                    "{}: connection lost ({e}); connecting again",
+                    self.config.url
+                );
+                self.lost().await;
+                f(self.handle().await?)
+                    .await
+                    .map_err(|e| self.error(format!("{what}: {e}")))
+            }
+            r => r.map_err(|e| self.error(format!("{what}: {e}"))),
+        }
     }
 
     async fn search(&self, filter: &str) -> Result<Vec<SearchEntry>, DirectoryError> {
@@ -89,11 +232,13 @@ impl LdapDirectory {
             // Operational: returned only when asked for by name; present with ppolicy.
             PWD_CHANGED,
         ];
+        let base = self.config.base_dn.as_str();
         let (entries, _) = self
-            .handle()
-            .search(&self.config.base_dn, Scope::Subtree, filter, attrs.to_vec())
-            .await
-            .map_err(|e| self.error(e))?
+            .run("search", |mut l| {
+                let attrs = attrs.to_vec();
+                async move { l.search(base, Scope::Subtree, filter, attrs).await }
+            })
+            .await?
             .success()
             .map_err(|e| self.error(format!("search {filter}: {e}")))?;
         // construct() panics only on BER the server sent malformed; ldap3 already decoded it.
@@ -128,12 +273,13 @@ impl LdapDirectory {
     }
 
     async fn modify(&self, dn: &str, mods: Vec<Mod<String>>) -> Result<(), DirectoryError> {
-        self.handle()
-            .modify(dn, mods)
-            .await
-            .map_err(|e| self.error(e))?
-            .success()
-            .map_err(|e| self.error(format!("modify {dn}: {e}")))?;
+        self.run("modify", |mut l| {
+            let mods = mods.clone();
+            async move { l.modify(dn, mods).await }
+        })
+        .await?
+        .success()
+        .map_err(|e| self.error(format!("modify {dn}: {e}")))?;
         Ok(())
     }
 
@@ -323,10 +469,11 @@ impl Directory for LdapDirectory {
                 entry.push((attrs.password_hash.clone(), HashSet::from([h.clone()])));
             }
             let res = self
-                .handle()
-                .add(&dn, entry)
-                .await
-                .map_err(|e| self.error(e))?;
+                .run("add", |mut l| {
+                    let (dn, entry) = (dn.clone(), entry.clone());
+                    async move { l.add(&dn, entry).await }
+                })
+                .await?;
             if res.rc == RC_ALREADY_EXISTS {
                 return Err(DirectoryError::Duplicate(a.address.clone()));
             }
@@ -342,11 +489,10 @@ impl Directory for LdapDirectory {
 
     async fn remove(&self, address: &Address) -> Result<(), DirectoryError> {
         let e = self.entry_or_missing(address).await?;
+        let dn = e.dn.as_str();
         let res = self
-            .handle()
-            .delete(&e.dn)
-            .await
-            .map_err(|e| self.error(e))?;
+            .run("delete", |mut l| async move { l.delete(dn).await })
+            .await?;
         if res.rc == RC_NO_SUCH_OBJECT {
             return Err(DirectoryError::NotFound(address.clone()));
         }

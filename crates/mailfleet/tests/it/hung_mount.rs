@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const HANGFS: &str = r#"
+pub(crate) const HANGFS: &str = r#"
 import errno, stat, sys, time
 from fusepy import FUSE, FuseOSError, Operations
 
@@ -66,8 +66,10 @@ fn a_hung_mount_is_critical_and_the_probe_still_exits() {
         .trim()
         .parse()
         .unwrap();
-    // One statvfs waits out the 2 s deadline; the probe then reports and exits.
-    assert!(ms < 6000, "the probe took {ms} ms");
+    // The product's promise: a mount that does not answer is given up at the deadline
+    // (timeout_secs = 2). Margin: 2 s for the process and the other checks' 200 ms sample on
+    // a loaded machine.
+    assert!(ms < 2000 + 2000, "the probe took {ms} ms");
     let outcomes: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(d.join("out.json")).unwrap()).unwrap();
     let mnt = format!("disk:{}", d.join("mnt").display());

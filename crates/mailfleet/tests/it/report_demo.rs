@@ -26,11 +26,34 @@ fn queued(stack: &TestStack) -> usize {
 async fn wait_queue(stack: &TestStack, n: usize) {
     let end = std::time::Instant::now() + Duration::from_secs(60);
     while queued(stack) != n {
-        assert!(
-            std::time::Instant::now() < end,
-            "queue never reached {n} (has {})",
-            queued(stack)
-        );
+        if std::time::Instant::now() >= end {
+            // What is stuck, and what Postfix logged of it.
+            let queue = String::from_utf8_lossy(
+                &Command::new("postqueue")
+                    .arg("-c")
+                    .arg(stack.base().join("mx1/conf"))
+                    .arg("-j")
+                    .output()
+                    .expect("postqueue")
+                    .stdout,
+            )
+            .into_owned();
+            let ids: Vec<String> = queue
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|v| v["queue_id"].as_str().map(str::to_string))
+                .collect();
+            let log =
+                std::fs::read_to_string(stack.base().join("log/postfix.log")).unwrap_or_default();
+            let about: Vec<&str> = log
+                .lines()
+                .filter(|l| ids.iter().any(|id| l.contains(id.as_str())))
+                .collect();
+            panic!(
+                "queue never reached {n}:\n{queue}--- postfix.log of those ---\n{}",
+                about.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
