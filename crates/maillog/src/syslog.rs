@@ -6,7 +6,7 @@
 //! and Dovecot's own `log_path` file form `Mmm dd HH:MM:SS prog: Level: msg` (no host).
 
 /// A timestamp as the line gives it. Classic syslog has no year: the aggregator, which sees
-/// lines in order, supplies it (see [`crate::aggregate::Clock`]).
+/// lines in order, supplies it (the report's `aggregate::Clock`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     /// The year, when the line has one (RFC 3339 years have four digits; 16 bits keep the

@@ -16,6 +16,23 @@ use crate::input::{Chunk, Source};
 use crate::mapped::Mapped;
 use crate::report::Report;
 
+/// The (month, day) of the last line in `bytes` with a classic syslog stamp (no year), looking
+/// back at most 1 MiB; `None` when the last stamped line carries its year (RFC 3339) or none
+/// is found.
+fn last_yearless_day(bytes: &[u8]) -> Option<(u8, u8)> {
+    let tail = &bytes[bytes.len().saturating_sub(1 << 20)..];
+    for line in tail.rsplit(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        if let Some(l) = crate::syslog::parse(line) {
+            return l
+                .stamp
+                .year
+                .is_none()
+                .then_some((l.stamp.month, l.stamp.day));
+        }
+    }
+    None
+}
+
 /// How to run.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -218,7 +235,13 @@ fn run_sources(
         b
     });
     let today = chrono::Local::now().date_naive();
-    let mut agg = Aggregator::new(Clock::new(opts.year, today));
+    // The log's last line, read ahead from the end of the newest file when it is a plain
+    // (mapped) one: it decides the year of yearless lines.
+    let ending = match readers.last() {
+        Some((_, Source::Mapped(map, ..))) => last_yearless_day(map),
+        _ => None,
+    };
+    let mut agg = Aggregator::new(Clock::new(opts.year, today).ending_at(ending));
     let mut summary = crate::report::InputSummary {
         files: readers.iter().map(|(n, _)| n.clone()).collect(),
         ..Default::default()

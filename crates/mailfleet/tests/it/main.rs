@@ -16,6 +16,7 @@ mod corpus;
 mod defects_backup;
 mod defects_policy;
 mod defects_probe;
+mod defects_report;
 mod delivery;
 mod demo_cli;
 mod directory_suite;

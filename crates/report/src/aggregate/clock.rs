@@ -33,29 +33,58 @@ pub struct Clock {
     last_month: u8,
     /// The first line decides whether the log started last year.
     guess_first: bool,
-    now_month: u8,
+    now: NaiveDate,
+    /// The log's last yearless line (month, day), when it could be read ahead.
+    last_line: Option<(u8, u8)>,
     cache: Option<(i32, u8, u8, NaiveDate)>,
 }
 
 impl Clock {
-    /// A clock whose first yearless line is in `year`, or if none is given, in `now`'s year,
-    /// or the year before when its month lies after `now`'s (a log read in January mostly
-    /// holds December).
+    /// A clock whose first yearless line is in `year`, or if none is given, in the latest
+    /// year that puts the log's last line not after `now` (as syslog readers do: a log of
+    /// 15-16 December read on 1 December is last year's). The last line is the one given
+    /// with [`Clock::ending_at`] (read ahead from the end of a plain file); without it the
+    /// first line may not be after `now`.
     pub fn new(year: Option<i32>, now: NaiveDate) -> Self {
         Clock {
             year: year.unwrap_or(now.year()),
             last_month: 0,
             guess_first: year.is_none(),
-            now_month: now.month() as u8,
+            now,
+            last_line: None,
             cache: None,
         }
+    }
+
+    /// The log's last yearless line is on this month and day.
+    pub fn ending_at(mut self, last: Option<(u8, u8)>) -> Self {
+        self.last_line = last;
+        self
+    }
+
+    /// The year of a log's first line on (month, day).
+    fn first_year(&self, month: u8, day: u8) -> i32 {
+        let today = (self.now.month() as u8, self.now.day() as u8);
+        let mut year = self.now.year();
+        if (month, day) > today {
+            year -= 1;
+        }
+        if let Some(last) = self.last_line {
+            // Less than a year from first to last line: the last is in the first line's
+            // year, or, when earlier in the year, in the next.
+            let last_year = if last >= (month, day) { year } else { year + 1 };
+            if (last_year, last) > (self.now.year(), today) {
+                year -= 1;
+            }
+        }
+        year
     }
 
     /// The date of a stamp; `None` for an impossible date.
     pub fn resolve(&mut self, s: Stamp) -> Option<When> {
         let year = match s.year {
             Some(y) => i32::from(y),
-            None => self.infer(s.month),
+            None => self.infer(s.month, s.day),
         };
         if let Some((y, m, d, date)) = self.cache
             && (y, m, d) == (year, s.month, s.day)
@@ -73,10 +102,10 @@ impl Clock {
         })
     }
 
-    fn infer(&mut self, month: u8) -> i32 {
+    fn infer(&mut self, month: u8, day: u8) -> i32 {
         if self.last_month == 0 {
-            if self.guess_first && month > self.now_month {
-                self.year -= 1;
+            if self.guess_first {
+                self.year = self.first_year(month, day);
             }
             self.last_month = month;
         } else if month + 6 <= self.last_month {
@@ -116,6 +145,26 @@ mod tests {
         // An out-of-order December line after the new year stays in December 2024.
         assert_eq!(c.resolve(stamp(12, 31)).unwrap().day.year(), 2024);
         assert_eq!(c.resolve(stamp(1, 2)).unwrap().day.year(), 2025);
+    }
+
+    #[test]
+    fn a_log_is_never_dated_after_today() {
+        let now = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        // 15-16 December read on 1 December: last year's.
+        let mut c = Clock::new(None, now);
+        assert_eq!(c.resolve(stamp(12, 15)).unwrap().day.year(), 2025);
+        // 26 November to 11 December: its end may not be after today either.
+        let mut c = Clock::new(None, now).ending_at(Some((12, 11)));
+        assert_eq!(c.resolve(stamp(11, 26)).unwrap().day.year(), 2025);
+        assert_eq!(c.resolve(stamp(12, 11)).unwrap().day.year(), 2025);
+        // 20 November to 30 November: this year's.
+        let mut c = Clock::new(None, now).ending_at(Some((11, 30)));
+        assert_eq!(c.resolve(stamp(11, 20)).unwrap().day.year(), 2026);
+        // Across New Year, read on 5 January: December is last year's, January this year's.
+        let jan = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        let mut c = Clock::new(None, jan).ending_at(Some((1, 4)));
+        assert_eq!(c.resolve(stamp(12, 28)).unwrap().day.year(), 2025);
+        assert_eq!(c.resolve(stamp(1, 4)).unwrap().day.year(), 2026);
     }
 
     #[test]

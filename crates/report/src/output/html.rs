@@ -11,48 +11,100 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A vertical bar chart of labelled values.
+/// A number as a person reads it: `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A round step for about `lines` gridlines up to `max`: 1, 2 or 5 times a power of ten.
+fn grid_step(max: u64, lines: u64) -> u64 {
+    let raw = (max / lines.max(1)).max(1);
+    let mut p = 1u64;
+    while p.saturating_mul(10) <= raw {
+        p *= 10;
+    }
+    [1, 2, 5, 10]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|s| *s >= raw)
+        .unwrap_or(10 * p)
+}
+
+/// Chart geometry: the plot area inside the picture.
+const WIDTH: f64 = 760.0;
+const PLOT_H: f64 = 200.0;
+const LEFT: f64 = 64.0;
+const TOP: f64 = 8.0;
+const BOTTOM: f64 = 26.0;
+/// Width of one character of the 11-px labels, to keep labels from overlapping.
+const CHAR_W: f64 = 6.6;
+
+/// A vertical bar chart of labelled values, with gridlines and their values on the left and
+/// as many labels below as fit upright without overlapping.
 fn bars(title: &str, data: &[(String, u64)]) -> String {
     let mut s = format!("<h2>{}</h2>", esc(title));
     if data.is_empty() {
         s.push_str("<p>No data.</p>");
         return s;
     }
-    let max = data.iter().map(|d| d.1).max().unwrap_or(1).max(1) as f64;
-    let (w, h, pad) = (760.0, 200.0, 30.0);
-    let bw = (w - pad) / data.len() as f64;
+    let max = data.iter().map(|d| d.1).max().unwrap_or(1).max(1);
+    let step = grid_step(max, 4);
+    let top_value = max.div_ceil(step) * step;
+    let height = TOP + PLOT_H + BOTTOM;
+    let y_of = |v: u64| TOP + PLOT_H - (v as f64 / top_value as f64) * PLOT_H;
     let _ = write!(
         s,
-        "<svg width=\"{w}\" height=\"{}\" role=\"img\" aria-label=\"{}\">",
-        h + 40.0,
+        "<svg width=\"{WIDTH}\" height=\"{height}\" role=\"img\" aria-label=\"{}\" font-family=\"sans-serif\">",
         esc(title)
     );
-    let step = (data.len() / 24).max(1);
-    for (i, (label, v)) in data.iter().enumerate() {
-        let bh = (*v as f64 / max) * h;
-        let x = pad + i as f64 * bw;
+    let mut v = 0;
+    while v <= top_value {
+        let y = y_of(v);
         let _ = write!(
             s,
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"#3b7dd8\"><title>{}: {v}</title></rect>",
-            h - bh,
-            (bw - 1.0).max(1.0),
-            esc(label)
+            "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{WIDTH}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
+            LEFT - 6.0,
+            y + 4.0,
+            thousands(v)
         );
-        if i % step == 0 {
+        v += step;
+    }
+    let bw = (WIDTH - LEFT) / data.len() as f64;
+    let widest = data.iter().map(|d| d.0.chars().count()).max().unwrap_or(1) as f64;
+    // Every n-th label, so that each has room for its text and a gap.
+    let every = ((widest * CHAR_W + 8.0) / bw).ceil().max(1.0) as usize;
+    for (i, (label, v)) in data.iter().enumerate() {
+        let x = LEFT + i as f64 * bw;
+        let y = y_of(*v);
+        let _ = write!(
+            s,
+            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#3b7dd8\"><title>{}: {}</title></rect>",
+            (bw - 1.0).max(1.0),
+            TOP + PLOT_H - y,
+            esc(label),
+            thousands(*v)
+        );
+        if i % every == 0 {
+            // Centred under its bar, but never past either edge of the picture.
+            let half = label.chars().count() as f64 * CHAR_W / 2.0;
+            let cx = (x + bw / 2.0).clamp(LEFT + half, WIDTH - half);
             let _ = write!(
                 s,
-                "<text x=\"{x:.1}\" y=\"{}\" font-size=\"9\" transform=\"rotate(45 {x:.1} {})\">{}</text>",
-                h + 12.0,
-                h + 12.0,
+                "<text class=\"label\" x=\"{cx:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>",
+                TOP + PLOT_H + 16.0,
                 esc(label)
             );
         }
     }
-    let _ = write!(
-        s,
-        "<text x=\"0\" y=\"10\" font-size=\"10\">{}</text></svg>",
-        max as u64
-    );
+    s.push_str("</svg>");
     s
 }
 
@@ -77,10 +129,11 @@ fn funnel(r: &Report) -> String {
         let bw = (*v as f64 / max) * 560.0;
         let _ = write!(
             s,
-            "<text x=\"0\" y=\"{:.0}\" font-size=\"12\">{name}</text><rect x=\"150\" y=\"{y:.0}\" width=\"{bw:.1}\" height=\"18\" fill=\"#d8703b\"/><text x=\"{:.0}\" y=\"{:.0}\" font-size=\"12\">{v}</text>",
+            "<text x=\"0\" y=\"{:.0}\" font-size=\"12\">{name}</text><rect x=\"150\" y=\"{y:.0}\" width=\"{bw:.1}\" height=\"18\" fill=\"#d8703b\"/><text x=\"{:.0}\" y=\"{:.0}\" font-size=\"12\">{}</text>",
             y + 14.0,
             155.0 + bw,
-            y + 14.0
+            y + 14.0,
+            thousands(*v)
         );
     }
     s.push_str("</svg>");
@@ -125,7 +178,7 @@ pub fn render(r: &Report) -> String {
         ("senders", t.senders),
         ("recipients", t.recipients),
     ] {
-        let _ = write!(s, "<tr><td>{k}</td><td>{v}</td></tr>");
+        let _ = write!(s, "<tr><td>{k}</td><td>{}</td></tr>", thousands(v));
     }
     s.push_str("</table>");
     s.push_str(&bars("Messages received per hour of day", &hourly));
@@ -138,9 +191,9 @@ pub fn render(r: &Report) -> String {
             s,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.1}%</td><td>{:.1}%</td></tr>",
             esc(&m.host),
-            m.received,
-            m.delivered,
-            m.sizes.median,
+            thousands(m.received),
+            thousands(m.delivered),
+            thousands(m.sizes.median),
             m.recipients_per_message,
             m.deferral_rate * 100.0,
             m.bounce_rate * 100.0
@@ -156,7 +209,7 @@ pub fn render(r: &Report) -> String {
                 esc(&a.day),
                 esc(&a.account),
                 esc(&a.kind),
-                a.value,
+                thousands(a.value),
                 a.baseline
             );
         }
@@ -165,9 +218,27 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         s,
         "<p>{} lines read, {} not understood.</p></body></html>",
-        r.input.lines, r.unparsed.total
+        thousands(r.input.lines),
+        thousands(r.unparsed.total)
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_grid_steps() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(3_470_147_700), "3,470,147,700");
+        assert_eq!(grid_step(1688, 4), 500);
+        assert_eq!(grid_step(11_663, 4), 5000);
+        assert_eq!(grid_step(3, 4), 1);
+        assert_eq!(grid_step(100, 4), 50);
+    }
 }
 
 fn human(n: u64) -> String {
