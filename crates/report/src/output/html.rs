@@ -224,6 +224,14 @@ pub fn render(r: &Report) -> String {
     s
 }
 
+fn human(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{}M", n >> 20),
+        n if n >= 1 << 10 => format!("{}K", n >> 10),
+        n => n.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,13 +246,5 @@ mod tests {
         assert_eq!(grid_step(11_663, 4), 5000);
         assert_eq!(grid_step(3, 4), 1);
         assert_eq!(grid_step(100, 4), 50);
-    }
-}
-
-fn human(n: u64) -> String {
-    match n {
-        n if n >= 1 << 20 => format!("{}M", n >> 20),
-        n if n >= 1 << 10 => format!("{}K", n >> 10),
-        n => n.to_string(),
     }
 }
