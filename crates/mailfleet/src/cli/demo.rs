@@ -178,6 +178,11 @@ fn print_up(started: &mailfleet_stack::Started, linked: Option<&std::path::Path>
         println!("  {service:12} {}:{port}", info.host);
     }
     println!("  logs         {}", info.base.join("log").display());
+    let postfix = mailfleet_stack::Layout::new(&info.base).postfix_conf();
+    println!(
+        "  postfix      config in {0} (give it to tools: sendmail -C {0}, postqueue -c {0}; [policy] postfix_config_dir)",
+        postfix.display()
+    );
     match linked {
         Some(p) => println!(
             "config: {} (copy of {})",

@@ -81,19 +81,17 @@ async fn set_server_moves_delivery_of_the_next_mail() {
             .await
             .is_empty()
     );
-    let maildir_new = stack
-        .base()
-        .join("store2/mail/example.org/carol/Maildir/new");
-    let on_old_store = std::fs::read_dir(&maildir_new)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| {
-                    std::fs::read_to_string(e.path())
-                        .unwrap_or_default()
-                        .contains(&after)
-                })
-                .count()
-        })
-        .unwrap_or(0);
+    // Read where Dovecot keeps mail, new/ and cur/; the Maildir exists (carol had mail on
+    // store2 before), so a missing directory is an error, not zero.
+    let maildir = stack.base().join("store2/mail/example.org/carol/Maildir");
+    let mut on_old_store = 0;
+    for sub in ["new", "cur"] {
+        for e in std::fs::read_dir(maildir.join(sub))
+            .unwrap_or_else(|e| panic!("{}/{sub}: {e}", maildir.display()))
+        {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap_or_default();
+            on_old_store += usize::from(text.contains(&after));
+        }
+    }
     assert_eq!(on_old_store, 0, "the new mail went to store2");
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::common::{mailfleet, mailfleet_ok};
 
 /// A port base whose whole range (base+24 .. base+389) is free now.
-fn free_port_base() -> u16 {
+pub(crate) fn free_port_base() -> u16 {
     let start = 30000 + (std::process::id() % 200) as u16 * 100;
     (0..200u16)
         .map(|i| 30000 + (start - 30000 + i * 137) % 30000)
@@ -103,7 +103,7 @@ fn demo_up_refuses_non_loopback() {
 }
 
 /// Stops the stack if the test fails half-way.
-struct Down(std::path::PathBuf);
+pub(crate) struct Down(pub(crate) std::path::PathBuf);
 
 impl Drop for Down {
     fn drop(&mut self) {

@@ -87,9 +87,12 @@ async fn two_servers_share_one_quota_through_redis() {
     for p in [ports[1], ports[2]] {
         let started = Instant::now();
         assert_eq!(ask(p, "shared@example.com").await, "DUNNO");
+        // The product's promise: a Redis command waits 500 ms at most (one retry). Margin:
+        // 1.5 s for a loaded machine.
         assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "answered promptly"
+            started.elapsed() < Duration::from_millis(2 * 500 + 1500),
+            "answered within the Redis deadline: {:?}",
+            started.elapsed()
         );
     }
     let log = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
