@@ -9,16 +9,38 @@ use std::path::Path;
 
 use mailfleet_core::config::policy::PolicyConfig;
 
-/// The current value of a main.cf parameter, through `postconf`.
-fn postconf(conf: Option<&Path>, name: &str) -> Option<String> {
-    let mut cmd = std::process::Command::new("postconf");
+/// The current value of a main.cf parameter, through `postconf` (within 30 s); empty when
+/// Postfix cannot say (not installed there, no such parameter).
+async fn postconf(conf: Option<&Path>, name: &str) -> String {
+    let mut cmd = tokio::process::Command::new("postconf");
     if let Some(c) = conf {
         cmd.arg("-c").arg(c);
     }
-    let out = cmd.args(["-h", name]).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let run = cmd
+        .args(["-h", name])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(std::time::Duration::from_secs(30), run).await {
+        Ok(Ok(out)) if out.status.success() => {
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        }
+        Ok(Ok(out)) => {
+            tracing::warn!(
+                "postconf -h {name}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            String::new()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("postconf -h {name}: {e}");
+            String::new()
+        }
+        Err(_) => {
+            tracing::warn!("postconf -h {name}: no answer within 30 s");
+            String::new()
+        }
+    }
 }
 
 /// `list` with `item` inserted right after `reject_unauth_destination` (or at the end),
@@ -63,7 +85,7 @@ fn prepend(list: &str, item: &str) -> String {
 
 /// The lines to add to main.cf, given Postfix's current settings (read with `postconf` from
 /// `postfix_config_dir` when set).
-pub fn lines(config: &PolicyConfig) -> String {
+pub async fn lines(config: &PolicyConfig) -> String {
     let conf = config.postfix_config_dir.as_deref();
     let service = format!(
         "check_policy_service {{ inet:{}, timeout=10s, default_action=DUNNO }}",
@@ -73,11 +95,8 @@ pub fn lines(config: &PolicyConfig) -> String {
         "check_policy_service {{ inet:{}, timeout=10s, default_action=DUNNO, policy_context={BLOCK_CONTEXT} }}",
         config.listen
     );
-    let sender = prepend(
-        &postconf(conf, "smtpd_sender_restrictions").unwrap_or_default(),
-        &block,
-    );
-    let rcpt = postconf(conf, "smtpd_recipient_restrictions").unwrap_or_default();
+    let sender = prepend(&postconf(conf, "smtpd_sender_restrictions").await, &block);
+    let rcpt = postconf(conf, "smtpd_recipient_restrictions").await;
     let rcpt = if rcpt.is_empty() {
         format!(
             "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, {service}"
@@ -85,7 +104,7 @@ pub fn lines(config: &PolicyConfig) -> String {
     } else {
         insert_after_relay_check(&rcpt, &service)
     };
-    let eod = postconf(conf, "smtpd_end_of_data_restrictions").unwrap_or_default();
+    let eod = postconf(conf, "smtpd_end_of_data_restrictions").await;
     let eod = if eod.is_empty() {
         service.clone()
     } else {
@@ -101,7 +120,7 @@ pub fn lines(config: &PolicyConfig) -> String {
          smtpd_end_of_data_restrictions = {eod}\n"
     );
     if let Some(m) = config.milter_listen {
-        let milters = postconf(conf, "non_smtpd_milters").unwrap_or_default();
+        let milters = postconf(conf, "non_smtpd_milters").await;
         let ours = format!("inet:{m}");
         let milters = if milters.contains(&ours) {
             milters

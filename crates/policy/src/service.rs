@@ -184,7 +184,7 @@ pub async fn run(
     refresh_blocks(&engine, directory.as_ref()).await?;
     let (observe, observations) = tokio::sync::mpsc::unbounded_channel();
     engine.observe_with(observe);
-    tokio::spawn(crate::detect::run(
+    let detector = tokio::spawn(crate::detect::run(
         engine.clone(),
         observations,
         directory.clone(),
@@ -256,5 +256,9 @@ pub async fn run(
     if let Some(t) = milter_task {
         let _ = t.await;
     }
+    // The detector holds the engine (and through it the channel of alerts): it ends here,
+    // so the last alerts are sent and `serve` returns.
+    detector.abort();
+    let _ = detector.await;
     Ok(())
 }

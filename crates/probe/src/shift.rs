@@ -160,22 +160,37 @@ pub async fn run(config: &Config) -> Result<ShiftReport, ShiftError> {
             }
         }
     }
-    for log in &config.shift_logs {
-        let key = log.display().to_string();
-        let place = saved.logs.get(&key).copied().unwrap_or_default();
-        let mut follower = Follower::resume(log, place);
-        let read = std::fs::metadata(log).and_then(|_| follower.poll(MAX_LOG_READ, true));
-        match read {
-            Ok(bytes) => {
-                findings.extend(log_findings(log, &bytes));
-                next.logs.insert(key, follower.place());
+    // Reading logs (up to 256 MiB each) is blocking file work: off the async threads.
+    let logs = config.shift_logs.clone();
+    let places = saved.logs.clone();
+    let (log_findings_all, read_places) = tokio::task::spawn_blocking(move || {
+        let mut found = Vec::new();
+        let mut reached = BTreeMap::new();
+        for log in &logs {
+            let key = log.display().to_string();
+            let place = places.get(&key).copied().unwrap_or_default();
+            let mut follower = Follower::resume(log, place);
+            let read = std::fs::metadata(log).and_then(|_| follower.poll(MAX_LOG_READ, true));
+            match read {
+                Ok(bytes) => {
+                    found.extend(log_findings(log, &bytes));
+                    reached.insert(key, follower.place());
+                }
+                Err(e) => found.push(Finding {
+                    state: State::Unknown,
+                    what: format!("{key}: {e}"),
+                }),
             }
-            Err(e) => findings.push(Finding {
-                state: State::Unknown,
-                what: format!("{key}: {e}"),
-            }),
         }
-    }
+        (found, reached)
+    })
+    .await
+    .map_err(|e| ShiftError::State {
+        path: state_file.clone(),
+        message: format!("reading the logs: {e}"),
+    })?;
+    findings.extend(log_findings_all);
+    next.logs = read_places;
     findings.sort_by_key(|f| std::cmp::Reverse(f.state));
     let text = serde_json::to_string_pretty(&next).map_err(|e| ShiftError::State {
         path: state_file.clone(),

@@ -121,7 +121,7 @@ pub(crate) async fn run(cmd: PolicyCmd, ctx: &Context) -> anyhow::Result<ExitCod
             mailfleet_policy::service::serve(&config, shutdown).await?;
         }
         PolicyCmd::PostfixConfig => {
-            print!("{}", mailfleet_policy::postfix::lines(&config.policy));
+            print!("{}", mailfleet_policy::postfix::lines(&config.policy).await);
         }
         PolicyCmd::Reset { address } => {
             let key = admin::reset(&config, &address).await?;

@@ -32,4 +32,5 @@ mod policy_unblock;
 mod probe;
 mod report_demo;
 mod shift;
+mod shutdown;
 mod tls;
