@@ -233,7 +233,9 @@ async fn every_killed_backup_run_leaves_its_lock_forever() {
         killed, 3,
         "could not kill three runs while they held their lock"
     );
-    assert_eq!(locks(&repo).len(), 3, "each killed run left its lock");
+    // At least the last killed run's lock is there (a killed run that got as far as looking
+    // at the others removed the earlier ones, as a live run does).
+    assert!(!locks(&repo).is_empty(), "the killed runs left no lock to test with");
     // The next run recognises the dead runs' locks and removes them; its own goes with it.
     crate::common::mailfleet_ok(&stack.config_path(), &["backup", "run"]);
     assert_eq!(

@@ -118,7 +118,10 @@ async fn report_on_real_demo_logs_matches_pflogsumm() {
         );
         s.quit().await;
     }
-    // Bounced: the directory routes ghost@ to store1, but store1 does not know it.
+    // Bounced: the directory routes ghost@ to store1, but store1 does not know it. Adding it
+    // reloads Postfix: the mail above is delivered first, or a reload in the middle of its
+    // deliveries leaves it for the queue manager's next scan, minutes later.
+    wait_queue(&stack, 0).await;
     mailfleet_ok(
         &config,
         &["accounts", "add", "ghost@example.com", "--server", "store1"],
