@@ -235,7 +235,10 @@ async fn every_killed_backup_run_leaves_its_lock_forever() {
     );
     // At least the last killed run's lock is there (a killed run that got as far as looking
     // at the others removed the earlier ones, as a live run does).
-    assert!(!locks(&repo).is_empty(), "the killed runs left no lock to test with");
+    assert!(
+        !locks(&repo).is_empty(),
+        "the killed runs left no lock to test with"
+    );
     // The next run recognises the dead runs' locks and removes them; its own goes with it.
     crate::common::mailfleet_ok(&stack.config_path(), &["backup", "run"]);
     assert_eq!(
