@@ -27,6 +27,7 @@ pub mod restore;
 pub mod run;
 pub mod s3;
 pub mod snapshot;
+pub mod snapshots;
 pub mod target;
 pub mod verify;
 pub mod worker;

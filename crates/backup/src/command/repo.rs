@@ -5,8 +5,9 @@ use mailfleet_core::Config;
 
 use crate::error::BackupError;
 use crate::maintenance::{AccountDiff, ForgetPlan, Keep, PruneReport};
-use crate::repo::{Repository, SnapshotListing};
+use crate::repo::Repository;
 use crate::snapshot::Snapshot;
+use crate::snapshots::SnapshotListing;
 use crate::verify::VerifyReport;
 
 /// Opens the repository and runs `f` on it, on a blocking thread.
