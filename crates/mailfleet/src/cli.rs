@@ -1,14 +1,17 @@
 //! The command line: global flags, the command tree and dispatch.
 
 mod accounts;
+mod accounts_print;
 mod audit;
 mod backup;
+mod backup_print;
 mod check;
 mod config;
 mod demo;
 mod exit;
 mod monitor;
 mod policy;
+mod policy_print;
 mod probe;
 mod progress;
 mod report;

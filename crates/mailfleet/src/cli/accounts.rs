@@ -9,6 +9,7 @@ use mailfleet_core::directory::Filter;
 use mailfleet_core::{Account, AccountBook};
 use serde::Serialize;
 
+use super::accounts_print::{print_one, print_table};
 use super::{Context, exit, print_json};
 
 #[derive(Debug, Subcommand)]
@@ -150,56 +151,4 @@ pub(crate) async fn run(cmd: AccountsCmd, ctx: &Context) -> anyhow::Result<ExitC
         );
     }
     Ok(exit::code(exit::OK))
-}
-
-fn print_table(list: &[Account]) {
-    let w = list
-        .iter()
-        .map(|a| a.address.as_str().len())
-        .max()
-        .unwrap_or(7)
-        .max(7);
-    let s = list
-        .iter()
-        .map(|a| a.server.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    println!(
-        "{:w$}  {:s$}  {:12}  PASSWORD",
-        "ADDRESS", "SERVER", "STATUS"
-    );
-    for a in list {
-        println!(
-            "{:w$}  {:s$}  {:12}  {}",
-            a.address.as_str(),
-            a.server,
-            a.status().to_string(),
-            a.password_scheme().unwrap_or("-")
-        );
-    }
-    println!("{} accounts", list.len());
-}
-
-fn print_one(a: &Account) {
-    println!("address:  {}", a.address);
-    println!("server:   {}", a.server);
-    println!("status:   {}", a.status());
-    println!(
-        "locked:   {}",
-        if a.locked { "yes (mailbox move)" } else { "no" }
-    );
-    match &a.send_block {
-        Some(b) => println!(
-            "sending:  blocked since {}: {}",
-            b.since.to_rfc3339(),
-            b.reason
-        ),
-        None => println!("sending:  allowed"),
-    }
-    println!(
-        "password: {}",
-        a.password_scheme()
-            .map_or("none".to_string(), |s| format!("{{{s}}} hash"))
-    );
 }

@@ -5,11 +5,10 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use mailfleet_backup::command::job::{Ended, Progress, RunOptions};
 use mailfleet_backup::command::{open, repo};
-use mailfleet_backup::maintenance::{AccountDiff, Keep};
-use mailfleet_backup::run::RunReport;
-use mailfleet_backup::snapshot::Snapshot;
+use mailfleet_backup::maintenance::Keep;
 use mailfleet_core::Config;
 
+use super::backup_print::{print_diff, print_report, print_snapshots};
 use super::{Context, exit, print_json};
 
 #[derive(Debug, Subcommand)]
@@ -73,28 +72,6 @@ pub(crate) enum BackupCmd {
     TargetWorker,
 }
 
-fn print_report(r: &RunReport) {
-    println!(
-        "snapshot {}: {} accounts, {} messages ({} bytes); read {} new or changed ({} bytes), {} unchanged, {} vanished during the run",
-        r.snapshot,
-        r.accounts,
-        r.messages,
-        r.bytes,
-        r.read_messages,
-        r.read_bytes,
-        r.unchanged_messages,
-        r.vanished
-    );
-    println!(
-        "stored {} new blobs, {} bytes ({} already there); {:.1}x less than read; {:.2} s",
-        r.stored.new_blobs,
-        r.stored.stored_bytes,
-        r.stored.reused_blobs,
-        r.dedup_ratio(),
-        r.elapsed_secs
-    );
-}
-
 async fn run_job(config: &Config, ctx: &Context, options: RunOptions) -> anyhow::Result<ExitCode> {
     let show = !ctx.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let progress = show.then(|| Box::new(super::progress::Bar::default()) as Box<dyn Progress>);
@@ -123,51 +100,6 @@ async fn run_job(config: &Config, ctx: &Context, options: RunOptions) -> anyhow:
         print_json(&ended)?;
     }
     Ok(exit::code(code))
-}
-
-fn print_snapshots(config: &Config, snaps: &[Snapshot]) {
-    if snaps.is_empty() {
-        println!("no snapshots in {}", config.backup.repository);
-        return;
-    }
-    println!(
-        "{:<28} {:<20} {:>8} {:>10} {:>14}",
-        "ID", "TIME", "ACCOUNTS", "MESSAGES", "BYTES"
-    );
-    for s in snaps {
-        println!(
-            "{:<28} {:<20} {:>8} {:>10} {:>14}",
-            s.id,
-            s.time.format("%Y-%m-%d %H:%M:%S"),
-            s.accounts.len(),
-            s.accounts.iter().map(|a| a.messages).sum::<u64>(),
-            s.accounts.iter().map(|a| a.bytes).sum::<u64>()
-        );
-    }
-}
-
-fn print_diff(a: &Snapshot, b: &Snapshot, d: &[AccountDiff]) {
-    if d.is_empty() {
-        println!("no difference between {} and {}", a.id, b.id);
-    }
-    for acc in d {
-        println!(
-            "{}: {} added, {} removed, {} with new flags",
-            acc.address,
-            acc.added.len(),
-            acc.removed.len(),
-            acc.flags_changed.len()
-        );
-        for m in &acc.added {
-            println!("  + {m}");
-        }
-        for m in &acc.removed {
-            println!("  - {m}");
-        }
-        for m in &acc.flags_changed {
-            println!("  ~ {m}");
-        }
-    }
 }
 
 pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
