@@ -56,6 +56,19 @@ pub struct FailedMessage {
     pub error: String,
 }
 
+impl FailedMessage {
+    /// An account none of whose messages could be restored: its folder list is damaged.
+    pub(crate) fn folder_list(account: &str, e: &BackupError) -> Self {
+        FailedMessage {
+            account: account.to_string(),
+            folder: String::new(),
+            file: String::new(),
+            message_id: None,
+            error: format!("the account's folder list: {e}"),
+        }
+    }
+}
+
 /// Whether an error is damage to the repository's data (reported per message, the rest
 /// restored) rather than a failure of the target or the destination (which stops).
 pub(crate) fn is_damage(e: &BackupError) -> bool {
@@ -316,13 +329,7 @@ fn restore_account(
     let tree: AccountTree = match repo.get_json(&a.tree) {
         Ok(t) => t,
         Err(e) if is_damage(&e) => {
-            report.failed.push(FailedMessage {
-                account: a.address.clone(),
-                folder: String::new(),
-                file: String::new(),
-                message_id: None,
-                error: format!("the account's folder list: {e}"),
-            });
+            report.failed.push(FailedMessage::folder_list(&a.address, &e));
             return Ok(());
         }
         Err(e) => return Err(e),
