@@ -185,7 +185,9 @@ pub async fn into_store(
         let tree: AccountTree = match blocking(repo, move |r| r.get_json(&tree_id)).await {
             Ok(t) => t,
             Err(e) if is_damage(&e) => {
-                report.failed.push(FailedMessage::folder_list(&a.address, &e));
+                report
+                    .failed
+                    .push(FailedMessage::folder_list(&a.address, &e));
                 continue;
             }
             Err(e) => return Err(e),

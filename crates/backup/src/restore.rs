@@ -329,7 +329,9 @@ fn restore_account(
     let tree: AccountTree = match repo.get_json(&a.tree) {
         Ok(t) => t,
         Err(e) if is_damage(&e) => {
-            report.failed.push(FailedMessage::folder_list(&a.address, &e));
+            report
+                .failed
+                .push(FailedMessage::folder_list(&a.address, &e));
             return Ok(());
         }
         Err(e) => return Err(e),
