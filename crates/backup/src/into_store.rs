@@ -149,15 +149,13 @@ async fn existing(s: &mut Imap, mailbox: &str) -> Result<HashSet<String>, MailEr
     Ok(out)
 }
 
-/// Runs a repository read (blocking: the target is behind its worker) off the async threads.
+/// Runs a repository read off the async threads.
 async fn blocking<T: Send + 'static>(
     repo: &Arc<Repository>,
     f: impl FnOnce(&Repository) -> Result<T, BackupError> + Send + 'static,
 ) -> Result<T, BackupError> {
     let repo = Arc::clone(repo);
-    tokio::task::spawn_blocking(move || f(&repo))
-        .await
-        .map_err(|e| BackupError::Format(format!("a restore thread failed: {e}")))?
+    crate::blocking::off_runtime("a restore", move || f(&repo)).await
 }
 
 /// Restores the snapshot's matching messages into each account's store; `store_of` says

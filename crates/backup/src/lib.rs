@@ -10,6 +10,7 @@
 //! [`into_store`] (over IMAP), [`verify`], [`maintenance`] (forget, prune, diff), [`lock`];
 //! [`command`]: the commands (run with its hooks, restore, list...) for the CLI and the daemon.
 
+mod blocking;
 pub mod command;
 pub mod crypto;
 pub mod error;

@@ -16,9 +16,7 @@ pub async fn with_repo<T: Send + 'static>(
     f: impl FnOnce(&Repository) -> Result<T, BackupError> + Send + 'static,
 ) -> Result<T, BackupError> {
     let config = config.clone();
-    tokio::task::spawn_blocking(move || f(&super::open(&config)?))
-        .await
-        .map_err(|e| BackupError::Format(format!("a repository thread failed: {e}")))?
+    crate::blocking::off_runtime("the repository", move || f(&super::open(&config)?)).await
 }
 
 /// The snapshots, oldest first, and those that cannot be read.

@@ -9,6 +9,7 @@ use mailfleet_core::Config;
 use mailfleet_mailclient::Tls;
 use serde::Serialize;
 
+use crate::blocking::off_runtime;
 use crate::error::BackupError;
 use crate::into_store::{IntoStoreReport, Login, StoreAddr};
 use crate::repo::Repository;
@@ -78,14 +79,6 @@ impl Restored {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
-) -> Result<T, BackupError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| BackupError::Format(format!("a restore thread failed: {e}")))?
-}
-
 /// The snapshot asked for.
 fn choose(repo: &Repository, which: &Which) -> Result<Snapshot, BackupError> {
     match which {
@@ -104,7 +97,7 @@ fn choose(repo: &Repository, which: &Which) -> Result<Snapshot, BackupError> {
 pub async fn restore(config: &Config, options: RestoreOptions) -> Result<Restored, BackupError> {
     let opened = config.clone();
     let which = options.snapshot.clone();
-    let (repo, snapshot) = blocking(move || {
+    let (repo, snapshot) = off_runtime("a restore", move || {
         let repo = super::open(&opened)?;
         let snapshot = choose(&repo, &which)?;
         Ok((repo, snapshot))
@@ -119,7 +112,8 @@ pub async fn restore(config: &Config, options: RestoreOptions) -> Result<Restore
                 options.filter.clone(),
                 to.clone(),
             );
-            let report = blocking(move || crate::restore::to_dir(&r, &s, &f, &t)).await?;
+            let report =
+                off_runtime("a restore", move || crate::restore::to_dir(&r, &s, &f, &t)).await?;
             Ok(Restored::Dir {
                 snapshot: snapshot.id,
                 to,
