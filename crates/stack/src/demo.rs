@@ -1,7 +1,9 @@
 //! The demo fleet: its accounts, the `mailfleet.toml` that describes the stack, and seeding
 //! both directories (embedded and LDAP) with the same accounts.
 
-use mailfleet_core::config::Config;
+use std::path::{Path, PathBuf};
+
+use mailfleet_core::config::{Config, ConfigError};
 use mailfleet_core::directory::{Directory, EmbeddedDirectory, LdapDirectory};
 use mailfleet_core::{Account, Address, config::DirectoryConfig, password, routing};
 
@@ -169,6 +171,38 @@ backup_status = {status}
     }
     s.push_str("\n[groups]\nstores = [\"store1\", \"store2\"]\n");
     s
+}
+
+/// Where `demo` commands find the stack when no `--base` is given: for a config `demo up`
+/// wrote, its stack (whose data directory is `BASE/data`); else `demo` in the config's data
+/// directory, or in `./mailfleet-data` when there is no config.
+pub fn default_base(config_path: &Path) -> Result<PathBuf, ConfigError> {
+    let generated = std::fs::read_to_string(config_path).is_ok_and(|t| t.starts_with(GENERATED));
+    match Config::load(config_path) {
+        Ok(c) if generated => Ok(c
+            .data_dir
+            .parent()
+            .map_or_else(|| c.data_dir.join("demo"), PathBuf::from)),
+        Ok(c) => Ok(c.data_dir.join("demo")),
+        Err(ConfigError::Missing { .. }) => Ok(PathBuf::from("mailfleet-data").join("demo")),
+        Err(e) => Err(e),
+    }
+}
+
+/// Copies the stack's generated config to `target`, unless a config the user wrote is there
+/// (one not starting with [`GENERATED`]); the path written, if any.
+pub fn link_config(target: &Path, generated: &Path) -> Result<Option<PathBuf>, StackError> {
+    let ours = match std::fs::read_to_string(target) {
+        Ok(text) => text.starts_with(GENERATED),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(crate::io_err(target)(e)),
+    };
+    if !ours {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(generated).map_err(crate::io_err(generated))?;
+    std::fs::write(target, text).map_err(crate::io_err(target))?;
+    Ok(Some(target.to_path_buf()))
 }
 
 fn seed_err(e: impl std::fmt::Display) -> StackError {

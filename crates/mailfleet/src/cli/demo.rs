@@ -4,10 +4,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Subcommand;
-use mailfleet_core::config::ConfigError;
-use mailfleet_stack::demo::{self, GENERATED};
+use mailfleet_stack::demo;
 use mailfleet_stack::{StackOptions, StackPorts};
 
 use super::{Context, exit, print_json};
@@ -43,20 +42,8 @@ pub(crate) enum DemoCmd {
     },
 }
 
-/// The default base: for a config `demo up` wrote, its stack (whose data directory is
-/// `BASE/data`); else `demo` in the config's data directory, or in `./mailfleet-data`.
 fn default_base(ctx: &Context) -> anyhow::Result<PathBuf> {
-    let generated =
-        std::fs::read_to_string(ctx.config_path()).is_ok_and(|t| t.starts_with(GENERATED));
-    match mailfleet_core::Config::load(ctx.config_path()) {
-        Ok(c) if generated => Ok(c
-            .data_dir
-            .parent()
-            .map_or_else(|| c.data_dir.join("demo"), PathBuf::from)),
-        Ok(c) => Ok(c.data_dir.join("demo")),
-        Err(ConfigError::Missing { .. }) => Ok(PathBuf::from("mailfleet-data").join("demo")),
-        Err(e) => Err(e.into()),
-    }
+    Ok(demo::default_base(ctx.config_path())?)
 }
 
 pub(crate) async fn run(cmd: DemoCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -90,7 +77,7 @@ pub(crate) async fn run(cmd: DemoCmd, ctx: &Context) -> anyhow::Result<ExitCode>
                 install,
             })
             .await?;
-            let linked = link_config(ctx, &started.info.config)?;
+            let linked = demo::link_config(ctx.config_path(), &started.info.config)?;
             if ctx.json {
                 print_json(&started.info)?;
             } else {
@@ -146,22 +133,6 @@ pub(crate) async fn run(cmd: DemoCmd, ctx: &Context) -> anyhow::Result<ExitCode>
         }
     }
     Ok(exit::code(exit::OK))
-}
-
-/// Copies the stack's config to the config path, unless a config the user wrote is there.
-fn link_config(ctx: &Context, generated: &std::path::Path) -> anyhow::Result<Option<PathBuf>> {
-    let target = ctx.config_path();
-    let ours = match std::fs::read_to_string(target) {
-        Ok(text) => text.starts_with(GENERATED),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", target.display())),
-    };
-    if !ours {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(generated)?;
-    std::fs::write(target, text).with_context(|| format!("writing {}", target.display()))?;
-    Ok(Some(target.to_path_buf()))
 }
 
 fn print_up(started: &mailfleet_stack::Started, linked: Option<&std::path::Path>) {
