@@ -8,7 +8,9 @@ use mailfleet_backup::command::{open, repo};
 use mailfleet_backup::maintenance::Keep;
 use mailfleet_core::Config;
 
-use super::backup_print::{print_diff, print_report, print_snapshots};
+use super::backup_print::{
+    print_diff, print_forget, print_prune, print_report, print_snapshots, print_verify,
+};
 use super::{Context, exit, print_json};
 
 #[derive(Debug, Subcommand)]
@@ -156,15 +158,7 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
             if ctx.json {
                 print_json(&plan)?;
             } else {
-                let verb = if dry_run { "would forget" } else { "forgot" };
-                println!(
-                    "keeping {} snapshots; {verb} {}",
-                    plan.keep.len(),
-                    plan.forget.len()
-                );
-                for id in &plan.forget {
-                    println!("  {id}");
-                }
+                print_forget(&plan, dry_run);
             }
         }
         BackupCmd::Prune { dry_run } => {
@@ -172,16 +166,7 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
             if ctx.json {
                 print_json(&report)?;
             } else {
-                println!(
-                    "{} blobs in use; {} {} unused blobs ({} packs deleted, {} rewritten; {} unused kept in packs mostly in use) and {} leftover temporary files",
-                    report.referenced,
-                    if dry_run { "would delete" } else { "deleted" },
-                    report.deleted,
-                    report.packs_deleted,
-                    report.packs_rewritten,
-                    report.unused_kept,
-                    report.temporary_files
-                );
+                print_prune(&report, dry_run);
             }
         }
         BackupCmd::Diff { first, second } => {
@@ -197,18 +182,7 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
             if ctx.json {
                 print_json(&report)?;
             } else {
-                println!(
-                    "{} snapshots, {} messages ({} distinct), {} blobs checked{}: {}",
-                    report.snapshots,
-                    report.messages,
-                    report.distinct_messages,
-                    report.blobs,
-                    if read_data { " (data read)" } else { "" },
-                    if report.ok() { "OK" } else { "DAMAGED" }
-                );
-                for d in &report.damaged {
-                    println!("  {d}");
-                }
+                print_verify(&report, read_data);
             }
             if !report.ok() {
                 return Ok(exit::code(exit::DAMAGED));

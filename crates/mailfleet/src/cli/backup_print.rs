@@ -1,8 +1,9 @@
 //! How `mailfleet backup ...` prints its results for a person (`--json` prints the values).
 
-use mailfleet_backup::maintenance::AccountDiff;
+use mailfleet_backup::maintenance::{AccountDiff, ForgetPlan, PruneReport};
 use mailfleet_backup::run::RunReport;
 use mailfleet_backup::snapshot::Snapshot;
+use mailfleet_backup::verify::VerifyReport;
 use mailfleet_core::Config;
 
 pub(crate) fn print_report(r: &RunReport) {
@@ -69,5 +70,45 @@ pub(crate) fn print_diff(a: &Snapshot, b: &Snapshot, d: &[AccountDiff]) {
         for m in &acc.flags_changed {
             println!("  ~ {m}");
         }
+    }
+}
+
+pub(crate) fn print_forget(plan: &ForgetPlan, dry_run: bool) {
+    let verb = if dry_run { "would forget" } else { "forgot" };
+    println!(
+        "keeping {} snapshots; {verb} {}",
+        plan.keep.len(),
+        plan.forget.len()
+    );
+    for id in &plan.forget {
+        println!("  {id}");
+    }
+}
+
+pub(crate) fn print_prune(report: &PruneReport, dry_run: bool) {
+    println!(
+        "{} blobs in use; {} {} unused blobs ({} packs deleted, {} rewritten; {} unused kept in packs mostly in use) and {} leftover temporary files",
+        report.referenced,
+        if dry_run { "would delete" } else { "deleted" },
+        report.deleted,
+        report.packs_deleted,
+        report.packs_rewritten,
+        report.unused_kept,
+        report.temporary_files
+    );
+}
+
+pub(crate) fn print_verify(report: &VerifyReport, read_data: bool) {
+    println!(
+        "{} snapshots, {} messages ({} distinct), {} blobs checked{}: {}",
+        report.snapshots,
+        report.messages,
+        report.distinct_messages,
+        report.blobs,
+        if read_data { " (data read)" } else { "" },
+        if report.ok() { "OK" } else { "DAMAGED" }
+    );
+    for d in &report.damaged {
+        println!("  {d}");
     }
 }
