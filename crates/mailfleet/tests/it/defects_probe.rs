@@ -160,33 +160,11 @@ exit 0
 
 #[test]
 fn three_hung_mounts_take_three_timeouts() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::write(d.join("hangfs.py"), crate::hung_mount::HANGFS).unwrap();
-    std::fs::write(d.join("run.sh"), THREE_HUNG).unwrap();
-    std::fs::write(d.join("mailfleet.toml"), "[probe]\ntimeout_secs = 2\n").unwrap();
-    let out = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh"])
-        .arg(d.join("run.sh"))
-        .arg(d)
-        .arg(env!("CARGO_BIN_EXE_mailfleet"))
-        .output()
-        .expect("unshare (util-linux)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ms: u64 = std::fs::read_to_string(d.join("ms"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let outcomes: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(d.join("out.json")).unwrap()).unwrap();
+    let run = crate::hung_mount::run_in_mount_namespace(THREE_HUNG);
+    let (d, ms, outcomes) = (run.dir.path(), run.ms, &run.outcomes);
     for n in 1..=3 {
         let check = format!("disk:{}", d.join(format!("mnt{n}")).display());
-        let o = find(&outcomes, &check);
+        let o = find(outcomes, &check);
         assert_eq!(o["state"], "CRITICAL", "{o:#}");
     }
     // One timeout (2 s) for all three, plus the margin of the one-mount test (2 s).

@@ -40,12 +40,20 @@ umount -l "$dir/mnt" 2>/dev/null
 exit 0
 "#;
 
-#[test]
-fn a_hung_mount_is_critical_and_the_probe_still_exits() {
+/// A probe run in a private mount namespace by `script` (given the directory and the binary):
+/// its outcomes, how long the probe took (ms), and the directory the mounts were under.
+pub(crate) struct NamespaceRun {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) ms: u64,
+    pub(crate) outcomes: Vec<serde_json::Value>,
+}
+
+/// Runs `script` under `unshare` with the hanging filesystem and a 2 s probe deadline beside it.
+pub(crate) fn run_in_mount_namespace(script: &str) -> NamespaceRun {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("hangfs.py"), HANGFS).unwrap();
-    std::fs::write(d.join("run.sh"), SCRIPT).unwrap();
+    std::fs::write(d.join("run.sh"), script).unwrap();
     std::fs::write(d.join("mailfleet.toml"), "[probe]\ntimeout_secs = 2\n").unwrap();
     let started = Instant::now();
     let out = Command::new("unshare")
@@ -66,12 +74,19 @@ fn a_hung_mount_is_critical_and_the_probe_still_exits() {
         .trim()
         .parse()
         .unwrap();
+    let outcomes =
+        serde_json::from_str(&std::fs::read_to_string(d.join("out.json")).unwrap()).unwrap();
+    NamespaceRun { dir, ms, outcomes }
+}
+
+#[test]
+fn a_hung_mount_is_critical_and_the_probe_still_exits() {
+    let NamespaceRun { dir, ms, outcomes } = run_in_mount_namespace(SCRIPT);
+    let d = dir.path();
     // The product's promise: a mount that does not answer is given up at the deadline
     // (timeout_secs = 2). Margin: 2 s for the process and the other checks' 200 ms sample on
     // a loaded machine.
     assert!(ms < 2000 + 2000, "the probe took {ms} ms");
-    let outcomes: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(d.join("out.json")).unwrap()).unwrap();
     let mnt = format!("disk:{}", d.join("mnt").display());
     let hung = outcomes
         .iter()
