@@ -253,6 +253,37 @@ fn redis_policy_config(dir: &std::path::Path, redis: u16, policy: u16) -> PathBu
     config
 }
 
+/// A Redis of its own (started with `extra` arguments), `policy serve` on it, and a client.
+struct RedisPolicy {
+    client: PolicyClient,
+    _server: crate::common::ChildGuard,
+    redis: OwnRedis,
+    config: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn redis_policy(extra: &[&str]) -> RedisPolicy {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = mailfleet_stack::ports::free_ports("127.0.0.1", 2);
+    let redis = own_redis(dir.path(), ports[0], extra);
+    let config = redis_policy_config(dir.path(), ports[0], ports[1]);
+    let log = dir.path().join("serve.log");
+    let server = crate::common::policy_serve(&config, ports[1], &log);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], ports[1]));
+    let client = PolicyClient::connect(addr, Duration::from_secs(10))
+        .await
+        .unwrap();
+    RedisPolicy {
+        client,
+        _server: server,
+        redis,
+        config,
+        log,
+        _dir: dir,
+    }
+}
+
 async fn end_of_message(c: &mut PolicyClient, sender: &str, n: usize) -> String {
     let qid = format!("Q{n}");
     c.ask(&[
@@ -271,17 +302,10 @@ async fn end_of_message(c: &mut PolicyClient, sender: &str, n: usize) -> String 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hung_redis_costs_every_request_the_full_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = mailfleet_stack::ports::free_ports("127.0.0.1", 2);
-    let redis = own_redis(dir.path(), ports[0], &[]);
-    let config = redis_policy_config(dir.path(), ports[0], ports[1]);
-    let log = dir.path().join("serve.log");
-    let _server = crate::common::policy_serve(&config, ports[1], &log);
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], ports[1]));
-    let mut c = PolicyClient::connect(addr, Duration::from_secs(10))
-        .await
-        .unwrap();
-    assert_eq!(end_of_message(&mut c, "a@example.com", 0).await, "DUNNO");
+    // Bound whole: the server and the directory live as long as the test.
+    let mut p = redis_policy(&[]).await;
+    let (c, redis, log) = (&mut p.client, &p.redis, &p.log);
+    assert_eq!(end_of_message(c, "a@example.com", 0).await, "DUNNO");
 
     // Redis hangs (not down: stopped, its connections open).
     let pid = mailfleet_stack::process::read_pid(&redis.0.redis_pid()).unwrap();
@@ -290,7 +314,7 @@ async fn a_hung_redis_costs_every_request_the_full_timeout() {
     let started = std::time::Instant::now();
     for n in 1..=40 {
         assert_eq!(
-            end_of_message(&mut c, "a@example.com", n).await,
+            end_of_message(c, "a@example.com", n).await,
             "DUNNO",
             "fail-open"
         );
@@ -308,7 +332,7 @@ async fn a_hung_redis_costs_every_request_the_full_timeout() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let text = std::fs::read_to_string(log).unwrap_or_default();
         if text.contains("RECOVERY policy state") {
             assert_eq!(
                 text.matches("PROBLEM policy state").count(),
@@ -327,24 +351,16 @@ async fn a_hung_redis_costs_every_request_the_full_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_status_uses_keys_which_blocks_a_big_keyspace() {
-    let dir = tempfile::tempdir().unwrap();
-    let ports = mailfleet_stack::ports::free_ports("127.0.0.1", 2);
     // As providers run Redis: KEYS, which blocks the server on a big keyspace, renamed away.
-    let _redis = own_redis(dir.path(), ports[0], &["--rename-command", "KEYS", ""]);
-    let config = redis_policy_config(dir.path(), ports[0], ports[1]);
-    let log = dir.path().join("serve.log");
-    let _server = crate::common::policy_serve(&config, ports[1], &log);
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], ports[1]));
-    let mut c = PolicyClient::connect(addr, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let mut p = redis_policy(&["--rename-command", "KEYS", ""]).await;
+    let (c, config) = (&mut p.client, &p.config);
     for (n, who) in ["a@example.com", "b@example.com", "a@example.com"]
         .iter()
         .enumerate()
     {
-        assert_eq!(end_of_message(&mut c, who, n).await, "DUNNO");
+        assert_eq!(end_of_message(c, who, n).await, "DUNNO");
     }
-    let status = json(&config, &["policy", "status"]);
+    let status = json(config, &["policy", "status"]);
     let senders = status["senders"].as_array().unwrap();
     assert_eq!(senders.len(), 2, "{status:#}");
     assert_eq!(senders[0]["account"], "a@example.com");
