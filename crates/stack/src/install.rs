@@ -15,11 +15,12 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("slapadd", "slapd"),
     ("ldapsearch", "ldap-utils"),
     ("redis-server", "redis-server"),
+    ("sshd", "openssh-server"),
+    ("ssh", "openssh-client"),
 ];
 
 /// Every package the stack needs.
-pub const PACKAGES: &str =
-    "postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd slapd ldap-utils redis-server";
+pub const PACKAGES: &str = "postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd slapd ldap-utils redis-server openssh-server openssh-client";
 
 /// Finds a program on `PATH` or in the sbin directories (root's PATH may lack them).
 pub fn which(program: &str) -> Option<std::path::PathBuf> {

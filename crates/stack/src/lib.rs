@@ -19,6 +19,7 @@ pub mod process;
 pub mod rbldnsd;
 pub mod redis;
 pub mod slapd;
+pub mod sshd;
 pub mod testkit;
 
 pub use layout::Layout;
