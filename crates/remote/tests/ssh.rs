@@ -2,6 +2,7 @@
 //! arrive verbatim, one handshake serves many commands, output is bounded, host keys are
 //! checked strictly, and a frozen server is an error within the deadline that holds up no
 //! other server.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use std::path::Path;
 use std::time::{Duration, Instant};
