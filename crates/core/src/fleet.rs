@@ -31,6 +31,21 @@ impl fmt::Display for Role {
     }
 }
 
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "directory" => Ok(Role::Directory),
+            "mta" => Ok(Role::Mta),
+            "proxy" => Ok(Role::Proxy),
+            "mailbox" => Ok(Role::Mailbox),
+            _ => Err(format!(
+                "{s:?} is not a role (directory, mta, proxy, mailbox)"
+            )),
+        }
+    }
+}
+
 /// The ports a server serves, one per protocol; `None` where it does not serve it.
 /// The config file reads `Ports<i64>`, so an out-of-range value gets mailfleet's own message.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +166,8 @@ impl Default for TlsSettings {
 pub struct Server {
     /// Unique name, as the directory's mailbox-server attribute names it.
     pub name: String,
+    /// How its own tools are run: locally or over SSH.
+    pub access: mailfleet_remote::Access,
     /// What it does.
     pub roles: BTreeSet<Role>,
     /// Address or host name to reach it.
@@ -220,6 +237,44 @@ impl Fleet {
     /// Servers with a role, in config order.
     pub fn with_role(&self, role: Role) -> impl Iterator<Item = &Server> {
         self.servers.iter().filter(move |s| s.has_role(role))
+    }
+
+    /// The servers named, or having one of the roles, or in one of the groups (their union,
+    /// in config order); an unknown name or group is an error naming it. Nothing asked for
+    /// selects nothing.
+    pub fn select(
+        &self,
+        names: &[String],
+        roles: &[Role],
+        groups: &[String],
+    ) -> Result<Vec<&Server>, String> {
+        for n in names {
+            if self.server(n).is_none() {
+                let known: Vec<&str> = self.servers.iter().map(|s| s.name.as_str()).collect();
+                return Err(format!(
+                    "unknown server {n:?} (the config has: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+        for g in groups {
+            if !self.groups.contains_key(g) {
+                let known: Vec<&str> = self.groups.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "unknown group {g:?} (the config has: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+        Ok(self
+            .servers
+            .iter()
+            .filter(|s| {
+                names.contains(&s.name)
+                    || roles.iter().any(|r| s.has_role(*r))
+                    || s.group.as_ref().is_some_and(|g| groups.contains(g))
+            })
+            .collect())
     }
 
     /// Names of the mailbox stores, for error messages.

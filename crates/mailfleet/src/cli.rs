@@ -8,6 +8,7 @@ mod backup_print;
 mod check;
 mod config;
 mod demo;
+mod exec;
 mod exit;
 mod monitor;
 mod policy;
@@ -75,6 +76,9 @@ enum Command {
     /// Audits: `audit passwords` finds guessable passwords.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Run a command on servers through their access (ssh or local), in parallel; each line
+    /// prefixed with its server, the exit code the worst of theirs (255: did not run).
+    Exec(exec::ExecCmd),
 }
 
 /// What every command gets: where the config is and how to print.
@@ -121,6 +125,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(c) => restore::restore(c, &ctx).await,
         Command::Policy(c) => policy::run(c, &ctx).await,
         Command::Audit(c) => audit::run(c, &ctx).await,
+        Command::Exec(c) => exec::run(c, &ctx).await,
     }
 }
 

@@ -4,16 +4,17 @@
 //! connection per server across commands and rounds.
 //!
 //! Layout: [`access`] (what the config says), [`command`] (a command and what it gave back),
-//! [`reach`] (the connection pool and running), [`hostkey`] (fingerprints for the errors),
-//! [`error`].
+//! [`reach`] (the connection pool and running), [`fanout`] (one command on many servers),
+//! [`hostkey`] (fingerprints for the errors), [`error`].
 
 pub mod access;
 pub mod command;
 pub mod error;
+pub mod fanout;
 pub mod hostkey;
 pub mod reach;
 
 pub use access::{Access, SshTarget};
 pub use command::{Cmd, Output};
 pub use error::{RemoteError, RemoteErrorKind};
-pub use reach::{Reach, Streamed};
+pub use reach::{Reach, Stream, Streamed};

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
-use tokio::io::{AsyncRead, AsyncWriteExt as _};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _,
+};
 use tokio::sync::Mutex;
 
 use crate::command::{Cmd, Output, read_bounded};
@@ -66,14 +68,10 @@ impl std::fmt::Debug for Reach {
 pub struct Streamed {
     /// Its standard output.
     pub stdout: Box<dyn AsyncRead + Unpin + Send>,
-    child: StreamChild,
+    stderr: tokio::task::JoinHandle<std::io::Result<(Vec<u8>, u64)>>,
+    child: Child,
     server: String,
     command: String,
-}
-
-enum StreamChild {
-    Local(tokio::process::Child),
-    Ssh(openssh::Child<Arc<Session>>),
 }
 
 impl Streamed {
@@ -82,18 +80,12 @@ impl Streamed {
     pub async fn finish(self, deadline: Duration) -> Result<(), RemoteError> {
         let (server, command) = (self.server, self.command);
         let waited = tokio::time::timeout(deadline, async {
-            match self.child {
-                StreamChild::Local(c) => c
-                    .wait_with_output()
-                    .await
-                    .map(|o| (o.status.code(), o.stderr))
-                    .map_err(|e| e.to_string()),
-                StreamChild::Ssh(c) => c
-                    .wait_with_output()
-                    .await
-                    .map(|o| (o.status.code(), o.stderr))
-                    .map_err(|e| error_text(&e)),
-            }
+            let code = self.child.wait().await?;
+            let stderr = self
+                .stderr
+                .await
+                .map_or_else(|_| Vec::new(), |r| r.map(|x| x.0).unwrap_or_default());
+            Ok::<_, WaitError>((code, stderr))
         })
         .await;
         let (code, stderr) = match waited {
@@ -103,12 +95,7 @@ impl Streamed {
                     RemoteErrorKind::Timeout { command, deadline },
                 ));
             }
-            Ok(Err(message)) => {
-                return Err(RemoteError::new(
-                    &server,
-                    RemoteErrorKind::Lost { command, message },
-                ));
-            }
+            Ok(Err(e)) => return Err(e.into_error(&server, command)),
             Ok(Ok(v)) => v,
         };
         let out = Output {
@@ -127,6 +114,75 @@ impl Streamed {
                 stderr: out.stderr_summary(),
             },
         ))
+    }
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Longest line passed on whole; longer ones are cut (the rest of the line dropped).
+const MAX_LINE: usize = 64 * 1024;
+
+/// A started command, local or remote, with its pipes.
+struct Spawned {
+    stdin: Option<Box<dyn AsyncWrite + Unpin + Send>>,
+    stdout: Option<Box<dyn AsyncRead + Unpin + Send>>,
+    stderr: Option<Box<dyn AsyncRead + Unpin + Send>>,
+    child: Child,
+}
+
+enum Child {
+    Local(tokio::process::Child),
+    Ssh(openssh::Child<Arc<Session>>),
+}
+
+/// Why waiting for a started command failed.
+enum WaitError {
+    NotFound,
+    Lost(String),
+}
+
+impl WaitError {
+    fn into_error(self, server: &str, command: String) -> RemoteError {
+        RemoteError::new(
+            server,
+            match self {
+                WaitError::NotFound => RemoteErrorKind::Spawn {
+                    command,
+                    message: "not found on the server".into(),
+                },
+                WaitError::Lost(message) => RemoteErrorKind::Lost { command, message },
+            },
+        )
+    }
+}
+
+impl Child {
+    /// Its exit code (`None`: ended by a signal).
+    async fn wait(self) -> Result<Option<i32>, WaitError> {
+        match self {
+            Child::Local(mut c) => c
+                .wait()
+                .await
+                .map(|s| s.code())
+                .map_err(|e| WaitError::Lost(e.to_string())),
+            Child::Ssh(c) => match c.wait().await {
+                Ok(status) => Ok(status.code()),
+                // The remote shell's 127: the program is not installed there.
+                Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(WaitError::NotFound)
+                }
+                // The multiplexing protocol cannot tell a signal from a lost link.
+                Err(openssh::Error::RemoteProcessTerminated) => Ok(None),
+                Err(e) => Err(WaitError::Lost(error_text(&e))),
+            },
+        }
     }
 }
 
@@ -150,6 +206,68 @@ impl Reach {
         access: &Access,
         cmd: &Cmd,
     ) -> Result<Output, RemoteError> {
+        let started = Instant::now();
+        let result = self
+            .with_spawned(server, access, cmd, started, |sp| drive(server, sp, cmd))
+            .await;
+        result.map(|mut out| {
+            out.elapsed = started.elapsed();
+            out
+        })
+    }
+
+    /// Runs `cmd` on `server`, passing each line of its output to `line` as it comes (cut at
+    /// 64 KiB); its exit code (`None`: a signal).
+    pub async fn run_lines(
+        &self,
+        server: &str,
+        access: &Access,
+        cmd: &Cmd,
+        line: impl Fn(Stream, &[u8]) + Send + Sync,
+    ) -> Result<Option<i32>, RemoteError> {
+        let started = Instant::now();
+        let line = &line;
+        self.with_spawned(server, access, cmd, started, |mut sp| async move {
+            let command = cmd.display();
+            let (out, err) = (sp.stdout.take(), sp.stderr.take());
+            let feed = feed(sp.stdin.take(), cmd.stdin.as_deref());
+            let (_, a, b) = tokio::join!(
+                feed,
+                read_lines(out, |l| line(Stream::Stdout, l)),
+                read_lines(err, |l| line(Stream::Stderr, l))
+            );
+            a.and(b).map_err(|e| {
+                RemoteError::new(
+                    server,
+                    RemoteErrorKind::Lost {
+                        command: command.clone(),
+                        message: e.to_string(),
+                    },
+                )
+            })?;
+            sp.child
+                .wait()
+                .await
+                .map_err(|e| e.into_error(server, command))
+        })
+        .await
+    }
+
+    /// Starts `cmd` on `server` and runs `f` on it, all within the command's deadline; a
+    /// connection that broke or stopped answering is dropped so the next command makes a
+    /// new one.
+    async fn with_spawned<T, F, Fut>(
+        &self,
+        server: &str,
+        access: &Access,
+        cmd: &Cmd,
+        started: Instant,
+        f: F,
+    ) -> Result<T, RemoteError>
+    where
+        F: FnOnce(Spawned) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RemoteError>>,
+    {
         let command = cmd.display();
         if cmd.argv.is_empty() {
             return Err(RemoteError::new(
@@ -160,7 +278,6 @@ impl Reach {
                 },
             ));
         }
-        let started = Instant::now();
         let timeout = || {
             RemoteError::new(
                 server,
@@ -170,17 +287,23 @@ impl Reach {
                 },
             )
         };
-        let result = match access {
-            Access::Local => tokio::time::timeout(cmd.deadline, run_local(server, cmd))
-                .await
-                .map_err(|_| timeout())?,
+        match access {
+            Access::Local => {
+                let work = async { f(spawn_local(server, &cmd.argv, cmd.stdin.is_some())?).await };
+                tokio::time::timeout(cmd.deadline, work)
+                    .await
+                    .map_err(|_| timeout())?
+            }
             Access::Ssh(target) => {
                 let session =
                     tokio::time::timeout(cmd.deadline, self.session(server, target, cmd.deadline))
                         .await
                         .map_err(|_| timeout())??;
                 let left = cmd.deadline.saturating_sub(started.elapsed());
-                match tokio::time::timeout(left, run_ssh(server, &session, cmd)).await {
+                let work = async {
+                    f(spawn_ssh(server, &session, &cmd.argv, cmd.stdin.is_some()).await?).await
+                };
+                match tokio::time::timeout(left, work).await {
                     Ok(Err(e)) if matches!(e.kind, RemoteErrorKind::Lost { .. }) => {
                         self.forget(server, &session).await;
                         Err(e)
@@ -194,11 +317,7 @@ impl Reach {
                     }
                 }
             }
-        };
-        result.map(|mut out| {
-            out.elapsed = started.elapsed();
-            out
-        })
+        }
     }
 
     /// Runs `cmd` and requires exit 0: anything else is [`RemoteErrorKind::Failed`] with the
@@ -242,30 +361,11 @@ impl Reach {
                 },
             )
         };
-        let Some((program, args)) = argv.split_first() else {
+        if argv.is_empty() {
             return Err(spawn_err("no program given".into()));
-        };
-        match access {
-            Access::Local => {
-                let mut child = tokio::process::Command::new(program)
-                    .args(args)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .map_err(|e| spawn_err(e.to_string()))?;
-                let stdout = child
-                    .stdout
-                    .take()
-                    .ok_or_else(|| spawn_err("no standard output".into()))?;
-                Ok(Streamed {
-                    stdout: Box::new(stdout),
-                    child: StreamChild::Local(child),
-                    server: server.into(),
-                    command,
-                })
-            }
+        }
+        let mut sp = match access {
+            Access::Local => spawn_local(server, argv, false)?,
             Access::Ssh(target) => {
                 let session = tokio::time::timeout(connect, self.session(server, target, connect))
                     .await
@@ -278,26 +378,28 @@ impl Reach {
                             },
                         )
                     })??;
-                let mut child = Session::to_command(session, program.as_str())
-                    .args(args)
-                    .stdin(openssh::Stdio::null())
-                    .stdout(openssh::Stdio::piped())
-                    .stderr(openssh::Stdio::piped())
-                    .spawn()
-                    .await
-                    .map_err(|e| spawn_err(error_text(&e)))?;
-                let stdout = child
-                    .stdout()
-                    .take()
-                    .ok_or_else(|| spawn_err("no standard output".into()))?;
-                Ok(Streamed {
-                    stdout: Box::new(stdout),
-                    child: StreamChild::Ssh(child),
-                    server: server.into(),
-                    command,
-                })
+                spawn_ssh(server, &session, argv, false).await?
             }
-        }
+        };
+        let stdout = sp
+            .stdout
+            .take()
+            .ok_or_else(|| spawn_err("no standard output".into()))?;
+        // Drained as it comes, so a chatty error stream cannot block the command.
+        let stderr = sp.stderr.take();
+        let stderr = tokio::spawn(async move {
+            match stderr {
+                Some(r) => read_bounded(r, 64 * 1024).await,
+                None => Ok((Vec::new(), 0)),
+            }
+        });
+        Ok(Streamed {
+            stdout,
+            stderr,
+            child: sp.child,
+            server: server.into(),
+            command,
+        })
     }
 
     fn slot(&self, server: &str) -> Slot {
@@ -441,15 +543,10 @@ fn error_text(e: &openssh::Error) -> String {
     s
 }
 
-async fn run_local(server: &str, cmd: &Cmd) -> Result<Output, RemoteError> {
-    let command = cmd.display();
-    let mut child = tokio::process::Command::new(&cmd.argv[0])
-        .args(&cmd.argv[1..])
-        .stdin(if cmd.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+fn spawn_local(server: &str, argv: &[String], stdin: bool) -> Result<Spawned, RemoteError> {
+    let mut child = tokio::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // A command past its deadline is killed with the future that waits for it.
@@ -459,11 +556,89 @@ async fn run_local(server: &str, cmd: &Cmd) -> Result<Output, RemoteError> {
             RemoteError::new(
                 server,
                 RemoteErrorKind::Spawn {
-                    command: command.clone(),
+                    command: Cmd::new(argv.iter().cloned()).display(),
                     message: e.to_string(),
                 },
             )
         })?;
+    Ok(Spawned {
+        stdin: child
+            .stdin
+            .take()
+            .map(|w| Box::new(w) as Box<dyn AsyncWrite + Unpin + Send>),
+        stdout: child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn AsyncRead + Unpin + Send>),
+        stderr: child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn AsyncRead + Unpin + Send>),
+        child: Child::Local(child),
+    })
+}
+
+async fn spawn_ssh(
+    server: &str,
+    session: &Arc<Session>,
+    argv: &[String],
+    stdin: bool,
+) -> Result<Spawned, RemoteError> {
+    let mut child = Session::to_command(session.clone(), argv[0].as_str())
+        .args(&argv[1..])
+        .stdin(if stdin {
+            openssh::Stdio::piped()
+        } else {
+            openssh::Stdio::null()
+        })
+        .stdout(openssh::Stdio::piped())
+        .stderr(openssh::Stdio::piped())
+        .spawn()
+        .await
+        .map_err(|e| {
+            RemoteError::new(
+                server,
+                RemoteErrorKind::Lost {
+                    command: Cmd::new(argv.iter().cloned()).display(),
+                    message: error_text(&e),
+                },
+            )
+        })?;
+    Ok(Spawned {
+        stdin: child
+            .stdin()
+            .take()
+            .map(|w| Box::new(w) as Box<dyn AsyncWrite + Unpin + Send>),
+        stdout: child
+            .stdout()
+            .take()
+            .map(|r| Box::new(r) as Box<dyn AsyncRead + Unpin + Send>),
+        stderr: child
+            .stderr()
+            .take()
+            .map(|r| Box::new(r) as Box<dyn AsyncRead + Unpin + Send>),
+        child: Child::Ssh(child),
+    })
+}
+
+/// Writes the command's input and closes it; a program that exits without reading all of
+/// its input is not an error here.
+async fn feed(w: Option<Box<dyn AsyncWrite + Unpin + Send>>, bytes: Option<&[u8]>) {
+    if let (Some(mut w), Some(bytes)) = (w, bytes) {
+        let _ = w.write_all(bytes).await;
+        let _ = w.shutdown().await;
+    }
+}
+
+/// Feeds, reads both streams up to the capture bound and waits: a whole [`Output`].
+async fn drive(server: &str, mut sp: Spawned, cmd: &Cmd) -> Result<Output, RemoteError> {
+    let command = cmd.display();
+    let (stdout, stderr) = (sp.stdout.take(), sp.stderr.take());
+    let (_, out, err) = tokio::join!(
+        feed(sp.stdin.take(), cmd.stdin.as_deref()),
+        read_opt(stdout, cmd.capture),
+        read_opt(stderr, cmd.capture)
+    );
     let lost = |e: std::io::Error| {
         RemoteError::new(
             server,
@@ -473,24 +648,14 @@ async fn run_local(server: &str, cmd: &Cmd) -> Result<Output, RemoteError> {
             },
         )
     };
-    let stdin = child.stdin.take();
-    let feed = async {
-        if let (Some(mut w), Some(bytes)) = (stdin, &cmd.stdin) {
-            // A program that exits without reading all of its input is not an error here.
-            let _ = w.write_all(bytes).await;
-        }
-        Ok::<_, std::io::Error>(())
-    };
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let (_, out, err) = tokio::try_join!(
-        feed,
-        read_opt(stdout, cmd.capture),
-        read_opt(stderr, cmd.capture)
-    )
-    .map_err(lost)?;
-    let status = child.wait().await.map_err(lost)?;
+    let (out, err) = (out.map_err(lost)?, err.map_err(lost)?);
+    let code = sp
+        .child
+        .wait()
+        .await
+        .map_err(|e| e.into_error(server, command.clone()))?;
     Ok(Output {
-        code: status.code(),
+        code,
         stdout: out.0,
         stdout_dropped: out.1,
         stderr: err.0,
@@ -509,74 +674,40 @@ async fn read_opt<R: AsyncRead + Unpin>(
     }
 }
 
-async fn run_ssh(server: &str, session: &Arc<Session>, cmd: &Cmd) -> Result<Output, RemoteError> {
-    let command = cmd.display();
-    let mut child = Session::to_command(session.clone(), cmd.argv[0].as_str())
-        .args(&cmd.argv[1..])
-        .stdin(if cmd.stdin.is_some() {
-            openssh::Stdio::piped()
-        } else {
-            openssh::Stdio::null()
-        })
-        .stdout(openssh::Stdio::piped())
-        .stderr(openssh::Stdio::piped())
-        .spawn()
-        .await
-        .map_err(|e| {
-            RemoteError::new(
-                server,
-                RemoteErrorKind::Lost {
-                    command: command.clone(),
-                    message: error_text(&e),
-                },
-            )
-        })?;
-    let lost = |message: String| {
-        RemoteError::new(
-            server,
-            RemoteErrorKind::Lost {
-                command: command.clone(),
-                message,
-            },
-        )
+/// Passes each line (without its newline, cut at [`MAX_LINE`]) to `f`.
+async fn read_lines<R: AsyncRead + Unpin>(r: Option<R>, f: impl Fn(&[u8])) -> std::io::Result<()> {
+    let Some(r) = r else {
+        return Ok(());
     };
-    let stdin = child.stdin().take();
-    let feed = async {
-        if let (Some(mut w), Some(bytes)) = (stdin, &cmd.stdin) {
-            let _ = w.write_all(bytes).await;
-            let _ = w.shutdown().await;
+    let mut r = tokio::io::BufReader::new(r);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = (&mut r)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if n == 0 {
+            return Ok(());
         }
-        Ok::<_, std::io::Error>(())
-    };
-    let (stdout, stderr) = (child.stdout().take(), child.stderr().take());
-    let (_, out, err) = tokio::try_join!(
-        feed,
-        read_opt(stdout, cmd.capture),
-        read_opt(stderr, cmd.capture)
-    )
-    .map_err(|e| lost(e.to_string()))?;
-    let code = match child.wait().await {
-        Ok(status) => status.code(),
-        // The remote shell's 127: the program is not installed there.
-        Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(RemoteError::new(
-                server,
-                RemoteErrorKind::Spawn {
-                    command,
-                    message: "not found on the server".into(),
-                },
-            ));
+        let complete = line.last() == Some(&b'\n');
+        if complete {
+            line.pop();
         }
-        // The multiplexing protocol cannot tell a signal from a lost link.
-        Err(openssh::Error::RemoteProcessTerminated) => None,
-        Err(e) => return Err(lost(error_text(&e))),
-    };
-    Ok(Output {
-        code,
-        stdout: out.0,
-        stdout_dropped: out.1,
-        stderr: err.0,
-        stderr_dropped: err.1,
-        elapsed: Duration::ZERO,
-    })
+        f(&line);
+        if !complete && n == MAX_LINE {
+            // The rest of an overlong line is dropped.
+            let mut skip = Vec::new();
+            loop {
+                skip.clear();
+                let m = (&mut r)
+                    .take(MAX_LINE as u64)
+                    .read_until(b'\n', &mut skip)
+                    .await?;
+                if m == 0 || skip.last() == Some(&b'\n') {
+                    break;
+                }
+            }
+        }
+    }
 }

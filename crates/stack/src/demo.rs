@@ -44,6 +44,14 @@ fn q(s: impl std::fmt::Display) -> String {
 /// The config describing exactly this stack, with the directory backend given.
 pub fn config_text(layout: &Layout, host: &str, ports: &StackPorts, backend: &str) -> String {
     let b = &layout.base;
+    let ssh_hosts = crate::layout::ssh_hosts(host);
+    let ssh_of = |server: &str| {
+        let addr = ssh_hosts
+            .iter()
+            .find(|(n, _)| *n == server)
+            .map_or(host, |(_, a)| a.as_str());
+        format!("root@{addr}:{}", ports.ssh)
+    };
     let mut s = format!(
         "{GENERATED}: the demo fleet on loopback under {base}.
 data_dir = {data}
@@ -73,6 +81,12 @@ logs = [{postfix_log}, {store1_log}, {store2_log}]
 imap_master_user = \"mailfleet-restore\"
 imap_master_password_file = {probe_secret}
 
+# Every server's tools (postmap, postqueue, doveadm, df...) run over SSH: each demo server
+# has its own sshd on its own loopback address, this operator key and these host keys.
+[ssh]
+identity_file = {operator_key}
+known_hosts = {known_hosts}
+
 # The probe accounts' password (each store names its probe_account).
 [probe]
 password_file = {probe_secret}
@@ -82,6 +96,7 @@ timeout_secs = 5
 name = {LDAP:?}
 roles = [\"directory\"]
 host = {qhost}
+ssh = {ssh_ldap1}
 ports = {{ ldap = {ldap} }}
 pid_file = {slapd_pid}
 tls = {{ ca_file = {ca} }}
@@ -90,6 +105,7 @@ tls = {{ ca_file = {ca} }}
 name = {LDAP_REPLICA:?}
 roles = [\"directory\"]
 host = {qhost}
+ssh = {ssh_ldap2}
 ports = {{ ldap = {ldap_replica} }}
 replica_of = {LDAP:?}
 pid_file = {replica_pid}
@@ -99,6 +115,7 @@ tls = {{ ca_file = {ca} }}
 name = {MTA:?}
 roles = [\"mta\"]
 host = {qhost}
+ssh = {ssh_mx1}
 ports = {{ smtp = {smtp}, submission = {submission} }}
 group = \"mta\"
 postfix_dir = {postfix}
@@ -109,6 +126,8 @@ probe_account = {mta_probe}
 tls = {{ ca_file = {ca} }}
 ",
         submission = ports.submission,
+        operator_key = q(layout.ssh_files().operator_key().display()),
+        known_hosts = q(layout.ssh_files().known_hosts().display()),
         mta_users = q(layout.passwd_file(crate::layout::MTA_AUTH).display()),
         mta_probe = q(PROBES[0].1),
         ca = q(layout.tls_dir().join("ca.pem").display()),
@@ -125,6 +144,9 @@ tls = {{ ca_file = {ca} }}
         store2_log = q(layout.log_dir().join("store2.log").display()),
         redis = ports.redis,
         qhost = q(host),
+        ssh_ldap1 = q(ssh_of(LDAP)),
+        ssh_ldap2 = q(ssh_of(LDAP_REPLICA)),
+        ssh_mx1 = q(ssh_of(MTA)),
         ldap = ports.ldap,
         smtp = ports.smtp,
         postfix = q(layout.postfix_conf().display()),
@@ -140,6 +162,7 @@ tls = {{ ca_file = {ca} }}
 name = {name:?}
 roles = [\"mailbox\"]
 host = {qhost}
+ssh = {ssh}
 ports = {{ imap = {imap}, pop3 = {pop3}, lmtp = {lmtp}, imaps = {imaps}, pop3s = {pop3s} }}
 tls = {{ ca_file = {ca} }}
 maildir_root = {root}
@@ -150,6 +173,7 @@ pid_file = {pid}
 backup_status = {status}
 ",
             qhost = q(host),
+            ssh = q(ssh_of(name)),
             imap = p.imap,
             pop3 = p.pop3,
             lmtp = p.lmtp,
@@ -252,7 +276,13 @@ mod tests {
 
     #[test]
     fn generated_config_describes_the_stack() {
-        let layout = Layout::new(std::path::Path::new("/srv/demo"));
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        // The config names the SSH files, which must exist to load.
+        let ssh = layout.ssh_files();
+        std::fs::create_dir_all(&ssh.dir).unwrap();
+        std::fs::write(ssh.operator_key(), "").unwrap();
+        std::fs::write(ssh.known_hosts(), "").unwrap();
         let ports = StackPorts::from_base(20000).unwrap();
         for backend in ["embedded", "ldap"] {
             let text = config_text(&layout, "127.0.0.1", &ports, backend);
@@ -260,7 +290,9 @@ mod tests {
             let c = Config::parse(&text, &layout.config_file()).unwrap();
             assert_eq!(c.fleet.mailbox_names(), ["store1", "store2"]);
             assert_eq!(c.fleet.server("mx1").unwrap().ports.smtp, Some(20025));
-            assert_eq!(c.data_dir, std::path::Path::new("/srv/demo/data"));
+            assert_eq!(c.data_dir, dir.path().join("data"));
+            let store1 = c.fleet.server("store1").unwrap();
+            assert_eq!(store1.access.describe(), "ssh root@127.0.0.31:20022");
         }
     }
 
@@ -271,6 +303,9 @@ mod tests {
         let mut all: Vec<u16> = p.all().into_iter().map(|(_, port)| port).collect();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 16, "ports overlap");
+        all.push(p.ssh);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 17, "ports overlap");
     }
 }

@@ -20,6 +20,35 @@ pub const LDAP: &str = "ldap1";
 /// Name of its replica.
 pub const LDAP_REPLICA: &str = "ldap2";
 
+/// The demo servers reached by SSH, with the last byte of each one's own loopback address.
+pub const SSH_SERVERS: [(&str, u8); 5] = [
+    (LDAP, 11),
+    (LDAP_REPLICA, 12),
+    (MTA, 21),
+    ("store1", 31),
+    ("store2", 32),
+];
+
+/// Each SSH-reached server's own address: the stack's IPv4 loopback address with the last
+/// byte replaced (127.0.0.1 gives 127.0.0.11 for ldap1, 127.0.0.31 for store1); any other
+/// address is used as it is by all of them.
+pub fn ssh_hosts(host: &str) -> Vec<(&'static str, String)> {
+    let base = host.parse::<std::net::Ipv4Addr>().ok().filter(|a| a.is_loopback());
+    SSH_SERVERS
+        .iter()
+        .map(|(name, last)| {
+            let addr = match base {
+                Some(a) => {
+                    let [x, y, z, _] = a.octets();
+                    std::net::Ipv4Addr::new(x, y, z, *last).to_string()
+                }
+                None => host.to_string(),
+            };
+            (*name, addr)
+        })
+        .collect()
+}
+
 impl Layout {
     /// A layout rooted at `base` (made absolute: daemons are started from elsewhere).
     pub fn new(base: &Path) -> Self {
@@ -97,6 +126,14 @@ impl Layout {
     /// The file with the probe accounts' password.
     pub fn probe_secret(&self) -> PathBuf {
         self.base.join("probe.secret")
+    }
+    /// A server's own sshd.
+    pub fn sshd(&self, server: &str, host: &str, port: u16) -> crate::sshd::Sshd {
+        crate::sshd::Sshd::new(&self.base.join(server), host, port)
+    }
+    /// The operator key and `known_hosts` of the stack.
+    pub fn ssh_files(&self) -> crate::sshd::SshFiles {
+        crate::sshd::SshFiles::new(&self.base)
     }
     /// Redis's directory.
     pub fn redis(&self) -> PathBuf {

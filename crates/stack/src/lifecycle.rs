@@ -70,6 +70,12 @@ fn services(layout: &Layout) -> Vec<(String, PathBuf)> {
     v.push(("ldap1".into(), layout.slapd_pid()));
     v.push(("ldap2".into(), layout.ldap_replica().join("slapd.pid")));
     v.push(("redis".into(), layout.redis_pid()));
+    for (server, _) in crate::layout::SSH_SERVERS {
+        v.push((
+            format!("{server}-sshd"),
+            layout.sshd(server, "", 0).pid_file(),
+        ));
+    }
     v
 }
 
@@ -156,12 +162,15 @@ pub async fn up(opts: &StackOptions) -> Result<Started, StackError> {
 /// Every port must be free: a daemon that cannot bind may still "start" (Postfix's master
 /// logs the failure and runs on), and another program on the port would pass for it.
 fn check_ports_free(info: &StackInfo) -> Result<(), StackError> {
-    let busy: Vec<String> = info
+    let all = info
         .ports
         .all()
         .into_iter()
-        .filter(|(_, port)| std::net::TcpListener::bind((info.host.as_str(), *port)).is_err())
-        .map(|(service, port)| format!("{port} ({service})"))
+        .map(|(service, port)| (service, info.host.clone(), port))
+        .chain(info.ports.ssh_endpoints(&info.host));
+    let busy: Vec<String> = all
+        .filter(|(_, host, port)| std::net::TcpListener::bind((host.as_str(), *port)).is_err())
+        .map(|(service, host, port)| format!("{host}:{port} ({service})"))
         .collect();
     if busy.is_empty() {
         return Ok(());
@@ -223,6 +232,7 @@ async fn start_all(
 ) -> Result<(), StackError> {
     let host = &info.host;
     let p = &info.ports;
+    start_sshds(layout, info)?;
     redis::start(layout, host, p.redis)?;
     let certs = crate::certs::ensure(&layout.tls_dir(), host)?;
     if !layout.ldap().join("db").join("data.mdb").exists() {
@@ -253,6 +263,29 @@ async fn start_all(
     postfix::start(layout, host, p)
 }
 
+/// Every demo server's own sshd, with the operator key allowed in and `known_hosts` listing
+/// each server's host key.
+fn start_sshds(layout: &Layout, info: &StackInfo) -> Result<(), StackError> {
+    let files = layout.ssh_files();
+    files.ensure()?;
+    let sshds: Vec<_> = crate::layout::ssh_hosts(&info.host)
+        .into_iter()
+        .map(|(server, addr)| layout.sshd(server, &addr, info.ports.ssh))
+        .collect();
+    for s in &sshds {
+        s.configure(&files)?;
+    }
+    let known: Vec<_> = sshds
+        .iter()
+        .map(|s| (s.host.clone(), s.port, s.host_key()))
+        .collect();
+    files.write_known_hosts(&known)?;
+    for s in &sshds {
+        s.start()?;
+    }
+    Ok(())
+}
+
 /// Stops every daemon of the stack in `base` by its PID; returns what was stopped.
 pub fn down(base: &Path) -> Result<Vec<(String, i32)>, StackError> {
     let layout = Layout::new(base);
@@ -264,6 +297,9 @@ pub fn down(base: &Path) -> Result<Vec<(String, i32)>, StackError> {
             "ldap1" => slapd::stop(&layout.ldap()),
             "ldap2" => slapd::stop(&layout.ldap_replica()),
             "redis" => redis::stop(&layout),
+            sshd if sshd.ends_with("-sshd") => {
+                layout.sshd(sshd.trim_end_matches("-sshd"), "", 0).stop()
+            }
             store => dovecot::stop(&layout, store),
         };
         match r {
@@ -294,22 +330,29 @@ pub fn status(base: &Path) -> Result<Option<Vec<ServiceStatus>>, StackError> {
     ports.push(vec![p.ldap]);
     ports.push(vec![p.ldap_replica]);
     ports.push(vec![p.redis]);
+    let mut endpoints: Vec<Vec<(String, u16)>> = ports
+        .into_iter()
+        .map(|ps| ps.into_iter().map(|port| (info.host.clone(), port)).collect())
+        .collect();
+    for (_, addr, port) in p.ssh_endpoints(&info.host) {
+        endpoints.push(vec![(addr, port)]);
+    }
     let out = services(&layout)
         .into_iter()
-        .zip(ports)
-        .map(|((service, pid_file), ports)| {
+        .zip(endpoints)
+        .map(|((service, pid_file), endpoints)| {
             let pid = read_pid(&pid_file).filter(|p| is_running(*p));
             ServiceStatus {
                 service,
                 pid,
-                endpoints: ports
-                    .iter()
-                    .map(|port| format!("{}:{port}", info.host))
-                    .collect(),
                 listening: pid.is_some()
-                    && ports
+                    && endpoints
                         .iter()
-                        .all(|port| process::listening(&info.host, *port)),
+                        .all(|(host, port)| process::listening(host, *port)),
+                endpoints: endpoints
+                    .iter()
+                    .map(|(host, port)| format!("{host}:{port}"))
+                    .collect(),
             }
         })
         .collect();

@@ -34,6 +34,8 @@ pub struct StackPorts {
     pub ldap_replica: u16,
     /// Redis.
     pub redis: u16,
+    /// Every server's sshd, each on the server's own loopback address.
+    pub ssh: u16,
 }
 
 /// The demo's default port base: SMTP on 20025, IMAP on 20143 and 20243, and so on.
@@ -66,6 +68,7 @@ impl StackPorts {
             ldap: at(389)?,
             ldap_replica: at(390)?,
             redis: at(379)?,
+            ssh: at(22)?,
         })
     }
 
@@ -73,8 +76,8 @@ impl StackPorts {
     /// outgoing connection of another test cannot grab one before the service binds it) and
     /// from a process-wide cursor (so stacks started in parallel never share one).
     pub fn free(host: &str) -> std::io::Result<Self> {
-        let mut p = Vec::with_capacity(16);
-        while p.len() < 16 {
+        let mut p = Vec::with_capacity(17);
+        while p.len() < 17 {
             let port = next_candidate();
             if std::net::TcpListener::bind((host, port)).is_ok() {
                 p.push(port);
@@ -103,6 +106,7 @@ impl StackPorts {
             ldap: p[7],
             redis: p[8],
             ldap_replica: p[9],
+            ssh: p[16],
         })
     }
 
@@ -124,6 +128,14 @@ impl StackPorts {
         v.push(("ldap2 ldap".into(), self.ldap_replica));
         v.push(("redis".into(), self.redis));
         v
+    }
+
+    /// The sshd port on each server's address (see [`crate::layout::ssh_hosts`]).
+    pub fn ssh_endpoints(&self, host: &str) -> Vec<(String, String, u16)> {
+        crate::layout::ssh_hosts(host)
+            .into_iter()
+            .map(|(name, addr)| (format!("{name} ssh"), addr, self.ssh))
+            .collect()
     }
 }
 

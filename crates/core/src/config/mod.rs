@@ -4,6 +4,7 @@ mod error;
 pub mod policy;
 mod raw;
 mod validate;
+mod validate_access;
 mod validate_fleet;
 
 use std::path::{Path, PathBuf};

@@ -29,6 +29,17 @@ pub(crate) struct RawConfig {
     pub(crate) backup: RawBackup,
     #[serde(default)]
     pub(crate) policy: super::policy::RawPolicy,
+    #[serde(default)]
+    pub(crate) ssh: RawSshDefaults,
+}
+
+/// `[ssh]`: what every server reached by SSH uses unless it says otherwise.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSshDefaults {
+    pub(crate) identity_file: Option<PathBuf>,
+    pub(crate) known_hosts: Option<PathBuf>,
+    pub(crate) jump: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +182,11 @@ pub(crate) struct RawServer {
     pub(crate) backup_max_age_hours: Option<i64>,
     #[serde(default)]
     pub(crate) tls: RawTls,
+    pub(crate) access: Option<String>,
+    pub(crate) ssh: Option<String>,
+    pub(crate) identity_file: Option<PathBuf>,
+    pub(crate) known_hosts: Option<PathBuf>,
+    pub(crate) jump: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

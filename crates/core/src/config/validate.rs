@@ -99,7 +99,8 @@ pub(super) fn validate(
         },
     };
     let policy = super::policy::validate(&raw.policy, base, &data_dir, &mut p);
-    let fleet = super::validate_fleet::fleet(raw.servers, raw.groups, base, &mut p);
+    super::validate_access::defaults(&raw.ssh, base, &mut p);
+    let fleet = super::validate_fleet::fleet(raw.servers, raw.groups, &raw.ssh, base, &mut p);
     if p.0.is_empty() {
         Ok(Config {
             source,

@@ -45,6 +45,7 @@ fn valid_name(name: &str) -> bool {
 pub(super) fn fleet(
     raw: Vec<RawServer>,
     raw_groups: BTreeMap<String, Vec<String>>,
+    ssh: &super::raw::RawSshDefaults,
     base: &Path,
     p: &mut Problems,
 ) -> Fleet {
@@ -67,7 +68,7 @@ pub(super) fn fleet(
                 format!("duplicate server name {:?} (also server[{first}])", s.name),
             );
         }
-        let server = server(s, &key, base, p);
+        let server = server(s, ssh, &key, base, p);
         for (proto, port) in server.ports.iter() {
             let owner = format!("{}.{proto}", server.name);
             if let Some(other) = endpoints.insert((server.host.clone(), port), owner.clone()) {
@@ -101,8 +102,15 @@ pub(super) fn fleet(
     Fleet { servers, groups }
 }
 
-fn server(s: RawServer, key: &str, base: &Path, p: &mut Problems) -> Server {
+fn server(
+    s: RawServer,
+    ssh: &super::raw::RawSshDefaults,
+    key: &str,
+    base: &Path,
+    p: &mut Problems,
+) -> Server {
     let label = format!("(server {:?})", s.name);
+    let access = super::validate_access::access(&s, ssh, key, &label, base, p);
     let roles: BTreeSet<Role> = s.roles.iter().copied().collect();
     if roles.is_empty() {
         p.add(
@@ -168,6 +176,7 @@ fn server(s: RawServer, key: &str, base: &Path, p: &mut Problems) -> Server {
     }
     Server {
         name: s.name,
+        access,
         roles,
         host,
         ports,
