@@ -45,6 +45,7 @@ pub enum AccountError {
 pub struct AccountBook {
     dir: Box<dyn Directory>,
     fleet: Fleet,
+    reach: mailfleet_remote::Reach,
 }
 
 impl AccountBook {
@@ -56,7 +57,17 @@ impl AccountBook {
 
     /// Wraps a directory backend.
     pub fn new(dir: Box<dyn Directory>, fleet: Fleet) -> Self {
-        AccountBook { dir, fleet }
+        AccountBook {
+            dir,
+            fleet,
+            reach: mailfleet_remote::Reach::new(),
+        }
+    }
+
+    /// Uses these connections to the servers (a daemon's, shared with its other parts).
+    pub fn with_reach(mut self, reach: mailfleet_remote::Reach) -> Self {
+        self.reach = reach;
+        self
     }
 
     /// The backend, for reads that need no checks.
@@ -129,14 +140,7 @@ impl AccountBook {
     /// follows it (files are replaced only when their content changes).
     pub async fn publish(&self) -> Result<Published, AccountError> {
         let all = self.dir.list(&Filter::default()).await?;
-        let fleet = self.fleet.clone();
-        // postmap and postfix reload are programs waited for: off the async threads.
-        let done = tokio::task::spawn_blocking(move || crate::routing::publish(&fleet, &all))
-            .await
-            .map_err(|e| RoutingError::Command {
-                command: "publishing routing".into(),
-                message: e.to_string(),
-            })??;
+        let done = crate::routing::publish(&self.reach, &self.fleet, &all).await?;
         for path in &done.changed {
             tracing::info!("rewrote {}", path.display());
         }

@@ -1,8 +1,11 @@
-//! Postfix's own tools, run with a deadline: its queue read once from `postqueue -j` for the
-//! queue check and the release of held mail, and `postsuper`/`postqueue` actions on it.
+//! Postfix's own tools, run with a deadline on the MTA through its access (SSH or local): its
+//! queue read once from `postqueue -j` for the queue check and the release of held mail, and
+//! `postsuper`/`postqueue` actions on it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use mailfleet_remote::{Access, Cmd, Reach, RemoteError, RemoteErrorKind};
 
 use serde::Deserialize;
 
@@ -33,6 +36,9 @@ pub enum PostfixError {
         /// The deadline.
         timeout: Duration,
     },
+    /// The MTA could not be reached.
+    #[error(transparent)]
+    Unreachable(RemoteError),
     /// Its output is not what this version of mailfleet reads.
     #[error("{command}: unreadable output: {message}")]
     Output {
@@ -87,48 +93,74 @@ pub fn parse_queue(json_lines: &str) -> Result<Vec<QueueEntry>, PostfixError> {
         .collect()
 }
 
-/// Runs a Postfix tool (`postqueue`, `postsuper`) of the instance whose config directory is
-/// `conf` (the default instance when `None`), killed at the deadline; its standard output.
-pub async fn run(
-    program: &str,
-    conf: Option<&Path>,
-    args: &[&str],
-    timeout: Duration,
-) -> Result<String, PostfixError> {
-    let mut cmd = tokio::process::Command::new(program);
-    if let Some(c) = conf {
-        cmd.arg("-c").arg(c);
-    }
-    let command = format!("{program} {}", args.join(" "));
-    let running = cmd
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = match tokio::time::timeout(timeout, running).await {
-        Err(_) => return Err(PostfixError::Timeout { command, timeout }),
-        Ok(Err(source)) => return Err(PostfixError::Spawn { command, source }),
-        Ok(Ok(out)) => out,
-    };
-    if !out.status.success() {
-        return Err(PostfixError::Failed {
-            command,
-            message: format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// One MTA's Postfix instance and the way to its tools.
+#[derive(Debug, Clone)]
+pub struct Postfix {
+    reach: Reach,
+    /// The MTA's name (`local` for the machine mailfleet runs on).
+    pub server: String,
+    /// How its tools are run.
+    pub access: Access,
+    /// Its config directory (`-c`); the default instance when `None`.
+    pub conf: Option<PathBuf>,
 }
 
-/// The queue of the Postfix whose config directory is `conf`.
-pub async fn queue(
-    conf: Option<&Path>,
-    timeout: Duration,
-) -> Result<Vec<QueueEntry>, PostfixError> {
-    parse_queue(&run("postqueue", conf, &["-j"], timeout).await?)
+impl Postfix {
+    /// The instance whose config directory is `conf` on `server`, reached through `access`.
+    pub fn new(reach: &Reach, server: &str, access: &Access, conf: Option<&Path>) -> Self {
+        Postfix {
+            reach: reach.clone(),
+            server: server.to_string(),
+            access: access.clone(),
+            conf: conf.map(Path::to_path_buf),
+        }
+    }
+
+    /// An instance on this machine.
+    pub fn local(conf: Option<&Path>) -> Self {
+        Postfix::new(&Reach::new(), "local", &Access::Local, conf)
+    }
+
+    /// Runs a Postfix tool (`postqueue`, `postsuper`) of this instance, killed at the
+    /// deadline; its standard output.
+    pub async fn run(
+        &self,
+        program: &str,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<String, PostfixError> {
+        let mut argv = vec![program.to_string()];
+        if let Some(c) = &self.conf {
+            argv.push("-c".into());
+            argv.push(c.display().to_string());
+        }
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let command = format!("{program} {}", args.join(" "));
+        let cmd = Cmd::new(argv).deadline(timeout);
+        match self.reach.check(&self.server, &self.access, &cmd).await {
+            Ok(out) => Ok(out.stdout_text()),
+            Err(e) => Err(match e.kind {
+                RemoteErrorKind::Timeout { .. } => PostfixError::Timeout {
+                    command: format!("{}: {command}", self.server),
+                    timeout,
+                },
+                RemoteErrorKind::Failed { status, stderr, .. } => PostfixError::Failed {
+                    command: format!("{}: {command}", self.server),
+                    message: format!("{status}: {stderr}"),
+                },
+                RemoteErrorKind::Spawn { message, .. } => PostfixError::Spawn {
+                    command,
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, message),
+                },
+                _ => PostfixError::Unreachable(e),
+            }),
+        }
+    }
+
+    /// Its queue.
+    pub async fn queue(&self, timeout: Duration) -> Result<Vec<QueueEntry>, PostfixError> {
+        parse_queue(&self.run("postqueue", &["-j"], timeout).await?)
+    }
 }
 
 #[cfg(test)]

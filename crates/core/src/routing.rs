@@ -1,14 +1,21 @@
-//! Publishes where each mailbox lives to the servers that route by it: Postfix maps on MTAs
-//! (`mailfleet-transport`, `-mailboxes`, `-domains`, hash tables) and a Dovecot passwd-file
-//! per mailbox store. Files are rewritten only when their content changes, atomically.
+//! Publishes where each mailbox lives to the servers that route by it: Postfix maps on every
+//! MTA (`mailfleet-transport`, `-mailboxes`, `-domains`, hash tables, then `postfix reload`)
+//! and a Dovecot passwd-file per mailbox store, each through the server's own access (SSH or
+//! local). Files are rewritten only when their content changes, atomically; one server that
+//! cannot be reached does not keep the others from being published to.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
+
+use mailfleet_remote::{Access, Cmd, Reach, RemoteError};
 
 use crate::Account;
 use crate::fleet::{Fleet, Role, Server};
+
+/// Each step on a server (a file compared or written, `postmap`, a reload) must finish by then.
+const STEP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Why publishing failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +36,9 @@ pub enum RoutingError {
         /// Its exit status and error output.
         message: String,
     },
+    /// Some servers could not be published to (the others were).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Servers(Vec<RemoteError>),
 }
 
 /// What publishing changed.
@@ -42,8 +52,13 @@ pub struct Published {
     pub unroutable: Vec<String>,
 }
 
-/// Writes every map and user file the fleet's servers are configured for.
-pub fn publish(fleet: &Fleet, accounts: &[Account]) -> Result<Published, RoutingError> {
+/// Writes every map and user file the fleet's servers are configured for, on each server
+/// through its access; every server is tried even when one fails.
+pub async fn publish(
+    reach: &Reach,
+    fleet: &Fleet,
+    accounts: &[Account],
+) -> Result<Published, RoutingError> {
     let mut out = Published::default();
     let mut transport = String::new();
     let mut mailboxes = String::new();
@@ -58,46 +73,79 @@ pub fn publish(fleet: &Fleet, accounts: &[Account]) -> Result<Published, Routing
         domains.insert(a.address.domain().to_string());
     }
     let domains: String = domains.iter().map(|d| format!("{d} OK\n")).collect();
-    for mta in fleet.with_role(Role::Mta) {
-        let Some(dir) = &mta.postfix_dir else {
-            continue;
-        };
-        let mut changed = false;
-        for (name, content) in [
-            ("mailfleet-transport", &transport),
-            ("mailfleet-mailboxes", &mailboxes),
-            ("mailfleet-domains", &domains),
-        ] {
-            let path = dir.join(name);
-            if write_if_changed(&path, content)? {
-                run(Command::new("postmap")
-                    .arg("-c")
-                    .arg(dir)
-                    .arg(format!("hash:{}", path.display())))?;
-                out.changed.push(path);
-                changed = true;
+    let maps = [
+        ("mailfleet-transport", transport.as_str()),
+        ("mailfleet-mailboxes", mailboxes.as_str()),
+        ("mailfleet-domains", domains.as_str()),
+    ];
+    let work = fleet.servers.iter().map(|server| {
+        let content = server.passwd_file.as_ref().map(|_| {
+            // A store authenticates its own accounts; an MTA (SMTP AUTH) every account.
+            if server.has_role(Role::Mailbox) {
+                passwd_file(accounts.iter().filter(|a| a.server == server.name))
+            } else {
+                passwd_file(accounts.iter())
+            }
+        });
+        publish_to(reach, server, &maps, content)
+    });
+    let mut failed = Vec::new();
+    for r in futures::future::join_all(work).await {
+        match r {
+            Ok((changed, reloaded)) => {
+                out.changed.extend(changed);
+                out.reloaded.extend(reloaded);
+            }
+            Err(e) => failed.push(e),
+        }
+    }
+    if failed.is_empty() {
+        Ok(out)
+    } else {
+        Err(RoutingError::Servers(failed))
+    }
+}
+
+/// One server's share: its maps (an MTA's) and its passwd-file.
+async fn publish_to(
+    reach: &Reach,
+    server: &Server,
+    maps: &[(&str, &str)],
+    passwd: Option<String>,
+) -> Result<(Vec<PathBuf>, Option<String>), RemoteError> {
+    let (name, access) = (server.name.as_str(), &server.access);
+    let mut changed = Vec::new();
+    let mut reloaded = None;
+    if let (true, Some(dir)) = (server.has_role(Role::Mta), &server.postfix_dir) {
+        let dir_s = dir.display().to_string();
+        for (file, content) in maps {
+            let path = dir.join(file);
+            if write_if_changed(reach, name, access, &path, content).await? {
+                let map = format!("hash:{}", path.display());
+                reach
+                    .check(name, access, &step(["postmap", "-c", &dir_s, &map]))
+                    .await?;
+                changed.push(path);
             }
         }
-        if changed && postfix_running(dir) {
-            run(Command::new("postfix").arg("-c").arg(dir).arg("reload"))?;
-            out.reloaded.push(mta.name.clone());
+        let running = || step(["postfix", "-c", &dir_s, "status"]);
+        if !changed.is_empty() && reach.run(name, access, &running()).await?.success() {
+            reach
+                .check(name, access, &step(["postfix", "-c", &dir_s, "reload"]))
+                .await?;
+            reloaded = Some(server.name.clone());
         }
     }
-    for server in &fleet.servers {
-        let Some(path) = &server.passwd_file else {
-            continue;
-        };
-        // A store authenticates its own accounts; an MTA (SMTP AUTH) every account.
-        let content = if server.has_role(Role::Mailbox) {
-            passwd_file(accounts.iter().filter(|a| a.server == server.name))
-        } else {
-            passwd_file(accounts.iter())
-        };
-        if write_if_changed(path, &content)? {
-            out.changed.push(path.clone());
-        }
+    if let (Some(path), Some(content)) = (&server.passwd_file, passwd)
+        && write_if_changed(reach, name, access, path, &content).await?
+    {
+        changed.push(path.clone());
     }
-    Ok(out)
+    Ok((changed, reloaded))
+}
+
+fn step<const N: usize>(argv: [&str; N]) -> Cmd {
+    Cmd::new(argv).deadline(STEP_DEADLINE)
 }
 
 /// The Postfix transport (`lmtp:inet:host:port`) delivering into a store.
@@ -122,58 +170,38 @@ fn passwd_file<'a>(accounts: impl Iterator<Item = &'a Account>) -> String {
         .collect()
 }
 
-fn postfix_running(dir: &Path) -> bool {
-    Command::new("postfix")
-        .arg("-c")
-        .arg(dir)
-        .arg("status")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn run(cmd: &mut Command) -> Result<(), RoutingError> {
-    let command = format!("{cmd:?}").replace('"', "");
-    let out = cmd
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| RoutingError::Command {
-            command: command.clone(),
-            message: e.to_string(),
-        })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(RoutingError::Command {
-        command,
-        message: format!(
-            "{}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-    })
-}
-
-/// Replaces a file by rename if its content differs; keeps an existing file's mode and owner,
-/// since Dovecot's auth process must go on reading it.
-pub fn write_if_changed(path: &Path, content: &str) -> Result<bool, RoutingError> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let io = |source| RoutingError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let old = std::fs::metadata(path).ok();
-    if old.is_some() && std::fs::read(path).map_err(io)? == content.as_bytes() {
+/// Replaces a file on the server by rename if its content differs (`cmp` tells); keeps an
+/// existing file's mode and owner, since Dovecot's auth process must go on reading it. The
+/// script is fixed and the path its argument: nothing of ours is parsed by a shell.
+pub async fn write_if_changed(
+    reach: &Reach,
+    server: &str,
+    access: &Access,
+    path: &Path,
+    content: &str,
+) -> Result<bool, RemoteError> {
+    let p = path.display().to_string();
+    let same = reach
+        .run(server, access, &step(["cmp", "-s", "-", &p]).stdin(content.as_bytes()))
+        .await?;
+    if same.success() {
         return Ok(false);
     }
-    let tmp = path.with_extension("mailfleet-tmp");
-    std::fs::write(&tmp, content).map_err(io)?;
-    if let Some(m) = &old {
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(m.mode())).map_err(io)?;
-        // Only root can give a file away; others keep their own ownership.
-        let _ = std::os::unix::fs::chown(&tmp, Some(m.uid()), Some(m.gid()));
-    }
-    std::fs::rename(&tmp, path).map_err(io)?;
+    const WRITE: &str = r#"t="$1.mailfleet-tmp"
+umask 077
+cat > "$t" || exit 1
+if [ -e "$1" ]; then
+  chmod --reference="$1" "$t" || exit 1
+  # Only root can give a file away; others keep their own ownership.
+  chown --reference="$1" "$t" 2>/dev/null
+fi
+mv -f "$t" "$1""#;
+    reach
+        .check(
+            server,
+            access,
+            &step(["sh", "-c", WRITE, "mailfleet-write", &p]).stdin(content.as_bytes()),
+        )
+        .await?;
     Ok(true)
 }

@@ -147,11 +147,11 @@ async fn act_on_held(
         return Err(PolicyError::NotFound(format!("no mail of {k} is held")));
     }
     let ids: Vec<&str> = held.iter().map(|h| h.queue_id.as_str()).collect();
-    let conf = config.policy.postfix_config_dir.as_deref();
+    let postfix = crate::release::postfix_of(&config.policy, &mailfleet_remote::Reach::new());
     if purge {
-        crate::release::delete_ids(conf, &ids).await?;
+        crate::release::delete_ids(&postfix, &ids).await?;
     } else {
-        crate::release::release_ids(conf, &ids).await?;
+        crate::release::release_ids(&postfix, &ids).await?;
     }
     for id in &ids {
         counters.unhold(id).await?;

@@ -83,6 +83,8 @@ pub struct Engine {
     counted: Mutex<HashMap<String, (String, u64)>>,
     /// Whether the state store is failing (an outage alarmed, its recovery not yet seen).
     state_down: std::sync::atomic::AtomicBool,
+    /// The MTA whose hold queue is released, with its connection kept between rounds.
+    postfix: mailfleet_core::postfix::Postfix,
 }
 
 impl Engine {
@@ -101,6 +103,7 @@ impl Engine {
             dnsbl: crate::dnsbl::Dnsbl::new(&config),
             counted: Mutex::new(HashMap::new()),
             state_down: std::sync::atomic::AtomicBool::new(false),
+            postfix: crate::release::postfix_of(&config, &mailfleet_remote::Reach::new()),
             config,
         }
     }
@@ -256,6 +259,11 @@ impl Engine {
     /// The settings.
     pub fn config(&self) -> &PolicyConfig {
         &self.config
+    }
+
+    /// The MTA's Postfix whose hold queue this server releases.
+    pub fn postfix(&self) -> &mailfleet_core::postfix::Postfix {
+        &self.postfix
     }
 
     /// The counters.

@@ -3,9 +3,10 @@
 //! message no longer in the hold queue (an admin released or deleted it) is forgotten.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
-
 use std::time::Duration;
+
+use mailfleet_core::config::policy::PolicyConfig;
+use mailfleet_core::postfix::Postfix;
 
 use serde::Serialize;
 
@@ -16,13 +17,21 @@ use crate::error::PolicyError;
 /// Deadline of one Postfix command (postqueue, postsuper).
 const POSTFIX_TIMEOUT: Duration = Duration::from_secs(30);
 
-async fn postfix(command: &str, conf: Option<&Path>, args: &[&str]) -> Result<String, PolicyError> {
-    Ok(mailfleet_core::postfix::run(command, conf, args, POSTFIX_TIMEOUT).await?)
+/// The Postfix whose hold queue this policy server releases: its `[policy] mta`, through
+/// that server's access, or the one on this machine.
+pub fn postfix_of(config: &PolicyConfig, reach: &mailfleet_remote::Reach) -> Postfix {
+    Postfix::new(
+        reach,
+        config.mta.as_deref().unwrap_or("local"),
+        &config.mta_access,
+        config.postfix_config_dir.as_deref(),
+    )
 }
 
 /// Every message in Postfix's queue: queue ID to the queue it is in (`hold`, `incoming`...).
-pub async fn queue(conf: Option<&Path>) -> Result<HashMap<String, String>, PolicyError> {
-    Ok(mailfleet_core::postfix::queue(conf, POSTFIX_TIMEOUT)
+pub async fn queue(postfix: &Postfix) -> Result<HashMap<String, String>, PolicyError> {
+    Ok(postfix
+        .queue(POSTFIX_TIMEOUT)
         .await?
         .into_iter()
         .map(|e| (e.queue_id, e.queue_name))
@@ -34,10 +43,10 @@ pub async fn queue(conf: Option<&Path>) -> Result<HashMap<String, String>, Polic
 const SETTLE_MS: u64 = 60_000;
 
 /// `postsuper FLAG ID FLAG ID ...`, a hundred IDs a call.
-async fn postsuper(conf: Option<&Path>, flag: &str, ids: &[&str]) -> Result<(), PolicyError> {
+async fn postsuper(postfix: &Postfix, flag: &str, ids: &[&str]) -> Result<(), PolicyError> {
     for chunk in ids.chunks(100) {
         let args: Vec<&str> = chunk.iter().flat_map(|id| [flag, *id]).collect();
-        postfix("postsuper", conf, &args).await?;
+        postfix.run("postsuper", &args, POSTFIX_TIMEOUT).await?;
     }
     Ok(())
 }
@@ -45,10 +54,10 @@ async fn postsuper(conf: Option<&Path>, flag: &str, ids: &[&str]) -> Result<(), 
 /// Takes messages off hold and has them delivered now: `postsuper -H` only moves them to the
 /// deferred queue, which qmgr scans every `queue_run_delay` (5 minutes by default), so each
 /// is then scheduled with `postqueue -i`.
-pub async fn release_ids(conf: Option<&Path>, ids: &[&str]) -> Result<(), PolicyError> {
-    postsuper(conf, "-H", ids).await?;
+pub async fn release_ids(postfix: &Postfix, ids: &[&str]) -> Result<(), PolicyError> {
+    postsuper(postfix, "-H", ids).await?;
     for id in ids {
-        if let Err(e) = postfix("postqueue", conf, &["-i", id]).await {
+        if let Err(e) = postfix.run("postqueue", &["-i", id], POSTFIX_TIMEOUT).await {
             // Released all the same: it goes out with the next deferred-queue run.
             tracing::warn!("scheduling released message {id}: {e}");
         }
@@ -57,8 +66,8 @@ pub async fn release_ids(conf: Option<&Path>, ids: &[&str]) -> Result<(), Policy
 }
 
 /// Deletes messages from the queue (`policy purge`).
-pub async fn delete_ids(conf: Option<&Path>, ids: &[&str]) -> Result<(), PolicyError> {
-    postsuper(conf, "-d", ids).await
+pub async fn delete_ids(postfix: &Postfix, ids: &[&str]) -> Result<(), PolicyError> {
+    postsuper(postfix, "-d", ids).await
 }
 
 /// What one release round did.
@@ -74,13 +83,13 @@ pub struct Round {
 
 /// One round: release what each sender's quota allows now.
 pub async fn round(engine: &Engine) -> Result<Round, PolicyError> {
-    let conf = engine.config().postfix_config_dir.as_deref();
+    let postfix = engine.postfix();
     let counters = engine.counters();
     let held = counters.held(None).await?;
     if held.is_empty() {
         return Ok(Round::default());
     }
-    let queued = queue(conf).await?;
+    let queued = queue(postfix).await?;
     let window = engine.config().window.as_millis() as u64;
     let mut out = Round::default();
     let mut stalled: HashSet<String> = HashSet::new();
@@ -114,7 +123,7 @@ pub async fn round(engine: &Engine) -> Result<Round, PolicyError> {
         }
     }
     let ids: Vec<&str> = release.iter().map(|h| h.queue_id.as_str()).collect();
-    release_ids(conf, &ids).await?;
+    release_ids(postfix, &ids).await?;
     for h in &release {
         counters.unhold(&h.queue_id).await?;
         tracing::info!("released held message {} of {}", h.queue_id, h.key);

@@ -59,6 +59,8 @@ pub struct Plan {
     checks: Vec<(Server, Check)>,
     /// Whether to check the local machine's resources too.
     host: bool,
+    /// Connections to the servers' tools, kept from round to round.
+    reach: mailfleet_remote::Reach,
 }
 
 /// The name that selects the local machine's resource checks on the command line.
@@ -159,7 +161,11 @@ impl Plan {
             }
         }
         let host = only.is_empty() || only.iter().any(|n| n == LOCAL);
-        Ok(Plan { checks, host })
+        Ok(Plan {
+            checks,
+            host,
+            reach: mailfleet_remote::Reach::new(),
+        })
     }
 
     /// The same plan with every server check repeated `n` times (load test, benchmark):
@@ -178,6 +184,7 @@ impl Plan {
         Plan {
             checks,
             host: self.host,
+            reach: self.reach.clone(),
         }
     }
 
@@ -219,6 +226,7 @@ async fn one(
     password: &Result<String, String>,
     server: &Server,
     check: &Check,
+    reach: &mailfleet_remote::Reach,
 ) -> Outcome {
     let pc = &config.probe;
     let mut run = Run::new(pc.timeout);
@@ -386,7 +394,13 @@ async fn one(
             };
         }
         Check::Queue { dir } => {
-            let r = crate::queue::read(&mut run, dir, pc.timeout).await;
+            let postfix = mailfleet_core::postfix::Postfix::new(
+                reach,
+                &server.name,
+                &server.access,
+                Some(dir),
+            );
+            let r = crate::queue::read(&mut run, &postfix, pc.timeout).await;
             let outcome = match r {
                 Ok(q) => {
                     let sizes: Vec<String> =
@@ -480,7 +494,7 @@ pub async fn run(config: &Config, plan: &Plan) -> Vec<Outcome> {
     let futures = plan
         .checks
         .iter()
-        .map(|(s, c)| one(config, &password, s, c));
+        .map(|(s, c)| one(config, &password, s, c, &plan.reach));
     let host = async {
         if !plan.host {
             return Vec::new();

@@ -1,8 +1,8 @@
-//! The Postfix queue of a local MTA, from `postqueue -j` (read by `core::postfix`): sizes of each queue, the oldest
-//! message, and where the waiting mail is going.
+//! An MTA's Postfix queue, from `postqueue -j` run through its access (read by
+//! `core::postfix`): sizes of each queue, the oldest message, and where the waiting mail is
+//! going.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use crate::outcome::{Failure, Run};
@@ -20,14 +20,13 @@ pub struct QueueState {
     pub top_destinations: Vec<(String, u64)>,
 }
 
-/// Reads the queue of the Postfix whose config directory is `dir`.
-pub async fn read(run: &mut Run, dir: &Path, timeout: Duration) -> Result<QueueState, Failure> {
-    let entries = run
-        .step(
-            "postqueue",
-            mailfleet_core::postfix::queue(Some(dir), timeout),
-        )
-        .await?;
+/// Reads the queue of this Postfix.
+pub async fn read(
+    run: &mut Run,
+    postfix: &mailfleet_core::postfix::Postfix,
+    timeout: Duration,
+) -> Result<QueueState, Failure> {
+    let entries = run.step("postqueue", postfix.queue(timeout)).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

@@ -261,7 +261,9 @@ pub async fn seed(layout: &Layout, host: &str, ports: &StackPorts) -> Result<(),
         let dir = EmbeddedDirectory::open(path).await.map_err(seed_err)?;
         seed_one(&dir, &accounts).await?;
         let all = dir.list(&Default::default()).await.map_err(seed_err)?;
-        routing::publish(&config.fleet, &all).map_err(seed_err)?;
+        routing::publish(&mailfleet_remote::Reach::new(), &config.fleet, &all)
+            .await
+            .map_err(seed_err)?;
     }
     if let DirectoryConfig::Ldap(l) = &ldap_config.directory {
         let dir = LdapDirectory::connect(l).await.map_err(seed_err)?;

@@ -102,6 +102,11 @@ pub struct PolicyConfig {
     pub release_interval: Duration,
     /// Postfix's config directory, for `postqueue`/`postsuper -c` (release of held mail).
     pub postfix_config_dir: Option<PathBuf>,
+    /// The MTA this policy server serves (`[policy] mta`): its hold queue is the one released,
+    /// through its access; `None`: the Postfix on this machine.
+    pub mta: Option<String>,
+    /// How that MTA's tools are run (from its `[[server]]`).
+    pub mta_access: mailfleet_remote::Access,
     /// Counters and held-mail records (embedded state).
     pub state_file: PathBuf,
     /// When the state store (Redis) fails: refuse mail for the time being (4xx) instead of
@@ -168,6 +173,7 @@ pub(crate) struct RawPolicy {
     block_refresh_secs: Option<i64>,
     release_interval_secs: Option<i64>,
     postfix_config_dir: Option<PathBuf>,
+    mta: Option<String>,
     state_failure: Option<StateFailure>,
     #[serde(default, rename = "quota")]
     quotas: Vec<RawQuota>,
@@ -410,6 +416,9 @@ pub(super) fn validate(
             .postfix_config_dir
             .as_ref()
             .map(|d| super::validate::resolve(base, d)),
+        // Resolved against the fleet once it is read (see `validate`).
+        mta: raw.mta.clone(),
+        mta_access: mailfleet_remote::Access::Local,
         state_file: data_dir.join("policy.db"),
         fail_closed: raw.state_failure == Some(StateFailure::Closed),
         detect: detect(&raw.detect, p),

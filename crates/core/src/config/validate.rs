@@ -98,9 +98,21 @@ pub(super) fn validate(
             Duration::from_secs(t.clamp(1, 3600) as u64)
         },
     };
-    let policy = super::policy::validate(&raw.policy, base, &data_dir, &mut p);
+    let mut policy = super::policy::validate(&raw.policy, base, &data_dir, &mut p);
     super::validate_access::defaults(&raw.ssh, base, &mut p);
     let fleet = super::validate_fleet::fleet(raw.servers, raw.groups, &raw.ssh, base, &mut p);
+    if let Some(name) = &policy.mta {
+        match fleet.server(name) {
+            Some(s) if s.has_role(crate::Role::Mta) => {
+                policy.mta_access = s.access.clone();
+                if policy.postfix_config_dir.is_none() {
+                    policy.postfix_config_dir = s.postfix_dir.clone();
+                }
+            }
+            Some(_) => p.add("policy.mta", format!("server {name:?} is not an mta")),
+            None => p.add("policy.mta", format!("unknown server {name:?}")),
+        }
+    }
     if p.0.is_empty() {
         Ok(Config {
             source,
