@@ -182,7 +182,11 @@ pub async fn write_if_changed(
 ) -> Result<bool, RemoteError> {
     let p = path.display().to_string();
     let same = reach
-        .run(server, access, &step(["cmp", "-s", "-", &p]).stdin(content.as_bytes()))
+        .run(
+            server,
+            access,
+            &step(["cmp", "-s", "-", &p]).stdin(content.as_bytes()),
+        )
         .await?;
     if same.success() {
         return Ok(false);

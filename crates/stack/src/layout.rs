@@ -33,7 +33,10 @@ pub const SSH_SERVERS: [(&str, u8); 5] = [
 /// byte replaced (127.0.0.1 gives 127.0.0.11 for ldap1, 127.0.0.31 for store1); any other
 /// address is used as it is by all of them.
 pub fn ssh_hosts(host: &str) -> Vec<(&'static str, String)> {
-    let base = host.parse::<std::net::Ipv4Addr>().ok().filter(|a| a.is_loopback());
+    let base = host
+        .parse::<std::net::Ipv4Addr>()
+        .ok()
+        .filter(|a| a.is_loopback());
     SSH_SERVERS
         .iter()
         .map(|(name, last)| {

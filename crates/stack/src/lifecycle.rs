@@ -332,7 +332,11 @@ pub fn status(base: &Path) -> Result<Option<Vec<ServiceStatus>>, StackError> {
     ports.push(vec![p.redis]);
     let mut endpoints: Vec<Vec<(String, u16)>> = ports
         .into_iter()
-        .map(|ps| ps.into_iter().map(|port| (info.host.clone(), port)).collect())
+        .map(|ps| {
+            ps.into_iter()
+                .map(|port| (info.host.clone(), port))
+                .collect()
+        })
         .collect();
     for (_, addr, port) in p.ssh_endpoints(&info.host) {
         endpoints.push(vec![(addr, port)]);

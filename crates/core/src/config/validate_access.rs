@@ -71,7 +71,10 @@ pub(super) fn access(
             (Some(f), _) => {
                 let path = resolve(base, f);
                 if let Err(e) = std::fs::metadata(&path) {
-                    p.add(format!("{key}.{name}"), format!("{}: {e} {label}", path.display()));
+                    p.add(
+                        format!("{key}.{name}"),
+                        format!("{}: {e} {label}", path.display()),
+                    );
                 }
                 Some(path)
             }
@@ -102,7 +105,10 @@ pub(super) fn access(
 
 /// Checks the `[ssh]` defaults once (each server using them would repeat the message).
 pub(super) fn defaults(d: &RawSshDefaults, base: &Path, p: &mut Problems) {
-    for (name, f) in [("identity_file", &d.identity_file), ("known_hosts", &d.known_hosts)] {
+    for (name, f) in [
+        ("identity_file", &d.identity_file),
+        ("known_hosts", &d.known_hosts),
+    ] {
         if let Some(f) = f {
             let path = resolve(base, f);
             if let Err(e) = std::fs::metadata(&path) {

@@ -49,6 +49,22 @@ pub(crate) fn run(cmd: ConfigCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
                         mailfleet_core::config::DirectoryConfig::Ldap(_) => "ldap",
                     }
                 );
+                let width = config
+                    .fleet
+                    .servers
+                    .iter()
+                    .map(|s| s.name.len())
+                    .max()
+                    .unwrap_or(0);
+                for s in &config.fleet.servers {
+                    let roles: Vec<String> = s.roles.iter().map(ToString::to_string).collect();
+                    println!(
+                        "  {:width$}  {:18} {}",
+                        s.name,
+                        roles.join(","),
+                        s.access.describe()
+                    );
+                }
             }
         }
     }

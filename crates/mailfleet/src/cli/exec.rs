@@ -62,21 +62,34 @@ pub(crate) async fn run(cmd: ExecCmd, ctx: &Context) -> anyhow::Result<ExitCode>
     let run = Cmd::new(cmd.command.iter().cloned()).deadline(Duration::from_secs(cmd.timeout));
     let lines: Mutex<Vec<Line>> = Mutex::new(Vec::new());
     let json = ctx.json;
-    let runs = fanout::run_all(&Reach::new(), &targets, &run, cmd.parallel.into(), |server, stream, bytes| {
-        let text = String::from_utf8_lossy(bytes);
-        if json {
-            // A poisoned lock only means another line's push panicked; the list is whole.
-            lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Line {
-                server: server.into(),
-                stream: if stream == Stream::Stdout { "stdout" } else { "stderr" },
-                line: text.into_owned(),
-            });
-        } else if stream == Stream::Stdout {
-            let _ = writeln!(std::io::stdout().lock(), "{server:width$}: {text}");
-        } else {
-            let _ = writeln!(std::io::stderr().lock(), "{server:width$}! {text}");
-        }
-    })
+    let runs = fanout::run_all(
+        &Reach::new(),
+        &targets,
+        &run,
+        cmd.parallel.into(),
+        |server, stream, bytes| {
+            let text = String::from_utf8_lossy(bytes);
+            if json {
+                // A poisoned lock only means another line's push panicked; the list is whole.
+                lines
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(Line {
+                        server: server.into(),
+                        stream: if stream == Stream::Stdout {
+                            "stdout"
+                        } else {
+                            "stderr"
+                        },
+                        line: text.into_owned(),
+                    });
+            } else if stream == Stream::Stdout {
+                let _ = writeln!(std::io::stdout().lock(), "{server:width$}: {text}");
+            } else {
+                let _ = writeln!(std::io::stderr().lock(), "{server:width$}! {text}");
+            }
+        },
+    )
     .await;
     let worst = runs.iter().map(|r| r.effective_code()).max().unwrap_or(0);
     if json {
@@ -95,5 +108,7 @@ pub(crate) async fn run(cmd: ExecCmd, ctx: &Context) -> anyhow::Result<ExitCode>
             eprintln!("{:width$}  {how} ({:.2} s)", r.server, r.secs);
         }
     }
-    Ok(ExitCode::from(u8::try_from(worst.clamp(0, 255)).unwrap_or(u8::MAX)))
+    Ok(ExitCode::from(
+        u8::try_from(worst.clamp(0, 255)).unwrap_or(u8::MAX),
+    ))
 }

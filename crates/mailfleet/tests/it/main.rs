@@ -30,6 +30,7 @@ mod policy_reconcile;
 mod policy_redis;
 mod policy_unblock;
 mod probe;
+mod reach;
 mod report_demo;
 mod shift;
 mod shutdown;

@@ -156,7 +156,8 @@ async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
     let conf = stack.base().join("mx1/conf");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let queued: Vec<_> = mailfleet_core::postfix::Postfix::local(Some(&conf)).queue(Duration::from_secs(10))
+        let queued: Vec<_> = mailfleet_core::postfix::Postfix::local(Some(&conf))
+            .queue(Duration::from_secs(10))
             .await
             .unwrap()
             .into_iter()
