@@ -4,8 +4,9 @@
 //! connection per server across commands and rounds.
 //!
 //! Layout: [`access`] (what the config says), [`command`] (a command and what it gave back),
-//! [`reach`] (the connection pool and running), [`fanout`] (one command on many servers),
-//! [`hostkey`] (fingerprints for the errors), [`error`].
+//! [`reach`] (the connection pool and running), `spawn` (a started command and its pipes),
+//! `ssh` (master connections, sorting the client's errors), [`fanout`] (one command on many
+//! servers), [`hostkey`] (fingerprints for the errors), [`error`].
 
 pub mod access;
 pub mod command;
@@ -13,6 +14,8 @@ pub mod error;
 pub mod fanout;
 pub mod hostkey;
 pub mod reach;
+mod spawn;
+mod ssh;
 
 pub use access::{Access, SshTarget};
 pub use command::{Cmd, Output};
