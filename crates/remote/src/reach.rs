@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use crate::command::{Cmd, Output, read_bounded};
 use crate::error::{RemoteError, RemoteErrorKind};
 use crate::spawn::{Child, Spawned, WaitError, drive, feed, read_lines, spawn_local, spawn_ssh};
-use crate::ssh::{Connection, connect};
+use crate::ssh::{CHECK_AFTER, Connection, connect};
 use crate::{Access, SshTarget};
 
 type Slot = Arc<Mutex<Option<Connection>>>;
@@ -343,11 +343,12 @@ impl Reach {
     ) -> Result<Arc<Session>, RemoteError> {
         let slot = self.slot(server);
         let mut held = slot.lock().await;
-        if let Some(c) = held.as_ref()
+        if let Some(c) = held.as_mut()
             && c.target == *target
         {
             // The master exits after idling; a dead one is replaced.
-            if c.session.check().await.is_ok() {
+            if c.last_used.elapsed() < CHECK_AFTER || c.session.check().await.is_ok() {
+                c.last_used = Instant::now();
                 return Ok(c.session.clone());
             }
         }
@@ -357,6 +358,7 @@ impl Reach {
         *held = Some(Connection {
             target: target.clone(),
             session: session.clone(),
+            last_used: Instant::now(),
         });
         Ok(session)
     }

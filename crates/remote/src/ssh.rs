@@ -18,7 +18,14 @@ const IDLE_PERSIST_SECS: usize = 600;
 pub(crate) struct Connection {
     pub(crate) target: SshTarget,
     pub(crate) session: Arc<Session>,
+    /// When a command last started over it: a master used this recently cannot have idled
+    /// out, so it is not asked whether it is alive (a round trip per command otherwise).
+    pub(crate) last_used: std::time::Instant,
 }
+
+/// A connection idle longer than this is checked before use (the master exits after
+/// `IDLE_PERSIST_SECS`).
+pub(crate) const CHECK_AFTER: Duration = Duration::from_secs(60);
 
 impl Drop for Connection {
     fn drop(&mut self) {
