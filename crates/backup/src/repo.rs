@@ -68,7 +68,7 @@ struct State {
 }
 
 /// Counts of what `put` did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutStats {
     /// Blobs written.
     pub new_blobs: u64,

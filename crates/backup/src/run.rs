@@ -30,7 +30,7 @@ pub struct Source {
 }
 
 /// What a run did (also its progress while it runs).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct RunReport {
     /// The snapshot written.
     pub snapshot: String,
@@ -181,7 +181,16 @@ pub fn run(
     let time = chrono::Utc::now();
     let mut lock = Lock::shared(repo)?;
     repo.reload_index()?;
-    let parent = repo.snapshots()?.into_iter().last();
+    // Each account's parent is the newest snapshot holding it: stores backed up on their own
+    // machines write snapshots of their own accounts only.
+    let snapshots = repo.snapshots()?;
+    let parent_of = |address: &str| {
+        snapshots
+            .iter()
+            .rev()
+            .find(|s| s.accounts.iter().any(|a| a.address == address))
+    };
+    let parent = snapshots.last().cloned();
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .clamp(1, 4)
@@ -196,7 +205,7 @@ pub fn run(
         let (tx, rx) = mpsc::channel::<Done>();
         for _ in 0..threads {
             let tx = tx.clone();
-            let (next, stop, live, parent) = (&next, &stop, &live, parent.as_ref());
+            let (next, stop, live, parent_of) = (&next, &stop, &live, &parent_of);
             scope.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -204,7 +213,7 @@ pub fn run(
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let before = previous(repo, parent, &source.address);
+                    let before = previous(repo, parent_of(&source.address), &source.address);
                     let mut part = RunReport::default();
                     let r = account(repo, source, &before, &mut part, live).map(|t| (t, part));
                     if r.is_err() {

@@ -178,12 +178,32 @@ impl AccountBook {
         self.publish().await
     }
 
-    /// Locks or unlocks an account for a move, and publishes routing.
+    /// Switches an account from `from` to `to` only if it is still on `from`, and publishes
+    /// routing: the end of a mailbox move.
+    pub async fn switch_server(
+        &self,
+        address: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Published, AccountError> {
+        let a = Address::parse(address)?;
+        self.check_server(to)?;
+        self.dir.switch_server(&a, from, to).await?;
+        self.publish().await
+    }
+
+    /// Locks or unlocks an account for a move, and publishes routing: while locked the MTAs
+    /// defer its mail and its store refuses its logins; an unlock then flushes every MTA's
+    /// queue so the mail that waited is delivered at once.
     pub async fn set_locked(&self, address: &str, locked: bool) -> Result<Published, AccountError> {
         self.dir
             .set_locked(&Address::parse(address)?, locked)
             .await?;
-        self.publish().await
+        let published = self.publish().await?;
+        if !locked {
+            crate::routing::flush(&self.reach, &self.fleet).await?;
+        }
+        Ok(published)
     }
 
     /// Blocks sending, with a reason.

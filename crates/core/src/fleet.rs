@@ -75,11 +75,13 @@ pub struct Ports<T = u16> {
     pub https: Option<T>,
     /// LDAP over implicit TLS (usually 636).
     pub ldaps: Option<T>,
+    /// Dovecot's doveadm TCP service (mailbox moves copy into a store through it).
+    pub doveadm: Option<T>,
 }
 
 impl<T: Copy> Ports<T> {
     /// Every protocol with its port, in a fixed order.
-    pub fn fields(&self) -> [(&'static str, Option<T>); 12] {
+    pub fn fields(&self) -> [(&'static str, Option<T>); 13] {
         [
             ("smtp", self.smtp),
             ("submission", self.submission),
@@ -93,6 +95,7 @@ impl<T: Copy> Ports<T> {
             ("pop3s", self.pop3s),
             ("https", self.https),
             ("ldaps", self.ldaps),
+            ("doveadm", self.doveadm),
         ]
     }
 
@@ -119,6 +122,7 @@ impl<T: Copy> Ports<T> {
             pop3s: g("pop3s", self.pop3s),
             https: g("https", self.https),
             ldaps: g("ldaps", self.ldaps),
+            doveadm: g("doveadm", self.doveadm),
         }
     }
 }
@@ -180,6 +184,8 @@ pub struct Server {
     pub weight: u32,
     /// Mailbox stores: the root under which `DOMAIN/LOCAL/Maildir` lives.
     pub maildir_root: Option<PathBuf>,
+    /// Mailbox stores: Dovecot's config on the server when not the default (`doveadm -c`).
+    pub dovecot_config: Option<PathBuf>,
     /// MTAs: the Postfix config directory where mailfleet writes its routing maps.
     pub postfix_dir: Option<PathBuf>,
     /// The Dovecot passwd-file mailfleet writes: a store's own accounts; on an MTA, every
@@ -201,12 +207,34 @@ pub struct Server {
     pub backup_max_age: std::time::Duration,
     /// TLS for the probes.
     pub tls: TlsSettings,
+    /// Its mail logs, as paths on the server (a `*` or `?` in a file name matches rotated
+    /// files there): `report --server` and `check shift` read them through its access.
+    pub mail_log: Vec<PathBuf>,
 }
 
 impl Server {
     /// Whether the server has this role.
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// Its live logs: the `mail_log` entries naming one file (a pattern names a rotated set,
+    /// which `report` reads but nothing follows).
+    pub fn live_logs(&self) -> impl Iterator<Item = &PathBuf> {
+        self.mail_log.iter().filter(|l| {
+            l.file_name()
+                .is_some_and(|n| !n.to_string_lossy().contains(['*', '?', '[']))
+        })
+    }
+
+    /// Mailbox stores: the userdb file of accounts being moved here (its `passwd_file` with
+    /// `.incoming` added), which Dovecot reads besides the store's own accounts.
+    pub fn incoming_users(&self) -> Option<PathBuf> {
+        self.passwd_file.as_ref().map(|p| {
+            let mut s = p.clone().into_os_string();
+            s.push(".incoming");
+            PathBuf::from(s)
+        })
     }
 
     /// The Maildir of an account on this store, in Dovecot's `%d/%n/Maildir` layout.

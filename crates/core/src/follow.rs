@@ -22,6 +22,7 @@ pub struct Place {
 pub struct Follower {
     path: PathBuf,
     place: Place,
+    missing: bool,
 }
 
 impl Follower {
@@ -37,6 +38,7 @@ impl Follower {
         Follower {
             path: path.to_path_buf(),
             place,
+            missing: false,
         }
     }
 
@@ -45,12 +47,18 @@ impl Follower {
         Follower {
             path: path.to_path_buf(),
             place,
+            missing: false,
         }
     }
 
     /// The place reached so far.
     pub fn place(&self) -> Place {
         self.place
+    }
+
+    /// Whether the file did not exist at the last poll.
+    pub fn missing(&self) -> bool {
+        self.missing
     }
 
     /// The file followed.
@@ -65,44 +73,68 @@ impl Follower {
     pub fn poll(&mut self, max: u64, skip_to_tail: bool) -> std::io::Result<Vec<u8>> {
         let mut f = match std::fs::File::open(&self.path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.missing = true;
+                return Ok(Vec::new());
+            }
             Err(e) => return Err(e),
         };
+        self.missing = false;
         let meta = f.metadata()?;
-        let (len, inode) = (meta.len(), meta.ino());
-        if self.place.inode.is_some_and(|i| i != inode) || len < self.place.offset {
-            // Rotated (another file now has the name) or truncated: the new one from its start.
-            self.place.offset = 0;
-        }
-        self.place.inode = Some(inode);
-        let mut from = self.place.offset;
-        if skip_to_tail {
-            from = from.max(len.saturating_sub(max));
-        }
-        let want = (len - from.min(len)).min(max);
+        let (from, want) = self.place.plan(meta.ino(), meta.len(), max, skip_to_tail);
         f.seek(SeekFrom::Start(from))?;
         let mut buf = Vec::with_capacity(want as usize);
         (&mut f).take(want).read_to_end(&mut buf)?;
+        Ok(self.place.take_lines(buf, from, max))
+    }
+}
+
+impl Place {
+    /// Where to read from, and how much, in a file now of this inode and length: a renamed
+    /// (another inode under the name) or cut file from its start; at most `max` bytes, the
+    /// last `max` with `skip_to_tail`. The remote follower's script does the same in sh.
+    pub(crate) fn plan(
+        &mut self,
+        inode: u64,
+        len: u64,
+        max: u64,
+        skip_to_tail: bool,
+    ) -> (u64, u64) {
+        if self.inode.is_some_and(|i| i != inode) || len < self.offset {
+            self.offset = 0;
+        }
+        self.inode = Some(inode);
+        let mut from = self.offset;
+        if skip_to_tail {
+            from = from.max(len.saturating_sub(max));
+        }
+        (from, (len - from.min(len)).min(max))
+    }
+
+    /// The complete lines of `buf` (read from `from`, at most `max` bytes), the place moved
+    /// past them.
+    pub(crate) fn take_lines(&mut self, mut buf: Vec<u8>, from: u64, max: u64) -> Vec<u8> {
         let end = match buf.iter().rposition(|b| *b == b'\n') {
             Some(i) => i + 1,
             // A line longer than `max`: skipped, or it would hold the follower forever.
-            None if buf.len() as u64 == max => {
-                self.place.offset = from + max;
-                return Ok(Vec::new());
+            None if buf.len() as u64 == max && max > 0 => {
+                self.offset = from + max;
+                return Vec::new();
             }
             None => 0,
         };
         buf.truncate(end);
-        self.place.offset = from + end as u64;
-        Ok(buf)
+        self.offset = from + end as u64;
+        buf
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn lines(b: &[u8]) -> Vec<String> {
+    /// The lines of a poll's bytes.
+    pub(crate) fn lines(b: &[u8]) -> Vec<String> {
         String::from_utf8_lossy(b)
             .lines()
             .map(str::to_string)

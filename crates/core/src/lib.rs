@@ -8,7 +8,7 @@
 //! - [`accounts`]: directory operations checked against the fleet (add, move, import);
 //! - [`routing`]: publishes where each mailbox lives to Postfix maps and Dovecot user files;
 //! - [`child`]: waiting for a child process with a deadline; [`follow`]: a log followed across
-//!   rotation; [`postfix`]: Postfix's queue and tools; [`tls`]: the CAs every TLS client
+//!   rotation, [`follow_remote`] the same on a server through its access; [`postfix`]: Postfix's queue and tools; [`tls`]: the CAs every TLS client
 //!   trusts;
 //! - [`shutdown`]: one shutdown signal for every long-running part.
 
@@ -21,6 +21,7 @@ pub mod config;
 pub mod directory;
 pub mod fleet;
 pub mod follow;
+pub mod follow_remote;
 pub mod import;
 pub mod password;
 pub mod postfix;

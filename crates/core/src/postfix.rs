@@ -116,6 +116,11 @@ impl Postfix {
         }
     }
 
+    /// The connections its tools are run over (shared with every clone).
+    pub fn reach(&self) -> &Reach {
+        &self.reach
+    }
+
     /// An instance on this machine.
     pub fn local(conf: Option<&Path>) -> Self {
         Postfix::new(&Reach::new(), "local", &Access::Local, conf)

@@ -14,6 +14,16 @@ use mailfleet_remote::{Access, Cmd, Reach, RemoteError};
 use crate::Account;
 use crate::fleet::{Fleet, Role, Server};
 
+/// The transport of a locked account's mail: an LMTP client the MTAs list in
+/// `defer_transports`, so its mail is accepted and queued (a `retry:` or `error:` transport
+/// would be refused at RCPT, leaving the mail in the sender's queue for hours) and delivered
+/// when the unlock flushes the queues, by then to wherever the account lives.
+pub const LOCKED_TRANSPORT: &str = "mailfleet-locked";
+
+/// The passwd-file extra fields of a locked account: the password may match, the login is
+/// still refused, with this reason (Dovecot splits extra fields at spaces: none in it).
+const LOCKED_LOGIN: &str = "nologin=y reason=Mailbox-being-moved:try-again-in-a-minute";
+
 /// Each step on a server (a file compared or written, `postmap`, a reload) must finish by then.
 const STEP_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -68,7 +78,14 @@ pub async fn publish(
             out.unroutable.push(a.address.to_string());
             continue;
         };
-        let _ = writeln!(transport, "{} {lmtp}", a.address);
+        if a.locked {
+            // Moving: the MTAs keep its mail queued, never bounced nor refused, until the
+            // unlock flushes it to wherever the account lives then.
+            let nexthop = lmtp.strip_prefix("lmtp:").unwrap_or(&lmtp);
+            let _ = writeln!(transport, "{} {LOCKED_TRANSPORT}:{nexthop}", a.address);
+        } else {
+            let _ = writeln!(transport, "{} {lmtp}", a.address);
+        }
         let _ = writeln!(mailboxes, "{} OK", a.address);
         domains.insert(a.address.domain().to_string());
     }
@@ -144,6 +161,39 @@ async fn publish_to(
     Ok((changed, reloaded))
 }
 
+/// Asks every MTA's Postfix to deliver its deferred mail now (`postqueue -f`), through each
+/// one's access: after an unlock, the mail that waited goes at once. Every MTA is tried.
+pub async fn flush(reach: &Reach, fleet: &Fleet) -> Result<Vec<String>, RoutingError> {
+    let mtas: Vec<&Server> = fleet
+        .with_role(Role::Mta)
+        .filter(|s| s.postfix_dir.is_some())
+        .collect();
+    let runs = mtas.iter().map(|s| async move {
+        let dir = s
+            .postfix_dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        reach
+            .check(&s.name, &s.access, &step(["postqueue", "-c", &dir, "-f"]))
+            .await
+            .map(|_| s.name.clone())
+    });
+    let mut flushed = Vec::new();
+    let mut failed = Vec::new();
+    for r in futures::future::join_all(runs).await {
+        match r {
+            Ok(name) => flushed.push(name),
+            Err(e) => failed.push(e),
+        }
+    }
+    if failed.is_empty() {
+        Ok(flushed)
+    } else {
+        Err(RoutingError::Servers(failed))
+    }
+}
+
 fn step<const N: usize>(argv: [&str; N]) -> Cmd {
     Cmd::new(argv).deadline(STEP_DEADLINE)
 }
@@ -165,7 +215,11 @@ fn passwd_file<'a>(accounts: impl Iterator<Item = &'a Account>) -> String {
     accounts
         .map(|a| {
             let hash = a.password_hash.as_deref().unwrap_or("{CRYPT}!");
-            format!("{}:{hash}::::::\n", a.address)
+            if a.locked {
+                format!("{}:{hash}::::::{LOCKED_LOGIN}\n", a.address)
+            } else {
+                format!("{}:{hash}::::::\n", a.address)
+            }
         })
         .collect()
 }

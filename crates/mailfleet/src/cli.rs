@@ -11,6 +11,7 @@ mod demo;
 mod exec;
 mod exit;
 mod monitor;
+mod mover;
 mod policy;
 mod policy_print;
 mod probe;
@@ -79,6 +80,9 @@ enum Command {
     /// Run a command on servers through their access (ssh or local), in parallel; each line
     /// prefixed with its server, the exit code the worst of theirs (255: did not run).
     Exec(exec::ExecCmd),
+    /// Move mailboxes to another store: copied while users work, locked for seconds,
+    /// verified on both sides, then switched in the directory and routing.
+    Move(mover::MoveCmd),
 }
 
 /// What every command gets: where the config is and how to print.
@@ -126,6 +130,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(c) => policy::run(c, &ctx).await,
         Command::Audit(c) => audit::run(c, &ctx).await,
         Command::Exec(c) => exec::run(c, &ctx).await,
+        Command::Move(c) => mover::run(c, &ctx).await,
     }
 }
 

@@ -146,18 +146,57 @@ async fn act_on_held(
     if held.is_empty() {
         return Err(PolicyError::NotFound(format!("no mail of {k} is held")));
     }
-    let ids: Vec<&str> = held.iter().map(|h| h.queue_id.as_str()).collect();
-    let postfix = crate::release::postfix_of(&config.policy, &mailfleet_remote::Reach::new());
-    if purge {
-        crate::release::delete_ids(&postfix, &ids).await?;
-    } else {
-        crate::release::release_ids(&postfix, &ids).await?;
+    // Each record on its own MTA: the one it names, else the policy's.
+    let reach = mailfleet_remote::Reach::new();
+    let mut by_mta: Vec<(Option<String>, Vec<&Held>)> = Vec::new();
+    for h in &held {
+        match by_mta.iter_mut().find(|(m, _)| *m == h.mta) {
+            Some((_, v)) => v.push(h),
+            None => by_mta.push((h.mta.clone(), vec![h])),
+        }
     }
-    for id in &ids {
-        counters.unhold(id).await?;
+    let mut done = Vec::new();
+    for (mta, records) in by_mta {
+        let postfix = match &mta {
+            Some(name) => postfix_named(config, &reach, name)?,
+            None => crate::release::postfix_of(&config.policy, &reach),
+        };
+        let ids: Vec<&str> = records.iter().map(|h| h.queue_id.as_str()).collect();
+        if purge {
+            crate::release::delete_ids(&postfix, &ids).await?;
+        } else {
+            crate::release::release_ids(&postfix, &ids).await?;
+        }
+        for h in records {
+            counters.unhold(h).await?;
+            done.push(h.queue_id.clone());
+        }
     }
     counters.flush().await?;
-    Ok(ids.into_iter().map(str::to_string).collect())
+    Ok(done)
+}
+
+/// The Postfix of the fleet's MTA `name`, through its access (the policy's
+/// `postfix_config_dir` when that MTA is the policy's own).
+fn postfix_named(
+    config: &Config,
+    reach: &mailfleet_remote::Reach,
+    name: &str,
+) -> Result<mailfleet_core::postfix::Postfix, PolicyError> {
+    if config.policy.mta.as_deref() == Some(name) {
+        return Ok(crate::release::postfix_of(&config.policy, reach));
+    }
+    let server = config.fleet.server(name).ok_or_else(|| {
+        PolicyError::NotFound(format!(
+            "held mail is on MTA {name}, which is not in this config's fleet"
+        ))
+    })?;
+    Ok(mailfleet_core::postfix::Postfix::new(
+        reach,
+        name,
+        &server.access,
+        server.postfix_dir.as_deref(),
+    ))
 }
 
 /// Releases an account's held mail now, whatever its quota.

@@ -68,7 +68,11 @@ impl Limits {
 /// A message on hold for being over quota, waiting for release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
-    /// Its Postfix queue ID.
+    /// The MTA whose hold queue holds it (the holding server's `[policy] mta`); `None` for a
+    /// server without one, and for records written before records named their MTA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mta: Option<String>,
+    /// Its Postfix queue ID (unique on its MTA only).
     pub queue_id: String,
     /// The quota key (sender).
     pub key: String,
@@ -116,8 +120,8 @@ pub trait Counters: Send + Sync {
     async fn hold(&self, held: &Held) -> Result<(), PolicyError>;
     /// Held messages, oldest first (of one key, or all).
     async fn held(&self, key: Option<&str>) -> Result<Vec<Held>, PolicyError>;
-    /// Forgets a held message (released, purged, or gone from the queue).
-    async fn unhold(&self, queue_id: &str) -> Result<(), PolicyError>;
+    /// Forgets a held message (released, purged, or gone from its MTA's queue).
+    async fn unhold(&self, held: &Held) -> Result<(), PolicyError>;
     /// Applies requests made by other processes (`policy reset` while the server runs).
     async fn poll_requests(&self) -> Result<(), PolicyError> {
         Ok(())

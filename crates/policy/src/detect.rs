@@ -381,6 +381,7 @@ mod tests {
         let (_d, c) = store();
         for i in 0..4 {
             c.hold(&Held {
+                mta: None,
                 queue_id: format!("Q{i}"),
                 key: "h@x".into(),
                 at_ms: i,

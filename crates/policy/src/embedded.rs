@@ -22,7 +22,7 @@ enum Write {
     /// Forget a key's events, and tell the other processes sharing the file (origin given).
     Reset(String, String),
     Hold(Held),
-    Unhold(String),
+    Unhold(Held),
     /// Answered once everything before it is committed.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -76,7 +76,19 @@ fn open_db(path: &Path) -> Result<Connection, PolicyError> {
              bytes INTEGER NOT NULL);",
     )
     .map_err(db_err(path))?;
+    add_held_mta(&c).map_err(db_err(path))?;
     Ok(c)
+}
+
+/// The `mta` column of `held`, added to a database made before held records named their MTA.
+fn add_held_mta(c: &Connection) -> rusqlite::Result<()> {
+    let has = c
+        .prepare("SELECT 1 FROM pragma_table_info('held') WHERE name = 'mta'")?
+        .exists([])?;
+    if !has {
+        c.execute_batch("ALTER TABLE held ADD COLUMN mta TEXT")?;
+    }
+    Ok(())
 }
 
 fn load(c: &Connection, path: &Path, now_ms: u64) -> Result<Memory, PolicyError> {
@@ -113,13 +125,14 @@ fn load(c: &Connection, path: &Path, now_ms: u64) -> Result<Memory, PolicyError>
 fn read_held(c: &Connection, path: &Path, key: Option<&str>) -> Result<Vec<Held>, PolicyError> {
     let mut q = c
         .prepare(
-            "SELECT queue_id, key, ts, messages, recipients, bytes FROM held
+            "SELECT queue_id, key, ts, messages, recipients, bytes, mta FROM held
              WHERE ?1 IS NULL OR key = ?1 ORDER BY ts, queue_id",
         )
         .map_err(db_err(path))?;
     let rows = q
         .query_map(params![key], |r| {
             Ok(Held {
+                mta: r.get(6)?,
                 queue_id: r.get(0)?,
                 key: r.get(1)?,
                 at_ms: r.get::<_, i64>(2)? as u64,
@@ -167,19 +180,24 @@ fn apply(c: &mut Connection, batch: &[Write]) -> rusqlite::Result<()> {
             Write::Flush(_) => {}
             Write::Hold(h) => {
                 t.execute(
-                    "INSERT OR REPLACE INTO held VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT OR REPLACE INTO held (queue_id, key, ts, messages, recipients, bytes, mta)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
                         h.queue_id,
                         h.key,
                         h.at_ms as i64,
                         h.usage.messages as i64,
                         h.usage.recipients as i64,
-                        h.usage.bytes as i64
+                        h.usage.bytes as i64,
+                        h.mta
                     ],
                 )?;
             }
-            Write::Unhold(id) => {
-                t.execute("DELETE FROM held WHERE queue_id = ?1", params![id])?;
+            Write::Unhold(h) => {
+                t.execute(
+                    "DELETE FROM held WHERE queue_id = ?1 AND mta IS ?2",
+                    params![h.queue_id, h.mta],
+                )?;
             }
         }
     }
@@ -344,7 +362,8 @@ impl Counters for Embedded {
 
     async fn hold(&self, held: &Held) -> Result<(), PolicyError> {
         let mut m = self.memory();
-        m.held.retain(|h| h.queue_id != held.queue_id);
+        m.held
+            .retain(|h| (&h.mta, &h.queue_id) != (&held.mta, &held.queue_id));
         m.held.push(held.clone());
         drop(m);
         self.write(Write::Hold(held.clone()));
@@ -363,9 +382,11 @@ impl Counters for Embedded {
         Ok(out)
     }
 
-    async fn unhold(&self, queue_id: &str) -> Result<(), PolicyError> {
-        self.memory().held.retain(|h| h.queue_id != queue_id);
-        self.write(Write::Unhold(queue_id.to_string()));
+    async fn unhold(&self, held: &Held) -> Result<(), PolicyError> {
+        self.memory()
+            .held
+            .retain(|h| (&h.mta, &h.queue_id) != (&held.mta, &held.queue_id));
+        self.write(Write::Unhold(held.clone()));
         Ok(())
     }
 
@@ -493,6 +514,7 @@ mod tests {
                 .0
         );
         c.hold(&Held {
+            mta: Some("mx1".into()),
             queue_id: "Q1".into(),
             key: "a@x".into(),
             at_ms: t0,
@@ -520,7 +542,7 @@ mod tests {
             r.usage("a@x", t0 + w + 5, w).await.unwrap(),
             Usage::default()
         );
-        r.unhold("Q1").await.unwrap();
+        r.unhold(&r.held(None).await.unwrap()[0]).await.unwrap();
         assert!(r.held(Some("a@x")).await.unwrap().is_empty());
     }
 }

@@ -354,6 +354,7 @@ impl Engine {
                 if let Some(q) = m.queue_id {
                     self.counters
                         .hold(&Held {
+                            mta: self.config.mta.clone(),
                             queue_id: q.to_string(),
                             key: key.clone(),
                             at_ms: now,

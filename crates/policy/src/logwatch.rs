@@ -2,11 +2,13 @@
 //! later check (another restriction, a milter, cleanup's header or body checks) rejected
 //! after mailfleet counted it gets its count back, by queue ID; recipients rejected at RCPT
 //! feed compromised-account detection. Lines are read by the shared classifier (`maillog`),
-//! the file by the shared follower.
+//! the file by the shared follower, on the MTA through its access (`[policy] mta`).
 
 use std::path::Path;
+use std::time::Duration;
 
-use mailfleet_core::follow::Follower;
+use mailfleet_core::follow_remote::{FollowError, LogFollower};
+use mailfleet_core::postfix::Postfix;
 use mailfleet_maillog::event::{Action, Kind, Stage};
 use mailfleet_maillog::{Hosts, classify_line};
 
@@ -54,24 +56,41 @@ pub fn classify(line: &str) -> Option<LogEvent> {
     event(classify_line(line.as_bytes(), &mut hosts).kind)
 }
 
+/// How long one read of the log may take on the MTA.
+const READ_DEADLINE: Duration = Duration::from_secs(30);
+
 /// The new lines of Postfix's log, classified.
 pub struct LogWatch {
-    follower: Follower,
+    follower: LogFollower,
+    postfix: Postfix,
     hosts: Hosts,
 }
 
 impl LogWatch {
-    /// Follows `path` from its current end: what was logged before is not ours to judge.
-    pub fn new(path: &Path) -> Self {
-        LogWatch {
-            follower: Follower::from_end(path),
+    /// Follows `path` on the MTA `postfix` runs on, from its current end: what was logged
+    /// before is not ours to judge.
+    pub async fn new(postfix: &Postfix, path: &Path) -> Result<Self, FollowError> {
+        let follower = LogFollower::from_end(
+            postfix.reach(),
+            &postfix.server,
+            &postfix.access,
+            path,
+            READ_DEADLINE,
+        )
+        .await?;
+        Ok(LogWatch {
+            follower,
+            postfix: postfix.clone(),
             hosts: Hosts::default(),
-        }
+        })
     }
 
     /// What the lines written since the last call say.
-    pub fn poll(&mut self) -> std::io::Result<Vec<LogEvent>> {
-        let bytes = self.follower.poll(MAX_READ, false)?;
+    pub async fn poll(&mut self) -> Result<Vec<LogEvent>, FollowError> {
+        let bytes = self
+            .follower
+            .poll(self.postfix.reach(), MAX_READ, false, READ_DEADLINE)
+            .await?;
         let mut out = Vec::new();
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             if let Some(e) = event(classify_line(line, &mut self.hosts).kind) {
@@ -138,20 +157,20 @@ mod tests {
         assert_eq!(classify("garbage \u{0} line"), None);
     }
 
-    #[test]
-    fn only_new_lines_are_read() {
+    #[tokio::test]
+    async fn only_new_lines_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mail.log");
         let line = "Nov 24 10:00:00 mx1 postfix/smtpd[9]: 4F2A31C0D: reject: END-OF-MESSAGE from x[1.2.3.4]: 554 no; from=<a@b> to=<c@d>\n";
         std::fs::write(&p, line).unwrap();
-        let mut w = LogWatch::new(&p);
+        let mut w = LogWatch::new(&Postfix::local(None), &p).await.unwrap();
         assert!(
-            w.poll().unwrap().is_empty(),
+            w.poll().await.unwrap().is_empty(),
             "what was there before is not read"
         );
         std::fs::write(&p, format!("{line}{}", line.replace("C0D", "C0E"))).unwrap();
         assert_eq!(
-            w.poll().unwrap(),
+            w.poll().await.unwrap(),
             [LogEvent::Rejected {
                 queue_id: "4F2A31C0E".into()
             }]

@@ -5,39 +5,23 @@
 //! any policy work: the DNSBL stage) and at end of data (where size and recipient count are
 //! known); and the milter for local submissions.
 
-use std::path::Path;
-
 use mailfleet_core::config::policy::PolicyConfig;
+use mailfleet_core::postfix::Postfix;
 
-/// The current value of a main.cf parameter, through `postconf` (within 30 s); empty when
-/// Postfix cannot say (not installed there, no such parameter).
-async fn postconf(conf: Option<&Path>, name: &str) -> String {
-    let mut cmd = tokio::process::Command::new("postconf");
-    if let Some(c) = conf {
-        cmd.arg("-c").arg(c);
-    }
-    let run = cmd
-        .args(["-h", name])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    match tokio::time::timeout(std::time::Duration::from_secs(30), run).await {
-        Ok(Ok(out)) if out.status.success() => {
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        }
-        Ok(Ok(out)) => {
-            tracing::warn!(
-                "postconf -h {name}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            String::new()
-        }
-        Ok(Err(e)) => {
-            tracing::warn!("postconf -h {name}: {e}");
-            String::new()
-        }
-        Err(_) => {
-            tracing::warn!("postconf -h {name}: no answer within 30 s");
+/// The current value of a main.cf parameter, through `postconf` on the MTA (within 30 s);
+/// empty when Postfix cannot say (not installed there, no such parameter), with a warning.
+async fn postconf(postfix: &Postfix, name: &str) -> String {
+    match postfix
+        .run(
+            "postconf",
+            &["-h", name],
+            std::time::Duration::from_secs(30),
+        )
+        .await
+    {
+        Ok(v) => v.trim().to_string(),
+        Err(e) => {
+            tracing::warn!("{e}");
             String::new()
         }
     }
@@ -83,10 +67,10 @@ fn prepend(list: &str, item: &str) -> String {
     }
 }
 
-/// The lines to add to main.cf, given Postfix's current settings (read with `postconf` from
-/// `postfix_config_dir` when set).
+/// The lines to add to main.cf, given Postfix's current settings (read with `postconf` on
+/// the `[policy] mta` through its access, from `postfix_config_dir` when set).
 pub async fn lines(config: &PolicyConfig) -> String {
-    let conf = config.postfix_config_dir.as_deref();
+    let conf = &crate::release::postfix_of(config, &mailfleet_remote::Reach::new());
     let service = format!(
         "check_policy_service {{ inet:{}, timeout=10s, default_action=DUNNO }}",
         config.listen

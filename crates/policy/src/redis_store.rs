@@ -16,6 +16,15 @@ use crate::error::PolicyError;
 /// Events older than this are trimmed (the longest window allowed).
 const KEEP_MS: u64 = 7 * 86_400_000;
 const HELD: &str = "mailfleet:held";
+
+/// A held record's field in [`HELD`]: `MTA/QUEUE_ID`, since two MTAs may use the same queue
+/// ID; the bare queue ID for a record without an MTA.
+fn held_field(h: &Held) -> String {
+    match &h.mta {
+        Some(m) => format!("{m}/{}", h.queue_id),
+        None => h.queue_id.clone(),
+    }
+}
 const BLOCK_PASSWORDS: &str = "mailfleet:block-passwords";
 
 /// Sums the window, and adds the event if the limits allow it, atomically.
@@ -208,7 +217,7 @@ impl Counters for RedisCounters {
     async fn hold(&self, held: &Held) -> Result<(), PolicyError> {
         let mut conn = self.conn()?;
         let json = serde_json::to_string(held).map_err(|e| PolicyError::Redis(e.to_string()))?;
-        let r = conn.hset::<_, _, _, ()>(HELD, &held.queue_id, json).await;
+        let r = conn.hset::<_, _, _, ()>(HELD, held_field(held), json).await;
         self.note(r, "recording held mail")
     }
 
@@ -229,9 +238,9 @@ impl Counters for RedisCounters {
         Ok(out)
     }
 
-    async fn unhold(&self, queue_id: &str) -> Result<(), PolicyError> {
+    async fn unhold(&self, held: &Held) -> Result<(), PolicyError> {
         let mut conn = self.conn()?;
-        let r = conn.hdel::<_, _, ()>(HELD, queue_id).await;
+        let r = conn.hdel::<_, _, ()>(HELD, held_field(held)).await;
         self.note(r, "forgetting held mail")
     }
 

@@ -1,6 +1,9 @@
 //! Releasing held mail at the allowed rate: each round, every sender's held messages are let
 //! go oldest first (`postsuper -H`) while its quota has room, each counted as it goes; a held
-//! message no longer in the hold queue (an admin released or deleted it) is forgotten.
+//! message no longer in the hold queue (an admin released or deleted it) is forgotten. Several
+//! MTAs may share the records (Redis): each policy server acts only on the records of its own
+//! MTA (`[policy] mta`), so a message is released once, and a record of another MTA's hold
+//! queue is never taken for gone.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -89,6 +92,15 @@ pub async fn round(engine: &Engine) -> Result<Round, PolicyError> {
     if held.is_empty() {
         return Ok(Round::default());
     }
+    let mine = engine.config().mta.as_deref();
+    let held: Vec<Held> = held
+        .into_iter()
+        // A record naming another MTA is that MTA's server's to release.
+        .filter(|h| h.mta.is_none() || h.mta.as_deref() == mine)
+        .collect();
+    if held.is_empty() {
+        return Ok(Round::default());
+    }
     let queued = queue(postfix).await?;
     let window = engine.config().window.as_millis() as u64;
     let mut out = Round::default();
@@ -96,13 +108,18 @@ pub async fn round(engine: &Engine) -> Result<Round, PolicyError> {
     let mut release: Vec<Held> = Vec::new();
     for h in held {
         if queued.get(&h.queue_id).map(String::as_str) != Some("hold") {
+            if h.mta.is_none() && mine.is_some() {
+                // A record that does not say its MTA may be another MTA's: left to the server
+                // whose hold queue has it.
+                continue;
+            }
             if now_ms().saturating_sub(h.at_ms) < SETTLE_MS {
                 // Not on hold yet: cleanup is still writing it.
                 out.waiting += 1;
                 continue;
             }
             // Released or deleted by an admin, or rejected after all.
-            counters.unhold(&h.queue_id).await?;
+            counters.unhold(&h).await?;
             out.gone.push(h.queue_id);
             continue;
         }
@@ -125,8 +142,13 @@ pub async fn round(engine: &Engine) -> Result<Round, PolicyError> {
     let ids: Vec<&str> = release.iter().map(|h| h.queue_id.as_str()).collect();
     release_ids(postfix, &ids).await?;
     for h in &release {
-        counters.unhold(&h.queue_id).await?;
-        tracing::info!("released held message {} of {}", h.queue_id, h.key);
+        counters.unhold(h).await?;
+        tracing::info!(
+            "released held message {} of {} on {}",
+            h.queue_id,
+            h.key,
+            postfix.server
+        );
         out.released.push(h.queue_id.clone());
     }
     Ok(out)

@@ -116,6 +116,62 @@ pub fn dnsbl_hits_file(
     config.state_file.with_file_name("policy-dnsbl.json")
 }
 
+/// Follows the MTA's log until shutdown, giving counts back for mail rejected after it was
+/// counted. Starts at the log's end once it can be read; a failed read is retried next round.
+async fn follow_log(
+    engine: Arc<Engine>,
+    path: std::path::PathBuf,
+    every: std::time::Duration,
+    shutdown: Shutdown,
+) {
+    let mut tick = tokio::time::interval(every);
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    let mut watch = None;
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut stop => return,
+        }
+        // A read hanging on the MTA does not hold up the shutdown.
+        let read = async {
+            match &mut watch {
+                None => crate::logwatch::LogWatch::new(engine.postfix(), &path)
+                    .await
+                    .map(|w| {
+                        watch = Some(w);
+                        Vec::new()
+                    }),
+                Some(w) => w.poll().await,
+            }
+        };
+        let read = tokio::select! {
+            r = read => r,
+            () = &mut stop => return,
+        };
+        match read {
+            Ok(events) => {
+                if failing {
+                    tracing::info!("reading Postfix's log again");
+                    failing = false;
+                }
+                for event in events {
+                    if let Err(e) = engine.log_event(event).await {
+                        tracing::error!("policy state: {e}");
+                    }
+                }
+            }
+            // Said once, not every round, until it reads again.
+            Err(e) if !failing => {
+                tracing::warn!("reading Postfix's log: {e}");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 fn write_dnsbl_hits(engine: &Engine) {
     let hits = engine.dnsbl_hits();
     if hits.is_empty() {
@@ -203,11 +259,16 @@ pub async fn run(
     });
     let stop = shutdown.wait();
     tokio::pin!(stop);
-    let mut log = config
-        .policy
-        .postfix_log
-        .as_deref()
-        .map(crate::logwatch::LogWatch::new);
+    // Read on the MTA through its access: its own task, so a slow server never holds up
+    // the release rounds.
+    let log_task = config.policy.postfix_log.clone().map(|path| {
+        tokio::spawn(follow_log(
+            engine.clone(),
+            path,
+            config.policy.block_refresh,
+            shutdown.clone(),
+        ))
+    });
     let mut blocks = tokio::time::interval(config.policy.block_refresh);
     // A failing state store is asked once a second whether it answers again.
     let mut state = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -227,18 +288,6 @@ pub async fn run(
                     tracing::error!("policy state: {e}");
                 }
                 write_dnsbl_hits(&engine);
-                if let Some(w) = log.as_mut() {
-                    match w.poll() {
-                        Ok(events) => {
-                            for event in events {
-                                if let Err(e) = engine.log_event(event).await {
-                                    tracing::error!("policy state: {e}");
-                                }
-                            }
-                        }
-                        Err(e) => tracing::warn!("reading Postfix's log: {e}"),
-                    }
-                }
             }
             _ = state.tick() => engine.check_state().await,
             _ = release.tick() => match crate::release::round(&engine).await {
@@ -253,6 +302,9 @@ pub async fn run(
         }
     }
     let _ = policy_task.await;
+    if let Some(t) = log_task {
+        let _ = t.await;
+    }
     if let Some(t) = milter_task {
         let _ = t.await;
     }

@@ -1,11 +1,12 @@
-//! The local machine's resources from `/proc` and `statvfs`: CPU, load, memory, swap, disk
-//! space and inodes per mount, disk I/O, network errors, TCP listen-queue overflows.
+//! A machine's resources judged from one [`Snapshot`] of its `/proc` files and of `stat
+//! --file-system` per mount: CPU, load, memory, swap, disk space and inodes per mount, disk
+//! I/O, network errors, TCP listen-queue overflows. The snapshot is read on this machine
+//! ([`crate::host_local`]) or on the server through its access ([`crate::host_remote`]).
 //!
 //! A mount that does not answer (a hung NFS server) is CRITICAL after the deadline and never
-//! hangs the probe: each `statvfs` runs in a child process (see [`crate::stuck`]).
+//! hangs the probe: each `stat` runs in a process of its own, left behind if it hangs.
 
-use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
 
 use crate::outcome::{Outcome, State, Step};
 
@@ -45,19 +46,64 @@ fn by_pct(pct: f64, l: Limits) -> State {
     }
 }
 
-fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok()
+/// One reading of a machine: what the checks are judged from.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// `/proc/stat` at the first and the second sample.
+    pub stat: [String; 2],
+    /// `/proc/diskstats` at the two samples.
+    pub diskstats: [String; 2],
+    /// Milliseconds between the two samples.
+    pub interval_ms: f64,
+    /// `/proc/meminfo`.
+    pub meminfo: String,
+    /// `/proc/loadavg`.
+    pub loadavg: String,
+    /// `/proc/net/dev`.
+    pub net_dev: String,
+    /// `/proc/net/netstat`.
+    pub netstat: String,
+    /// Online CPUs.
+    pub ncpu: usize,
+    /// Every watched mount, in order.
+    pub mounts: Vec<Mount>,
 }
 
-/// The machine's name, as the probe reports host checks under it.
-pub fn hostname() -> String {
-    read("/proc/sys/kernel/hostname").map_or_else(|| "localhost".into(), |h| h.trim().to_string())
+/// One mount's reading.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    /// Its mount point.
+    pub point: String,
+    /// `stat --file-system --format='%b %f %a %c %d'` output, or why there is none.
+    pub stat: Result<String, String>,
+    /// How long it took (ms).
+    pub ms: f64,
 }
 
-fn meminfo() -> HashMap<String, u64> {
-    read("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
+/// The `stat` format the mounts are read with: blocks, free, available, files, free files.
+pub const STAT_FORMAT: &str = "%b %f %a %c %d";
+
+/// Whether a mount of filesystem `fs` at `point` is watched.
+pub fn watched(fs: &str, point: &str) -> bool {
+    let real = REAL_FS.contains(&fs) || fs.starts_with("fuse.");
+    // tmpfs only where mail software writes: /tmp and /run.
+    real && (fs != "tmpfs" || point == "/tmp" || point == "/run")
+}
+
+/// The same rule as [`watched`], as `FS=POINT` shell patterns (for the script run on a
+/// server).
+pub fn watched_patterns() -> Vec<String> {
+    let mut v: Vec<String> = REAL_FS
+        .iter()
+        .filter(|fs| **fs != "tmpfs")
+        .map(|fs| format!("{fs}=*"))
+        .collect();
+    v.extend(["fuse.*=*".into(), "tmpfs=/tmp".into(), "tmpfs=/run".into()]);
+    v
+}
+
+fn meminfo(text: &str) -> HashMap<String, u64> {
+    text.lines()
         .filter_map(|l| {
             let (k, v) = l.split_once(':')?;
             Some((k.to_string(), v.split_whitespace().next()?.parse().ok()?))
@@ -66,8 +112,7 @@ fn meminfo() -> HashMap<String, u64> {
 }
 
 /// (busy, total) jiffies of all CPUs.
-fn cpu_jiffies() -> Option<(u64, u64)> {
-    let stat = read("/proc/stat")?;
+fn cpu_jiffies(stat: &str) -> Option<(u64, u64)> {
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
     let v: Vec<u64> = line
         .split_whitespace()
@@ -75,13 +120,12 @@ fn cpu_jiffies() -> Option<(u64, u64)> {
         .collect();
     let total: u64 = v.iter().take(8).sum();
     let idle = v.get(3)? + v.get(4).unwrap_or(&0);
-    Some((total - idle, total))
+    Some((total.saturating_sub(idle), total))
 }
 
 /// Per device: (io_ticks ms).
-fn disk_ticks() -> HashMap<String, u64> {
-    read("/proc/diskstats")
-        .unwrap_or_default()
+fn disk_ticks(diskstats: &str) -> HashMap<String, u64> {
+    diskstats
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -98,21 +142,14 @@ fn disk_ticks() -> HashMap<String, u64> {
         .collect()
 }
 
-/// Space and inodes used of a mount, from `stat --file-system` run through [`crate::stuck`].
-fn statvfs(mount: &str, timeout: Duration) -> Result<(f64, f64), String> {
-    let mut cmd = std::process::Command::new("stat");
-    cmd.args(["--file-system", "--format=%b %f %a %c %d", "--", mount]);
-    let out = crate::stuck::run(mount, &mut cmd, timeout).map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+/// Space and inodes used (percent), from `stat --file-system` output in [`STAT_FORMAT`].
+fn space_and_inodes(text: &str) -> Result<(f64, f64), String> {
     let v: Vec<u64> = text
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
     let [blocks, free, avail, files, ffree] = v[..] else {
-        return Err(format!("unexpected stat output {text:?}"));
+        return Err(format!("unexpected stat output {:?}", text.trim()));
     };
     // As df reads it: used / (used + available to users). The blocks reserved for root are
     // neither, so a disk "full" for users is 100% (and the 75% rule means what admins read).
@@ -130,93 +167,42 @@ fn statvfs(mount: &str, timeout: Duration) -> Result<(f64, f64), String> {
     Ok((space, inodes))
 }
 
-/// Mount points of real filesystems, each once.
-fn mounts() -> Vec<String> {
-    let mut seen = HashSet::new();
-    read("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (point, fs) = (f.get(1)?, f.get(2)?);
-            let real = REAL_FS.contains(fs) || fs.starts_with("fuse.");
-            // tmpfs only where mail software writes: /tmp and /run.
-            let wanted = real && (*fs != "tmpfs" || *point == "/tmp" || *point == "/run");
-            (wanted && seen.insert(point.to_string())).then(|| point.replace("\\040", " "))
-        })
-        .collect()
-}
-
-/// Every host check, synchronously (run it on a blocking thread). `extra_mounts` are
-/// checked even when not listed as real filesystems (a backup target, say).
-pub fn check(
-    server: &str,
-    limits: Limits,
-    timeout: Duration,
-    extra_mounts: &[String],
-) -> Vec<Outcome> {
+/// Every host check of one snapshot.
+pub fn judge(server: &str, snap: &Snapshot, limits: Limits) -> Vec<Outcome> {
     let mut out = Vec::new();
-    let t = Instant::now();
-    let cpu0 = cpu_jiffies();
-    let disk0 = disk_ticks();
-    let mut mount_list = mounts();
-    for m in extra_mounts {
-        if !mount_list.contains(m) {
-            mount_list.push(m.clone());
-        }
-    }
-    // Every mount at once: a hung one costs one deadline, not one each.
-    type Measured = (Result<(f64, f64), String>, f64);
-    let results: Vec<Measured> = std::thread::scope(|scope| {
-        let asked: Vec<_> = mount_list
-            .iter()
-            .map(|m| {
-                scope.spawn(move || {
-                    let t = Instant::now();
-                    let r = statvfs(m, timeout);
-                    (r, t.elapsed().as_secs_f64() * 1000.0)
-                })
-            })
-            .collect();
-        asked
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| (Err("the check panicked".to_string()), 0.0))
-            })
-            .collect()
-    });
-    for (m, (r, ms)) in mount_list.iter().zip(results) {
-        match r {
+    for m in &snap.mounts {
+        match m.stat.clone().and_then(|t| space_and_inodes(&t)) {
             Ok((space, inodes)) => {
                 out.push(outcome(
                     server,
-                    format!("disk:{m}"),
+                    format!("disk:{}", m.point),
                     by_pct(space, limits),
-                    ms,
+                    m.ms,
                     format!("{space:.1}% used"),
                 ));
                 out.push(outcome(
                     server,
-                    format!("inodes:{m}"),
+                    format!("inodes:{}", m.point),
                     by_pct(inodes, limits),
-                    ms,
+                    m.ms,
                     format!("{inodes:.1}% of inodes used"),
                 ));
             }
-            Err(e) => out.push(outcome(server, format!("disk:{m}"), State::Critical, ms, e)),
+            Err(e) => out.push(outcome(
+                server,
+                format!("disk:{}", m.point),
+                State::Critical,
+                m.ms,
+                e,
+            )),
         }
     }
-    // CPU and disk I/O are rates: sample again after a short interval.
-    let waited = t.elapsed();
-    if waited < Duration::from_millis(200) {
-        std::thread::sleep(Duration::from_millis(200) - waited);
-    }
-    let elapsed_ms = t.elapsed().as_secs_f64() * 1000.0;
-    if let (Some((b0, t0)), Some((b1, t1))) = (cpu0, cpu_jiffies())
+    let elapsed_ms = snap.interval_ms;
+    if let (Some((b0, t0)), Some((b1, t1))) =
+        (cpu_jiffies(&snap.stat[0]), cpu_jiffies(&snap.stat[1]))
         && t1 > t0
     {
-        let pct = 100.0 * (b1 - b0) as f64 / (t1 - t0) as f64;
+        let pct = 100.0 * b1.saturating_sub(b0) as f64 / (t1 - t0) as f64;
         out.push(outcome(
             server,
             "cpu".into(),
@@ -225,9 +211,13 @@ pub fn check(
             format!("{pct:.1}% busy"),
         ));
     }
-    let disk1 = disk_ticks();
+    let disk0 = disk_ticks(&snap.diskstats[0]);
+    let mut disk1: Vec<(String, u64)> = disk_ticks(&snap.diskstats[1]).into_iter().collect();
+    disk1.sort();
     for (dev, ticks1) in &disk1 {
-        if let Some(ticks0) = disk0.get(dev) {
+        if let Some(ticks0) = disk0.get(dev)
+            && elapsed_ms > 0.0
+        {
             let pct = (100.0 * ticks1.saturating_sub(*ticks0) as f64 / elapsed_ms).min(100.0);
             out.push(outcome(
                 server,
@@ -238,10 +228,10 @@ pub fn check(
             ));
         }
     }
-    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let ncpu = snap.ncpu.max(1) as f64;
     // The 5-minute average: the 1-minute one jumps with every compile or backup burst.
-    let loads: Vec<f64> = read("/proc/loadavg")
-        .unwrap_or_default()
+    let loads: Vec<f64> = snap
+        .loadavg
         .split_whitespace()
         .take(3)
         .filter_map(|x| x.parse().ok())
@@ -250,7 +240,7 @@ pub fn check(
         let pct = 100.0 * five / ncpu;
         out.push(outcome(server, "load".into(), by_pct(pct, limits), 0.0, format!("load {one:.2} {five:.2} {fifteen:.2} on {ncpu} CPUs (judged on the 5-minute average)")));
     }
-    let mem = meminfo();
+    let mem = meminfo(&snap.meminfo);
     if let (Some(total), Some(avail)) = (mem.get("MemTotal"), mem.get("MemAvailable"))
         && *total > 0
     {
@@ -282,14 +272,14 @@ pub fn check(
             "no swap".into(),
         )),
     }
-    out.push(net_errors(server));
-    out.push(listen_overflows(server));
+    out.push(net_errors(server, &snap.net_dev));
+    out.push(listen_overflows(server, &snap.netstat));
     out
 }
 
-fn net_errors(server: &str) -> Outcome {
+fn net_errors(server: &str, net_dev: &str) -> Outcome {
     let (mut errs, mut drops) = (0u64, 0u64);
-    for l in read("/proc/net/dev").unwrap_or_default().lines().skip(2) {
+    for l in net_dev.lines().skip(2) {
         let Some((_, rest)) = l.split_once(':') else {
             continue;
         };
@@ -312,8 +302,7 @@ fn net_errors(server: &str) -> Outcome {
     )
 }
 
-fn listen_overflows(server: &str) -> Outcome {
-    let text = read("/proc/net/netstat").unwrap_or_default();
+fn listen_overflows(server: &str, text: &str) -> Outcome {
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("TcpExt:")).collect();
     let mut found = None;
     if let [names, values] = lines[..] {

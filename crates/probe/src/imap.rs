@@ -36,22 +36,23 @@ pub async fn check(
     let tls = s
         .tls()
         .map_or(String::new(), |t| format!("; {}", t.summary()));
-    let mut exists = s.select("INBOX").await?.exists;
-    if exists == 0 {
-        s.append("INBOX", None, None, PROBE_MESSAGE.as_bytes())
-            .await?;
-        exists = s.select("INBOX").await?.exists;
-    }
-    // The end-to-end check deletes its messages from the same mailbox: the first message may
-    // be expunged between SELECT and FETCH, which says nothing against the store. Ask again.
+    // The end-to-end checks (one per MTA) deliver to and delete from the same mailbox: its
+    // messages may all be expunged between SELECT and FETCH, which says nothing against the
+    // store. Ask again, putting the probe's own message back when INBOX went empty.
+    let mut exists = 0;
     let mut size = None;
     for _ in 0..FETCH_ATTEMPTS {
+        exists = s.select("INBOX").await?.exists;
+        if exists == 0 {
+            s.append("INBOX", None, None, PROBE_MESSAGE.as_bytes())
+                .await?;
+            exists = s.select("INBOX").await?.exists;
+        }
         let fetched = s.fetch("1", "(RFC822.SIZE BODY.PEEK[])").await?;
         size = fetched.first().and_then(|f| f.body().map(<[u8]>::len));
         if size.is_some() {
             break;
         }
-        exists = s.select("INBOX").await?.exists;
     }
     let size = size.ok_or_else(|| Failure::new("fetch", "FETCH returned no message"))?;
     s.logout().await;

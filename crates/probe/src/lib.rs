@@ -4,13 +4,17 @@
 //!
 //! Layout: [`outcome`] (states, steps, the per-check deadline), one file per protocol
 //! ([`smtp`], [`imap`], [`pop3`], [`ldap`], [`http`]; the clients are `mailclient`'s),
-//! [`e2e`] (SMTP in, IMAP out), [`host`] (the local machine's resources), [`queue`] (Postfix's
+//! [`e2e`] (SMTP in, IMAP out), [`host`] (a machine's resources, read here by [`host_local`] or on the server by
+//! [`host_remote`]), [`queue`] (Postfix's
 //! queue), and [`plan`] (which checks a fleet gets, run concurrently).
 
 pub mod backup;
+pub mod daemon;
 pub mod e2e;
 pub mod history;
 pub mod host;
+pub mod host_local;
+pub mod host_remote;
 pub mod http;
 pub mod imap;
 pub mod ldap;

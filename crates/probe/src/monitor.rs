@@ -29,24 +29,6 @@ pub struct Monitor {
     notifier: Notifier,
 }
 
-/// The PID in a PID file and that process's start time: a restart changes the pair.
-pub fn daemon(pid_file: &std::path::Path) -> Option<(i32, u64)> {
-    let pid = std::fs::read_to_string(pid_file)
-        .ok()?
-        .trim()
-        .parse::<i32>()
-        .ok()?;
-    Some((pid, start_time(pid)?))
-}
-
-/// The start time (clock ticks since boot) of a process, from /proc/PID/stat field 22.
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    // Fields after the command name start at field 3 (state); starttime is field 22.
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
 impl Monitor {
     /// A monitor of the whole fleet.
     pub fn new(config: Config) -> Result<Self, crate::plan::PlanError> {
@@ -82,13 +64,34 @@ impl Monitor {
         Arc::clone(&self.latest)
     }
 
-    fn restarts(&mut self) -> Vec<Notification> {
+    /// Restarts since the last round, each daemon read on its server through its access (all
+    /// at once); a server that cannot be asked keeps what was known of it.
+    async fn restarts(&mut self) -> Vec<Notification> {
         let mut out = Vec::new();
-        for s in &self.config.fleet.servers {
-            let Some(pid_file) = &s.pid_file else {
-                continue;
+        let servers: Vec<&mailfleet_core::Server> = self
+            .config
+            .fleet
+            .servers
+            .iter()
+            .filter(|s| s.pid_file.is_some())
+            .collect();
+        let reach = self.plan.reach();
+        let timeout = self.config.probe.timeout;
+        let read = futures::future::join_all(
+            servers
+                .iter()
+                .map(|s| crate::daemon::daemon(reach, s, timeout)),
+        )
+        .await;
+        for (s, now) in servers.into_iter().zip(read) {
+            let now = match now {
+                Ok(crate::daemon::Daemon::Running(pid, start)) => Some((pid, start)),
+                Ok(crate::daemon::Daemon::NotRunning) => None,
+                Err(e) => {
+                    tracing::warn!("restart detection: {e}");
+                    continue;
+                }
             };
-            let now = daemon(pid_file);
             match (now, self.started.get(&s.name)) {
                 (Some(now), Some(before)) if now != *before => out.push(Notification {
                     kind: Kind::Restart,
@@ -117,7 +120,7 @@ impl Monitor {
         let mut notes = self
             .alarms
             .observe(outcomes.iter().map(Outcome::observation), Instant::now());
-        notes.extend(self.restarts());
+        notes.extend(self.restarts().await);
         if let Ok(mut l) = self.latest.write() {
             *l = metrics::render(&outcomes);
         }

@@ -4,11 +4,12 @@
 //! needs a human, and remembers where it stopped (`DATA_DIR/shift-state.json`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use mailfleet_core::Config;
-use mailfleet_core::follow::{Follower, Place};
+use mailfleet_core::follow::Place;
+use mailfleet_core::follow_remote::LogFollower;
 use mailfleet_maillog::event::Kind;
 use serde::{Deserialize, Serialize};
 
@@ -64,7 +65,7 @@ pub enum ShiftError {
 }
 
 /// Problems in new log lines, as findings.
-fn log_findings(path: &Path, bytes: &[u8]) -> Vec<Finding> {
+fn log_findings(name: &str, bytes: &[u8]) -> Vec<Finding> {
     let mut problems: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
     let mut failed_logins = 0u64;
     let mut hosts = mailfleet_maillog::Hosts::default();
@@ -75,7 +76,6 @@ fn log_findings(path: &Path, bytes: &[u8]) -> Vec<Finding> {
             _ => {}
         }
     }
-    let name = path.display();
     let mut out = Vec::new();
     let mut by_level: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for ((level, service), n) in &problems {
@@ -132,11 +132,35 @@ pub async fn run(config: &Config) -> Result<ShiftReport, ShiftError> {
         last_run: Some(Utc::now()),
         ..Default::default()
     };
-    for s in &config.fleet.servers {
-        let Some(pid_file) = &s.pid_file else {
-            continue;
+    let servers: Vec<&mailfleet_core::Server> = config
+        .fleet
+        .servers
+        .iter()
+        .filter(|s| s.pid_file.is_some())
+        .collect();
+    let read = futures::future::join_all(
+        servers
+            .iter()
+            .map(|s| crate::daemon::daemon(plan.reach(), s, config.probe.timeout)),
+    )
+    .await;
+    for (s, now) in servers.into_iter().zip(read) {
+        let pid_file = s.pid_file.as_deref().unwrap_or(std::path::Path::new(""));
+        let now = match now {
+            Ok(crate::daemon::Daemon::Running(pid, start)) => Some((pid, start)),
+            Ok(crate::daemon::Daemon::NotRunning) => None,
+            Err(e) => {
+                findings.push(Finding {
+                    state: State::Unknown,
+                    what: format!("{}: restarts not known: {e}", s.name),
+                });
+                if let Some(before) = saved.daemons.get(&s.name) {
+                    next.daemons.insert(s.name.clone(), *before);
+                }
+                continue;
+            }
         };
-        match (crate::monitor::daemon(pid_file), saved.daemons.get(&s.name)) {
+        match (now, saved.daemons.get(&s.name)) {
             (None, _) => findings.push(Finding {
                 state: State::Critical,
                 what: format!(
@@ -160,35 +184,60 @@ pub async fn run(config: &Config) -> Result<ShiftReport, ShiftError> {
             }
         }
     }
-    // Reading logs (up to 256 MiB each) is blocking file work: off the async threads.
-    let logs = config.shift_logs.clone();
-    let places = saved.logs.clone();
-    let (log_findings_all, read_places) = tokio::task::spawn_blocking(move || {
-        let mut found = Vec::new();
-        let mut reached = BTreeMap::new();
-        for log in &logs {
-            let key = log.display().to_string();
-            let place = places.get(&key).copied().unwrap_or_default();
-            let mut follower = Follower::resume(log, place);
-            let read = std::fs::metadata(log).and_then(|_| follower.poll(MAX_LOG_READ, true));
-            match read {
-                Ok(bytes) => {
-                    found.extend(log_findings(log, &bytes));
-                    reached.insert(key, follower.place());
-                }
-                Err(e) => found.push(Finding {
+    // `[shift] logs` here, and each server's own logs where they are (patterns name rotated
+    // sets, not a live log to follow): all at once, each under its own name.
+    let mut logs: Vec<(String, LogFollower)> = Vec::new();
+    for l in &config.shift_logs {
+        let key = l.display().to_string();
+        let place = saved.logs.get(&key).copied().unwrap_or_default();
+        let f = LogFollower::resume("local", &mailfleet_remote::Access::Local, l, place);
+        logs.push((key, f));
+    }
+    for s in &config.fleet.servers {
+        for l in s.live_logs() {
+            let key = match s.access {
+                mailfleet_remote::Access::Local => l.display().to_string(),
+                mailfleet_remote::Access::Ssh(_) => format!("{}:{}", s.name, l.display()),
+            };
+            if logs.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            let place = saved.logs.get(&key).copied().unwrap_or_default();
+            logs.push((key, LogFollower::resume(&s.name, &s.access, l, place)));
+        }
+    }
+    let reach = plan.reach();
+    let deadline = config.probe.timeout.max(std::time::Duration::from_secs(30));
+    let read = futures::future::join_all(logs.iter_mut().map(|(key, f)| async move {
+        let read = f.poll(reach, MAX_LOG_READ, true, deadline).await;
+        let read = match read {
+            // A log that is not there is a config to fix, not a quiet shift.
+            Ok(_) if f.missing() => Err(format!("{key}: no such file")),
+            r => r.map_err(|e| e.to_string()),
+        };
+        (key.clone(), f.place(), read)
+    }))
+    .await;
+    let mut log_findings_all = Vec::new();
+    let mut read_places = BTreeMap::new();
+    for (key, place, read) in read {
+        match read {
+            Ok(bytes) => {
+                log_findings_all.extend(log_findings(&key, &bytes));
+                read_places.insert(key, place);
+            }
+            Err(e) => {
+                log_findings_all.push(Finding {
                     state: State::Unknown,
-                    what: format!("{key}: {e}"),
-                }),
+                    what: e,
+                });
+                // Read from the same place next time.
+                if let Some(before) = saved.logs.get(&key) {
+                    read_places.insert(key, *before);
+                }
             }
         }
-        (found, reached)
-    })
-    .await
-    .map_err(|e| ShiftError::State {
-        path: state_file.clone(),
-        message: format!("reading the logs: {e}"),
-    })?;
+    }
     findings.extend(log_findings_all);
     next.logs = read_places;
     findings.sort_by_key(|f| std::cmp::Reverse(f.state));

@@ -119,7 +119,12 @@ fn a_repeated_plan_names_each_copy() {
             "store2#2 lmtp",
             "store2#2 imap",
             "store2#3 lmtp",
-            "store2#3 imap"
+            "store2#3 imap",
+            // A load test reads every copy's resources, a local server's by the same
+            // script run here, as a fleet of that size would.
+            "store2#1 resources",
+            "store2#2 resources",
+            "store2#3 resources"
         ]
     );
     let once = Plan::new(&c, &["store2".into()]).unwrap().repeated(1);

@@ -55,12 +55,17 @@ impl Cmd {
         self
     }
 
-    /// The command as messages show it (arguments with spaces quoted).
+    /// The command as messages show it (arguments with spaces quoted; a script given to
+    /// `sh -c` shown by its first line and size, so an error stays one readable line).
     pub fn display(&self) -> String {
         self.argv
             .iter()
             .map(|a| {
-                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'') {
+                if a.contains('\n') || a.len() > 120 {
+                    let first = a.trim_start().lines().next().unwrap_or("");
+                    let first: String = first.chars().take(40).collect();
+                    format!("<script {first:?}... {} bytes>", a.len())
+                } else if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'') {
                     format!("{a:?}")
                 } else {
                     a.clone()
@@ -145,6 +150,15 @@ pub(crate) async fn read_bounded<R: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_script_argument_is_shown_short() {
+        let c = Cmd::new(["sh", "-c", "set -u\nx=1\necho \"$x\"\n", "sh", "a b"]);
+        assert_eq!(
+            c.display(),
+            r#"sh -c <script "set -u"... 21 bytes> sh "a b""#
+        );
+    }
 
     #[tokio::test]
     async fn output_past_the_bound_is_counted_not_kept() {

@@ -5,10 +5,12 @@
 //!
 //! Layout: [`access`] (what the config says), [`command`] (a command and what it gave back),
 //! [`reach`] (the connection pool and running), `spawn` (a started command and its pipes),
-//! `ssh` (master connections, sorting the client's errors), [`fanout`] (one command on many
+//! `ssh` (master connections, sorting the client's errors), [`blocking`] (a streamed output
+//! read from a plain thread), [`fanout`] (one command on many
 //! servers), [`hostkey`] (fingerprints for the errors), [`error`].
 
 pub mod access;
+pub mod blocking;
 pub mod command;
 pub mod error;
 pub mod fanout;

@@ -45,6 +45,11 @@ pub struct Streamed {
 }
 
 impl Streamed {
+    /// The server it runs on.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
     /// Waits for it to exit once its output has been read; an exit other than 0 is an error
     /// carrying its standard error.
     pub async fn finish(self, deadline: Duration) -> Result<(), RemoteError> {
@@ -205,26 +210,25 @@ impl Reach {
                     .map_err(|_| timeout())?
             }
             Access::Ssh(target) => {
-                let session =
-                    tokio::time::timeout(cmd.deadline, self.session(server, target, cmd.deadline))
-                        .await
-                        .map_err(|_| timeout())??;
+                let (session, spawned) = tokio::time::timeout(
+                    cmd.deadline,
+                    self.spawn_on(server, target, &cmd.argv, cmd.stdin.is_some(), cmd.deadline),
+                )
+                .await
+                .map_err(|_| timeout())??;
                 let left = cmd.deadline.saturating_sub(started.elapsed());
-                let work = async {
-                    f(spawn_ssh(server, &session, &cmd.argv, cmd.stdin.is_some()).await?).await
-                };
+                let work = f(spawned);
                 match tokio::time::timeout(left, work).await {
                     Ok(Err(e)) if matches!(e.kind, RemoteErrorKind::Lost { .. }) => {
                         self.forget(server, &session).await;
                         Err(e)
                     }
                     Ok(r) => r,
-                    Err(_) => {
-                        // A server that stopped answering: the next command connects anew
-                        // instead of queueing behind a dead link.
-                        self.forget(server, &session).await;
-                        Err(timeout())
-                    }
+                    // The connection stays: a command out of time is most often the command
+                    // (a loaded server, a slow tool), and reconnecting every server whose
+                    // command ran late costs a handshake each round. A dead link is ssh's own
+                    // keepalive's to end (15 s), and the next command then reconnects.
+                    Err(_) => Err(timeout()),
                 }
             }
         }
@@ -277,7 +281,7 @@ impl Reach {
         let mut sp = match access {
             Access::Local => spawn_local(server, argv, false)?,
             Access::Ssh(target) => {
-                let session = tokio::time::timeout(connect, self.session(server, target, connect))
+                tokio::time::timeout(connect, self.spawn_on(server, target, argv, false, connect))
                     .await
                     .map_err(|_| {
                         RemoteError::new(
@@ -287,8 +291,8 @@ impl Reach {
                                 deadline: connect,
                             },
                         )
-                    })??;
-                spawn_ssh(server, &session, argv, false).await?
+                    })??
+                    .1
             }
         };
         let stdout = sp
@@ -333,14 +337,46 @@ impl Reach {
         }
     }
 
-    /// The server's connection, made now if there is none (one connect at a time per server;
+    /// Starts `argv` over the server's connection. A kept connection whose master has gone
+    /// (the link died, ssh's keepalive ended it) fails to start the command, which then never
+    /// ran: it is started once more over a new connection.
+    async fn spawn_on(
+        &self,
+        server: &str,
+        target: &SshTarget,
+        argv: &[String],
+        stdin: bool,
+        timeout: Duration,
+    ) -> Result<(Arc<Session>, Spawned), RemoteError> {
+        let (session, fresh) = self.session(server, target, timeout).await?;
+        match spawn_ssh(server, &session, argv, stdin).await {
+            Ok(sp) => Ok((session, sp)),
+            Err(e) => {
+                self.forget(server, &session).await;
+                if fresh {
+                    return Err(e);
+                }
+                tracing::debug!("{server}: its connection had gone ({e}); connecting again");
+                let (session, _) = self.session(server, target, timeout).await?;
+                match spawn_ssh(server, &session, argv, stdin).await {
+                    Ok(sp) => Ok((session, sp)),
+                    Err(e) => {
+                        self.forget(server, &session).await;
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The server's connection and whether it was made now (one connect at a time per server;
     /// other servers are not held up).
     async fn session(
         &self,
         server: &str,
         target: &SshTarget,
         timeout: Duration,
-    ) -> Result<Arc<Session>, RemoteError> {
+    ) -> Result<(Arc<Session>, bool), RemoteError> {
         let slot = self.slot(server);
         let mut held = slot.lock().await;
         if let Some(c) = held.as_mut()
@@ -349,7 +385,7 @@ impl Reach {
             // The master exits after idling; a dead one is replaced.
             if c.last_used.elapsed() < CHECK_AFTER || c.session.check().await.is_ok() {
                 c.last_used = Instant::now();
-                return Ok(c.session.clone());
+                return Ok((c.session.clone(), false));
             }
         }
         *held = None;
@@ -360,6 +396,6 @@ impl Reach {
             session: session.clone(),
             last_used: Instant::now(),
         });
-        Ok(session)
+        Ok((session, true))
     }
 }

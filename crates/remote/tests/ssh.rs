@@ -272,7 +272,8 @@ async fn a_frozen_server_times_out_by_name_and_holds_up_no_other() {
         t1 < Duration::from_secs(1),
         "the other server waited {t1:?}"
     );
-    // Thawed, it answers again on a new connection.
+    // Thawed, it answers again, over the same connection: a command's timeout does not end
+    // it.
     reach
         .check(
             "s0",
@@ -281,5 +282,53 @@ async fn a_frozen_server_times_out_by_name_and_holds_up_no_other() {
         )
         .await
         .unwrap();
-    assert_eq!(reach.handshakes(), 3);
+    assert_eq!(reach.handshakes(), 2);
+}
+
+/// The PIDs of ssh master processes (`-M`) for this server (tests share addresses, not ports).
+fn masters_of(sshd: &Sshd) -> Vec<i32> {
+    let (host, port) = (sshd.host.as_bytes(), sshd.port.to_string());
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.first().is_some_and(|a| a.ends_with(b"ssh"))
+            && args.contains(&b"-M".as_slice())
+            && args.contains(&host)
+            && args.contains(&port.as_bytes())
+        {
+            found.push(p);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_connection_that_died_is_made_again_for_the_next_command() {
+    let s = servers(1);
+    let kh = s.files.known_hosts();
+    let a = access(&s.sshds[0], &s.files, &kh);
+    let reach = Reach::new();
+    reach.check("s0", &a, &Cmd::new(["true"])).await.unwrap();
+    assert_eq!(masters_of(&s.sshds[0]).len(), 1);
+    // The server side of our connection dies (the listener stays): the master ends.
+    let pid = mailfleet_stack::process::read_pid(&s.sshds[0].pid_file()).unwrap();
+    for p in with_descendants(pid).into_iter().filter(|p| *p != pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::SIGKILL);
+    }
+    let end = Instant::now() + Duration::from_secs(20);
+    while !masters_of(&s.sshds[0]).is_empty() {
+        assert!(Instant::now() < end, "the master never noticed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The kept connection is gone: the command runs over a new one, not failing once first.
+    let out = reach
+        .check("s0", &a, &Cmd::new(["echo", "again"]))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text().trim(), "again");
+    assert_eq!(reach.handshakes(), 2);
 }

@@ -60,6 +60,10 @@ impl Chunk {
     }
 }
 
+/// Opens a source when the reader gets to it (a log streamed from a server: started only
+/// when it is read, so the servers' streams do not all wait open at once).
+pub type Opener = Box<dyn FnOnce(Arc<AtomicU64>) -> io::Result<ChunkReader> + Send>;
+
 /// One input: a plain file is mapped; `.gz`, stdin, pipes and files that cannot be mapped
 /// are read into buffers.
 pub enum Source {
@@ -67,6 +71,8 @@ pub enum Source {
     Mapped(Arc<Mapped>, usize, Arc<AtomicU64>),
     /// Read into buffers.
     Stream(ChunkReader),
+    /// Opened on its first read.
+    Deferred(Option<Opener>, Arc<AtomicU64>),
 }
 
 impl Source {
@@ -86,7 +92,14 @@ impl Source {
 
     /// The next chunk; `buf` is a recycled buffer for streams (mapped files ignore it).
     pub fn next_chunk(&mut self, buf: Vec<u8>) -> io::Result<Option<Chunk>> {
+        if let Source::Deferred(open, read) = self {
+            let Some(open) = open.take() else {
+                return Ok(None);
+            };
+            *self = Source::Stream(open(Arc::clone(read))?);
+        }
         match self {
+            Source::Deferred(..) => Ok(None),
             Source::Stream(r) => Ok(r.next_chunk(buf)?.map(|(b, len)| Chunk::Owned(b, len))),
             Source::Mapped(map, pos, read) => {
                 let start = *pos;
@@ -136,6 +149,11 @@ impl ChunkReader {
         } else {
             Box::new(File::open(path)?)
         };
+        Self::from_reader(raw, read)
+    }
+
+    /// Reads from any reader (a command's output), gunzipping when it starts gzipped.
+    pub fn from_reader(raw: Box<dyn Read + Send>, read: Arc<AtomicU64>) -> io::Result<Self> {
         let mut buffered = BufReader::with_capacity(
             1 << 16,
             Counting {

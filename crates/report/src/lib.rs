@@ -6,7 +6,8 @@
 //! [`postfix`], [`dovecot`], [`filter`], [`event`], [`line`]); [`input`] reads sources in
 //! chunks; [`pipeline`] parses chunks in
 //! parallel and feeds the [`aggregate::Aggregator`] in order; [`output`] renders the
-//! [`Report`] as tables, CSV or HTML (JSON is its serde form).
+//! [`Report`] as tables, CSV or HTML (JSON is its serde form); [`remote`] streams the logs
+//! of the fleet's servers through their access.
 
 pub mod aggregate;
 pub mod input;
@@ -14,6 +15,7 @@ pub mod mapped;
 pub mod output;
 pub mod pflogsumm;
 pub mod pipeline;
+pub mod remote;
 pub mod report;
 
 pub use mailfleet_maillog::{dovecot, event, filter, line, postfix, syslog};

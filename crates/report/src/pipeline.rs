@@ -48,8 +48,11 @@ pub struct Options {
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// No input named.
-    #[error("no log files given (use - for standard input)")]
+    #[error("no log files given (use - for standard input, or name servers with mail_log)")]
     NoInput,
+    /// The reading thread failed (a panic, or the runtime shut down).
+    #[error("the report's reading failed: {0}")]
+    Thread(String),
     /// A file could not be opened.
     #[error("{path}: {source}")]
     Open {
@@ -193,31 +196,61 @@ pub fn run(files: &[PathBuf], opts: &Options) -> Result<Report, ReportError> {
         return Err(ReportError::NoInput);
     }
     let read = Arc::new(AtomicU64::new(0));
-    let mut readers = Vec::new();
-    let mut total = 0;
-    for f in files {
-        let r = Source::open(f, Arc::clone(&read)).map_err(|source| ReportError::Open {
-            path: f.display().to_string(),
-            source,
-        })?;
-        total += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-        readers.push((f.display().to_string(), r));
-    }
-    Ok(run_sources(readers, read, total, opts))
+    let inputs = open_files(files, &read)?;
+    let total = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
+    Ok(run_sources(inputs, read, total, Vec::new(), opts))
 }
 
-/// The run over opened sources; `read` counts the bytes handed out, of `total`.
-fn run_sources(
-    readers: Vec<(String, Source)>,
+/// Opens local files as inputs, each one's hostless lines named after its file (`store1.log`
+/// gives `store1`).
+pub fn open_files(files: &[PathBuf], read: &Arc<AtomicU64>) -> Result<Vec<Input>, ReportError> {
+    files
+        .iter()
+        .map(|f| {
+            let source = Source::open(f, Arc::clone(read)).map_err(|source| ReportError::Open {
+                path: f.display().to_string(),
+                source,
+            })?;
+            let host = f
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .map(|n| Arc::from(n.split('.').next().unwrap_or(&n)));
+            Ok(Input {
+                name: f.display().to_string(),
+                source,
+                host,
+            })
+        })
+        .collect()
+}
+
+/// One source of lines, named for the errors, and the host its lines without one come from.
+pub struct Input {
+    /// As the report's input summary names it.
+    pub name: String,
+    /// Its lines.
+    pub source: Source,
+    /// The host of lines that carry none (Dovecot's own log file).
+    pub host: Option<Arc<str>>,
+}
+
+/// The run over inputs; `read` counts the bytes handed out, of `total`; `errors` were met
+/// before (sources that could not be found) and are reported with the run's own.
+pub fn run_sources(
+    readers: Vec<Input>,
     read: Arc<AtomicU64>,
     total: u64,
+    errors: Vec<String>,
     opts: &Options,
 ) -> Report {
     let maps: Vec<_> = readers
         .iter()
-        .filter_map(|(name, r)| match r {
-            Source::Mapped(map, ..) => Some((name.clone(), Arc::clone(map))),
-            Source::Stream(_) => None,
+        .filter_map(|i| match &i.source {
+            Source::Mapped(map, ..) => Some((i.name.clone(), Arc::clone(map))),
+            _ => None,
         })
         .collect();
     let threads = opts
@@ -237,13 +270,14 @@ fn run_sources(
     let today = chrono::Local::now().date_naive();
     // The log's last line, read ahead from the end of the newest file when it is a plain
     // (mapped) one: it decides the year of yearless lines.
-    let ending = match readers.last() {
-        Some((_, Source::Mapped(map, ..))) => last_yearless_day(map),
+    let ending = match readers.last().map(|i| &i.source) {
+        Some(Source::Mapped(map, ..)) => last_yearless_day(map),
         _ => None,
     };
     let mut agg = Aggregator::new(Clock::new(opts.year, today).ending_at(ending));
     let mut summary = crate::report::InputSummary {
-        files: readers.iter().map(|(n, _)| n.clone()).collect(),
+        files: readers.iter().map(|i| i.name.clone()).collect(),
+        errors,
         ..Default::default()
     };
 
@@ -256,13 +290,12 @@ fn run_sources(
         let reader = std::thread::Builder::new().name("report-read".into());
         let _ = reader.spawn_scoped(s, move || {
             let mut seq = 0;
-            for (name, mut r) in readers {
-                // Dovecot's own log file has no host: name its lines after the file (store1.log).
-                let stem = std::path::Path::new(&name)
-                    .file_name()
-                    .map(|n| n.to_string_lossy());
-                let unnamed: Option<Arc<str>> =
-                    stem.map(|n| Arc::from(n.split('.').next().unwrap_or(&n)));
+            for Input {
+                name,
+                source: mut r,
+                host: unnamed,
+            } in readers
+            {
                 loop {
                     let buf = pool_rx.try_recv().unwrap_or_default();
                     let item = match r.next_chunk(buf) {
@@ -384,7 +417,12 @@ mod tests {
             year: Some(2024),
             ..Default::default()
         };
-        let r = run_sources(vec![("mail.log".into(), source)], read, 0, &opts);
+        let input = Input {
+            name: "mail.log".into(),
+            source,
+            host: None,
+        };
+        let r = run_sources(vec![input], read, 0, Vec::new(), &opts);
         assert_eq!(r.totals.received, 50_000 / 3);
         assert_eq!(r.input.errors.len(), 1, "{:?}", r.input.errors);
         assert!(r.input.errors[0].contains("mail.log: the file shrank"));

@@ -41,10 +41,24 @@ fn tls_err(e: rcgen::Error) -> StackError {
 /// report shows a realistic number.
 pub const VALID_DAYS: i64 = 365;
 
-/// Makes the CA and a certificate valid for `host` and the demo's names, unless they exist.
+/// Makes the CA and a certificate valid for `host`, every server's own address and the demo's
+/// names, unless they exist for exactly those (a stack made before a server was added gets
+/// new ones).
 pub fn ensure(dir: &Path, host: &str) -> Result<Certs, StackError> {
     let certs = Certs::at(dir);
-    if certs.ca.exists() && certs.cert.exists() && certs.key.exists() {
+    let mut hosts = vec![host.to_string()];
+    for (_, addr) in crate::layout::ssh_hosts(host) {
+        if !hosts.contains(&addr) {
+            hosts.push(addr);
+        }
+    }
+    let made_for = dir.join("hosts");
+    let wanted = hosts.join("\n");
+    if certs.ca.exists()
+        && certs.cert.exists()
+        && certs.key.exists()
+        && std::fs::read_to_string(&made_for).is_ok_and(|h| h == wanted)
+    {
         return Ok(certs);
     }
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -56,7 +70,7 @@ pub fn ensure(dir: &Path, host: &str) -> Result<Certs, StackError> {
     let ca =
         CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(tls_err)?).map_err(tls_err)?;
     let mut names = vec!["localhost".to_string()];
-    for n in ["mx1", "store1", "store2", "ldap1", "ldap2"] {
+    for (n, _) in crate::layout::SSH_SERVERS {
         names.push(format!("{n}.mailfleet.test"));
     }
     let mut leaf = CertificateParams::new(names).map_err(tls_err)?;
@@ -65,17 +79,20 @@ pub fn ensure(dir: &Path, host: &str) -> Result<Certs, StackError> {
     leaf.not_after = now + time::Duration::days(VALID_DAYS);
     leaf.distinguished_name
         .push(DnType::CommonName, "mailfleet demo server");
-    match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => leaf.subject_alt_names.push(SanType::IpAddress(ip)),
-        Err(_) => leaf.subject_alt_names.push(SanType::DnsName(
-            host.to_string().try_into().map_err(tls_err)?,
-        )),
+    for host in &hosts {
+        match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => leaf.subject_alt_names.push(SanType::IpAddress(ip)),
+            Err(_) => leaf.subject_alt_names.push(SanType::DnsName(
+                host.to_string().try_into().map_err(tls_err)?,
+            )),
+        }
     }
     let key = KeyPair::generate().map_err(tls_err)?;
     let cert = leaf.signed_by(&key, &ca).map_err(tls_err)?;
     write(&certs.ca, &ca.pem(), 0o644)?;
     write(&certs.cert, &cert.pem(), 0o644)?;
     write(&certs.key, &key.serialize_pem(), 0o600)?;
+    write(&made_for, &wanted, 0o644)?;
     Ok(certs)
 }
 

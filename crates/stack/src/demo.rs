@@ -8,7 +8,7 @@ use mailfleet_core::directory::{Directory, EmbeddedDirectory, LdapDirectory};
 use mailfleet_core::{Account, Address, config::DirectoryConfig, password, routing};
 
 use crate::StackError;
-use crate::layout::{LDAP, LDAP_REPLICA, Layout, MTA, STORES};
+use crate::layout::{LDAP, LDAP_REPLICA, Layout, MTAS, STORES};
 use crate::ports::StackPorts;
 use crate::slapd;
 
@@ -72,12 +72,12 @@ tls = {{ ca_file = {ca} }}
 [state]
 backend = \"embedded\"
 
-# The shift check reads these logs for new errors.
-[shift]
-logs = [{postfix_log}, {store1_log}, {store2_log}]
-
 # Backups go to DATA_DIR/backup; restores into the stores log in as this master user.
+# The demo's stores share this machine's disks: their Maildirs are read from here in one
+# run. On a fleet, leave run_on_stores out (true): each SSH-reached store is backed up by
+# mailfleet run on it (remote_mailfleet, remote_config).
 [backup]
+run_on_stores = false
 imap_master_user = \"mailfleet-restore\"
 imap_master_password_file = {probe_secret}
 
@@ -95,7 +95,7 @@ timeout_secs = 5
 [[server]]
 name = {LDAP:?}
 roles = [\"directory\"]
-host = {qhost}
+host = {qldap1}
 ssh = {ssh_ldap1}
 ports = {{ ldap = {ldap} }}
 pid_file = {slapd_pid}
@@ -104,18 +104,47 @@ tls = {{ ca_file = {ca} }}
 [[server]]
 name = {LDAP_REPLICA:?}
 roles = [\"directory\"]
-host = {qhost}
+host = {qldap2}
 ssh = {ssh_ldap2}
 ports = {{ ldap = {ldap_replica} }}
 replica_of = {LDAP:?}
 pid_file = {replica_pid}
 tls = {{ ca_file = {ca} }}
 
+",
+        operator_key = q(layout.ssh_files().operator_key().display()),
+        known_hosts = q(layout.ssh_files().known_hosts().display()),
+        ca = q(layout.tls_dir().join("ca.pem").display()),
+        base = b.display(),
+        data = q(layout.data_dir().display()),
+        backend = q(backend),
+        url = q(format!(
+            "ldap://{}:{}",
+            crate::layout::daemon_host(host, LDAP),
+            ports.ldap
+        )),
+        people = q(slapd::PEOPLE),
+        admin = q(slapd::ADMIN),
+        secret = q(layout.ldap_secret().display()),
+        probe_secret = q(layout.probe_secret().display()),
+        redis = ports.redis,
+        qldap1 = q(crate::layout::daemon_host(host, LDAP)),
+        qldap2 = q(crate::layout::daemon_host(host, LDAP_REPLICA)),
+        ssh_ldap1 = q(ssh_of(LDAP)),
+        ssh_ldap2 = q(ssh_of(LDAP_REPLICA)),
+        ldap = ports.ldap,
+        slapd_pid = q(layout.slapd_pid().display()),
+        ldap_replica = ports.ldap_replica,
+        replica_pid = q(layout.ldap_replica().join("slapd.pid").display()),
+    );
+    for mta in MTAS {
+        s.push_str(&format!(
+            "
 [[server]]
-name = {MTA:?}
+name = {mta:?}
 roles = [\"mta\"]
 host = {qhost}
-ssh = {ssh_mx1}
+ssh = {ssh}
 ports = {{ smtp = {smtp}, submission = {submission} }}
 group = \"mta\"
 postfix_dir = {postfix}
@@ -124,37 +153,21 @@ pid_file = {postfix_pid}
 passwd_file = {mta_users}
 probe_account = {mta_probe}
 tls = {{ ca_file = {ca} }}
+# Read over SSH by `report --server` and `check shift`; a pattern (mail.log*) takes rotations.
+mail_log = {mail_log}
 ",
-        submission = ports.submission,
-        operator_key = q(layout.ssh_files().operator_key().display()),
-        known_hosts = q(layout.ssh_files().known_hosts().display()),
-        mta_users = q(layout.passwd_file(crate::layout::MTA_AUTH).display()),
-        mta_probe = q(PROBES[0].1),
-        ca = q(layout.tls_dir().join("ca.pem").display()),
-        base = b.display(),
-        data = q(layout.data_dir().display()),
-        backend = q(backend),
-        url = q(format!("ldap://{host}:{}", ports.ldap)),
-        people = q(slapd::PEOPLE),
-        admin = q(slapd::ADMIN),
-        secret = q(layout.ldap_secret().display()),
-        probe_secret = q(layout.probe_secret().display()),
-        postfix_log = q(layout.log_dir().join("postfix.log").display()),
-        store1_log = q(layout.log_dir().join("store1.log").display()),
-        store2_log = q(layout.log_dir().join("store2.log").display()),
-        redis = ports.redis,
-        qhost = q(host),
-        ssh_ldap1 = q(ssh_of(LDAP)),
-        ssh_ldap2 = q(ssh_of(LDAP_REPLICA)),
-        ssh_mx1 = q(ssh_of(MTA)),
-        ldap = ports.ldap,
-        smtp = ports.smtp,
-        postfix = q(layout.postfix_conf().display()),
-        postfix_pid = q(layout.postfix_pid().display()),
-        slapd_pid = q(layout.slapd_pid().display()),
-        ldap_replica = ports.ldap_replica,
-        replica_pid = q(layout.ldap_replica().join("slapd.pid").display()),
-    );
+            mail_log = q(layout.postfix_log(mta).display()),
+            qhost = q(crate::layout::daemon_host(host, mta)),
+            ssh = q(ssh_of(mta)),
+            smtp = ports.smtp,
+            submission = ports.submission,
+            postfix = q(layout.postfix_conf_of(mta).display()),
+            postfix_pid = q(layout.postfix_pid_of(mta).display()),
+            mta_users = q(layout.passwd_file(&crate::layout::auth_of(mta)).display()),
+            mta_probe = q(PROBES[0].1),
+            ca = q(layout.tls_dir().join("ca.pem").display()),
+        ));
+    }
     for (name, p) in STORES.iter().zip(&ports.stores) {
         s.push_str(&format!(
             "
@@ -163,7 +176,8 @@ name = {name:?}
 roles = [\"mailbox\"]
 host = {qhost}
 ssh = {ssh}
-ports = {{ imap = {imap}, pop3 = {pop3}, lmtp = {lmtp}, imaps = {imaps}, pop3s = {pop3s} }}
+ports = {{ imap = {imap}, pop3 = {pop3}, lmtp = {lmtp}, imaps = {imaps}, pop3s = {pop3s}{doveadm} }}
+dovecot_config = {dovecot_conf}
 tls = {{ ca_file = {ca} }}
 maildir_root = {root}
 passwd_file = {users}
@@ -171,14 +185,22 @@ probe_account = {probe}
 pid_file = {pid}
 # Written by each backup run; the monitor's backup check reads it.
 backup_status = {status}
+mail_log = {mail_log}
 ",
-            qhost = q(host),
+            mail_log = q(layout.log_dir().join(format!("{name}.log")).display()),
+            qhost = q(crate::layout::daemon_host(host, name)),
             ssh = q(ssh_of(name)),
             imap = p.imap,
             pop3 = p.pop3,
             lmtp = p.lmtp,
             imaps = p.imaps,
             pop3s = p.pop3s,
+            doveadm = if p.doveadm == 0 {
+                String::new()
+            } else {
+                format!(", doveadm = {}", p.doveadm)
+            },
+            dovecot_conf = q(layout.dovecot_conf(name).display()),
             ca = q(layout.tls_dir().join("ca.pem").display()),
             root = q(layout.maildir_root(name).display()),
             status = q(layout
@@ -308,6 +330,6 @@ mod tests {
         all.push(p.ssh);
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 17, "ports overlap");
+        assert_eq!(all.len(), 19, "ports overlap");
     }
 }

@@ -53,6 +53,12 @@ pub fn configure(
     // Mail processes run as nobody and must own the Maildirs.
     run(Command::new("chown").arg("nobody:nogroup").arg(&mail))?;
     let users = layout.passwd_file(store);
+    let incoming = layout.incoming_users(store);
+    if !incoming.exists() {
+        std::fs::write(&incoming, "").map_err(io_err(&incoming))?;
+    }
+    run(Command::new("chown").arg("root:dovecot").arg(&incoming))?;
+    run(Command::new("chmod").arg("0640").arg(&incoming))?;
     write_master_users(layout, store)?;
     let log = layout.log_dir().join(format!("{store}.log"));
     let conf = format!(
@@ -90,7 +96,13 @@ userdb {{
   args = username_format=%u {users}
   default_fields = uid=nobody gid=nogroup home={mail}/%d/%n
 }}
-service imap-login {{
+# Accounts being moved here: known to doveadm before the directory says they live here.
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {incoming}
+  default_fields = uid=nobody gid=nogroup home={mail}/%d/%n
+}}
+{doveadm}service imap-login {{
   inet_listener imap {{
     port = {imap}
   }}
@@ -118,6 +130,18 @@ service lmtp {{
         log = log.display(),
         mail = mail.display(),
         users = users.display(),
+        incoming = incoming.display(),
+        // Moves copy between stores through doveadm's TCP service, one password for all.
+        doveadm = if ports.doveadm == 0 {
+            String::new()
+        } else {
+            format!(
+                "doveadm_password = <{}\ndoveadm_port = {}\nservice doveadm {{\n  inet_listener {{\n    port = {}\n  }}\n}}\n",
+                layout.doveadm_secret().display(),
+                ports.doveadm,
+                ports.doveadm
+            )
+        },
         imap = ports.imap,
         pop3 = ports.pop3,
         lmtp = ports.lmtp,
@@ -133,8 +157,12 @@ service lmtp {{
 
 /// Writes the config of the MTA's Dovecot that only checks SMTP AUTH passwords for Postfix
 /// (`smtpd_sasl_type = dovecot`), against a passwd-file of every account.
-pub fn configure_auth(layout: &Layout, host: &str, port: u16) -> Result<(), StackError> {
-    let name = crate::layout::MTA_AUTH;
+pub fn configure_auth(
+    layout: &Layout,
+    name: &str,
+    host: &str,
+    port: u16,
+) -> Result<(), StackError> {
     prepare(layout, name)?;
     let dir = layout.store(name);
     let conf = format!(
@@ -171,8 +199,7 @@ service auth {{
 }
 
 /// Starts the MTA's auth-only Dovecot and waits for its port.
-pub fn start_auth(layout: &Layout, host: &str, port: u16) -> Result<(), StackError> {
-    let name = crate::layout::MTA_AUTH;
+pub fn start_auth(layout: &Layout, name: &str, host: &str, port: u16) -> Result<(), StackError> {
     let log = layout.log_dir().join(format!("{name}.log"));
     run(Command::new("dovecot")
         .arg("-c")

@@ -11,23 +11,45 @@ pub struct Layout {
 
 /// Names of the two demo mailbox stores.
 pub const STORES: [&str; 2] = ["store1", "store2"];
-/// Name of the demo MTA.
+/// Name of the demo's first MTA.
 pub const MTA: &str = "mx1";
-/// Name of the Dovecot instance on the MTA that checks SMTP AUTH passwords for Postfix.
+/// The demo's MTAs: a redundant pair in group "mta", both routing by the directory.
+pub const MTAS: [&str; 2] = [MTA, "mx2"];
+/// Name of the Dovecot instance on the first MTA that checks SMTP AUTH passwords for Postfix.
 pub const MTA_AUTH: &str = "mx1-auth";
+
+/// The auth-only Dovecot beside an MTA (`mx2` has `mx2-auth`).
+pub fn auth_of(mta: &str) -> String {
+    format!("{mta}-auth")
+}
 /// Name of the demo directory server.
 pub const LDAP: &str = "ldap1";
 /// Name of its replica.
 pub const LDAP_REPLICA: &str = "ldap2";
 
 /// The demo servers reached by SSH, with the last byte of each one's own loopback address.
-pub const SSH_SERVERS: [(&str, u8); 5] = [
+pub const SSH_SERVERS: [(&str, u8); 6] = [
     (LDAP, 11),
     (LDAP_REPLICA, 12),
     (MTA, 21),
+    ("mx2", 22),
     ("store1", 31),
     ("store2", 32),
 ];
+
+/// The address a demo server's own daemons listen on: its own loopback address (see
+/// [`ssh_hosts`]), as its sshd; the `-auth` Dovecot of an MTA shares its MTA's.
+pub fn daemon_host(host: &str, server: &str) -> String {
+    own_host(host, server.strip_suffix("-auth").unwrap_or(server))
+}
+
+/// A server's own loopback address (see [`ssh_hosts`]).
+pub fn own_host(host: &str, server: &str) -> String {
+    ssh_hosts(host)
+        .into_iter()
+        .find(|(n, _)| *n == server)
+        .map_or_else(|| host.to_string(), |(_, a)| a)
+}
 
 /// Each SSH-reached server's own address: the stack's IPv4 loopback address with the last
 /// byte replaced (127.0.0.1 gives 127.0.0.11 for ldap1, 127.0.0.31 for store1); any other
@@ -78,17 +100,33 @@ impl Layout {
     pub fn tls_dir(&self) -> PathBuf {
         self.base.join("tls")
     }
-    /// Postfix config directory.
+    /// The first MTA's Postfix config directory.
     pub fn postfix_conf(&self) -> PathBuf {
-        self.base.join(MTA).join("conf")
+        self.postfix_conf_of(MTA)
     }
-    /// Postfix queue directory.
-    pub fn postfix_queue(&self) -> PathBuf {
-        self.base.join(MTA).join("queue")
-    }
-    /// Postfix master's PID file.
+    /// The first MTA's Postfix master PID file.
     pub fn postfix_pid(&self) -> PathBuf {
-        self.postfix_queue().join("pid").join("master.pid")
+        self.postfix_pid_of(MTA)
+    }
+    /// An MTA's Postfix config directory.
+    pub fn postfix_conf_of(&self, mta: &str) -> PathBuf {
+        self.base.join(mta).join("conf")
+    }
+    /// An MTA's Postfix queue directory.
+    pub fn postfix_queue_of(&self, mta: &str) -> PathBuf {
+        self.base.join(mta).join("queue")
+    }
+    /// An MTA's Postfix master PID file.
+    pub fn postfix_pid_of(&self, mta: &str) -> PathBuf {
+        self.postfix_queue_of(mta).join("pid").join("master.pid")
+    }
+    /// An MTA's mail log (`postfix.log` for the first, `postfix-mx2.log` for the second).
+    pub fn postfix_log(&self, mta: &str) -> PathBuf {
+        if mta == MTA {
+            self.log_dir().join("postfix.log")
+        } else {
+            self.log_dir().join(format!("postfix-{mta}.log"))
+        }
     }
     /// A store's own directory.
     pub fn store(&self, store: &str) -> PathBuf {
@@ -129,6 +167,15 @@ impl Layout {
     /// The file with the probe accounts' password.
     pub fn probe_secret(&self) -> PathBuf {
         self.base.join("probe.secret")
+    }
+    /// The password the stores' doveadm services share (a move copies between them).
+    pub fn doveadm_secret(&self) -> PathBuf {
+        self.base.join("doveadm.secret")
+    }
+    /// Accounts being moved into a store: a second userdb, so the store knows them before
+    /// the directory says they live there.
+    pub fn incoming_users(&self, store: &str) -> PathBuf {
+        self.store(store).join("users.incoming")
     }
     /// A server's own sshd.
     pub fn sshd(&self, server: &str, host: &str, port: u16) -> crate::sshd::Sshd {

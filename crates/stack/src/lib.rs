@@ -69,6 +69,14 @@ pub enum StackError {
     /// The stack in this base directory is partly running.
     #[error("{0}")]
     State(String),
+    /// Some of the stack's ports are taken by another program.
+    #[error("ports already in use on {host}: {busy}; choose other ports with --port-base")]
+    PortsBusy {
+        /// The stack's address.
+        host: String,
+        /// Each busy `address:port (service)`.
+        busy: String,
+    },
     /// Seeding the accounts failed.
     #[error("seeding the demo accounts: {0}")]
     Seed(String),

@@ -5,7 +5,7 @@ use std::process::Child;
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{Layout, MTA_AUTH, STORES};
+use crate::layout::{LDAP, LDAP_REPLICA, Layout, MTAS, STORES, auth_of, daemon_host};
 use crate::ports::{DEFAULT_BASE, StackPorts};
 use crate::process::{self, is_running, read_pid};
 use crate::{StackError, demo, dovecot, install, io_err, postfix, redis, slapd};
@@ -62,11 +62,17 @@ pub struct ServiceStatus {
 
 /// The services and their PID files and command names, in stop order.
 fn services(layout: &Layout) -> Vec<(String, PathBuf)> {
-    let mut v = vec![("mx1".to_string(), layout.postfix_pid())];
+    let mut v: Vec<(String, PathBuf)> = MTAS
+        .iter()
+        .map(|m| (m.to_string(), layout.postfix_pid_of(m)))
+        .collect();
     for s in STORES {
         v.push((s.to_string(), layout.dovecot_pid(s)));
     }
-    v.push((MTA_AUTH.into(), layout.dovecot_pid(MTA_AUTH)));
+    for m in MTAS {
+        let auth = auth_of(m);
+        v.push((auth.clone(), layout.dovecot_pid(&auth)));
+    }
     v.push(("ldap1".into(), layout.slapd_pid()));
     v.push(("ldap2".into(), layout.ldap_replica().join("slapd.pid")));
     v.push(("redis".into(), layout.redis_pid()));
@@ -159,15 +165,71 @@ pub async fn up(opts: &StackOptions) -> Result<Started, StackError> {
     }
 }
 
+/// Where each service of the stack listens, by service name (as in [`services`]): the
+/// protocol, address and port of each endpoint.
+fn endpoints(info: &StackInfo, service: &str) -> Vec<(&'static str, String, u16)> {
+    let p = &info.ports;
+    let at = |server: &str, ports: &[(&'static str, u16)]| {
+        let host = daemon_host(&info.host, server);
+        ports
+            .iter()
+            .map(|(proto, port)| (*proto, host.clone(), *port))
+            .collect::<Vec<_>>()
+    };
+    if let Some(server) = service.strip_suffix("-sshd") {
+        return vec![("ssh", crate::layout::own_host(&info.host, server), p.ssh)];
+    }
+    if let Some(mta) = service.strip_suffix("-auth") {
+        return at(mta, &[("sasl", p.sasl)]);
+    }
+    if MTAS.contains(&service) {
+        return at(service, &[("smtp", p.smtp), ("submission", p.submission)]);
+    }
+    if let Some(i) = STORES.iter().position(|s| *s == service) {
+        let s = &p.stores[i];
+        return at(
+            service,
+            &[
+                ("imap", s.imap),
+                ("pop3", s.pop3),
+                ("lmtp", s.lmtp),
+                ("imaps", s.imaps),
+                ("pop3s", s.pop3s),
+                ("doveadm", s.doveadm),
+            ],
+        );
+    }
+    match service {
+        "ldap1" => at(service, &[("ldap", p.ldap)]),
+        "ldap2" => at(service, &[("ldap", p.ldap_replica)]),
+        "redis" => at(service, &[("redis", p.redis)]),
+        _ => Vec::new(),
+    }
+}
+
+/// Every listener of the stack: `(service, protocol, address, port)`, in the services'
+/// order (so `mx1` before `mx2`, which uses the same port numbers on its own address).
+pub fn listeners(info: &StackInfo) -> Vec<(String, &'static str, String, u16)> {
+    let layout = Layout::new(&info.base);
+    services(&layout)
+        .into_iter()
+        .flat_map(|(service, _)| {
+            endpoints(info, &service)
+                .into_iter()
+                .map(move |(proto, host, port)| (service.clone(), proto, host, port))
+        })
+        .collect()
+}
+
 /// Every port must be free: a daemon that cannot bind may still "start" (Postfix's master
 /// logs the failure and runs on), and another program on the port would pass for it.
 fn check_ports_free(info: &StackInfo) -> Result<(), StackError> {
-    let all = info
-        .ports
-        .all()
-        .into_iter()
-        .map(|(service, port)| (service, info.host.clone(), port))
-        .chain(info.ports.ssh_endpoints(&info.host));
+    let layout = Layout::new(&info.base);
+    let all = services(&layout).into_iter().flat_map(|(service, _)| {
+        endpoints(info, &service)
+            .into_iter()
+            .map(move |(proto, host, port)| (format!("{service} {proto}"), host, port))
+    });
     let busy: Vec<String> = all
         .filter(|(_, host, port)| std::net::TcpListener::bind((host.as_str(), *port)).is_err())
         .map(|(service, host, port)| format!("{host}:{port} ({service})"))
@@ -175,11 +237,10 @@ fn check_ports_free(info: &StackInfo) -> Result<(), StackError> {
     if busy.is_empty() {
         return Ok(());
     }
-    Err(StackError::State(format!(
-        "ports already in use on {}: {}; choose other ports with --port-base",
-        info.host,
-        busy.join(", ")
-    )))
+    Err(StackError::PortsBusy {
+        host: info.host.clone(),
+        busy: busy.join(", "),
+    })
 }
 
 /// Creates the base directory, records the stack and writes its `mailfleet.toml`.
@@ -199,6 +260,23 @@ fn prepare(layout: &Layout, info: &StackInfo) -> Result<(), StackError> {
     std::fs::write(&path, json).map_err(io_err(&path))?;
     let secret = layout.probe_secret();
     std::fs::write(&secret, format!("{}\n", demo::DEMO_PASSWORD)).map_err(io_err(&secret))?;
+    let doveadm = layout.doveadm_secret();
+    if !doveadm.exists() {
+        // Random, read by Dovecot's config process as root only.
+        let mut bytes = [0u8; 16];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").map_err(io_err(Path::new("/dev/urandom")))?,
+            &mut bytes,
+        )
+        .map_err(io_err(Path::new("/dev/urandom")))?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&doveadm, format!("{hex}\n")).map_err(io_err(&doveadm))?;
+        std::fs::set_permissions(
+            &doveadm,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .map_err(io_err(&doveadm))?;
+    }
     let path = layout.config_file();
     let text = demo::config_text(layout, &info.host, &info.ports, "embedded");
     std::fs::write(&path, text).map_err(io_err(&path))
@@ -238,29 +316,37 @@ async fn start_all(
     if !layout.ldap().join("db").join("data.mdb").exists() {
         slapd::configure(layout, &certs)?;
     }
+    let (ldap1, ldap2) = (daemon_host(host, LDAP), daemon_host(host, LDAP_REPLICA));
     children.push(slapd::start(
         &layout.ldap(),
         &layout.log_dir().join("slapd.log"),
-        host,
+        &ldap1,
         p.ldap,
     )?);
-    slapd::configure_replica(layout, host, p.ldap, &certs)?;
+    slapd::configure_replica(layout, &ldap1, p.ldap, &certs)?;
     let replica_log = layout.log_dir().join("slapd-replica.log");
     children.push(slapd::start(
         &layout.ldap_replica(),
         &replica_log,
-        host,
+        &ldap2,
         p.ldap_replica,
     )?);
     for (store, sp) in STORES.iter().zip(&p.stores) {
-        dovecot::configure(layout, store, host, sp, &certs)?;
-        dovecot::start(layout, store, host, sp)?;
+        let at = daemon_host(host, store);
+        dovecot::configure(layout, store, &at, sp, &certs)?;
+        dovecot::start(layout, store, &at, sp)?;
     }
-    dovecot::configure_auth(layout, host, p.sasl)?;
-    dovecot::start_auth(layout, host, p.sasl)?;
-    postfix::configure(layout, host, p, &certs)?;
+    for mta in MTAS {
+        let at = daemon_host(host, mta);
+        dovecot::configure_auth(layout, &auth_of(mta), &at, p.sasl)?;
+        dovecot::start_auth(layout, &auth_of(mta), &at, p.sasl)?;
+        postfix::configure(layout, mta, &at, p, &certs)?;
+    }
     demo::seed(layout, host, p).await?;
-    postfix::start(layout, host, p)
+    for mta in MTAS {
+        postfix::start(layout, mta, &daemon_host(host, mta), p)?;
+    }
+    Ok(())
 }
 
 /// Every demo server's own sshd, with the operator key allowed in and `known_hosts` listing
@@ -293,7 +379,7 @@ pub fn down(base: &Path) -> Result<Vec<(String, i32)>, StackError> {
     let mut errors = Vec::new();
     for (name, _) in services(&layout) {
         let r = match name.as_str() {
-            "mx1" => postfix::stop(&layout),
+            mta if MTAS.contains(&mta) => postfix::stop(&layout, mta),
             "ldap1" => slapd::stop(&layout.ldap()),
             "ldap2" => slapd::stop(&layout.ldap_replica()),
             "redis" => redis::stop(&layout),
@@ -321,30 +407,13 @@ pub fn status(base: &Path) -> Result<Option<Vec<ServiceStatus>>, StackError> {
     let Some(info) = read_info(&layout.base)? else {
         return Ok(None);
     };
-    let p = &info.ports;
-    let mut ports: Vec<Vec<u16>> = vec![vec![p.smtp, p.submission]];
-    for s in &p.stores {
-        ports.push(vec![s.imap, s.pop3, s.lmtp, s.imaps, s.pop3s]);
-    }
-    ports.push(vec![p.sasl]);
-    ports.push(vec![p.ldap]);
-    ports.push(vec![p.ldap_replica]);
-    ports.push(vec![p.redis]);
-    let mut endpoints: Vec<Vec<(String, u16)>> = ports
-        .into_iter()
-        .map(|ps| {
-            ps.into_iter()
-                .map(|port| (info.host.clone(), port))
-                .collect()
-        })
-        .collect();
-    for (_, addr, port) in p.ssh_endpoints(&info.host) {
-        endpoints.push(vec![(addr, port)]);
-    }
     let out = services(&layout)
         .into_iter()
-        .zip(endpoints)
-        .map(|((service, pid_file), endpoints)| {
+        .map(|(service, pid_file)| {
+            let endpoints: Vec<(String, u16)> = endpoints(&info, &service)
+                .into_iter()
+                .map(|(_, host, port)| (host, port))
+                .collect();
             let pid = read_pid(&pid_file).filter(|p| is_running(*p));
             ServiceStatus {
                 service,

@@ -15,6 +15,9 @@ pub struct StorePorts {
     pub imaps: u16,
     /// POP3 over implicit TLS.
     pub pop3s: u16,
+    /// doveadm's TCP service (moves copy through it); 0 in a stack made before it existed.
+    #[serde(default)]
+    pub doveadm: u16,
 }
 
 /// Every port one stack listens on.
@@ -56,6 +59,7 @@ impl StackPorts {
                     lmtp: at(24)?,
                     imaps: at(993)?,
                     pop3s: at(995)?,
+                    doveadm: at(924)?,
                 },
                 StorePorts {
                     imap: at(243)?,
@@ -63,6 +67,7 @@ impl StackPorts {
                     lmtp: at(124)?,
                     imaps: at(1993)?,
                     pop3s: at(1995)?,
+                    doveadm: at(1924)?,
                 },
             ],
             ldap: at(389)?,
@@ -72,14 +77,20 @@ impl StackPorts {
         })
     }
 
-    /// Ports free on `host` right now, taken below the kernel's ephemeral range (so an
+    /// Ports free on `host` and the servers' own addresses right now, taken below the kernel's ephemeral range (so an
     /// outgoing connection of another test cannot grab one before the service binds it) and
     /// from a process-wide cursor (so stacks started in parallel never share one).
     pub fn free(host: &str) -> std::io::Result<Self> {
-        let mut p = Vec::with_capacity(17);
-        while p.len() < 17 {
+        // Free on the stack's address and on every server's own one: each binds some.
+        let mut hosts = vec![host.to_string()];
+        hosts.extend(crate::layout::ssh_hosts(host).into_iter().map(|(_, a)| a));
+        let mut p = Vec::with_capacity(19);
+        while p.len() < 19 {
             let port = next_candidate();
-            if std::net::TcpListener::bind((host, port)).is_ok() {
+            if hosts
+                .iter()
+                .all(|h| std::net::TcpListener::bind((h.as_str(), port)).is_ok())
+            {
                 p.push(port);
             }
         }
@@ -94,6 +105,7 @@ impl StackPorts {
                     lmtp: p[3],
                     imaps: p[12],
                     pop3s: p[13],
+                    doveadm: p[17],
                 },
                 StorePorts {
                     imap: p[4],
@@ -101,6 +113,7 @@ impl StackPorts {
                     lmtp: p[6],
                     imaps: p[14],
                     pop3s: p[15],
+                    doveadm: p[18],
                 },
             ],
             ldap: p[7],
@@ -110,19 +123,22 @@ impl StackPorts {
         })
     }
 
-    /// Every port with the service it belongs to.
+    /// Every port with the service it belongs to (its server first in the name: the MTAs
+    /// share port numbers, each on its own address).
     pub fn all(&self) -> Vec<(String, u16)> {
-        let mut v = vec![
-            ("mx1 smtp".to_string(), self.smtp),
-            ("mx1 submission".to_string(), self.submission),
-            ("mx1-auth sasl".to_string(), self.sasl),
-        ];
+        let mut v = Vec::new();
+        for mta in crate::layout::MTAS {
+            v.push((format!("{mta} smtp"), self.smtp));
+            v.push((format!("{mta} submission"), self.submission));
+            v.push((format!("{mta}-auth sasl"), self.sasl));
+        }
         for (name, s) in crate::layout::STORES.iter().zip(&self.stores) {
             v.push((format!("{name} imap"), s.imap));
             v.push((format!("{name} pop3"), s.pop3));
             v.push((format!("{name} lmtp"), s.lmtp));
             v.push((format!("{name} imaps"), s.imaps));
             v.push((format!("{name} pop3s"), s.pop3s));
+            v.push((format!("{name} doveadm"), s.doveadm));
         }
         v.push(("ldap1 ldap".into(), self.ldap));
         v.push(("ldap2 ldap".into(), self.ldap_replica));

@@ -10,7 +10,7 @@ use mailfleet_core::backup_status::BackupRun;
 use mailfleet_core::directory::Filter;
 use mailfleet_core::{Config, Role};
 use mailfleet_notify::{Kind, Notification, Notifier, State};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::BackupError;
 use crate::repo::Repository;
@@ -37,7 +37,7 @@ pub trait Progress: Send {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "lowercase")]
 pub enum Ended {
     /// A snapshot was written.
@@ -67,6 +67,17 @@ impl Ended {
             Ended::Failed { .. } => "failed",
             Ended::Aborted { .. } => "aborted",
             Ended::Skipped { .. } => "skipped",
+        }
+    }
+
+    /// How bad the ending is, for picking the worst of several runs: a failure, then a
+    /// target that did not answer, then a skipped run, then a good one.
+    pub fn severity(&self) -> u8 {
+        match self {
+            Ended::Ok(_) => 0,
+            Ended::Skipped { .. } => 1,
+            Ended::Aborted { .. } => 2,
+            Ended::Failed { .. } => 3,
         }
     }
 

@@ -79,16 +79,31 @@ impl Restored {
     }
 }
 
-/// The snapshot asked for.
-fn choose(repo: &Repository, which: &Which) -> Result<Snapshot, BackupError> {
+/// The snapshot asked for. With one account asked for, `latest` and a time mean the newest
+/// snapshot holding that account: each store reached over SSH writes snapshots of its own.
+fn choose(
+    repo: &Repository,
+    which: &Which,
+    account: Option<&str>,
+) -> Result<Snapshot, BackupError> {
+    let has = |s: &Snapshot| account.is_none_or(|a| s.accounts.iter().any(|e| e.address == a));
+    let of = account.map_or(String::new(), |a| format!(" of {a}"));
     match which {
+        Which::Id(id) if id == "latest" && account.is_some() => repo
+            .snapshots()?
+            .into_iter()
+            .rfind(has)
+            .ok_or_else(|| BackupError::NotFound(format!("no snapshot{of}"))),
         Which::Id(id) => repo.snapshot(id),
         Which::At(t) => repo
             .snapshots()?
             .into_iter()
-            .rfind(|s| s.time <= *t)
+            .rfind(|s| s.time <= *t && has(s))
             .ok_or_else(|| {
-                BackupError::NotFound(format!("no snapshot taken at or before {}", t.to_rfc3339()))
+                BackupError::NotFound(format!(
+                    "no snapshot{of} taken at or before {}",
+                    t.to_rfc3339()
+                ))
             }),
     }
 }
@@ -97,9 +112,10 @@ fn choose(repo: &Repository, which: &Which) -> Result<Snapshot, BackupError> {
 pub async fn restore(config: &Config, options: RestoreOptions) -> Result<Restored, BackupError> {
     let opened = config.clone();
     let which = options.snapshot.clone();
+    let account = options.filter.account.clone();
     let (repo, snapshot) = off_runtime("a restore", move || {
         let repo = super::open(&opened)?;
-        let snapshot = choose(&repo, &which)?;
+        let snapshot = choose(&repo, &which, account.as_deref())?;
         Ok((repo, snapshot))
     })
     .await?;

@@ -112,6 +112,14 @@ pub struct BackupConfig {
     /// The key file of an encrypted repository (`mailfleet backup keygen FILE` makes one);
     /// unset: the repository is not encrypted.
     pub key_file: Option<PathBuf>,
+    /// The mailfleet binary on the stores, run there through each SSH-reached store's access
+    /// to back up its Maildirs (unset: this binary's own path, as a package installs it).
+    pub remote_mailfleet: Option<PathBuf>,
+    /// The config that binary reads on the stores (unset: this config's own path).
+    pub remote_config: Option<PathBuf>,
+    /// Whether `backup run` backs up each SSH-reached store on the store itself (default);
+    /// false reads every store's Maildirs from this machine (one run, one snapshot).
+    pub run_on_stores: bool,
 }
 
 /// Monitor settings.

@@ -125,7 +125,8 @@ pub struct PolicyConfig {
     /// The DNS server for DNSBL lookups (`host:port`), instead of the system's resolver.
     pub dns_server: Option<SocketAddr>,
     /// Postfix's log (`maillog_file`), followed to give back the count of mail rejected after
-    /// mailfleet counted it, and to see recipients rejected at RCPT.
+    /// mailfleet counted it, and to see recipients rejected at RCPT; on the `mta` through its
+    /// access (by default its `mail_log`).
     pub postfix_log: Option<PathBuf>,
 }
 

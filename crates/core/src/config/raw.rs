@@ -64,6 +64,9 @@ pub(crate) struct RawBackup {
     pub(crate) imap_master_password_file: Option<PathBuf>,
     pub(crate) key_file: Option<PathBuf>,
     pub(crate) command_timeout_secs: Option<i64>,
+    pub(crate) remote_mailfleet: Option<PathBuf>,
+    pub(crate) remote_config: Option<PathBuf>,
+    pub(crate) run_on_stores: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +175,7 @@ pub(crate) struct RawServer {
     pub(crate) weight: Option<i64>,
     pub(crate) maildir_root: Option<PathBuf>,
     pub(crate) postfix_dir: Option<PathBuf>,
+    pub(crate) dovecot_config: Option<PathBuf>,
     pub(crate) passwd_file: Option<PathBuf>,
     pub(crate) probe_account: Option<String>,
     pub(crate) pid_file: Option<PathBuf>,
@@ -187,6 +191,24 @@ pub(crate) struct RawServer {
     pub(crate) identity_file: Option<PathBuf>,
     pub(crate) known_hosts: Option<PathBuf>,
     pub(crate) jump: Option<Vec<String>>,
+    pub(crate) mail_log: Option<OneOrMore<PathBuf>>,
+}
+
+/// A key that takes one value or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMore<T> {
+    One(T),
+    More(Vec<T>),
+}
+
+impl<T> OneOrMore<T> {
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMore::One(v) => vec![v],
+            OneOrMore::More(v) => v,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -85,6 +85,14 @@ pub(super) fn validate(
             }
             f => f.as_ref().map(|f| resolve(base, f)),
         },
+        // Paths on the stores, not here: kept as written, and must be absolute.
+        remote_mailfleet: remote_path(
+            &raw.backup.remote_mailfleet,
+            "backup.remote_mailfleet",
+            &mut p,
+        ),
+        remote_config: remote_path(&raw.backup.remote_config, "backup.remote_config", &mut p),
+        run_on_stores: raw.backup.run_on_stores.unwrap_or(true),
         pre: command(&raw.backup.pre, "backup.pre", &mut p),
         post: command(&raw.backup.post, "backup.post", &mut p),
         command_timeout: {
@@ -107,6 +115,10 @@ pub(super) fn validate(
                 policy.mta_access = s.access.clone();
                 if policy.postfix_config_dir.is_none() {
                     policy.postfix_config_dir = s.postfix_dir.clone();
+                }
+                // Its live log (a pattern names a rotated set, not a file to follow).
+                if policy.postfix_log.is_none() {
+                    policy.postfix_log = s.live_logs().next().cloned();
                 }
             }
             Some(_) => p.add("policy.mta", format!("server {name:?} is not an mta")),
@@ -422,6 +434,21 @@ pub(super) fn resolve(base: &Path, p: &Path) -> PathBuf {
         .components()
         .filter(|c| !matches!(c, std::path::Component::CurDir))
         .collect()
+}
+
+/// A path on another machine: absolute, since it is not relative to anything here.
+fn remote_path(v: &Option<PathBuf>, key: &str, p: &mut Problems) -> Option<PathBuf> {
+    let path = v.as_ref()?;
+    if !path.is_absolute() {
+        p.add(
+            key,
+            format!(
+                "{:?} is not an absolute path (it names a file on the stores)",
+                path
+            ),
+        );
+    }
+    Some(path.clone())
 }
 
 /// A shell command setting: present means non-blank.

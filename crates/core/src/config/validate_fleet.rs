@@ -1,7 +1,7 @@
 //! Validation of the servers and their redundancy groups.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::raw::RawServer;
 use super::validate::{Problems, resolve};
@@ -174,6 +174,14 @@ fn server(
             format!("{g:?} is not a group name {label}"),
         );
     }
+    let mail_log = mail_logs(
+        s.mail_log,
+        &access,
+        base,
+        &format!("{key}.mail_log"),
+        &label,
+        p,
+    );
     Server {
         name: s.name,
         access,
@@ -184,6 +192,7 @@ fn server(
         weight: weight.clamp(0, 1000) as u32,
         maildir_root: s.maildir_root.map(|r| resolve(base, &r)),
         postfix_dir: s.postfix_dir.map(|r| resolve(base, &r)),
+        dovecot_config: s.dovecot_config.map(|r| resolve(base, &r)),
         passwd_file: s.passwd_file.map(|r| resolve(base, &r)),
         pid_file: s.pid_file.map(|f| resolve(base, &f)),
         replica_of: s.replica_of.clone(),
@@ -220,6 +229,7 @@ fn server(
             std::time::Duration::from_secs(3600 * h.clamp(1, 24 * 365) as u64)
         },
         tls: tls_settings(&s.tls, base, &format!("{key}.tls"), &label, p),
+        mail_log,
         probe_account: s
             .probe_account
             .as_deref()
@@ -231,6 +241,40 @@ fn server(
                 }
             }),
     }
+}
+
+/// `mail_log`: paths on the server; relative ones only mean something when it is this machine.
+fn mail_logs(
+    raw: Option<super::raw::OneOrMore<PathBuf>>,
+    access: &mailfleet_remote::Access,
+    base: &Path,
+    key: &str,
+    label: &str,
+    p: &mut Problems,
+) -> Vec<PathBuf> {
+    let logs = raw.map(super::raw::OneOrMore::into_vec).unwrap_or_default();
+    let mut out = Vec::with_capacity(logs.len());
+    for log in logs {
+        let dir = log.parent().map(|d| d.to_string_lossy().into_owned());
+        if log.file_name().is_none() {
+            p.add(key, format!("{log:?} names no file {label}"));
+        } else if dir.is_some_and(|d| d.contains(['*', '?', '['])) {
+            p.add(
+                key,
+                format!("{log:?}: a pattern may only be in the file name {label}"),
+            );
+        } else if log.is_absolute() {
+            out.push(log);
+        } else if matches!(access, mailfleet_remote::Access::Local) {
+            out.push(resolve(base, &log));
+        } else {
+            p.add(
+                key,
+                format!("{log:?} is not an absolute path (it names a file on the server) {label}"),
+            );
+        }
+    }
+    out
 }
 
 /// Groups come from `[groups]` lists and from each server's `group` key; the two must agree.

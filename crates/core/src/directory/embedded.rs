@@ -235,6 +235,43 @@ impl Directory for EmbeddedDirectory {
         .await
     }
 
+    async fn switch_server(
+        &self,
+        address: &Address,
+        from: &str,
+        to: &str,
+    ) -> Result<(), DirectoryError> {
+        let err = self.sql_err();
+        let (a, from, to) = (address.clone(), from.to_string(), to.to_string());
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE accounts SET server = ?3 WHERE address = ?1 AND server = ?2",
+                    rusqlite::params![a.to_string(), from, to],
+                )
+                .map_err(&err)?;
+            if n == 1 {
+                return Ok(());
+            }
+            let exists: bool = c
+                .query_row(
+                    "SELECT EXISTS(SELECT 1 FROM accounts WHERE address = ?1)",
+                    [a.to_string()],
+                    |r| r.get(0),
+                )
+                .map_err(&err)?;
+            Err(if exists {
+                DirectoryError::NotOn {
+                    address: a,
+                    expected: from,
+                }
+            } else {
+                DirectoryError::NotFound(a)
+            })
+        })
+        .await
+    }
+
     async fn set_locked(&self, address: &Address, locked: bool) -> Result<(), DirectoryError> {
         self.update(
             address,

@@ -511,6 +511,38 @@ impl Directory for LdapDirectory {
         .await
     }
 
+    async fn switch_server(
+        &self,
+        address: &Address,
+        from: &str,
+        to: &str,
+    ) -> Result<(), DirectoryError> {
+        let e = self.entry_or_missing(address).await?;
+        let attr = self.config.attributes.mailbox_server.clone();
+        // One modify: deleting a value the entry lacks fails the whole operation
+        // (noSuchAttribute), so the server itself compares and sets.
+        let mods = vec![
+            Mod::Delete(attr.clone(), HashSet::from([from.to_string()])),
+            Mod::Add(attr, HashSet::from([to.to_string()])),
+        ];
+        let dn = e.dn.clone();
+        let res = self
+            .run("modify", |mut l| {
+                let (mods, dn) = (mods.clone(), dn.clone());
+                async move { l.modify(&dn, mods).await }
+            })
+            .await?;
+        match res.rc {
+            0 => Ok(()),
+            // noSuchAttribute: the value to replace is not there.
+            16 => Err(DirectoryError::NotOn {
+                address: address.clone(),
+                expected: from.to_string(),
+            }),
+            _ => Err(self.error(format!("modify {}: {res}", e.dn))),
+        }
+    }
+
     async fn set_locked(&self, address: &Address, locked: bool) -> Result<(), DirectoryError> {
         let e = self.entry_or_missing(address).await?;
         let mut account = self.to_account(&e)?;

@@ -20,6 +20,14 @@ pub enum DirectoryError {
     /// No such account.
     #[error("no account {0}")]
     NotFound(Address),
+    /// The account is no longer on the server a compare-and-set expected.
+    #[error("account {address} is no longer on {expected}: not switched")]
+    NotOn {
+        /// The account.
+        address: Address,
+        /// Where it was expected.
+        expected: String,
+    },
     /// The embedded database failed.
     #[error("account database {path}: {source}")]
     Sqlite {
@@ -87,6 +95,14 @@ pub trait Directory: Send + Sync {
     async fn remove(&self, address: &Address) -> Result<(), DirectoryError>;
     /// Records that the mailbox now lives on `server`.
     async fn set_server(&self, address: &Address, server: &str) -> Result<(), DirectoryError>;
+    /// Moves the account from `from` to `to` only if it is still on `from` (compare and set,
+    /// in one directory operation): a move never switches an account someone else moved.
+    async fn switch_server(
+        &self,
+        address: &Address,
+        from: &str,
+        to: &str,
+    ) -> Result<(), DirectoryError>;
     /// Locks (for a move) or unlocks.
     async fn set_locked(&self, address: &Address, locked: bool) -> Result<(), DirectoryError>;
     /// Blocks sending (Some) or lifts the block (None).

@@ -23,6 +23,9 @@ pub(crate) enum BackupCmd {
         /// Only this account (repeatable).
         #[arg(long)]
         account: Vec<String>,
+        /// Back up here, even stores reached over SSH: what mailfleet runs on each store.
+        #[arg(long)]
+        here: bool,
     },
     /// The snapshots in the repository.
     List,
@@ -74,32 +77,61 @@ pub(crate) enum BackupCmd {
     TargetWorker,
 }
 
-async fn run_job(config: &Config, ctx: &Context, options: RunOptions) -> anyhow::Result<ExitCode> {
+fn progress(ctx: &Context) -> Option<Box<dyn Progress>> {
     let show = !ctx.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let progress = show.then(|| Box::new(super::progress::Bar::default()) as Box<dyn Progress>);
-    let ended = mailfleet_backup::command::job::run(config, &options, progress).await?;
-    let code = match &ended {
+    show.then(|| Box::new(super::progress::Bar::default()) as Box<dyn Progress>)
+}
+
+/// Prints how a run of `what` ended (its report, unless `--json`) and gives its exit code.
+fn show_ended(ctx: &Context, what: &str, ended: &Ended) -> u8 {
+    let (code, verb) = match ended {
         Ended::Ok(r) => {
             if !ctx.json {
                 print_report(r);
             }
-            exit::OK
+            return exit::OK;
         }
-        Ended::Failed { error } => {
-            eprintln!("mailfleet: backup failed: {error}");
-            exit::FAILED
-        }
-        Ended::Aborted { error } => {
-            eprintln!("mailfleet: backup aborted: {error}");
-            exit::UNREACHABLE
-        }
-        Ended::Skipped { error } => {
-            eprintln!("mailfleet: backup skipped: {error}");
-            exit::SKIPPED
-        }
+        Ended::Failed { .. } => (exit::FAILED, "failed"),
+        Ended::Aborted { .. } => (exit::UNREACHABLE, "aborted"),
+        Ended::Skipped { .. } => (exit::SKIPPED, "skipped"),
     };
+    eprintln!(
+        "mailfleet: {what} {verb}: {}",
+        ended.error().unwrap_or_default()
+    );
+    code
+}
+
+async fn run_job(config: &Config, ctx: &Context, options: RunOptions) -> anyhow::Result<ExitCode> {
+    let ended = mailfleet_backup::command::job::run(config, &options, progress(ctx)).await?;
+    let code = show_ended(ctx, "backup", &ended);
     if ctx.json {
         print_json(&ended)?;
+    }
+    Ok(exit::code(code))
+}
+
+/// `backup run`: each SSH-reached store backed up on itself, the local ones here; the exit
+/// code that of the worst part.
+async fn run_on_stores(
+    config: &Config,
+    ctx: &Context,
+    options: RunOptions,
+) -> anyhow::Result<ExitCode> {
+    let runs = mailfleet_backup::command::on_store::run(config, &options, progress(ctx)).await?;
+    let worst = runs.iter().map(|r| r.ended.severity()).max();
+    let mut code = exit::OK;
+    for r in &runs {
+        if !ctx.json && r.ended.error().is_none() {
+            println!("{} (on {}):", r.stores.join(", "), r.ran_on);
+        }
+        let c = show_ended(ctx, &format!("backup of {}", r.stores.join(", ")), &r.ended);
+        if worst == Some(r.ended.severity()) {
+            code = c;
+        }
+    }
+    if ctx.json {
+        print_json(&runs)?;
     }
     Ok(exit::code(code))
 }
@@ -120,12 +152,19 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
             // Blocking I/O (and S3's own runtime) off the async threads.
             tokio::task::spawn_blocking(move || open::serve_worker(&config)).await??;
         }
-        BackupCmd::Run { server, account } => {
+        BackupCmd::Run {
+            server,
+            account,
+            here,
+        } => {
             let options = RunOptions {
                 servers: server,
                 accounts: account,
             };
-            return run_job(&config, ctx, options).await;
+            if here || !config.backup.run_on_stores {
+                return run_job(&config, ctx, options).await;
+            }
+            return run_on_stores(&config, ctx, options).await;
         }
         BackupCmd::List => {
             let listing = repo::list(&config).await?;

@@ -106,7 +106,7 @@ pub(crate) async fn run(cmd: DemoCmd, ctx: &Context) -> anyhow::Result<ExitCode>
                     };
                     let pid = s.pid.map_or("-".into(), |p| p.to_string());
                     println!(
-                        "{:7} {:24} pid {:8} {}",
+                        "{:11} {:10} pid {:8} {}",
                         s.service,
                         state,
                         pid,
@@ -146,12 +146,14 @@ fn print_up(started: &mailfleet_stack::Started, linked: Option<&std::path::Path>
         println!("demo stack up in {}", info.base.display());
     }
     for (service, port) in info.ports.all() {
-        println!("  {service:12} {}:{port}", info.host);
+        let server = service.split([' ', '-']).next().unwrap_or("");
+        let host = mailfleet_stack::layout::daemon_host(&info.host, server);
+        println!("  {service:16} {host}:{port}");
     }
-    println!("  logs         {}", info.base.join("log").display());
+    println!("  logs             {}", info.base.join("log").display());
     let postfix = mailfleet_stack::Layout::new(&info.base).postfix_conf();
     println!(
-        "  postfix      config in {0} (give it to tools: sendmail -C {0}, postqueue -c {0}; [policy] postfix_config_dir)",
+        "  postfix          config in {0} (give it to tools: sendmail -C {0}, postqueue -c {0}; [policy] postfix_config_dir)",
         postfix.display()
     );
     match linked {

@@ -10,7 +10,8 @@ pub(crate) fn print_held(held: &[Held]) {
     for h in held {
         let at = chrono::DateTime::from_timestamp_millis(h.at_ms as i64).unwrap_or_default();
         println!(
-            "{:<12} {:<32} held {}  {} recipients, {} bytes",
+            "{:<6} {:<12} {:<32} held {}  {} recipients, {} bytes",
+            h.mta.as_deref().unwrap_or("-"),
             h.queue_id,
             h.key,
             at.format("%Y-%m-%d %H:%M:%S"),

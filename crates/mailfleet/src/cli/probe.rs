@@ -14,6 +14,17 @@ pub(crate) struct ProbeCmd {
     /// Probe every server this many times at once (a load test; benchmarks use it).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
     repeat: u16,
+    /// Run this many rounds one after the other, reusing connections (each round's time and
+    /// SSH handshakes on stderr); the last one is printed.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    rounds: u16,
+    /// Leave out machines' resources (CPU, memory, disks...): the protocol checks alone.
+    #[arg(long)]
+    no_resources: bool,
+    /// Only this check (repeatable): a name as the output shows it (`imap`, `queue`,
+    /// `e2e` for every `e2e:STORE`), or `resources` for machines' resources.
+    #[arg(long = "check", value_name = "CHECK")]
+    checks: Vec<String>,
     /// Print the round in the Prometheus text format instead.
     #[arg(long, conflicts_with = "json")]
     prometheus: bool,
@@ -21,7 +32,26 @@ pub(crate) struct ProbeCmd {
 
 pub(crate) async fn run(cmd: ProbeCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
     let config = ctx.load()?;
-    let outcomes = mailfleet_probe::round(&config, &cmd.servers, usize::from(cmd.repeat)).await?;
+    let rounds = mailfleet_probe::plan::Rounds {
+        servers: cmd.servers.clone(),
+        repeat: usize::from(cmd.repeat),
+        n: usize::from(cmd.rounds),
+        resources: !cmd.no_resources,
+        checks: cmd.checks.clone(),
+    };
+    let (outcomes, times) = mailfleet_probe::plan::rounds(&config, &rounds)
+        .await
+        .map_err(|e| super::exit::Usage(e.to_string()))?;
+    if cmd.rounds > 1 {
+        for (i, t) in times.iter().enumerate() {
+            eprintln!(
+                "round {}: {:.0} ms, {} SSH handshakes",
+                i + 1,
+                t.ms,
+                t.handshakes
+            );
+        }
+    }
     if cmd.prometheus {
         print!("{}", mailfleet_probe::metrics::render(&outcomes));
     } else if ctx.json {

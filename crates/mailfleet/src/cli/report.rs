@@ -1,10 +1,13 @@
-//! `mailfleet report FILES...`: profiles and the spam funnel from Postfix and Dovecot logs.
+//! `mailfleet report [FILES...] [--server S | --role R | --group G]`: profiles and the spam
+//! funnel from Postfix and Dovecot logs, local files or each server's `mail_log` read through
+//! its access.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use mailfleet_report::remote::ServerLogs;
 use mailfleet_report::{Options, input, output};
 
 use super::{Context, exit, print_json};
@@ -12,8 +15,17 @@ use super::{Context, exit, print_json};
 #[derive(Debug, Args)]
 pub(crate) struct ReportCmd {
     /// Log files, plain or .gz; rotated sets are read oldest first; `-` reads stdin.
-    #[arg(required = true)]
+    #[arg(required_unless_present_any = ["server", "role", "group"])]
     files: Vec<PathBuf>,
+    /// Also read this server's `mail_log` files, through its access (repeatable).
+    #[arg(long, value_name = "SERVER")]
+    server: Vec<String>,
+    /// Also read the logs of every server with this role (repeatable).
+    #[arg(long, value_name = "ROLE")]
+    role: Vec<mailfleet_core::Role>,
+    /// Also read the logs of every server of this redundancy group (repeatable).
+    #[arg(long, value_name = "GROUP")]
+    group: Vec<String>,
     /// Show this account's profile in full.
     #[arg(long)]
     user: Option<String>,
@@ -35,7 +47,40 @@ pub(crate) struct ReportCmd {
 }
 
 pub(crate) async fn run(cmd: ReportCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
-    ctx.load_if_present()?;
+    let servers = if cmd.server.is_empty() && cmd.role.is_empty() && cmd.group.is_empty() {
+        ctx.load_if_present()?;
+        Vec::new()
+    } else {
+        let config = ctx.load()?;
+        let selected = config
+            .fleet
+            .select(&cmd.server, &cmd.role, &cmd.group)
+            .map_err(exit::Usage)?;
+        let mut logs = Vec::new();
+        for s in selected {
+            if s.mail_log.is_empty() {
+                // Named alone, a server without logs is a mistake; picked by role or group,
+                // it is one that keeps none (a directory server).
+                if cmd.server.contains(&s.name) {
+                    return Err(exit::Usage(format!(
+                        "server {:?} has no mail_log in the config",
+                        s.name
+                    ))
+                    .into());
+                }
+                continue;
+            }
+            logs.push(ServerLogs {
+                server: s.name.clone(),
+                access: s.access.clone(),
+                paths: s.mail_log.clone(),
+            });
+        }
+        if logs.is_empty() {
+            return Err(exit::Usage("none of these servers has a mail_log".into()).into());
+        }
+        logs
+    };
     let files = if cmd.keep_order {
         cmd.files.clone()
     } else {
@@ -46,8 +91,7 @@ pub(crate) async fn run(cmd: ReportCmd, ctx: &Context) -> anyhow::Result<ExitCod
         threads: cmd.threads,
         progress: true,
     };
-    let report =
-        tokio::task::spawn_blocking(move || mailfleet_report::run(&files, &opts)).await??;
+    let report = mailfleet_report::remote::run(&files, &servers, &opts).await?;
     if let Some(dir) = &cmd.csv {
         output::csv::write_dir(&report, dir)?;
     }

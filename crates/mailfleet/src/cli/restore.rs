@@ -24,7 +24,7 @@ pub(crate) struct RestoreCmd {
     /// Only messages whose headers or text contain this.
     #[arg(long)]
     search: Option<String>,
-    /// The snapshot (id or prefix; the newest when not given).
+    /// The snapshot (id or prefix; the newest when not given, of the account when one is).
     #[arg(long, default_value = "latest", conflicts_with = "at")]
     snapshot: String,
     /// The newest snapshot taken at or before this time (RFC 3339 or YYYY-MM-DD HH:MM).

@@ -46,9 +46,26 @@ pub(crate) fn clock() -> Clock {
     Clock::new(Duration::from_secs(30))
 }
 
-/// A clear-text endpoint on loopback (the stack's stores allow it there).
+/// Where the running test stacks' service on `port` listens (each server on its own
+/// loopback address); a port of no stack is this machine's 127.0.0.1.
+pub(crate) fn host_of(port: u16) -> &'static str {
+    static SEEN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let host = mailfleet_stack::testkit::host_of_port(port).unwrap_or_else(|| "127.0.0.1".into());
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(h) = seen.iter().find(|h| **h == host) {
+        return h;
+    }
+    // A handful of addresses (one per demo server), kept for the endpoints' lifetime.
+    let h: &'static str = Box::leak(host.into_boxed_str());
+    seen.push(h);
+    h
+}
+
+/// A clear-text endpoint of a stack's service (the stack's stores allow it on loopback).
 pub(crate) fn local(port: u16) -> Endpoint<'static> {
-    Endpoint::plain("127.0.0.1", port)
+    Endpoint::plain(host_of(port), port)
 }
 
 /// An SMTP session with a server on loopback, greeted.
@@ -58,12 +75,19 @@ pub(crate) async fn smtp(port: u16) -> Smtp {
         .expect("SMTP greeting")
 }
 
-/// Sends a message through an SMTP server on loopback.
+/// Sends a message through a stack's SMTP port (mx1's, where two MTAs share the number).
 pub(crate) async fn send(port: u16, from: &str, to: &str, subject: &str) {
+    send_via(host_of(port), port, from, to, subject).await;
+}
+
+/// Sends a message through the SMTP server at `host:port`, in clear text.
+pub(crate) async fn send_via(host: &str, port: u16, from: &str, to: &str, subject: &str) {
     let message = format!(
         "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nTest message {subject}\r\n"
     );
-    let mut s = smtp(port).await;
+    let mut s = Smtp::connect(&Endpoint::plain(host, port), Options::default(), &clock())
+        .await
+        .unwrap_or_else(|e| panic!("SMTP greeting of {host}:{port}: {e}"));
     s.send(from, &[to], message.as_bytes())
         .await
         .expect("Postfix accepted the message");
@@ -165,4 +189,21 @@ pub(crate) fn policy_serve(config: &Path, port: u16, log: &Path) -> ChildGuard {
         std::thread::sleep(Duration::from_millis(50));
     }
     server
+}
+
+/// Whether a check reads a machine's resources (its state depends on how busy the machine
+/// running the tests is, not on the mail service).
+pub(crate) fn resource_check(check: &str) -> bool {
+    [
+        "cpu",
+        "load",
+        "memory",
+        "swap",
+        "net-errors",
+        "tcp-listen-overflows",
+    ]
+    .contains(&check)
+        || ["disk:", "inodes:", "io:"]
+            .iter()
+            .any(|p| check.starts_with(p))
 }

@@ -187,12 +187,13 @@ async fn the_ldap_directory_never_reconnects_and_ldaps_cannot_connect() {
     // slapd restarts (an upgrade, a crash): the directory binds again by itself. It comes
     // back with an ldaps:// listener as well.
     mailfleet_stack::slapd::stop(&layout.ldap()).unwrap();
-    let ldaps_port = mailfleet_stack::ports::free_ports("127.0.0.1", 1)[0];
+    let ldap1 = crate::common::host_of(stack.info.ports.ldap);
+    let ldaps_port = mailfleet_stack::ports::free_ports(ldap1, 1)[0];
     let mut slapd = crate::common::ChildGuard(
         mailfleet_stack::slapd::start_with_ldaps(
             &layout.ldap(),
             &layout.log_dir().join("slapd-again.log"),
-            "127.0.0.1",
+            ldap1,
             stack.info.ports.ldap,
             Some(ldaps_port),
         )
@@ -210,9 +211,9 @@ async fn the_ldap_directory_never_reconnects_and_ldaps_cannot_connect() {
     let ca = stack.base().join("tls/ca.pem");
     use mailfleet_core::fleet::StartTls;
     for (url, starttls) in [
-        (format!("ldaps://127.0.0.1:{ldaps_port}"), StartTls::Off),
+        (format!("ldaps://{ldap1}:{ldaps_port}"), StartTls::Off),
         (
-            format!("ldap://127.0.0.1:{}", stack.info.ports.ldap),
+            format!("ldap://{ldap1}:{}", stack.info.ports.ldap),
             StartTls::Require,
         ),
     ] {
@@ -235,7 +236,7 @@ async fn the_ldap_directory_never_reconnects_and_ldaps_cannot_connect() {
     }
     // Without the CA the certificate is refused, and the error says so.
     let mut l = (**ldap).clone();
-    l.url = format!("ldaps://127.0.0.1:{ldaps_port}");
+    l.url = format!("ldaps://{ldap1}:{ldaps_port}");
     l.tls.ca_file = None;
     let e = LdapDirectory::connect(&l)
         .await

@@ -5,16 +5,25 @@ use std::path::Path;
 
 use crate::common::{mailfleet, mailfleet_ok};
 
-/// A port base whose whole range (base+24 .. base+389) is free now.
+/// A port base whose whole range (base .. base+1995) is free now: above the testkit's ports
+/// (20000..32000, which a stack started meanwhile may take) and different for each call in
+/// this process (two demos started at once would otherwise find the same free base).
 pub(crate) fn free_port_base() -> u16 {
-    let start = 30000 + (std::process::id() % 200) as u16 * 100;
-    (0..200u16)
-        .map(|i| 30000 + (start - 30000 + i * 137) % 30000)
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // 32000 + 13 * 2000 + 1995 stays below 60000.
+    let slots = 13u16;
+    let seed = (std::process::id() % u32::from(slots)) as u16;
+    (0..slots)
+        .map(|_| 32000 + (seed + NEXT.fetch_add(1, Ordering::Relaxed)) % slots * 2000)
         .find(|&b| {
             mailfleet_stack::StackPorts::from_base(b).is_some_and(|p| {
-                p.all()
-                    .iter()
-                    .all(|(_, port)| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+                p.all().iter().all(|(service, port)| {
+                    // Each server's daemons on its own address.
+                    let server = service.split(' ').next().unwrap_or("");
+                    let host = mailfleet_stack::layout::daemon_host("127.0.0.1", server);
+                    std::net::TcpListener::bind((host.as_str(), *port)).is_ok()
+                })
             })
         })
         .expect("a free port range")
@@ -119,7 +128,8 @@ fn demo_up_refuses_ports_in_use_and_starts_nothing() {
     let smtp = mailfleet_stack::StackPorts::from_base(port_base)
         .expect("ports")
         .smtp;
-    let _squatter = std::net::TcpListener::bind(("127.0.0.1", smtp)).expect("bind");
+    let mx1 = mailfleet_stack::layout::daemon_host("127.0.0.1", "mx1");
+    let _squatter = std::net::TcpListener::bind((mx1.as_str(), smtp)).expect("bind");
     let out = mailfleet(&[
         "--config",
         dir.path().join("mailfleet.toml").to_str().expect("utf-8"),

@@ -172,6 +172,27 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
         book.set_server("ghost@example.net", "store1").await,
         Err(AccountError::Directory(DirectoryError::NotFound(_)))
     ));
+    // Compare and set (the end of a move): only from where the account really is.
+    assert!(matches!(
+        book.switch_server("frank@example.net", "store2", "store1")
+            .await,
+        Err(AccountError::Directory(DirectoryError::NotOn { .. }))
+    ));
+    book.switch_server("frank@example.net", "store1", "store2")
+        .await
+        .expect("switch from where it is");
+    assert_eq!(
+        book.show("frank@example.net").await.expect("show").server,
+        "store2"
+    );
+    book.switch_server("frank@example.net", "store2", "store1")
+        .await
+        .expect("and back");
+    assert!(matches!(
+        book.switch_server("ghost@example.net", "store1", "store2")
+            .await,
+        Err(AccountError::Directory(DirectoryError::NotFound(_)))
+    ));
     assert_eq!(
         book.show("frank@example.net").await.expect("show").server,
         "store1"

@@ -50,11 +50,16 @@ pub(crate) fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool
     }
 }
 
-/// Puts mailfleet in Postfix's path with the lines `policy postfix-config` prints.
+/// Puts mailfleet in mx1's Postfix path with the lines `policy postfix-config` prints.
 pub(crate) fn hook_postfix(stack: &TestStack, config: &Path) {
+    hook_mta(stack, "mx1", config);
+}
+
+/// Puts mailfleet in an MTA's Postfix path with the lines `policy postfix-config` prints.
+pub(crate) fn hook_mta(stack: &TestStack, mta: &str, config: &Path) {
     let lines = crate::common::mailfleet_ok(config, &["policy", "postfix-config"]);
     assert!(lines.contains("smtpd_end_of_data_restrictions"), "{lines}");
-    let conf = stack.base().join("mx1/conf");
+    let conf = stack.base().join(mta).join("conf");
     let mut main_cf = std::fs::read_to_string(conf.join("main.cf")).unwrap();
     main_cf.push_str(&lines);
     std::fs::write(conf.join("main.cf"), main_cf).unwrap();
@@ -67,11 +72,16 @@ pub(crate) fn hook_postfix(stack: &TestStack, config: &Path) {
     assert!(out.status.success(), "{out:?}");
 }
 
-/// Postfix's queue: (queue name, sender) per message.
+/// mx1's queue: (queue name, sender) per message.
 pub(crate) fn queue(stack: &TestStack) -> Vec<(String, String)> {
+    queue_of(stack, "mx1", "sender")
+}
+
+/// An MTA's queue: (queue name, the `postqueue -j` field `field`) per message.
+pub(crate) fn queue_of(stack: &TestStack, mta: &str, field: &str) -> Vec<(String, String)> {
     let out = Command::new("postqueue")
         .arg("-c")
-        .arg(stack.base().join("mx1/conf"))
+        .arg(stack.base().join(mta).join("conf"))
         .arg("-j")
         .output()
         .unwrap();
@@ -81,7 +91,7 @@ pub(crate) fn queue(stack: &TestStack) -> Vec<(String, String)> {
         .map(|v| {
             (
                 v["queue_name"].as_str().unwrap_or("").to_string(),
-                v["sender"].as_str().unwrap_or("").to_string(),
+                v[field].as_str().unwrap_or("").to_string(),
             )
         })
         .collect()
@@ -132,8 +142,19 @@ pub(crate) async fn submit(
     to: &[&str],
     subject: &str,
 ) -> Result<(), String> {
+    submit_via(stack, "mx1", user, to, subject).await
+}
+
+/// Submits a message as `user` through an MTA's submission port (STARTTLS, SMTP AUTH).
+pub(crate) async fn submit_via(
+    stack: &TestStack,
+    mta: &str,
+    user: &str,
+    to: &[&str],
+    subject: &str,
+) -> Result<(), String> {
     let config = stack.config().unwrap();
-    let mx = config.fleet.server("mx1").unwrap();
+    let mx = config.fleet.server(mta).unwrap();
     let tls = Tls::new(&mx.tls, &mx.host).unwrap();
     let at = Endpoint {
         host: &mx.host,

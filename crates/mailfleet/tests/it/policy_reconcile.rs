@@ -1,5 +1,6 @@
 //! Mail that a later restriction rejects after mailfleet counted it does not use up the quota:
-//! the policy server reads Postfix's log and gives the count back by queue ID.
+//! the policy server reads Postfix's log (on mx1, over SSH: `[policy] mta` names its queue and
+//! its `mail_log`) and gives the count back by queue ID.
 
 use std::time::Duration;
 
@@ -12,14 +13,13 @@ async fn mail_rejected_after_counting_is_given_back() {
     let stack = TestStack::start().await.expect("stack");
     let port = mailfleet_stack::ports::free_ports("127.0.0.1", 1)[0];
     let conf = stack.base().join("mx1/conf");
-    let log = stack.base().join("log/postfix.log");
     let text = std::fs::read_to_string(stack.config_path()).unwrap();
     let config = stack.base().join("reconcile.toml");
     std::fs::write(
         &config,
         format!(
             "{text}\n[policy]\nlisten = \"127.0.0.1:{port}\"\nwindow_secs = 3600\n\
-             block_refresh_secs = 1\npostfix_config_dir = {conf:?}\npostfix_log = {log:?}\n\n\
+             block_refresh_secs = 1\nmta = \"mx1\"\n\n\
              [[policy.quota]]\nfor = \"alice@example.com\"\nmessages = 2\n"
         ),
     )

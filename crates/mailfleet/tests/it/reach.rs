@@ -143,3 +143,43 @@ async fn the_same_fleet_with_local_access_routes_the_same() {
     .await;
     assert_eq!(moved.len(), 1, "the mail did not follow carol to store1");
 }
+
+#[tokio::test]
+async fn set_server_republishes_routing_on_both_mtas() {
+    let stack = TestStack::start().await.expect("stack");
+    let config = stack.config_path();
+    mailfleet_ok(
+        &config,
+        &["accounts", "set-server", "carol@example.org", "store1"],
+    );
+    let fleet = stack.config().unwrap().fleet;
+    for mta in ["mx1", "mx2"] {
+        let mx = fleet.server(mta).unwrap();
+        let tag = unique_tag(&format!("both-{mta}"));
+        crate::common::send_via(
+            &mx.host,
+            mx.ports.smtp.unwrap(),
+            "alice@example.com",
+            "carol@example.org",
+            &tag,
+        )
+        .await;
+        let moved = wait_for_mail(
+            stack.info.ports.stores[0].imap,
+            "carol@example.org",
+            &tag,
+            Duration::from_secs(30),
+        )
+        .await;
+        assert_eq!(
+            moved.len(),
+            1,
+            "mail through {mta} did not follow carol to store1"
+        );
+    }
+    // mx2 is a host of its own: its own address, its own maps.
+    assert_ne!(
+        fleet.server("mx2").unwrap().host,
+        fleet.server("mx1").unwrap().host
+    );
+}

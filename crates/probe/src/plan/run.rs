@@ -1,214 +1,12 @@
-//! Which checks a fleet gets, from each server's roles and ports, and running them all at
-//! once: a round takes about as long as its slowest check, not the sum.
+//! Running a plan's checks: every check of a round at once (each with its own deadline),
+//! the servers' resources beside them, rounds one after the other over the same connections.
 
-use mailfleet_core::{Config, Role, Server};
-
-use crate::outcome::{Outcome, Run, unknown};
-use crate::{e2e, imap, ldap, pop3, smtp};
+use mailfleet_core::{Config, Server};
 use mailfleet_mailclient::tls::{Endpoint, Tls};
 
-/// One check to run.
-#[derive(Debug, Clone)]
-enum Check {
-    /// SMTP/submission/LMTP greeting, TLS, and AUTH where asked.
-    Greeting {
-        port: u16,
-        lmtp: bool,
-        name: &'static str,
-        implicit: bool,
-        auth: bool,
-    },
-    /// IMAP login, select, fetch.
-    Imap { port: u16, implicit: bool },
-    /// POP3 login, stat, retr.
-    Pop3 { port: u16, implicit: bool },
-    /// LDAP bind and search.
-    Ldap { port: u16, implicit: bool },
-    /// HTTP GET of the server's path.
-    Http { port: u16, implicit: bool },
-    /// A directory replica's contextCSN against its master's.
-    Replica { port: u16, master: Box<Server> },
-    /// Through this MTA into a store's probe mailbox.
-    E2e { port: u16, store: Box<Server> },
-    /// The queue of this MTA's local Postfix.
-    Queue { dir: std::path::PathBuf },
-    /// The age of the store's newest good backup.
-    Backup { status: std::path::PathBuf },
-}
-
-impl Check {
-    /// The check's name in outcomes.
-    fn name(&self) -> String {
-        match self {
-            Check::Greeting { name, .. } => (*name).to_string(),
-            Check::Imap { implicit, .. } => if *implicit { "imaps" } else { "imap" }.into(),
-            Check::Pop3 { implicit, .. } => if *implicit { "pop3s" } else { "pop3" }.into(),
-            Check::Ldap { implicit, .. } => if *implicit { "ldaps" } else { "ldap" }.into(),
-            Check::Http { implicit, .. } => if *implicit { "https" } else { "http" }.into(),
-            Check::Replica { .. } => "replica".into(),
-            Check::E2e { store, .. } => format!("e2e:{}", store.name),
-            Check::Queue { .. } => "queue".into(),
-            Check::Backup { .. } => "backup".into(),
-        }
-    }
-}
-
-/// The checks of one round.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    checks: Vec<(Server, Check)>,
-    /// Whether to check the local machine's resources too.
-    host: bool,
-    /// Connections to the servers' tools, kept from round to round.
-    reach: mailfleet_remote::Reach,
-}
-
-/// The name that selects the local machine's resource checks on the command line.
-pub const LOCAL: &str = "local";
-
-/// Why a plan could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    /// A server named on the command line is not in the config.
-    #[error("unknown server {0:?}")]
-    UnknownServer(String),
-}
-
-impl Plan {
-    /// The checks for the named servers (all when `only` is empty).
-    pub fn new(config: &Config, only: &[String]) -> Result<Plan, PlanError> {
-        for name in only {
-            if name != LOCAL && config.fleet.server(name).is_none() {
-                return Err(PlanError::UnknownServer(name.clone()));
-            }
-        }
-        let stores: Vec<&Server> = config
-            .fleet
-            .with_role(Role::Mailbox)
-            .filter(|s| s.probe_account.is_some())
-            .collect();
-        let mut checks = Vec::new();
-        for s in &config.fleet.servers {
-            if !only.is_empty() && !only.contains(&s.name) {
-                continue;
-            }
-            let p = &s.ports;
-            let mut add = |c| checks.push((s.clone(), c));
-            let auth = s.probe_account.is_some();
-            let greetings = [
-                (p.smtp, "smtp", false, false, false),
-                (p.submission, "submission", false, false, auth),
-                (p.smtps, "smtps", false, true, auth),
-                (p.lmtp, "lmtp", true, false, false),
-            ];
-            for (port, name, lmtp, implicit, auth) in greetings {
-                if let Some(port) = port {
-                    add(Check::Greeting {
-                        port,
-                        lmtp,
-                        name,
-                        implicit,
-                        auth,
-                    });
-                }
-            }
-            for (port, implicit) in [(p.imap, false), (p.imaps, true)] {
-                if let Some(port) = port {
-                    add(Check::Imap { port, implicit });
-                }
-            }
-            for (port, implicit) in [(p.pop3, false), (p.pop3s, true)] {
-                if let Some(port) = port {
-                    add(Check::Pop3 { port, implicit });
-                }
-            }
-            for (port, implicit) in [(p.http, false), (p.https, true)] {
-                if let Some(port) = port {
-                    add(Check::Http { port, implicit });
-                }
-            }
-            for (port, implicit) in [(p.ldap, false), (p.ldaps, true)] {
-                if let Some(port) = port {
-                    add(Check::Ldap { port, implicit });
-                }
-            }
-            if let (Some(port), Some(master)) = (
-                p.ldap,
-                s.replica_of.as_ref().and_then(|m| config.fleet.server(m)),
-            ) {
-                add(Check::Replica {
-                    port,
-                    master: Box::new(master.clone()),
-                });
-            }
-            if let Some(status) = &s.backup_status {
-                add(Check::Backup {
-                    status: status.clone(),
-                });
-            }
-            if let (true, Some(dir)) = (s.has_role(Role::Mta), &s.postfix_dir) {
-                add(Check::Queue { dir: dir.clone() });
-            }
-            if s.has_role(Role::Mta)
-                && let Some(port) = p.smtp
-            {
-                for store in &stores {
-                    add(Check::E2e {
-                        port,
-                        store: Box::new((*store).clone()),
-                    });
-                }
-            }
-        }
-        let host = only.is_empty() || only.iter().any(|n| n == LOCAL);
-        Ok(Plan {
-            checks,
-            host,
-            reach: mailfleet_remote::Reach::new(),
-        })
-    }
-
-    /// The same plan with every server check repeated `n` times (load test, benchmark):
-    /// copy `k` of server `s` is named `s#k`.
-    pub fn repeated(&self, n: usize) -> Plan {
-        let mut checks = Vec::with_capacity(self.checks.len() * n);
-        for k in 1..=n.max(1) {
-            for (s, c) in &self.checks {
-                let mut s = s.clone();
-                if n > 1 {
-                    s.name = format!("{}#{k}", s.name);
-                }
-                checks.push((s, c.clone()));
-            }
-        }
-        Plan {
-            checks,
-            host: self.host,
-            reach: self.reach.clone(),
-        }
-    }
-
-    /// The checks as `(server, check)` pairs, in the order they run (host checks, which
-    /// depend on the machine, not listed); whether this machine's resources are checked too.
-    pub fn checks(&self) -> (Vec<(String, String)>, bool) {
-        let named = self
-            .checks
-            .iter()
-            .map(|(s, c)| (s.name.clone(), c.name()))
-            .collect();
-        (named, self.host)
-    }
-
-    /// How many server checks the round has (host checks not counted).
-    pub fn len(&self) -> usize {
-        self.checks.len()
-    }
-
-    /// Whether the round has no checks at all.
-    pub fn is_empty(&self) -> bool {
-        self.checks.is_empty() && !self.host
-    }
-}
+use super::{Check, Plan, PlanError};
+use crate::outcome::{Outcome, Run, unknown};
+use crate::{e2e, imap, ldap, pop3, smtp};
 
 fn first_line(path: &std::path::Path) -> Result<String, String> {
     std::fs::read_to_string(path)
@@ -481,8 +279,66 @@ pub async fn round(
     servers: &[String],
     repeat: usize,
 ) -> Result<Vec<Outcome>, PlanError> {
-    let plan = Plan::new(config, servers)?.repeated(repeat);
-    Ok(run(config, &plan).await)
+    let r = Rounds {
+        servers: servers.to_vec(),
+        repeat,
+        n: 1,
+        resources: true,
+        checks: Vec::new(),
+    };
+    Ok(rounds(config, &r).await?.0)
+}
+
+/// What `probe --rounds` runs: which servers and checks, how often.
+#[derive(Debug, Clone, Default)]
+pub struct Rounds {
+    /// Servers by name (all when empty; `local` is this machine's resources).
+    pub servers: Vec<String>,
+    /// Probe every server this many times at once (a load test).
+    pub repeat: usize,
+    /// Rounds one after the other, over the same connections.
+    pub n: usize,
+    /// Whether machines' resources are read.
+    pub resources: bool,
+    /// Only checks of these names (`e2e` for every `e2e:STORE`, `resources` for machines'
+    /// resources); all when empty.
+    pub checks: Vec<String>,
+}
+
+/// Runs the rounds one after the other over the same plan and so the same connections: the
+/// last round's outcomes, and each round's time and the SSH handshakes it made.
+pub async fn rounds(
+    config: &Config,
+    r: &Rounds,
+) -> Result<(Vec<Outcome>, Vec<RoundTime>), PlanError> {
+    let mut plan = Plan::new(config, &r.servers)?.repeated(r.repeat.max(1));
+    if !r.resources {
+        plan = plan.without_resources();
+    }
+    if !r.checks.is_empty() {
+        plan = plan.only_checks(&r.checks)?;
+    }
+    let mut times = Vec::new();
+    let mut last = Vec::new();
+    for _ in 0..r.n.max(1) {
+        let before = plan.reach.handshakes();
+        let started = std::time::Instant::now();
+        last = run(config, &plan).await;
+        times.push(RoundTime {
+            ms: started.elapsed().as_secs_f64() * 1000.0,
+            handshakes: plan.reach.handshakes() - before,
+        });
+    }
+    Ok((last, times))
+}
+
+/// How long one round took.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct RoundTime {
+    /// Wall time of the round (ms).
+    pub ms: f64,
+    /// SSH connections it had to make.
+    pub handshakes: u64,
 }
 
 /// Runs every check of the plan concurrently.
@@ -495,24 +351,31 @@ pub async fn run(config: &Config, plan: &Plan) -> Vec<Outcome> {
         .checks
         .iter()
         .map(|(s, c)| one(config, &password, s, c, &plan.reach));
+    let pc = &config.probe;
+    let limits = crate::host::Limits {
+        warning: pc.resource_warning_pct,
+        critical: pc.resource_critical_pct,
+    };
+    let timeout = pc.timeout;
     let host = async {
         if !plan.host {
             return Vec::new();
         }
-        let pc = &config.probe;
-        let limits = crate::host::Limits {
-            warning: pc.resource_warning_pct,
-            critical: pc.resource_critical_pct,
-        };
-        let timeout = pc.timeout;
         // /proc reads and statvfs block: off the async threads (statvfs on threads of its own).
         tokio::task::spawn_blocking(move || {
-            crate::host::check(&crate::host::hostname(), limits, timeout, &[])
+            crate::host_local::check(&crate::host_local::hostname(), limits, timeout, &[])
         })
         .await
         .unwrap_or_default()
     };
-    let (mut outcomes, host) = futures::join!(futures::future::join_all(futures), host);
+    let remote = futures::future::join_all(
+        plan.resources
+            .iter()
+            .map(|s| crate::host_remote::check(&plan.reach, s, limits, timeout)),
+    );
+    let (mut outcomes, host, remote) =
+        futures::join!(futures::future::join_all(futures), host, remote);
     outcomes.extend(host);
+    outcomes.extend(remote.into_iter().flatten());
     outcomes
 }

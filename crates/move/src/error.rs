@@ -1,0 +1,45 @@
+//! Why a move step failed, and whether trying again can help.
+
+use mailfleet_remote::RemoteError;
+
+/// A move step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    /// A store lacks what a move needs (a doveadm port, a passwd-file).
+    #[error("{server}: {message}")]
+    Config {
+        /// The store.
+        server: String,
+        /// What is missing.
+        message: String,
+    },
+    /// A command on a store failed or did not answer (its kind says whether a retry can help).
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// The directory refused or failed (reading the account, locking, switching).
+    #[error("directory: {0}")]
+    Directory(String),
+    /// The two copies differ after the last pass: the account stays on its source.
+    #[error("{address}: the copy differs from the source, not switched: {}", differences.join("; "))]
+    Verify {
+        /// The account.
+        address: String,
+        /// What differs.
+        differences: Vec<String>,
+    },
+    /// doveadm answered something this version does not read.
+    #[error("{server}: unexpected doveadm output: {line:?}")]
+    Output {
+        /// The store.
+        server: String,
+        /// The line.
+        line: String,
+    },
+}
+
+impl MoveError {
+    /// Whether running the step again may succeed (a timeout, a dropped connection).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, MoveError::Remote(e) if e.is_transient())
+    }
+}
