@@ -245,9 +245,12 @@ pub async fn write_if_changed(
     if same.success() {
         return Ok(false);
     }
+    // The length is checked before the rename: a writer killed halfway (its input cut
+    // short) must not leave a truncated map in place.
     const WRITE: &str = r#"t="$1.mailfleet-tmp"
 umask 077
 cat > "$t" || exit 1
+[ "$(wc -c < "$t")" -eq "$2" ] || { rm -f "$t"; echo "short input: not written" >&2; exit 1; }
 if [ -e "$1" ]; then
   chmod --reference="$1" "$t" || exit 1
   # Only root can give a file away; others keep their own ownership.
@@ -258,7 +261,15 @@ mv -f "$t" "$1""#;
         .check(
             server,
             access,
-            &step(["sh", "-c", WRITE, "mailfleet-write", &p]).stdin(content.as_bytes()),
+            &step([
+                "sh",
+                "-c",
+                WRITE,
+                "mailfleet-write",
+                &p,
+                &content.len().to_string(),
+            ])
+            .stdin(content.as_bytes()),
         )
         .await?;
     Ok(true)

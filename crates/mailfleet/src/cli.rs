@@ -11,6 +11,7 @@ mod demo;
 mod exec;
 mod exit;
 mod monitor;
+mod move_print;
 mod mover;
 mod policy;
 mod policy_print;

@@ -121,9 +121,21 @@ pub async fn pass(
         .ok_or_else(|| config_err(target, "no doveadm port (ports.doveadm)"))?;
     let destination = format!("tcp:{}:{port}", target.host);
     let user = address.to_string();
+    // A pass of a killed move may still run on the source: wait for its lock rather than
+    // copy beside it.
+    let lock = deadline.as_secs().clamp(1, 300).to_string();
     let argv = doveadm_argv(
         source,
-        &["backup", "-s", state, "-u", &user, destination.as_str()],
+        &[
+            "backup",
+            "-l",
+            &lock,
+            "-s",
+            state,
+            "-u",
+            &user,
+            destination.as_str(),
+        ],
     );
     let started = Instant::now();
     let cmd = Cmd::new(argv).deadline(deadline);

@@ -27,6 +27,21 @@ pub enum MoveError {
         /// What differs.
         differences: Vec<String>,
     },
+    /// The journal failed: the move's progress cannot be recorded, so it does not go on.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    /// A move failed and the unlock after it failed too: the account is still locked.
+    #[error(
+        "{address}: {error}; and the unlock failed, the account is STILL LOCKED ({unlock}): run `mailfleet move resume` or `mailfleet move abort {address}`"
+    )]
+    StillLocked {
+        /// The account.
+        address: String,
+        /// Why the move failed.
+        error: Box<MoveError>,
+        /// Why the unlock failed.
+        unlock: String,
+    },
     /// doveadm answered something this version does not read.
     #[error("{server}: unexpected doveadm output: {line:?}")]
     Output {

@@ -4,14 +4,23 @@
 //! dates stay exactly as they were; then a short lock, a verify of both sides, the switch.
 //!
 //! Layout: [`copy`] (making the target know the account, one copy pass), [`verify`] (each
-//! folder's state on a store, compared), [`sequence`] (one account's whole move), [`error`].
+//! folder's state on a store, compared), [`journal`] (every move's recorded phase),
+//! [`sequence`] (one account's whole move, continued from its phase), [`plan`] (what goes
+//! where, with room to spare), [`batch`] (many moves at once), [`error`].
 
+pub mod batch;
+pub mod command;
 pub mod copy;
 pub mod error;
+pub mod journal;
+pub mod plan;
 pub mod sequence;
 pub mod verify;
 
+pub use batch::{BatchOptions, BatchReport, Ended, Progress, Quiet};
 pub use copy::{Pass, pass, provision};
 pub use error::MoveError;
-pub use sequence::{MoveOptions, Moved, move_account};
-pub use verify::{FolderState, compare, folders};
+pub use journal::{Entry, Journal, JournalError, Phase};
+pub use plan::{Placement, Plan, Request, StoreSpace, plan, record};
+pub use sequence::{MoveOptions, Moved, Mover, move_account};
+pub use verify::{FolderState, Size, compare, folders, size};

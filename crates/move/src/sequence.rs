@@ -1,10 +1,15 @@
-//! One account's move, as one sequence: the target is told of the account; copy passes run
-//! while the user works, until one is short enough that the lock fits its budget; then the
-//! account is locked (the MTAs queue its mail, its logins are refused), its sessions on the
-//! source are ended, a last pass copies what changed, both sides are verified, the directory
-//! switches the account to the target (only if it is still on the source), routing follows,
-//! and the unlock delivers the mail that waited. A failed verify unlocks and leaves the
-//! account where it was.
+//! One account's move, as one recorded sequence: the target is told of the account; copy
+//! passes run while the user works, until one is short enough that the lock fits its
+//! budget; then the account is locked (the MTAs queue its mail, its logins are refused), its
+//! sessions on the source are ended, a last pass copies what changed, both sides are
+//! verified, the directory switches the account to the target (only if it is still on the
+//! source), routing follows, and the unlock delivers the mail that waited. A failed verify
+//! unlocks and leaves the account where it was.
+//!
+//! Each phase is written to the journal before its step is taken and every step can be
+//! taken twice, so a move killed anywhere continues from its phase: a lock is taken again,
+//! a pass copies again what the killed one may not have, a switch already made is seen in
+//! the directory.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +18,7 @@ use mailfleet_remote::Reach;
 
 use crate::copy::{pass, provision, run_doveadm};
 use crate::error::MoveError;
+use crate::journal::{Entry, Journal, Phase};
 use crate::verify::{compare, folders};
 
 /// How a move runs.
@@ -40,24 +46,22 @@ impl Default for MoveOptions {
 /// What a move did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Moved {
+    /// Its number in the journal.
+    pub id: i64,
     /// The account.
     pub address: String,
     /// Where it was.
     pub from: String,
     /// Where it is now.
     pub to: String,
-    /// Each pass before the lock (ms).
-    pub passes_ms: Vec<f64>,
+    /// Copy passes, the last one under the lock included.
+    pub passes: u32,
     /// How long the account was locked (ms).
     pub lock_ms: f64,
-    /// Folders and messages on the target.
-    pub folders: usize,
-    /// Messages moved.
+    /// Folders on the target, when this run verified them.
+    pub folders: Option<usize>,
+    /// Messages moved (as verified, or as counted when planned).
     pub messages: u64,
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// Ends the account's sessions on `store` (IMAP, POP3, LMTP...) and confirms none remain.
@@ -123,10 +127,265 @@ async fn logins_open(reach: &Reach, store: &Server, address: &Address) -> Result
     }
 }
 
-/// Moves one account to `to`.
+/// Runs recorded moves: one account at a time per call, any number of calls at once.
+pub struct Mover<'a> {
+    /// The directory and the fleet.
+    pub book: &'a AccountBook,
+    /// How servers are reached.
+    pub reach: &'a Reach,
+    /// Where every step is recorded.
+    pub journal: &'a Journal,
+    /// How moves run.
+    pub opts: MoveOptions,
+}
+
+impl Mover<'_> {
+    fn server(&self, name: &str) -> Result<&Server, MoveError> {
+        self.book
+            .fleet()
+            .server(name)
+            .ok_or_else(|| MoveError::Config {
+                server: name.to_string(),
+                message: "not in the config".into(),
+            })
+    }
+
+    fn dir_err(e: impl std::fmt::Display) -> MoveError {
+        MoveError::Directory(e.to_string())
+    }
+
+    /// Runs move `id` from its recorded phase to its end. On an error before the switch the
+    /// account is unlocked and the move recorded as failed; after it the move stays where it
+    /// was, for `move resume` to finish.
+    pub async fn drive(&self, id: i64) -> Result<Moved, MoveError> {
+        let entry = self.journal.claim(id)?;
+        let resumed = entry.phase != Phase::Planned;
+        let result = self.steps(entry, resumed).await;
+        let entry = self.journal.get(id)?;
+        match result {
+            Ok(m) => {
+                self.journal.release(id)?;
+                Ok(m)
+            }
+            Err(e) if entry.phase < Phase::Switched => {
+                let why = e.to_string();
+                if entry.phase.may_hold_lock()
+                    && let Err(u) = self.book.set_locked(&entry.address, false).await
+                {
+                    // Still locked: the move stays open so that `move resume` or
+                    // `move abort` takes the lock off; `move status` shows it.
+                    self.journal.release(id)?;
+                    return Err(MoveError::StillLocked {
+                        address: entry.address,
+                        error: Box::new(e),
+                        unlock: u.to_string(),
+                    });
+                }
+                self.journal.lock_ends(id)?;
+                self.journal.stop(id, Phase::Failed, &why)?;
+                Err(e)
+            }
+            Err(e) => {
+                self.journal.release(id)?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn steps(&self, mut e: Entry, resumed: bool) -> Result<Moved, MoveError> {
+        let (source, target) = (self.server(&e.source)?, self.server(&e.target)?);
+        let address = Address::parse(&e.address).map_err(Self::dir_err)?;
+        let opts = &self.opts;
+        let mut verified = None;
+        // Whether this run took the lock itself: a resumed move takes it again first.
+        let mut holding = false;
+        loop {
+            match e.phase {
+                Phase::Planned => {
+                    let account = self.book.show(&e.address).await.map_err(Self::dir_err)?;
+                    if account.server != source.name {
+                        return Err(MoveError::Config {
+                            server: source.name.clone(),
+                            message: format!(
+                                "{address} is no longer there (the directory says {})",
+                                account.server
+                            ),
+                        });
+                    }
+                    if account.locked {
+                        return Err(MoveError::Config {
+                            server: source.name.clone(),
+                            message: format!("{address} is locked by something else"),
+                        });
+                    }
+                    provision(self.reach, target, &address, opts.deadline).await?;
+                    self.journal.set_phase(e.id, Phase::Copying)?;
+                }
+                Phase::Copying => {
+                    // Copy while the user works, until a pass fits the lock's budget.
+                    while (e.passes as usize) < opts.max_passes.max(1) {
+                        let p = pass(
+                            self.reach,
+                            source,
+                            target,
+                            &address,
+                            &e.sync_state,
+                            opts.deadline,
+                        )
+                        .await?;
+                        self.journal.record_pass(e.id, &p.state, p.elapsed)?;
+                        e.passes += 1;
+                        e.sync_state = p.state;
+                        if p.elapsed <= opts.lock_budget && !p.again {
+                            break;
+                        }
+                    }
+                    // Recorded first: a move killed between the two takes the lock again.
+                    self.journal.lock_begins(e.id)?;
+                    self.book
+                        .set_locked(&e.address, true)
+                        .await
+                        .map_err(Self::dir_err)?;
+                    holding = true;
+                }
+                Phase::Locked | Phase::Final => {
+                    if !holding {
+                        self.book
+                            .set_locked(&e.address, true)
+                            .await
+                            .map_err(Self::dir_err)?;
+                        holding = true;
+                    }
+                    kick(self.reach, source, &address, opts.deadline).await?;
+                    self.journal.set_phase(e.id, Phase::Final)?;
+                    // The last pass: nothing changes now; one that still says "again" runs
+                    // again.
+                    for _ in 0..4 {
+                        let p = pass(
+                            self.reach,
+                            source,
+                            target,
+                            &address,
+                            &e.sync_state,
+                            opts.deadline,
+                        )
+                        .await?;
+                        self.journal.record_pass(e.id, &p.state, p.elapsed)?;
+                        e.passes += 1;
+                        e.sync_state = p.state;
+                        if !p.again {
+                            break;
+                        }
+                    }
+                    let (src, dst) = (
+                        folders(self.reach, source, &address, opts.deadline).await?,
+                        folders(self.reach, target, &address, opts.deadline).await?,
+                    );
+                    let diff = compare(&src, &dst);
+                    if !diff.is_empty() {
+                        return Err(MoveError::Verify {
+                            address: address.to_string(),
+                            differences: diff,
+                        });
+                    }
+                    verified = Some(dst);
+                    self.journal.set_phase(e.id, Phase::Verified)?;
+                }
+                Phase::Verified => {
+                    if !holding {
+                        // Nothing may be delivered to the source between its verify and the
+                        // switch; the lock may have been lost with the process.
+                        self.book
+                            .set_locked(&e.address, true)
+                            .await
+                            .map_err(Self::dir_err)?;
+                        holding = true;
+                    }
+                    let switched = self
+                        .book
+                        .switch_server(&e.address, &source.name, &target.name)
+                        .await;
+                    if let Err(err) = switched {
+                        // A killed run may have switched it already.
+                        let now = self.book.show(&e.address).await.map_err(Self::dir_err)?;
+                        if now.server != target.name {
+                            return Err(Self::dir_err(err));
+                        }
+                        self.book.publish().await.map_err(Self::dir_err)?;
+                    }
+                    self.journal.set_phase(e.id, Phase::Switched)?;
+                }
+                Phase::Switched => {
+                    self.book
+                        .set_locked(&e.address, false)
+                        .await
+                        .map_err(Self::dir_err)?;
+                    self.journal.lock_ends(e.id)?;
+                    logins_open(self.reach, target, &address).await?;
+                    self.journal.set_phase(e.id, Phase::Done)?;
+                }
+                Phase::Done => {
+                    let done = self.journal.get(e.id)?;
+                    return Ok(Moved {
+                        id: e.id,
+                        address: e.address.clone(),
+                        from: source.name.clone(),
+                        to: target.name.clone(),
+                        passes: done.passes,
+                        lock_ms: done.lock_ms.unwrap_or(0.0),
+                        folders: verified.as_ref().map(|v| v.len()),
+                        messages: verified
+                            .as_ref()
+                            .map(|v| v.values().map(|f| f.messages).sum())
+                            .unwrap_or(e.messages),
+                    });
+                }
+                Phase::Failed | Phase::Aborted => {
+                    return Err(MoveError::Config {
+                        server: source.name.clone(),
+                        message: format!(
+                            "move {} of {address} is {} already{}",
+                            e.id,
+                            e.phase,
+                            if resumed { "" } else { " (not run)" }
+                        ),
+                    });
+                }
+            }
+            e = self.journal.get(e.id)?;
+        }
+    }
+
+    /// Stops move `id` before its switch: the account is unlocked and stays on its source.
+    /// A move already switched is finished instead (its account lives on the target now).
+    pub async fn abort(&self, id: i64) -> Result<Phase, MoveError> {
+        let e = self.journal.claim(id)?;
+        if e.phase.is_over() {
+            self.journal.release(id)?;
+            return Ok(e.phase);
+        }
+        if e.phase >= Phase::Switched {
+            self.drive(id).await?;
+            return Ok(Phase::Done);
+        }
+        if e.phase.may_hold_lock() {
+            self.book
+                .set_locked(&e.address, false)
+                .await
+                .map_err(Self::dir_err)?;
+            self.journal.lock_ends(id)?;
+        }
+        self.journal
+            .stop(id, Phase::Aborted, "aborted by the admin")?;
+        Ok(Phase::Aborted)
+    }
+}
+
+/// Plans and runs the move of one account to `to` in a batch of its own.
 pub async fn move_account(
     book: &AccountBook,
     reach: &Reach,
+    journal: &Journal,
     address: &Address,
     to: &str,
     opts: &MoveOptions,
@@ -149,70 +408,23 @@ pub async fn move_account(
             message: format!("{address} is on it already"),
         });
     }
-    if account.locked {
-        return Err(MoveError::Config {
-            server: source.name.clone(),
-            message: format!("{address} is locked: another move holds it (move status)"),
-        });
-    }
-    provision(reach, target, address, opts.deadline).await?;
-    let mut state = String::new();
-    let mut passes = Vec::new();
-    // Copy while the user works, until a pass fits the lock's budget.
-    for _ in 0..opts.max_passes.max(1) {
-        let p = pass(reach, source, target, address, &state, opts.deadline).await?;
-        state = p.state;
-        passes.push(ms(p.elapsed));
-        if p.elapsed <= opts.lock_budget && !p.again {
-            break;
-        }
-    }
-    let locked_at = Instant::now();
-    book.set_locked(&address.to_string(), true)
-        .await
-        .map_err(|e| MoveError::Directory(e.to_string()))?;
-    let under_lock = async {
-        kick(reach, source, address, opts.deadline).await?;
-        // The last pass: nothing changes now; a pass that still says "again" runs again.
-        let mut last = pass(reach, source, target, address, &state, opts.deadline).await?;
-        for _ in 0..3 {
-            if !last.again {
-                break;
-            }
-            last = pass(reach, source, target, address, &last.state, opts.deadline).await?;
-        }
-        let (src, dst) = (
-            folders(reach, source, address, opts.deadline).await?,
-            folders(reach, target, address, opts.deadline).await?,
-        );
-        let diff = compare(&src, &dst);
-        if !diff.is_empty() {
-            return Err(MoveError::Verify {
-                address: address.to_string(),
-                differences: diff,
-            });
-        }
-        book.switch_server(&address.to_string(), &source.name, &target.name)
-            .await
-            .map_err(|e| MoveError::Directory(e.to_string()))?;
-        Ok(dst)
-    }
-    .await;
-    // Unlocked whatever happened: on its new store after a switch, on its old one otherwise.
-    let unlocked = book
-        .set_locked(&address.to_string(), false)
-        .await
-        .map_err(|e| MoveError::Directory(e.to_string()));
-    let dst = under_lock?;
-    unlocked?;
-    logins_open(reach, target, address).await?;
-    Ok(Moved {
-        address: address.to_string(),
-        from: source.name.clone(),
-        to: target.name.clone(),
-        passes_ms: passes,
-        lock_ms: ms(locked_at.elapsed()),
-        folders: dst.len(),
-        messages: dst.values().map(|f| f.messages).sum(),
-    })
+    let size = crate::verify::size(reach, source, address, opts.deadline).await?;
+    let batch = journal.begin_batch(&format!("move {address} --to {to}"))?;
+    let e = journal.plan(
+        batch,
+        &address.to_string(),
+        &source.name,
+        &target.name,
+        size.messages,
+        size.bytes,
+    )?;
+    let mover = Mover {
+        book,
+        reach,
+        journal,
+        opts: opts.clone(),
+    };
+    let r = mover.drive(e.id).await;
+    journal.end_batch(batch, None)?;
+    r
 }

@@ -190,3 +190,51 @@ pub fn compare(
     }
     diff
 }
+
+/// How big a mailbox is on a store: messages and bytes (Dovecot's virtual size, the size
+/// IMAP clients see), all folders together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Size {
+    /// Messages.
+    pub messages: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// The size of `address`'s mailbox on `server`.
+pub async fn size(
+    reach: &Reach,
+    server: &Server,
+    address: &Address,
+    deadline: Duration,
+) -> Result<Size, MoveError> {
+    let user = address.to_string();
+    let status = run_doveadm(
+        reach,
+        server,
+        &[
+            "-f",
+            "tab",
+            "mailbox",
+            "status",
+            "-u",
+            &user,
+            "messages vsize",
+            "*",
+        ],
+        deadline,
+    )
+    .await?;
+    let mut total = Size::default();
+    for r in rows(server, &status, &["messages", "vsize"])? {
+        let num = |s: &str| {
+            s.parse::<u64>().map_err(|_| MoveError::Output {
+                server: server.name.clone(),
+                line: r.join("\t"),
+            })
+        };
+        total.messages += num(r[0])?;
+        total.bytes += num(r[1])?;
+    }
+    Ok(total)
+}

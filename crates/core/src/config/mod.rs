@@ -6,6 +6,9 @@ mod raw;
 mod validate;
 mod validate_access;
 mod validate_fleet;
+mod validate_move;
+
+pub use validate_move::parse_duration;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,6 +49,8 @@ pub struct Config {
     pub backup: BackupConfig,
     /// Outbound abuse control: quotas, blocks (`[policy]`).
     pub policy: policy::PolicyConfig,
+    /// How mailbox moves run (`[move]`).
+    pub moves: MoveConfig,
     /// The `[directory.ldap]` section, when present, whichever backend is in use: the
     /// LDAP probe binds with it.
     pub ldap: Option<LdapConfig>,
@@ -120,6 +125,21 @@ pub struct BackupConfig {
     /// Whether `backup run` backs up each SSH-reached store on the store itself (default);
     /// false reads every store's Maildirs from this machine (one run, one snapshot).
     pub run_on_stores: bool,
+}
+
+/// Mailbox move settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveConfig {
+    /// Copy passes run before the lock until one is this short: the lock lasts about as long.
+    pub lock_budget: Duration,
+    /// Accounts moved at once.
+    pub parallel: usize,
+    /// Copy passes before the lock, at most.
+    pub max_passes: usize,
+    /// Share of a target's filesystem (percent) that must stay free after a move.
+    pub keep_free_pct: u8,
+    /// A batch stops starting moves once more than this share of it failed.
+    pub max_failed_share: f64,
 }
 
 /// Monitor settings.

@@ -31,6 +31,19 @@ pub(crate) struct RawConfig {
     pub(crate) policy: super::policy::RawPolicy,
     #[serde(default)]
     pub(crate) ssh: RawSshDefaults,
+    #[serde(default, rename = "move")]
+    pub(crate) moves: RawMove,
+}
+
+/// `[move]`: how mailbox moves run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMove {
+    pub(crate) lock_budget: Option<String>,
+    pub(crate) parallel: Option<i64>,
+    pub(crate) max_passes: Option<i64>,
+    pub(crate) keep_free_pct: Option<i64>,
+    pub(crate) max_failed_share: Option<f64>,
 }
 
 /// `[ssh]`: what every server reached by SSH uses unless it says otherwise.

@@ -1,81 +1,250 @@
-//! `mailfleet move ADDRESS... --to STORE`: each account copied live, locked for seconds,
-//! verified, switched; one account failing does not stop the others.
+//! `mailfleet move`: accounts copied live, locked for seconds, verified, switched (`ADDRESS...`,
+//! `--domain`, `--from`, `--to`, `--plan`); `move drain STORE` and `move back STORE`;
+//! `move status`, `move resume`, `move abort`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Args;
-use mailfleet_core::{AccountBook, Address};
-use mailfleet_move::{MoveOptions, Moved, move_account};
+use clap::{Args, Subcommand};
+use mailfleet_move::Request;
+use mailfleet_move::command::{self, Overrides};
 
+use super::move_print::{self, Bar};
 use super::{Context, exit, print_json};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(crate) struct MoveCmd {
-    /// Accounts to move.
-    #[arg(required = true)]
-    accounts: Vec<String>,
-    /// The mailbox store they go to.
-    #[arg(long, value_name = "STORE")]
-    to: String,
-    /// Copy before the lock until a pass takes at most this many seconds.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    lock_budget_secs: u64,
+    #[command(subcommand)]
+    action: Option<Action>,
+    #[command(flatten)]
+    start: Start,
 }
 
-/// One account's result, for `--json`.
-#[derive(serde::Serialize)]
-struct Outcome {
-    address: String,
-    moved: Option<Moved>,
-    error: Option<String>,
+#[derive(Debug, Args)]
+struct Start {
+    /// Accounts to move.
+    accounts: Vec<String>,
+    /// Every account of this domain (repeatable).
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    domains: Vec<String>,
+    /// Every account on this store: drain it (repeatable).
+    #[arg(long = "from", value_name = "STORE")]
+    from: Vec<String>,
+    /// The store they go to; without it, each goes where the stores' weights and free space say.
+    #[arg(long, value_name = "STORE")]
+    to: Option<String>,
+    /// Print what would go where and why; move nothing.
+    #[arg(long)]
+    plan: bool,
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
+#[derive(Debug, Args)]
+struct Tuning {
+    /// Copy before the lock until a pass takes at most this long (like 5s; default `[move]
+    /// lock_budget`).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    lock_budget: Option<Duration>,
+    /// Accounts moved at once (default `[move] parallel`).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: Option<u16>,
+}
+
+impl Tuning {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            lock_budget: self.lock_budget,
+            parallel: self.parallel.map(usize::from),
+        }
+    }
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    mailfleet_core::config::parse_duration(s)
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Every move of the latest batch and every move not over: phase, passes, size, rate,
+    /// lock time, and the batch's time left.
+    Status {
+        /// Every batch ever run.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Continue every move a killed or failed run left open, each from its recorded phase.
+    Resume {
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    /// Stop open moves before their switch: each account is unlocked and stays on its
+    /// source (a move already switched is finished instead).
+    Abort {
+        /// The accounts whose moves stop (every open move when none is given).
+        accounts: Vec<String>,
+    },
+    /// Move every account off a store, placed by the other stores' weights and free space.
+    Drain {
+        /// The store to empty.
+        store: String,
+        /// Print what would go where and why; move nothing.
+        #[arg(long)]
+        plan: bool,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    /// Move back to a store every account a drain of it took away.
+    Back {
+        /// The store the accounts return to.
+        store: String,
+        /// Print what would go where and why; move nothing.
+        #[arg(long)]
+        plan: bool,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
 }
 
 pub(crate) async fn run(cmd: MoveCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
     let config = ctx.load()?;
-    let book = AccountBook::open(&config).await?;
-    book.check_server(&cmd.to)
-        .map_err(|e| exit::Usage(e.to_string()))?;
-    let opts = MoveOptions {
-        lock_budget: Duration::from_secs(cmd.lock_budget_secs),
-        ..MoveOptions::default()
-    };
-    let reach = mailfleet_remote::Reach::new();
-    let mut outcomes = Vec::new();
-    for a in &cmd.accounts {
-        let address = Address::parse(a).map_err(|e| exit::Usage(e.to_string()))?;
-        let r = move_account(&book, &reach, &address, &cmd.to, &opts).await;
-        if !ctx.json {
-            match &r {
-                Ok(m) => println!(
-                    "{}: {} -> {}, {} messages in {} folders, {} passes, locked {:.1} s",
-                    m.address,
-                    m.from,
-                    m.to,
-                    m.messages,
-                    m.folders,
-                    m.passes_ms.len() + 1,
-                    m.lock_ms / 1000.0
-                ),
-                Err(e) => eprintln!("mailfleet: {a}: not moved: {e}"),
+    let (request, only_plan, tuning, what) = match cmd.action {
+        Some(Action::Status { all }) => {
+            let status = command::status(&config, all)?;
+            if ctx.json {
+                print_json(&status)?;
+            } else {
+                move_print::status(&status);
             }
+            return Ok(exit::code(exit::OK));
         }
-        outcomes.push(match r {
-            Ok(m) => Outcome {
-                address: a.clone(),
-                moved: Some(m),
-                error: None,
+        Some(Action::Resume { tuning }) => {
+            let bar = Bar::new(!ctx.json);
+            let report = command::resume(&config, &tuning.overrides(), &bar).await?;
+            bar.finish();
+            return report_out(ctx, None, Some(&report));
+        }
+        Some(Action::Abort { accounts }) => {
+            let aborted = command::abort(&config, &accounts).await?;
+            if ctx.json {
+                print_json(&aborted)?;
+            } else {
+                move_print::aborted(&aborted);
+            }
+            let failed = aborted.iter().any(|a| a.error.is_some());
+            return Ok(exit::code(if failed { exit::FAILED } else { exit::OK }));
+        }
+        Some(Action::Drain {
+            store,
+            plan,
+            tuning,
+        }) => (
+            Request {
+                from: vec![store.clone()],
+                ..Request::default()
             },
-            Err(e) => Outcome {
-                address: a.clone(),
-                moved: None,
-                error: Some(e.to_string()),
-            },
-        });
+            plan,
+            tuning,
+            format!("move drain {store}"),
+        ),
+        Some(Action::Back {
+            store,
+            plan,
+            tuning,
+        }) => (
+            command::back_request(&config, &store).await?,
+            plan,
+            tuning,
+            format!("move back {store}"),
+        ),
+        None => {
+            let s = cmd.start;
+            if s.accounts.is_empty() && s.domains.is_empty() && s.from.is_empty() {
+                return Err(exit::Usage(
+                    "name accounts, --domain or --from (or a subcommand: see move --help)".into(),
+                )
+                .into());
+            }
+            if s.to.is_none() && s.from.is_empty() {
+                return Err(exit::Usage(
+                    "--to STORE is needed unless the accounts come from a drain (--from)".into(),
+                )
+                .into());
+            }
+            let mut what = String::from("move");
+            for a in &s.accounts {
+                what.push_str(&format!(" {a}"));
+            }
+            for d in &s.domains {
+                what.push_str(&format!(" --domain {d}"));
+            }
+            for f in &s.from {
+                what.push_str(&format!(" --from {f}"));
+            }
+            if let Some(t) = &s.to {
+                what.push_str(&format!(" --to {t}"));
+            }
+            (
+                Request {
+                    accounts: s.accounts,
+                    domains: s.domains,
+                    from: s.from,
+                    to: s.to,
+                },
+                s.plan,
+                s.tuning,
+                what,
+            )
+        }
+    };
+    let bar = Bar::new(!ctx.json && !only_plan);
+    let started = command::start(
+        &config,
+        &request,
+        &what,
+        only_plan,
+        &tuning.overrides(),
+        &bar,
+    )
+    .await?;
+    bar.finish();
+    if !started.plan.refused.is_empty() {
+        if ctx.json {
+            print_json(&started)?;
+        } else {
+            move_print::plan(&started.plan);
+            eprintln!("mailfleet: the plan is refused: nothing was moved");
+        }
+        return Ok(exit::code(exit::FAILED));
     }
+    if only_plan || started.report.is_none() {
+        if ctx.json {
+            print_json(&started)?;
+        } else {
+            move_print::plan(&started.plan);
+        }
+        return Ok(exit::code(exit::OK));
+    }
+    report_out(ctx, Some(&started), started.report.as_ref())
+}
+
+fn report_out(
+    ctx: &Context,
+    started: Option<&command::Started>,
+    report: Option<&mailfleet_move::BatchReport>,
+) -> anyhow::Result<ExitCode> {
+    let Some(report) = report else {
+        return Ok(exit::code(exit::OK));
+    };
     if ctx.json {
-        print_json(&outcomes)?;
+        match started {
+            Some(s) => print_json(s)?,
+            None => print_json(report)?,
+        }
+    } else {
+        move_print::report(report);
     }
-    let failed = outcomes.iter().any(|o| o.error.is_some());
+    let failed = report.failed() > 0 || report.stopped.is_some();
     Ok(exit::code(if failed { exit::FAILED } else { exit::OK }))
 }
