@@ -46,6 +46,10 @@ pub struct AccountBook {
     dir: Box<dyn Directory>,
     fleet: Fleet,
     reach: mailfleet_remote::Reach,
+    /// One publication at a time: each reads the directory and writes what it read, so two
+    /// at once could finish in the wrong order and put an older state (an account not yet
+    /// locked, say) back on the servers.
+    publishing: tokio::sync::Mutex<()>,
 }
 
 impl AccountBook {
@@ -61,6 +65,7 @@ impl AccountBook {
             dir,
             fleet,
             reach: mailfleet_remote::Reach::new(),
+            publishing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -139,6 +144,7 @@ impl AccountBook {
     /// Rewrites every MTA's maps and every store's user file from the directory, so routing
     /// follows it (files are replaced only when their content changes).
     pub async fn publish(&self) -> Result<Published, AccountError> {
+        let _one = self.publishing.lock().await;
         let all = self.dir.list(&Filter::default()).await?;
         let done = crate::routing::publish(&self.reach, &self.fleet, &all).await?;
         for path in &done.changed {

@@ -245,14 +245,14 @@ pub async fn write_if_changed(
     if same.success() {
         return Ok(false);
     }
-    // The length is checked before the rename: a writer killed halfway (its input cut
-    // short) must not leave a truncated map in place.
-    const WRITE: &str = r#"t="$1.mailfleet-tmp"
-umask 077
-cat > "$t" || exit 1
+    // A temporary file of its own (writers may run at once), mode 0600 from mktemp; the
+    // length is checked before the rename: a writer killed halfway (its input cut short)
+    // must not leave a truncated map in place.
+    const WRITE: &str = r#"t=$(mktemp "$1.mailfleet-XXXXXX") || exit 1
+cat > "$t" || { rm -f "$t"; exit 1; }
 [ "$(wc -c < "$t")" -eq "$2" ] || { rm -f "$t"; echo "short input: not written" >&2; exit 1; }
 if [ -e "$1" ]; then
-  chmod --reference="$1" "$t" || exit 1
+  chmod --reference="$1" "$t" || { rm -f "$t"; exit 1; }
   # Only root can give a file away; others keep their own ownership.
   chown --reference="$1" "$t" 2>/dev/null
 fi

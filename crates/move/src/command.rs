@@ -74,12 +74,7 @@ pub async fn start(
     }
     let journal = Journal::open(&config.data_dir)?;
     let (batch_id, entries) = crate::plan::record(&journal, command, &plan)?;
-    let mover = Mover {
-        book: &book,
-        reach: &reach,
-        journal: &journal,
-        opts: mopts,
-    };
+    let mover = Mover::new(&book, &reach, &journal, mopts);
     let report = batch::run(&mover, entries, &bopts, progress).await;
     journal.end_batch(batch_id, report.stopped.as_deref())?;
     Ok(Started {
@@ -138,12 +133,7 @@ pub async fn resume(
         .map_err(|e| MoveError::Directory(e.to_string()))?;
     let reach = Reach::new();
     let (mopts, bopts) = options(config, overrides);
-    let mover = Mover {
-        book: &book,
-        reach: &reach,
-        journal: &journal,
-        opts: mopts,
-    };
+    let mover = Mover::new(&book, &reach, &journal, mopts);
     Ok(batch::run(&mover, entries, &bopts, progress).await)
 }
 
@@ -183,12 +173,7 @@ pub async fn abort(config: &Config, accounts: &[String]) -> Result<Vec<Aborted>,
         .map_err(|e| MoveError::Directory(e.to_string()))?;
     let reach = Reach::new();
     let (mopts, _) = options(config, &Overrides::default());
-    let mover = Mover {
-        book: &book,
-        reach: &reach,
-        journal: &journal,
-        opts: mopts,
-    };
+    let mover = Mover::new(&book, &reach, &journal, mopts);
     let mut out = Vec::new();
     for e in open {
         let r = mover.abort(e.id).await;

@@ -93,16 +93,38 @@ pub async fn provision(
         next.push('\n');
     }
     next.push_str(&format!("{address}::::::\n"));
-    Ok(
-        mailfleet_core::routing::write_if_changed(
-            reach,
-            &target.name,
-            &target.access,
-            &file,
-            &next,
-        )
-        .await?,
+    let changed = mailfleet_core::routing::write_if_changed(
+        reach,
+        &target.name,
+        &target.access,
+        &file,
+        &next,
     )
+    .await?;
+    if changed {
+        known(reach, target, address).await?;
+    }
+    Ok(changed)
+}
+
+/// Waits until `target`'s userdb knows the account: Dovecot looks at a changed passwd-file
+/// at most once a second, so a copy started at once could find no such user.
+async fn known(reach: &Reach, target: &Server, address: &Address) -> Result<(), MoveError> {
+    let user = address.to_string();
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let cmd = Cmd::new(doveadm_argv(target, &["user", "-u", &user]))
+            .deadline(Duration::from_secs(30));
+        let out = reach.run(&target.name, &target.access, &cmd).await?;
+        match out.code {
+            Some(0) => return Ok(()),
+            // 67: no such user (yet).
+            Some(67) if Instant::now() < end => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => return Err(failed(target, &cmd, &out)),
+        }
+    }
 }
 
 /// One pass of `address` from `source` into `target` (`state`: empty for the first, then what

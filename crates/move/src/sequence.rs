@@ -137,9 +137,28 @@ pub struct Mover<'a> {
     pub journal: &'a Journal,
     /// How moves run.
     pub opts: MoveOptions,
+    /// One provisioning at a time: each rewrites the target's incoming-users file from what
+    /// it read, so two at once would lose one of the accounts.
+    provisioning: tokio::sync::Mutex<()>,
 }
 
-impl Mover<'_> {
+impl<'a> Mover<'a> {
+    /// A mover over this directory, these connections and this journal.
+    pub fn new(
+        book: &'a AccountBook,
+        reach: &'a Reach,
+        journal: &'a Journal,
+        opts: MoveOptions,
+    ) -> Self {
+        Mover {
+            book,
+            reach,
+            journal,
+            opts,
+            provisioning: tokio::sync::Mutex::new(()),
+        }
+    }
+
     fn server(&self, name: &str) -> Result<&Server, MoveError> {
         self.book
             .fleet()
@@ -218,7 +237,10 @@ impl Mover<'_> {
                             message: format!("{address} is locked by something else"),
                         });
                     }
-                    provision(self.reach, target, &address, opts.deadline).await?;
+                    {
+                        let _one = self.provisioning.lock().await;
+                        provision(self.reach, target, &address, opts.deadline).await?;
+                    }
                     self.journal.set_phase(e.id, Phase::Copying)?;
                 }
                 Phase::Copying => {
@@ -418,12 +440,7 @@ pub async fn move_account(
         size.messages,
         size.bytes,
     )?;
-    let mover = Mover {
-        book,
-        reach,
-        journal,
-        opts: opts.clone(),
-    };
+    let mover = Mover::new(book, reach, journal, opts.clone());
     let r = mover.drive(e.id).await;
     journal.end_batch(batch, None)?;
     r

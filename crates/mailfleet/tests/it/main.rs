@@ -29,6 +29,7 @@ mod monitor;
 mod move_account;
 mod move_copy;
 mod move_lock;
+mod move_plan;
 mod move_resume;
 mod policy;
 mod policy_dnsbl;
