@@ -122,6 +122,11 @@ pub struct Entry {
     pub error: Option<String>,
     /// The process running it, if one is.
     pub owner: Option<u32>,
+    /// The source's copy as verified, for finding late writes to it (see [`crate::purge`]).
+    #[serde(skip)]
+    pub old_digest: Option<String>,
+    /// When the old copy was deleted (Unix s).
+    pub purged: Option<i64>,
     /// When it was planned (Unix s).
     pub created: i64,
     /// Its last change (Unix s).
@@ -217,7 +222,8 @@ fn alive(pid: u32) -> bool {
 }
 
 const COLUMNS: &str = "id, batch, address, source, target, phase, passes, sync_state, last_pass_ms, \
-     first_pass_ms, messages, bytes, lock_started_ms, lock_ms, error, owner, created, updated";
+     first_pass_ms, messages, bytes, lock_started_ms, lock_ms, error, owner, created, updated, \
+     old_digest, purged";
 
 impl Journal {
     /// Opens (creating) the journal in the data directory.
@@ -248,7 +254,8 @@ impl Journal {
                 passes INTEGER NOT NULL DEFAULT 0, sync_state TEXT NOT NULL DEFAULT '',
                 last_pass_ms REAL, first_pass_ms REAL, messages INTEGER NOT NULL DEFAULT 0,
                 bytes INTEGER NOT NULL DEFAULT 0, lock_started_ms INTEGER, lock_ms REAL,
-                error TEXT, owner INTEGER, created INTEGER NOT NULL, updated INTEGER NOT NULL);
+                error TEXT, owner INTEGER, created INTEGER NOT NULL, updated INTEGER NOT NULL,
+                old_digest TEXT, purged INTEGER);
              CREATE UNIQUE INDEX IF NOT EXISTS one_open_move ON moves(address)
                 WHERE phase NOT IN ('done', 'failed', 'aborted');",
         )
@@ -353,6 +360,8 @@ impl Journal {
             owner: r.get(15)?,
             created: r.get(16)?,
             updated: r.get(17)?,
+            old_digest: r.get(18)?,
+            purged: r.get(19)?,
         }))
     }
 
@@ -501,6 +510,29 @@ impl Journal {
                 "UPDATE moves SET lock_ms = CAST(?2 - lock_started_ms AS REAL), updated = ?3
                  WHERE id = ?1 AND lock_started_ms IS NOT NULL AND lock_ms IS NULL",
                 params![id, now_ms(), now_s()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Records the verified state of the source's copy (its digest) and the phase after it.
+    pub fn verified(&self, id: i64, digest: &str) -> Result<(), JournalError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE moves SET phase = 'verified', old_digest = ?2, updated = ?3 WHERE id = ?1",
+                params![id, digest, now_s()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Records that the old copy of `address` on `source` is gone (every move that left it).
+    pub fn purged(&self, address: &str, source: &str) -> Result<(), JournalError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE moves SET purged = ?3 WHERE address = ?1 AND source = ?2 AND phase = 'done'
+                 AND purged IS NULL",
+                params![address, source, now_s()],
             )
             .map(|_| ())
         })

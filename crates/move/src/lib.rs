@@ -6,7 +6,8 @@
 //! Layout: [`copy`] (making the target know the account, one copy pass), [`verify`] (each
 //! folder's state on a store, compared), [`journal`] (every move's recorded phase),
 //! [`sequence`] (one account's whole move, continued from its phase), [`plan`] (what goes
-//! where, with room to spare), [`batch`] (many moves at once), [`error`].
+//! where, with room to spare), [`batch`] (many moves at once), [`purge`] (old copies deleted
+//! after their grace period, unless written to late), [`error`].
 
 pub mod batch;
 pub mod command;
@@ -14,6 +15,7 @@ pub mod copy;
 pub mod error;
 pub mod journal;
 pub mod plan;
+pub mod purge;
 pub mod sequence;
 pub mod verify;
 

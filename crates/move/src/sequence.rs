@@ -311,7 +311,7 @@ impl<'a> Mover<'a> {
                         });
                     }
                     verified = Some(dst);
-                    self.journal.set_phase(e.id, Phase::Verified)?;
+                    self.journal.verified(e.id, &crate::verify::digest(&src))?;
                 }
                 Phase::Verified => {
                     if !holding {
@@ -322,6 +322,13 @@ impl<'a> Mover<'a> {
                             .await
                             .map_err(Self::dir_err)?;
                         holding = true;
+                    }
+                    {
+                        // The old copy stays known to the source's doveadm once its passwd
+                        // entry goes (no password: no logins), for `move purge` to check and
+                        // delete it.
+                        let _one = self.provisioning.lock().await;
+                        provision(self.reach, source, &address, opts.deadline).await?;
                     }
                     let switched = self
                         .book

@@ -238,3 +238,22 @@ pub async fn size(
     }
     Ok(total)
 }
+
+/// A digest of every folder's state: the old copy's at the switch, compared later to find a
+/// write that reached it after the account had left.
+pub fn digest(folders: &BTreeMap<String, FolderState>) -> String {
+    let mut h = blake3::Hasher::new();
+    for (name, f) in folders {
+        h.update(
+            format!(
+                "{name}\0{}\0{}\0{}\0{}\n",
+                f.messages, f.uidvalidity, f.uidnext, f.guid
+            )
+            .as_bytes(),
+        );
+        for (uid, m) in &f.mail {
+            h.update(format!("{uid} {m}\n").as_bytes());
+        }
+    }
+    h.finalize().to_hex().to_string()
+}

@@ -140,6 +140,9 @@ pub struct MoveConfig {
     pub keep_free_pct: u8,
     /// A batch stops starting moves once more than this share of it failed.
     pub max_failed_share: f64,
+    /// How long the old copy of a moved mailbox is kept (read-only) before `move purge`
+    /// deletes it.
+    pub keep_old_copy: Duration,
 }
 
 /// Monitor settings.

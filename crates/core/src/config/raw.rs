@@ -44,6 +44,7 @@ pub(crate) struct RawMove {
     pub(crate) max_passes: Option<i64>,
     pub(crate) keep_free_pct: Option<i64>,
     pub(crate) max_failed_share: Option<f64>,
+    pub(crate) keep_old_copy: Option<String>,
 }
 
 /// `[ssh]`: what every server reached by SSH uses unless it says otherwise.

@@ -6,13 +6,18 @@ use super::MoveConfig;
 use super::raw::RawMove;
 use super::validate::Problems;
 
-/// A duration written as a number and a unit: `500ms`, `5s`, `2m`, `1h`.
+/// A duration written as a number and a unit: `500ms`, `5s`, `2m`, `1h`, `7d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let at = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("{text:?} has no unit: write it like 5s, 500ms, 2m or 1h"))?;
     let (num, unit) = t.split_at(at);
+    if num.is_empty() {
+        return Err(format!(
+            "{text:?} is not a duration: write it like 5s, 500ms, 2m, 1h or 7d"
+        ));
+    }
     let n: f64 = num
         .parse()
         .map_err(|_| format!("{text:?}: {num:?} is not a number"))?;
@@ -21,7 +26,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => n,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        u => return Err(format!("{text:?}: unknown unit {u:?} (ms, s, m or h)")),
+        "d" => n * 86_400.0,
+        u => return Err(format!("{text:?}: unknown unit {u:?} (ms, s, m, h or d)")),
     };
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is out of range"))
 }
@@ -40,6 +46,14 @@ pub(super) fn moves(r: &RawMove, p: &mut Problems) -> MoveConfig {
         Some(Err(e)) => {
             p.add("move.lock_budget", e);
             Duration::from_secs(5)
+        }
+    };
+    let keep_old_copy = match r.keep_old_copy.as_deref().map(parse_duration) {
+        None => Duration::from_secs(7 * 86_400),
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            p.add("move.keep_old_copy", e);
+            Duration::from_secs(7 * 86_400)
         }
     };
     let mut int = |v: Option<i64>, key: &str, default: i64, min: i64, max: i64| {
@@ -68,6 +82,7 @@ pub(super) fn moves(r: &RawMove, p: &mut Problems) -> MoveConfig {
         max_passes,
         keep_free_pct,
         max_failed_share: share.clamp(0.0, 1.0),
+        keep_old_copy,
     }
 }
 

@@ -3,6 +3,7 @@
 
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use mailfleet_move::command::{Aborted, Status};
+use mailfleet_move::purge::Purged;
 use mailfleet_move::{BatchReport, Ended, Entry, Plan, Progress};
 
 /// A bar over the batch's accounts (hidden when not on a terminal or for `--json`).
@@ -195,6 +196,20 @@ pub(crate) fn aborted(v: &[Aborted]) {
                 eprintln!("mailfleet: {} (move {}): not aborted: {e}", a.address, a.id)
             }
             _ => {}
+        }
+    }
+}
+
+/// What `move purge` did.
+pub(crate) fn purged(v: &[Purged]) {
+    if v.is_empty() {
+        println!("no old copies due");
+    }
+    for p in v {
+        match (&p.note, p.deleted) {
+            (_, true) => println!("{} on {}: old copy deleted", p.address, p.store),
+            (Some(n), false) => println!("{} on {}: kept: {n}", p.address, p.store),
+            (None, false) => {}
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `mailfleet move`: accounts copied live, locked for seconds, verified, switched (`ADDRESS...`,
 //! `--domain`, `--from`, `--to`, `--plan`); `move drain STORE` and `move back STORE`;
-//! `move status`, `move resume`, `move abort`.
+//! `move status`, `move resume`, `move abort`, `move purge`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -85,6 +85,15 @@ enum Action {
         /// The accounts whose moves stop (every open move when none is given).
         accounts: Vec<String>,
     },
+    /// Delete the old copies moves left on their sources once older than `[move]
+    /// keep_old_copy`, each after checking nothing wrote to it since the switch.
+    Purge {
+        /// Only these accounts' old copies.
+        accounts: Vec<String>,
+        /// Old copies switched at least this long ago (like 7d; default `[move] keep_old_copy`).
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        older_than: Option<Duration>,
+    },
     /// Move every account off a store, placed by the other stores' weights and free space.
     Drain {
         /// The store to empty.
@@ -134,6 +143,19 @@ pub(crate) async fn run(cmd: MoveCmd, ctx: &Context) -> anyhow::Result<ExitCode>
             }
             let failed = aborted.iter().any(|a| a.error.is_some());
             return Ok(exit::code(if failed { exit::FAILED } else { exit::OK }));
+        }
+        Some(Action::Purge {
+            accounts,
+            older_than,
+        }) => {
+            let purged = mailfleet_move::purge::purge(&config, &accounts, older_than).await?;
+            if ctx.json {
+                print_json(&purged)?;
+            } else {
+                move_print::purged(&purged);
+            }
+            let kept = purged.iter().any(|p| !p.deleted);
+            return Ok(exit::code(if kept { exit::PROBLEM } else { exit::OK }));
         }
         Some(Action::Drain {
             store,

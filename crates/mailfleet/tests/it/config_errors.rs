@@ -497,3 +497,30 @@ fn policy_settings_are_checked() {
     ));
     assert!(ok, "{stderr}");
 }
+
+#[test]
+fn move_settings_are_checked() {
+    let with = |lines: &str| format!("{GOOD}\n[move]\n{lines}\n");
+    refused(&with("lock_budget = \"5\""), "move.lock_budget", "no unit");
+    refused(
+        &with("lock_budget = \"5 fortnights\""),
+        "move.lock_budget",
+        "unknown unit",
+    );
+    refused(
+        &with("lock_budget = \"2h\""),
+        "move.lock_budget",
+        "out of range",
+    );
+    refused(&with("parallel = 0"), "move.parallel", "out of range");
+    refused(
+        &with("max_failed_share = 1.5"),
+        "move.max_failed_share",
+        "out of range",
+    );
+    refused(
+        &with("keep_old_copy = \"soon\""),
+        "move.keep_old_copy",
+        "not a duration",
+    );
+}

@@ -30,6 +30,7 @@ mod move_account;
 mod move_copy;
 mod move_lock;
 mod move_plan;
+mod move_purge;
 mod move_resume;
 mod policy;
 mod policy_dnsbl;
