@@ -1,7 +1,8 @@
 //! Publishes where each mailbox lives to the servers that route by it: Postfix maps on every
 //! MTA (`mailfleet-transport`, `-mailboxes`, `-domains`, hash tables, then `postfix reload`)
-//! and a Dovecot passwd-file per mailbox store, each through the server's own access (SSH or
-//! local). Files are rewritten only when their content changes, atomically; one server that
+//! a Dovecot passwd-file per mailbox store, and for each IMAP/POP3 proxy one per protocol
+//! sending each login on to the account's store (`proxy=y host= port=`), each through the
+//! server's own access (SSH or local). Files are rewritten only when their content changes, atomically; one server that
 //! cannot be reached does not keep the others from being published to.
 
 use std::collections::BTreeSet;
@@ -96,15 +97,27 @@ pub async fn publish(
         ("mailfleet-domains", domains.as_str()),
     ];
     let work = fleet.servers.iter().map(|server| {
-        let content = server.passwd_file.as_ref().map(|_| {
+        let files = match &server.passwd_file {
+            None => Vec::new(),
+            // A proxy sends each login on to the account's store: a file per protocol, since
+            // each store listens on its own port for each.
+            Some(path) if server.has_role(Role::Proxy) => PROXIED
+                .iter()
+                .map(|(proto, port)| {
+                    (
+                        PathBuf::from(format!("{}.{proto}", path.display())),
+                        proxy_file(fleet, accounts, *port),
+                    )
+                })
+                .collect(),
             // A store authenticates its own accounts; an MTA (SMTP AUTH) every account.
-            if server.has_role(Role::Mailbox) {
-                passwd_file(accounts.iter().filter(|a| a.server == server.name))
-            } else {
-                passwd_file(accounts.iter())
-            }
-        });
-        publish_to(reach, server, &maps, content)
+            Some(path) if server.has_role(Role::Mailbox) => vec![(
+                path.clone(),
+                passwd_file(accounts.iter().filter(|a| a.server == server.name)),
+            )],
+            Some(path) => vec![(path.clone(), passwd_file(accounts.iter()))],
+        };
+        publish_to(reach, server, &maps, files)
     });
     let mut failed = Vec::new();
     for r in futures::future::join_all(work).await {
@@ -128,7 +141,7 @@ async fn publish_to(
     reach: &Reach,
     server: &Server,
     maps: &[(&str, &str)],
-    passwd: Option<String>,
+    files: Vec<(PathBuf, String)>,
 ) -> Result<(Vec<PathBuf>, Option<String>), RemoteError> {
     let (name, access) = (server.name.as_str(), &server.access);
     let mut changed = Vec::new();
@@ -153,10 +166,10 @@ async fn publish_to(
             reloaded = Some(server.name.clone());
         }
     }
-    if let (Some(path), Some(content)) = (&server.passwd_file, passwd)
-        && write_if_changed(reach, name, access, path, &content).await?
-    {
-        changed.push(path.clone());
+    for (path, content) in files {
+        if write_if_changed(reach, name, access, &path, &content).await? {
+            changed.push(path);
+        }
     }
     Ok((changed, reloaded))
 }
@@ -207,6 +220,34 @@ fn lmtp_target(s: &Server) -> Option<String> {
         s.host.clone()
     };
     Some(format!("lmtp:inet:{host}:{port}"))
+}
+
+/// A store's port for one protocol.
+type PortOf = fn(&Server) -> Option<u16>;
+
+/// The protocols a proxy passes on, each with the store port it goes to.
+const PROXIED: [(&str, PortOf); 2] = [("imap", |s| s.ports.imap), ("pop3", |s| s.ports.pop3)];
+
+/// A proxy's passwd-file for one protocol: each account's hash and where its store listens
+/// for that protocol (`proxy=y host= port=`); a locked account is refused there, with the
+/// reason, like on its store; an account whose store lacks the protocol is left out.
+fn proxy_file(fleet: &Fleet, accounts: &[Account], port: PortOf) -> String {
+    accounts
+        .iter()
+        .filter_map(|a| {
+            let store = fleet.server(&a.server)?;
+            let hash = a.password_hash.as_deref().unwrap_or("{CRYPT}!");
+            if a.locked {
+                return Some(format!("{}:{hash}::::::{LOCKED_LOGIN}\n", a.address));
+            }
+            Some(format!(
+                "{}:{hash}::::::proxy=y host={} port={}\n",
+                a.address,
+                store.host,
+                port(store)?
+            ))
+        })
+        .collect()
 }
 
 /// Dovecot passwd-file lines for these accounts; uid, gid and home come from the store's

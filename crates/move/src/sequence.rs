@@ -202,6 +202,14 @@ impl<'a> Mover<'a> {
                 }
                 self.journal.lock_ends(id)?;
                 self.journal.stop(id, Phase::Failed, &why)?;
+                if entry.phase.may_hold_lock()
+                    && let (Ok(source), Ok(address)) =
+                        (self.server(&entry.source), Address::parse(&entry.address))
+                    && let Err(w) = logins_open(self.reach, source, &address).await
+                {
+                    // Unlocked in the directory and the files: only slow to be reread.
+                    tracing::warn!("{}: {w}", entry.address);
+                }
                 Err(e)
             }
             Err(e) => {
@@ -209,6 +217,29 @@ impl<'a> Mover<'a> {
                 Err(e)
             }
         }
+    }
+
+    /// One copy pass from the state the journal holds, recorded with its new state.
+    async fn pass(
+        &self,
+        e: &mut Entry,
+        source: &Server,
+        target: &Server,
+        address: &Address,
+    ) -> Result<crate::copy::Pass, MoveError> {
+        let p = pass(
+            self.reach,
+            source,
+            target,
+            address,
+            &e.sync_state,
+            self.opts.deadline,
+        )
+        .await?;
+        self.journal.record_pass(e.id, &p.state, p.elapsed)?;
+        e.passes += 1;
+        e.sync_state = p.state.clone();
+        Ok(p)
     }
 
     async fn steps(&self, mut e: Entry, resumed: bool) -> Result<Moved, MoveError> {
@@ -246,18 +277,7 @@ impl<'a> Mover<'a> {
                 Phase::Copying => {
                     // Copy while the user works, until a pass fits the lock's budget.
                     while (e.passes as usize) < opts.max_passes.max(1) {
-                        let p = pass(
-                            self.reach,
-                            source,
-                            target,
-                            &address,
-                            &e.sync_state,
-                            opts.deadline,
-                        )
-                        .await?;
-                        self.journal.record_pass(e.id, &p.state, p.elapsed)?;
-                        e.passes += 1;
-                        e.sync_state = p.state;
+                        let p = self.pass(&mut e, source, target, &address).await?;
                         if p.elapsed <= opts.lock_budget && !p.again {
                             break;
                         }
@@ -283,18 +303,7 @@ impl<'a> Mover<'a> {
                     // The last pass: nothing changes now; one that still says "again" runs
                     // again.
                     for _ in 0..4 {
-                        let p = pass(
-                            self.reach,
-                            source,
-                            target,
-                            &address,
-                            &e.sync_state,
-                            opts.deadline,
-                        )
-                        .await?;
-                        self.journal.record_pass(e.id, &p.state, p.elapsed)?;
-                        e.passes += 1;
-                        e.sync_state = p.state;
+                        let p = self.pass(&mut e, source, target, &address).await?;
                         if !p.again {
                             break;
                         }
@@ -406,6 +415,10 @@ impl<'a> Mover<'a> {
         }
         self.journal
             .stop(id, Phase::Aborted, "aborted by the admin")?;
+        if e.phase.may_hold_lock() {
+            let address = Address::parse(&e.address).map_err(Self::dir_err)?;
+            logins_open(self.reach, self.server(&e.source)?, &address).await?;
+        }
         Ok(Phase::Aborted)
     }
 }

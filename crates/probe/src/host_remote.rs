@@ -3,7 +3,7 @@
 //! and each watched mount's `stat --file-system`. The hung-mount guard runs there too: each
 //! `stat` runs in the background, the script waits for them until the deadline and reports
 //! the rest as not answering; a `stat` still stuck from an earlier round (its PID kept in
-//! `$TMPDIR/mailfleet-stuck-UID`) is not started again.
+//! `$TMPDIR/mailfleet-stuck-UID`, running longer than the deadline) is not started again.
 
 use std::time::Duration;
 
@@ -34,8 +34,14 @@ while read -r dev point fs rest; do
   n=$((n+1))
   printf '%s\n' "$point" > "$d/$n.point"
   key=$(printf '%s' "$point" | cksum | cut -d' ' -f1)
-  if [ -f "$s/$key" ] && kill -0 "$(cat "$s/$key")" 2>/dev/null; then
-    echo still > "$d/$n.rc"; continue
+  # Stuck: a stat of this mount still running past the deadline. One younger than that is
+  # another probe's at work (two probes at once), not stuck: run one of our own.
+  # The marker may go at any moment (that stat ending): nothing here may fail on that.
+  if kill -0 "$(cat "$s/$key" 2>/dev/null)" 2>/dev/null; then
+    since=$(stat -c %Y "$s/$key" 2>/dev/null || date +%s)
+    if [ $(( $(date +%s) - since )) -gt $(( tenths / 10 )) ]; then
+      echo still > "$d/$n.rc"; continue
+    fi
   fi
   ( stat --file-system --format="$format" -- "$(printf '%b' "$point")" > "$d/$n.out" 2>&1
     echo $? > "$d/$n.tmp" && mv "$d/$n.tmp" "$d/$n.rc"; rm -f "$s/$key" ) < /dev/null > /dev/null 2>&1 &

@@ -215,6 +215,35 @@ mail_log = {mail_log}
                 .map_or("", |(_, a)| a)),
         ));
     }
+    if ports.proxy.imap != 0 {
+        let proxy = crate::layout::PROXY;
+        s.push_str(&format!(
+            "
+# Users log in here; each login goes on to the account's store (routing writes the
+# proxy's passwd_file + .imap/.pop3 with proxy=y host= port=). The probe logs in through it.
+[[server]]
+name = {proxy:?}
+roles = [\"proxy\"]
+host = {qhost}
+ssh = {ssh}
+ports = {{ imap = {imap}, pop3 = {pop3} }}
+dovecot_config = {conf}
+passwd_file = {users}
+probe_account = {probe}
+pid_file = {pid}
+mail_log = {log}
+",
+            qhost = q(crate::layout::daemon_host(host, proxy)),
+            ssh = q(ssh_of(proxy)),
+            imap = ports.proxy.imap,
+            pop3 = ports.proxy.pop3,
+            conf = q(layout.dovecot_conf(proxy).display()),
+            users = q(layout.passwd_file(proxy).display()),
+            probe = q(PROBES[0].1),
+            pid = q(layout.dovecot_pid(proxy).display()),
+            log = q(layout.log_dir().join(format!("{proxy}.log")).display()),
+        ));
+    }
     s.push_str("\n[groups]\nstores = [\"store1\", \"store2\"]\n");
     s
 }
@@ -330,6 +359,6 @@ mod tests {
         all.push(p.ssh);
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 19, "ports overlap");
+        assert_eq!(all.len(), 21, "ports overlap");
     }
 }

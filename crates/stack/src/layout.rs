@@ -22,19 +22,23 @@ pub const MTA_AUTH: &str = "mx1-auth";
 pub fn auth_of(mta: &str) -> String {
     format!("{mta}-auth")
 }
+/// Name of the demo's IMAP/POP3 proxy: users log in there, it passes each login on to the
+/// account's store as the directory says.
+pub const PROXY: &str = "proxy1";
 /// Name of the demo directory server.
 pub const LDAP: &str = "ldap1";
 /// Name of its replica.
 pub const LDAP_REPLICA: &str = "ldap2";
 
 /// The demo servers reached by SSH, with the last byte of each one's own loopback address.
-pub const SSH_SERVERS: [(&str, u8); 6] = [
+pub const SSH_SERVERS: [(&str, u8); 7] = [
     (LDAP, 11),
     (LDAP_REPLICA, 12),
     (MTA, 21),
     ("mx2", 22),
     ("store1", 31),
     ("store2", 32),
+    (PROXY, 41),
 ];
 
 /// The address a demo server's own daemons listen on: its own loopback address (see

@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod ports;
 pub mod postfix;
 pub mod process;
+pub mod proxy;
 pub mod rbldnsd;
 pub mod redis;
 pub mod slapd;

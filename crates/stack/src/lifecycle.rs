@@ -5,7 +5,7 @@ use std::process::Child;
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{LDAP, LDAP_REPLICA, Layout, MTAS, STORES, auth_of, daemon_host};
+use crate::layout::{LDAP, LDAP_REPLICA, Layout, MTAS, PROXY, STORES, auth_of, daemon_host};
 use crate::ports::{DEFAULT_BASE, StackPorts};
 use crate::process::{self, is_running, read_pid};
 use crate::{StackError, demo, dovecot, install, io_err, postfix, redis, slapd};
@@ -69,6 +69,7 @@ fn services(layout: &Layout) -> Vec<(String, PathBuf)> {
     for s in STORES {
         v.push((s.to_string(), layout.dovecot_pid(s)));
     }
+    v.push((PROXY.to_string(), layout.dovecot_pid(PROXY)));
     for m in MTAS {
         let auth = auth_of(m);
         v.push((auth.clone(), layout.dovecot_pid(&auth)));
@@ -200,6 +201,7 @@ fn endpoints(info: &StackInfo, service: &str) -> Vec<(&'static str, String, u16)
         );
     }
     match service {
+        PROXY => at(service, &[("imap", p.proxy.imap), ("pop3", p.proxy.pop3)]),
         "ldap1" => at(service, &[("ldap", p.ldap)]),
         "ldap2" => at(service, &[("ldap", p.ldap_replica)]),
         "redis" => at(service, &[("redis", p.redis)]),
@@ -342,7 +344,11 @@ async fn start_all(
         dovecot::start_auth(layout, &auth_of(mta), &at, p.sasl)?;
         postfix::configure(layout, mta, &at, p, &certs)?;
     }
+    let proxy_at = daemon_host(host, PROXY);
+    crate::proxy::configure(layout, &proxy_at, &p.proxy)?;
+    // Seeding publishes routing, the proxy's user files included, before it starts.
     demo::seed(layout, host, p).await?;
+    crate::proxy::start(layout, &proxy_at, &p.proxy)?;
     for mta in MTAS {
         postfix::start(layout, mta, &daemon_host(host, mta), p)?;
     }

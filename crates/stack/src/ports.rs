@@ -20,6 +20,15 @@ pub struct StorePorts {
     pub doveadm: u16,
 }
 
+/// Ports of the IMAP/POP3 proxy; 0 in a stack made before it existed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyPorts {
+    /// IMAP.
+    pub imap: u16,
+    /// POP3.
+    pub pop3: u16,
+}
+
 /// Every port one stack listens on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackPorts {
@@ -39,6 +48,9 @@ pub struct StackPorts {
     pub redis: u16,
     /// Every server's sshd, each on the server's own loopback address.
     pub ssh: u16,
+    /// The proxy in front of the stores.
+    #[serde(default)]
+    pub proxy: ProxyPorts,
 }
 
 /// The demo's default port base: SMTP on 20025, IMAP on 20143 and 20243, and so on.
@@ -74,6 +86,10 @@ impl StackPorts {
             ldap_replica: at(390)?,
             redis: at(379)?,
             ssh: at(22)?,
+            proxy: ProxyPorts {
+                imap: at(1143)?,
+                pop3: at(1110)?,
+            },
         })
     }
 
@@ -84,8 +100,8 @@ impl StackPorts {
         // Free on the stack's address and on every server's own one: each binds some.
         let mut hosts = vec![host.to_string()];
         hosts.extend(crate::layout::ssh_hosts(host).into_iter().map(|(_, a)| a));
-        let mut p = Vec::with_capacity(19);
-        while p.len() < 19 {
+        let mut p = Vec::with_capacity(21);
+        while p.len() < 21 {
             let port = next_candidate();
             if hosts
                 .iter()
@@ -120,6 +136,10 @@ impl StackPorts {
             redis: p[8],
             ldap_replica: p[9],
             ssh: p[16],
+            proxy: ProxyPorts {
+                imap: p[19],
+                pop3: p[20],
+            },
         })
     }
 
@@ -143,6 +163,10 @@ impl StackPorts {
         v.push(("ldap1 ldap".into(), self.ldap));
         v.push(("ldap2 ldap".into(), self.ldap_replica));
         v.push(("redis".into(), self.redis));
+        if self.proxy.imap != 0 {
+            v.push((format!("{} imap", crate::layout::PROXY), self.proxy.imap));
+            v.push((format!("{} pop3", crate::layout::PROXY), self.proxy.pop3));
+        }
         v
     }
 

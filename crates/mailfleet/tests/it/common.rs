@@ -207,3 +207,33 @@ pub(crate) fn resource_check(check: &str) -> bool {
             .iter()
             .any(|p| check.starts_with(p))
 }
+
+/// Saves one message into `folder` of `user` on a demo `store` with its doveadm (a test's own
+/// setup of a mailbox: faster than SMTP, and the message is exactly what is given).
+pub(crate) fn doveadm_save(
+    stack: &mailfleet_stack::TestStack,
+    store: &str,
+    user: &str,
+    folder: &str,
+    message: &str,
+) {
+    use std::io::Write;
+    let conf = stack.base().join(store).join("dovecot.conf");
+    let mut child = std::process::Command::new("doveadm")
+        .arg("-c")
+        .arg(&conf)
+        .args(["save", "-u", user, "-m", folder])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("doveadm");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(message.as_bytes())
+        .expect("write");
+    assert!(
+        child.wait().expect("doveadm").success(),
+        "doveadm save for {user} on {store}"
+    );
+}

@@ -1,5 +1,6 @@
 //! `mailfleet move` of one account between the demo's real stores, over SSH: an IMAP client
-//! logged in on the source is ended at the lock, mail sent before, during and after the move
+//! logged in through the proxy is ended at the lock, a new login through it lands on the new
+//! store, mail sent before, during and after the move
 //! ends up on the new store exactly once with the UIDs, UIDVALIDITY, flags and keywords it had,
 //! the directory and both MTAs' routing follow, nothing bounces; moving it onto the store it
 //! is on is skipped.
@@ -45,7 +46,9 @@ async fn an_account_moves_live_and_keeps_everything() {
     )
     .await;
     assert_eq!(got.len(), 1);
-    let mut user = Imap::login(&local(imap1), "alice@example.com", DEMO_PASSWORD, &clock())
+    // The user works through the proxy, as users do: one server name whatever the store.
+    let proxy = stack.info.ports.proxy.imap;
+    let mut user = Imap::login(&local(proxy), "alice@example.com", DEMO_PASSWORD, &clock())
         .await
         .unwrap();
     // "Archiv Ü" and "Archiv Ü.2026" in IMAP's modified UTF-7 (Maildir++ nests at '.').
@@ -166,6 +169,23 @@ async fn an_account_moves_live_and_keeps_everything() {
         .await;
         assert_eq!(got.len(), 1, "{tag} {i} on store2");
     }
+    // A new login through the proxy lands on store2 (the proxy rereads its file within a
+    // second of the switch).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let via_proxy = loop {
+        match Imap::login(&local(proxy), "alice@example.com", DEMO_PASSWORD, &clock()).await {
+            Ok(s) => break s,
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "no login through the proxy: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    via_proxy.logout().await;
+    let through =
+        crate::common::imap_find(proxy, "alice@example.com", &format!("{tag} after")).await;
+    assert_eq!(through.len(), 1, "the proxy did not take alice to store2");
     let total = crate::common::imap_find(imap2, "alice@example.com", &tag).await;
     assert_eq!(total.len(), 40 + 20 + 1, "each message once");
     let dir = mailfleet_ok_json(c, &["accounts", "show", "alice@example.com"]);

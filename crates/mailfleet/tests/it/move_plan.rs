@@ -3,32 +3,21 @@
 //! copied; `move --domain example.org --to store1` and `move drain store2` put every account
 //! where `--plan` said, store2 ends with none; `move back store2` returns them.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use mailfleet_stack::TestStack;
 use serde_json::Value;
 
 use crate::common::mailfleet;
 
-/// Saves `n` messages of about `size` bytes for `user` on `store` with doveadm.
+/// Saves `n` messages of about `size` bytes for `user` on `store`.
 fn save(stack: &TestStack, store: &str, user: &str, n: usize, size: usize) {
-    let conf = stack.base().join(store).join("dovecot.conf");
     for i in 0..n {
-        let mut child = Command::new("doveadm")
-            .arg("-c")
-            .arg(&conf)
-            .args(["save", "-u", user, "-m", "INBOX"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        write!(
-            child.stdin.take().unwrap(),
+        let message = format!(
             "From: <bob@example.com>\r\nTo: <{user}>\r\nSubject: plan {i}\r\nMessage-ID: <plan-{i}-{user}>\r\n\r\n{}\r\n",
             "x".repeat(76).repeat(size / 78)
-        )
-        .unwrap();
-        assert!(child.wait().unwrap().success());
+        );
+        crate::common::doveadm_save(stack, store, user, "INBOX", &message);
     }
 }
 

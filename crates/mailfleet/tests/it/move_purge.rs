@@ -2,8 +2,6 @@
 //! purge` keeps it during the grace period, then deletes it, except a copy written to after
 //! the switch: that one is kept and the late write reported.
 
-use std::process::{Command, Stdio};
-
 use mailfleet_stack::TestStack;
 use mailfleet_stack::demo::DEMO_PASSWORD;
 use serde_json::Value;
@@ -11,22 +9,11 @@ use serde_json::Value;
 use crate::common::{clock, local, mailfleet};
 
 fn save(stack: &TestStack, store: &str, user: &str, n: usize) {
-    let conf = stack.base().join(store).join("dovecot.conf");
     for i in 0..n {
-        let mut child = Command::new("doveadm")
-            .arg("-c")
-            .arg(&conf)
-            .args(["save", "-u", user, "-m", "INBOX"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        write!(
-            child.stdin.take().unwrap(),
+        let message = format!(
             "From: <carol@example.org>\r\nTo: <{user}>\r\nSubject: purge {i}\r\nMessage-ID: <purge-{i}-{user}-{n}>\r\n\r\nbody\r\n"
-        )
-        .unwrap();
-        assert!(child.wait().unwrap().success(), "doveadm save for {user}");
+        );
+        crate::common::doveadm_save(stack, store, user, "INBOX", &message);
     }
 }
 

@@ -28,22 +28,12 @@ fn save(stack: &TestStack, folder: &str, n: usize) {
         assert!(st.success());
     }
     for i in 0..n {
-        let mut child = Command::new("doveadm")
-            .arg("-c")
-            .arg(&conf)
-            .args(["save", "-u", "alice@example.com", "-m", folder])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        write!(
-            child.stdin.take().unwrap(),
+        let message = format!(
             "From: <bob@example.com>\r\nTo: <alice@example.com>\r\nSubject: resume {folder} {i}\r\nMessage-ID: <resume-{i}-{}@test>\r\n\r\n{}\r\n",
             folder.len(),
             "line of body text\r\n".repeat(i % 40)
-        )
-        .unwrap();
-        assert!(child.wait().unwrap().success());
+        );
+        crate::common::doveadm_save(stack, "store1", "alice@example.com", folder, &message);
     }
 }
 

@@ -29,10 +29,14 @@ fn shift(config: &Path) -> (i32, Vec<String>) {
             )
         })
         // Findings about machines' resources depend on this machine's load, as does a check
-        // only slower than its warning time: left out.
+        // only slower than its warning time or one that timed out on a loaded machine (seen:
+        // a POP3S login past 5 s while the whole suite ran): left out. A stopped daemon
+        // refuses at once, so what the test looks for is never a timeout.
         .filter(|f| {
             let check = f.split(' ').nth(2).unwrap_or("").trim_end_matches(':');
-            !crate::common::resource_check(check) && !f.contains("; slower than ")
+            !crate::common::resource_check(check)
+                && !f.contains("; slower than ")
+                && !f.contains("no answer within")
         })
         .collect();
     (out.status.code().unwrap_or(-1), findings)
