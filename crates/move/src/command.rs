@@ -28,6 +28,8 @@ pub struct Started {
     pub plan: Plan,
     /// What ran; `None` with `--plan`, or when the plan was refused.
     pub report: Option<BatchReport>,
+    /// Notices that could not be sent (the moves went ahead).
+    pub notices: Vec<String>,
 }
 
 fn options(config: &Config, o: &Overrides) -> (MoveOptions, BatchOptions) {
@@ -70,16 +72,23 @@ pub async fn start(
     )
     .await?;
     if only_plan || !plan.refused.is_empty() || plan.moves.is_empty() {
-        return Ok(Started { plan, report: None });
+        return Ok(Started {
+            plan,
+            report: None,
+            notices: Vec::new(),
+        });
     }
     let journal = Journal::open(&config.data_dir)?;
     let (batch_id, entries) = crate::plan::record(&journal, command, &plan)?;
+    let mut notices = crate::notice::send_user_notices(config, &entries, mopts.lock_budget).await;
     let mover = Mover::new(&book, &reach, &journal, mopts);
     let report = batch::run(&mover, entries, &bopts, progress).await;
     journal.end_batch(batch_id, report.stopped.as_deref())?;
+    notices.extend(crate::notice::send_summary(config, command, &report).await);
     Ok(Started {
         plan,
         report: Some(report),
+        notices,
     })
 }
 
@@ -134,7 +143,11 @@ pub async fn resume(
     let reach = Reach::new();
     let (mopts, bopts) = options(config, overrides);
     let mover = Mover::new(&book, &reach, &journal, mopts);
-    Ok(batch::run(&mover, entries, &bopts, progress).await)
+    let report = batch::run(&mover, entries, &bopts, progress).await;
+    for e in crate::notice::send_summary(config, "move resume", &report).await {
+        tracing::warn!("{e}");
+    }
+    Ok(report)
 }
 
 /// One aborted move.

@@ -7,13 +7,15 @@
 //! folder's state on a store, compared), [`journal`] (every move's recorded phase),
 //! [`sequence`] (one account's whole move, continued from its phase), [`plan`] (what goes
 //! where, with room to spare), [`batch`] (many moves at once), [`purge`] (old copies deleted
-//! after their grace period, unless written to late), [`error`].
+//! after their grace period, unless written to late), [`notice`] (mail to admins and users),
+//! [`error`].
 
 pub mod batch;
 pub mod command;
 pub mod copy;
 pub mod error;
 pub mod journal;
+pub mod notice;
 pub mod plan;
 pub mod purge;
 pub mod sequence;

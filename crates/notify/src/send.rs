@@ -65,17 +65,23 @@ impl Notifier {
 
     /// Mails a notification to `to` through the MTA.
     pub async fn email(&self, n: &Notification, to: &str) -> Result<(), String> {
+        self.mail(to, &subject(n), &n.message).await
+    }
+
+    /// Mails `body` under `subject` to `to` through the fleet's first MTA (an automatic
+    /// message, from `[monitor] notify_from`).
+    pub async fn mail(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
         let mta = self
             .mta
             .as_ref()
-            .ok_or("monitor.notify_email is set but the fleet has no MTA with an smtp port")?;
+            .ok_or("mail is to be sent but the fleet has no MTA with an smtp port")?;
         // A TLS setting that cannot be used stops the mail: never clear text instead.
         let tls =
             Tls::new(&mta.tls, &mta.host).map_err(|e| format!("server {:?}: {e}", mta.name))?;
+        // Lines end in CRLF on the wire, whatever the body was written with.
+        let body = body.replace("\r\n", "\n").replace('\n', "\r\n");
         let message = format!(
-            "From: mailfleet <{from}>\r\nTo: <{to}>\r\nSubject: {}\r\nAuto-Submitted: auto-generated\r\n\r\n{}\r\n",
-            subject(n),
-            n.message,
+            "From: mailfleet <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nAuto-Submitted: auto-generated\r\n\r\n{body}\r\n",
             from = self.from,
         );
         let at = Endpoint {

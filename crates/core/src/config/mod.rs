@@ -143,6 +143,11 @@ pub struct MoveConfig {
     /// How long the old copy of a moved mailbox is kept (read-only) before `move purge`
     /// deletes it.
     pub keep_old_copy: Duration,
+    /// Who gets a summary when a batch ends (default: `[monitor] notify_email`).
+    pub notify_email: Vec<crate::Address>,
+    /// A template mailed to each user before their move: `{address}`, `{when}` and
+    /// `{lock}` are filled in.
+    pub user_notice: Option<PathBuf>,
 }
 
 /// Monitor settings.

@@ -45,6 +45,8 @@ pub(crate) struct RawMove {
     pub(crate) keep_free_pct: Option<i64>,
     pub(crate) max_failed_share: Option<f64>,
     pub(crate) keep_old_copy: Option<String>,
+    pub(crate) notify_email: Option<Vec<String>>,
+    pub(crate) user_notice: Option<PathBuf>,
 }
 
 /// `[ssh]`: what every server reached by SSH uses unless it says otherwise.

@@ -42,7 +42,7 @@ pub(super) fn validate(
     let state = state(&raw.state, &data_dir, &mut p);
     let probe = probe(&raw.probe, base, &mut p);
     let monitor = monitor(&raw.monitor, &mut p);
-    let moves = super::validate_move::moves(&raw.moves, &mut p);
+    let moves = super::validate_move::moves(&raw.moves, &monitor.notify_email, base, &mut p);
     let mut shift_logs = Vec::new();
     for (i, l) in raw.shift.logs.iter().flatten().enumerate() {
         if l.as_os_str().is_empty() {

@@ -32,7 +32,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is out of range"))
 }
 
-pub(super) fn moves(r: &RawMove, p: &mut Problems) -> MoveConfig {
+pub(super) fn moves(
+    r: &RawMove,
+    monitor_email: &[crate::Address],
+    base: &std::path::Path,
+    p: &mut Problems,
+) -> MoveConfig {
     let lock_budget = match r.lock_budget.as_deref().map(parse_duration) {
         None => Duration::from_secs(5),
         Some(Ok(d)) if d >= Duration::from_millis(100) && d <= Duration::from_secs(3600) => d,
@@ -76,7 +81,32 @@ pub(super) fn moves(r: &RawMove, p: &mut Problems) -> MoveConfig {
             format!("{share} is out of range 0-1 (a share: 0.2 is 20%)"),
         );
     }
+    let notify_email = match &r.notify_email {
+        None => monitor_email.to_vec(),
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match crate::Address::parse(a) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    p.add(format!("move.notify_email[{i}]"), e.to_string());
+                    None
+                }
+            })
+            .collect(),
+    };
+    let user_notice = r.user_notice.as_ref().map(|f| base.join(f));
+    if let Some(f) = &user_notice
+        && let Err(e) = std::fs::read_to_string(f)
+    {
+        p.add(
+            "move.user_notice",
+            format!("{}: cannot be read: {e}", f.display()),
+        );
+    }
     MoveConfig {
+        notify_email,
+        user_notice,
         lock_budget,
         parallel,
         max_passes,

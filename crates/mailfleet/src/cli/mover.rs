@@ -231,6 +231,9 @@ pub(crate) async fn run(cmd: MoveCmd, ctx: &Context) -> anyhow::Result<ExitCode>
     )
     .await?;
     bar.finish();
+    for n in &started.notices {
+        eprintln!("mailfleet: not sent: {n}");
+    }
     if !started.plan.refused.is_empty() {
         if ctx.json {
             print_json(&started)?;

@@ -1,7 +1,8 @@
 //! Moves by domain and store drains on the demo's real stores: a target whose mail
 //! filesystem lacks the room (a small tmpfs under its Maildirs) is refused before anything is
 //! copied; `move --domain example.org --to store1` and `move drain store2` put every account
-//! where `--plan` said, store2 ends with none; `move back store2` returns them.
+//! where `--plan` said, store2 ends with none; `move back store2` returns them. Each user gets
+//! the admin's notice before the move, the admin a summary after the batch.
 
 use std::process::Command;
 
@@ -9,6 +10,8 @@ use mailfleet_stack::TestStack;
 use serde_json::Value;
 
 use crate::common::mailfleet;
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Saves `n` messages of about `size` bytes for `user` on `store`.
 fn save(stack: &TestStack, store: &str, user: &str, n: usize, size: usize) {
@@ -68,7 +71,19 @@ impl Drop for Mounted {
 #[tokio::test(flavor = "multi_thread")]
 async fn domains_and_drains_go_where_the_plan_says_and_a_full_target_is_refused() {
     let stack = TestStack::start().await.expect("stack");
-    let path = stack.config_path();
+    // Notices: a summary of each batch to bob, a mail to each user before their move.
+    std::fs::write(
+        stack.base().join("notice.txt"),
+        "Subject: Your mailbox moves {when}\n\nHello {address}, for about {lock} you cannot log in.\n",
+    )
+    .unwrap();
+    let path = stack.base().join("notices.toml");
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(stack.config_path()).unwrap()
+            + "\n[monitor]\nnotify_from = \"mailfleet@example.com\"\n\n[move]\nnotify_email = [\"bob@example.com\"]\nuser_notice = \"notice.txt\"\n",
+    )
+    .unwrap();
     let c = path.to_str().unwrap();
     save(&stack, "store2", "carol@example.org", 20, 20_000);
     save(&stack, "store2", "dave@example.org", 5, 2_000);
@@ -127,9 +142,33 @@ async fn domains_and_drains_go_where_the_plan_says_and_a_full_target_is_refused(
     assert_eq!(where_is(c, "carol@example.org"), "store2");
     let (code, done, err) = run(c, &["move", "--domain", "example.org", "--to", "store1"]);
     assert_eq!(code, Some(0), "{done:#} {err}");
+    assert_eq!(done["notices"], serde_json::json!([]), "{done:#}");
     for (a, t) in &plan {
         assert_eq!(&where_is(c, a), t, "{a}");
     }
+    // carol's notice, sent before her move, moved with her mailbox (or waited for it).
+    let store1 = stack.info.ports.stores[0].imap;
+    let notice =
+        crate::common::wait_for_mail(store1, "carol@example.org", "Your mailbox moves", WAIT).await;
+    assert_eq!(notice.len(), 1, "carol's notice");
+    let text = String::from_utf8_lossy(&notice[0]);
+    assert!(
+        text.contains("Hello carol@example.org, for about 5 seconds"),
+        "{text}"
+    );
+    let summary = crate::common::wait_for_mail(
+        store1,
+        "bob@example.com",
+        "[mailfleet] move batch: 3 moved, 0 failed",
+        WAIT,
+    )
+    .await;
+    assert_eq!(summary.len(), 1, "the admin's summary");
+    let text = String::from_utf8_lossy(&summary[0]);
+    assert!(
+        text.contains("carol@example.org: store2 -> store1"),
+        "{text}"
+    );
 
     // Draining store2: what is left there goes to store1, the one other store.
     let (code, planned, err) = run(c, &["move", "drain", "store2", "--plan"]);
