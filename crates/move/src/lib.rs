@@ -16,6 +16,7 @@ pub mod copy;
 pub mod error;
 pub mod journal;
 pub mod notice;
+pub mod phase;
 pub mod plan;
 pub mod purge;
 pub mod sequence;

@@ -30,6 +30,26 @@ pub struct Request {
     pub to: Option<String>,
 }
 
+impl Request {
+    /// The request as the command line that asks for it, for the journal and notices.
+    pub fn describe(&self) -> String {
+        let mut what = String::from("move");
+        for a in &self.accounts {
+            what.push_str(&format!(" {a}"));
+        }
+        for d in &self.domains {
+            what.push_str(&format!(" --domain {d}"));
+        }
+        for f in &self.from {
+            what.push_str(&format!(" --from {f}"));
+        }
+        if let Some(t) = &self.to {
+            what.push_str(&format!(" --to {t}"));
+        }
+        what
+    }
+}
+
 /// One account's planned move.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Placement {

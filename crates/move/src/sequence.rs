@@ -219,6 +219,15 @@ impl<'a> Mover<'a> {
         }
     }
 
+    /// Locks the account in the directory and publishes routing (taking it again is harmless).
+    async fn lock(&self, address: &str) -> Result<(), MoveError> {
+        self.book
+            .set_locked(address, true)
+            .await
+            .map(|_| ())
+            .map_err(Self::dir_err)
+    }
+
     /// One copy pass from the state the journal holds, recorded with its new state.
     async fn pass(
         &self,
@@ -284,18 +293,12 @@ impl<'a> Mover<'a> {
                     }
                     // Recorded first: a move killed between the two takes the lock again.
                     self.journal.lock_begins(e.id)?;
-                    self.book
-                        .set_locked(&e.address, true)
-                        .await
-                        .map_err(Self::dir_err)?;
+                    self.lock(&e.address).await?;
                     holding = true;
                 }
                 Phase::Locked | Phase::Final => {
                     if !holding {
-                        self.book
-                            .set_locked(&e.address, true)
-                            .await
-                            .map_err(Self::dir_err)?;
+                        self.lock(&e.address).await?;
                         holding = true;
                     }
                     kick(self.reach, source, &address, opts.deadline).await?;
@@ -326,10 +329,7 @@ impl<'a> Mover<'a> {
                     if !holding {
                         // Nothing may be delivered to the source between its verify and the
                         // switch; the lock may have been lost with the process.
-                        self.book
-                            .set_locked(&e.address, true)
-                            .await
-                            .map_err(Self::dir_err)?;
+                        self.lock(&e.address).await?;
                         holding = true;
                     }
                     {

@@ -55,6 +55,18 @@ fn rows<'a>(server: &Server, text: &'a str, want: &[&str]) -> Result<Vec<Vec<&'a
         .collect())
 }
 
+/// `doveadm mailbox status` of every folder of `user`, in doveadm's tab format.
+async fn status(
+    reach: &Reach,
+    server: &Server,
+    user: &str,
+    fields: &str,
+    deadline: Duration,
+) -> Result<String, MoveError> {
+    let args = ["-f", "tab", "mailbox", "status", "-u", user, fields, "*"];
+    run_doveadm(reach, server, &args, deadline).await
+}
+
 /// Every folder of `address` on `server`.
 pub async fn folders(
     reach: &Reach,
@@ -63,19 +75,11 @@ pub async fn folders(
     deadline: Duration,
 ) -> Result<BTreeMap<String, FolderState>, MoveError> {
     let user = address.to_string();
-    let status = run_doveadm(
+    let status = status(
         reach,
         server,
-        &[
-            "-f",
-            "tab",
-            "mailbox",
-            "status",
-            "-u",
-            &user,
-            "messages uidvalidity uidnext guid",
-            "*",
-        ],
+        &user,
+        "messages uidvalidity uidnext guid",
         deadline,
     )
     .await?;
@@ -208,20 +212,11 @@ pub async fn size(
     address: &Address,
     deadline: Duration,
 ) -> Result<Size, MoveError> {
-    let user = address.to_string();
-    let status = run_doveadm(
+    let status = status(
         reach,
         server,
-        &[
-            "-f",
-            "tab",
-            "mailbox",
-            "status",
-            "-u",
-            &user,
-            "messages vsize",
-            "*",
-        ],
+        &address.to_string(),
+        "messages vsize",
         deadline,
     )
     .await?;

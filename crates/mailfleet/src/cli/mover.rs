@@ -194,30 +194,14 @@ pub(crate) async fn run(cmd: MoveCmd, ctx: &Context) -> anyhow::Result<ExitCode>
                 )
                 .into());
             }
-            let mut what = String::from("move");
-            for a in &s.accounts {
-                what.push_str(&format!(" {a}"));
-            }
-            for d in &s.domains {
-                what.push_str(&format!(" --domain {d}"));
-            }
-            for f in &s.from {
-                what.push_str(&format!(" --from {f}"));
-            }
-            if let Some(t) = &s.to {
-                what.push_str(&format!(" --to {t}"));
-            }
-            (
-                Request {
-                    accounts: s.accounts,
-                    domains: s.domains,
-                    from: s.from,
-                    to: s.to,
-                },
-                s.plan,
-                s.tuning,
-                what,
-            )
+            let request = Request {
+                accounts: s.accounts,
+                domains: s.domains,
+                from: s.from,
+                to: s.to,
+            };
+            let what = request.describe();
+            (request, s.plan, s.tuning, what)
         }
     };
     let bar = Bar::new(!ctx.json && !only_plan);
