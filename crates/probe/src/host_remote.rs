@@ -2,8 +2,9 @@
 //! per round (over the server's multiplexed SSH connection) prints its `/proc` files twice
 //! and each watched mount's `stat --file-system`. The hung-mount guard runs there too: each
 //! `stat` runs in the background, the script waits for them until the deadline and reports
-//! the rest as not answering; a `stat` still stuck from an earlier round (its PID kept in
-//! `$TMPDIR/mailfleet-stuck-UID`, running longer than the deadline) is not started again.
+//! the rest as not answering; a `stat` still stuck from an earlier round (its PID and start
+//! kept in `$TMPDIR/mailfleet-stuck-UID`, running longer than the deadline) is not started
+//! again.
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ d=$(mktemp -d) || exit 70
 s="${TMPDIR:-/tmp}/mailfleet-stuck-$(id -u)"
 mkdir -p "$s" || exit 70
 trap 'rm -rf "$d"' EXIT
+now() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
 sample() { echo "== uptime$1"; cat /proc/uptime; echo "== stat$1"; cat /proc/stat; echo "== diskstats$1"; cat /proc/diskstats; }
 sample 0
 n=0; seen=' '
@@ -37,15 +39,17 @@ while read -r dev point fs rest; do
   # Stuck: a stat of this mount still running past the deadline. One younger than that is
   # another probe's at work (two probes at once), not stuck: run one of our own.
   # The marker may go at any moment (that stat ending): nothing here may fail on that.
-  if kill -0 "$(cat "$s/$key" 2>/dev/null)" 2>/dev/null; then
-    since=$(stat -c %Y "$s/$key" 2>/dev/null || date +%s)
-    if [ $(( $(date +%s) - since )) -gt $(( tenths / 10 )) ]; then
+  # Ages in hundredths from /proc/uptime: whole seconds (a file's mtime) took a stat 2.9 s
+  # old for 2 s, under a 2 s deadline not stuck yet. A marker without its start is stuck.
+  if read -r pid since < "$s/$key" 2>/dev/null && kill -0 "$pid" 2>/dev/null; then
+    case "${since:-}" in ''|*[!0-9]*) since=0;; esac
+    if [ $(( $(now) - since )) -ge $(( tenths * 10 )) ]; then
       echo still > "$d/$n.rc"; continue
     fi
   fi
   ( stat --file-system --format="$format" -- "$(printf '%b' "$point")" > "$d/$n.out" 2>&1
     echo $? > "$d/$n.tmp" && mv "$d/$n.tmp" "$d/$n.rc"; rm -f "$s/$key" ) < /dev/null > /dev/null 2>&1 &
-  echo $! > "$s/$key"
+  echo "$! $(now)" > "$s/$key"
 done < /proc/self/mounts
 sleep 0.2
 i=0

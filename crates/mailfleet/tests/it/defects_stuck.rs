@@ -22,7 +22,10 @@ async fn a_stat_another_probe_just_started_is_not_taken_for_a_stuck_one() {
     let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
     let running = ChildGuard(Command::new("sleep").arg("60").spawn().unwrap());
     let marker = marks.join(&key);
-    std::fs::write(&marker, running.0.id().to_string()).unwrap();
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap();
+    let now: f64 = uptime.split_whitespace().next().unwrap().parse().unwrap();
+    let start = (now * 100.0) as u64;
+    std::fs::write(&marker, format!("{} {start}\n", running.0.id())).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_mailfleet"))
         .args([
             "--config",
