@@ -311,10 +311,11 @@ impl<'a> Mover<'a> {
                             break;
                         }
                     }
-                    let (src, dst) = (
-                        folders(self.reach, source, &address, opts.deadline).await?,
-                        folders(self.reach, target, &address, opts.deadline).await?,
-                    );
+                    // Both sides at once: this is lock time.
+                    let (src, dst) = tokio::try_join!(
+                        folders(self.reach, source, &address, opts.deadline),
+                        folders(self.reach, target, &address, opts.deadline),
+                    )?;
                     let diff = compare(&src, &dst);
                     if !diff.is_empty() {
                         return Err(MoveError::Verify {

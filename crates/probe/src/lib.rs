@@ -6,7 +6,7 @@
 //! ([`smtp`], [`imap`], [`pop3`], [`ldap`], [`http`]; the clients are `mailclient`'s),
 //! [`e2e`] (SMTP in, IMAP out), [`host`] (a machine's resources, read here by [`host_local`] or on the server by
 //! [`host_remote`]), [`queue`] (Postfix's
-//! queue), and [`plan`] (which checks a fleet gets, run concurrently).
+//! queue), [`locked`] (accounts a move left locked), and [`plan`] (which checks a fleet gets, run concurrently).
 
 pub mod backup;
 pub mod daemon;
@@ -18,6 +18,7 @@ pub mod host_remote;
 pub mod http;
 pub mod imap;
 pub mod ldap;
+pub mod locked;
 pub mod metrics;
 pub mod monitor;
 pub mod outcome;

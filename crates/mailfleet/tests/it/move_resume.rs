@@ -50,6 +50,25 @@ fn json(config: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The worst `locked` outcome of the two stores, and its message.
+fn locked_check(config: &str) -> (String, String) {
+    let out = mailfleet(&[
+        "--config", config, "--json", "probe", "store1", "store2", "--check", "locked",
+    ]);
+    let outcomes: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let outcomes = outcomes.as_array().unwrap();
+    assert_eq!(outcomes.len(), 2, "{outcomes:#?}");
+    let worst = outcomes
+        .iter()
+        .find(|o| o["state"] != "OK")
+        .unwrap_or(&outcomes[0]);
+    (
+        worst["state"].as_str().unwrap().to_string(),
+        worst["message"].as_str().unwrap().to_string(),
+    )
+}
+
 /// A small generator of random moments (the seed is printed so a failure can be replayed).
 struct Lcg(u64);
 
@@ -192,7 +211,14 @@ async fn a_move_killed_anywhere_is_resumed_with_nothing_lost_or_doubled() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    // Left locked by a dead move: the probe says so (a CRITICAL the monitor alarms on once
+    // it lasts its confirm rounds), and again OK once the abort unlocked it.
+    let (state, message) = locked_check(c);
+    assert_eq!(state, "CRITICAL", "{message}");
+    assert!(message.contains("alice@example.com"), "{message}");
     let aborted = json(c, &["move", "abort", "alice@example.com"]);
+    let (state, message) = locked_check(c);
+    assert_eq!(state, "OK", "{message}");
     let phase = aborted[0]["phase"].as_str().unwrap().to_string();
     let account = json(c, &["accounts", "show", "alice@example.com"]);
     assert_eq!(account["locked"], false);

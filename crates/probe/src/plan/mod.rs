@@ -34,6 +34,8 @@ enum Check {
     Queue { dir: std::path::PathBuf },
     /// The age of the store's newest good backup.
     Backup { status: std::path::PathBuf },
+    /// Accounts on this store the directory says are locked.
+    Locked,
 }
 
 impl Check {
@@ -49,6 +51,7 @@ impl Check {
             Check::E2e { store, .. } => format!("e2e:{}", store.name),
             Check::Queue { .. } => "queue".into(),
             Check::Backup { .. } => "backup".into(),
+            Check::Locked => "locked".into(),
         }
     }
 }
@@ -155,6 +158,9 @@ impl Plan {
                 add(Check::Backup {
                     status: status.clone(),
                 });
+            }
+            if s.has_role(Role::Mailbox) {
+                add(Check::Locked);
             }
             if let (true, Some(dir)) = (s.has_role(Role::Mta), &s.postfix_dir) {
                 add(Check::Queue { dir: dir.clone() });

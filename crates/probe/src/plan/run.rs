@@ -191,6 +191,7 @@ async fn one(
                 message,
             };
         }
+        Check::Locked => crate::locked::check(&config.directory, &server.name, pc.timeout).await,
         Check::Queue { dir } => {
             let postfix = mailfleet_core::postfix::Postfix::new(
                 reach,

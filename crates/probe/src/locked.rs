@@ -1,0 +1,58 @@
+//! Accounts left locked on a store. A move locks an account for seconds (its mail deferred
+//! at the MTAs, its logins refused); one still locked when the monitor looks again is a move
+//! that died or could not unlock, and its user gets no mail until someone acts.
+
+use std::time::Duration;
+
+use mailfleet_core::config::DirectoryConfig;
+use mailfleet_core::directory::{self, Filter};
+
+use crate::outcome::Failure;
+
+/// How many locked addresses the message names before it only counts.
+const NAMED: usize = 5;
+
+/// The locked accounts whose mailbox is on `store`, read from the directory.
+pub async fn check(
+    config: &DirectoryConfig,
+    store: &str,
+    timeout: Duration,
+) -> Result<String, Failure> {
+    let read = async {
+        let dir = directory::open(config).await?;
+        dir.list(&Filter {
+            domain: None,
+            server: Some(store.to_string()),
+        })
+        .await
+    };
+    let accounts = tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| {
+            Failure::new(
+                "directory",
+                format!("no answer within {:.1} s", timeout.as_secs_f64()),
+            )
+        })?
+        .map_err(|e| Failure::new("directory", e))?;
+    let locked: Vec<String> = accounts
+        .iter()
+        .filter(|a| a.locked)
+        .map(|a| a.address.to_string())
+        .collect();
+    if locked.is_empty() {
+        return Ok(format!("none of {} accounts locked", accounts.len()));
+    }
+    let mut named = locked[..locked.len().min(NAMED)].join(", ");
+    if locked.len() > NAMED {
+        named.push_str(&format!(" and {} more", locked.len() - NAMED));
+    }
+    Err(Failure::new(
+        "locked",
+        format!(
+            "{} locked, mail deferred and logins refused: {named} (see `mailfleet move status`; \
+             `move resume` or `move abort` unlocks)",
+            locked.len()
+        ),
+    ))
+}
