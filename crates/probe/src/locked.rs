@@ -2,21 +2,20 @@
 //! at the MTAs, its logins refused); one still locked when the monitor looks again is a move
 //! that died or could not unlock, and its user gets no mail until someone acts.
 
-use std::time::Duration;
-
 use mailfleet_core::config::DirectoryConfig;
 use mailfleet_core::directory::{self, Filter};
 
-use crate::outcome::Failure;
+use crate::outcome::{Failure, Run};
 
 /// How many locked addresses the message names before it only counts.
 const NAMED: usize = 5;
 
-/// The locked accounts whose mailbox is on `store`, read from the directory.
+/// The locked accounts whose mailbox is on `store`, read from the directory within the
+/// check's deadline.
 pub async fn check(
+    run: &mut Run,
     config: &DirectoryConfig,
     store: &str,
-    timeout: Duration,
 ) -> Result<String, Failure> {
     let read = async {
         let dir = directory::open(config).await?;
@@ -26,15 +25,7 @@ pub async fn check(
         })
         .await
     };
-    let accounts = tokio::time::timeout(timeout, read)
-        .await
-        .map_err(|_| {
-            Failure::new(
-                "directory",
-                format!("no answer within {:.1} s", timeout.as_secs_f64()),
-            )
-        })?
-        .map_err(|e| Failure::new("directory", e))?;
+    let accounts = run.step("directory", read).await?;
     let locked: Vec<String> = accounts
         .iter()
         .filter(|a| a.locked)

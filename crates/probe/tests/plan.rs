@@ -81,20 +81,25 @@ fn every_port_and_role_gets_its_check() {
             "store1 imaps",
             "store1 pop3",
             "store1 backup",
+            "store1 locked",
             "store2 lmtp",
             "store2 imap",
+            "store2 locked",
             "web https",
         ]
     );
     assert!(plan.checks().1, "all servers: this machine's resources too");
-    assert_eq!(plan.len(), 16);
+    assert_eq!(plan.len(), 18);
 }
 
 #[test]
 fn named_servers_and_local_narrow_the_round() {
     let c = config();
     let only = Plan::new(&c, &["store2".into()]).unwrap();
-    assert_eq!(names(&only), ["store2 lmtp", "store2 imap"]);
+    assert_eq!(
+        names(&only),
+        ["store2 lmtp", "store2 imap", "store2 locked"]
+    );
     assert!(
         !only.checks().1,
         "a named server alone: no resources of this machine"
@@ -116,10 +121,13 @@ fn a_repeated_plan_names_each_copy() {
         [
             "store2#1 lmtp",
             "store2#1 imap",
+            "store2#1 locked",
             "store2#2 lmtp",
             "store2#2 imap",
+            "store2#2 locked",
             "store2#3 lmtp",
             "store2#3 imap",
+            "store2#3 locked",
             // A load test reads every copy's resources, a local server's by the same
             // script run here, as a fleet of that size would.
             "store2#1 resources",
@@ -128,5 +136,8 @@ fn a_repeated_plan_names_each_copy() {
         ]
     );
     let once = Plan::new(&c, &["store2".into()]).unwrap().repeated(1);
-    assert_eq!(names(&once), ["store2 lmtp", "store2 imap"]);
+    assert_eq!(
+        names(&once),
+        ["store2 lmtp", "store2 imap", "store2 locked"]
+    );
 }

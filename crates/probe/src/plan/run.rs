@@ -191,7 +191,7 @@ async fn one(
                 message,
             };
         }
-        Check::Locked => crate::locked::check(&config.directory, &server.name, pc.timeout).await,
+        Check::Locked => crate::locked::check(&mut run, &config.directory, &server.name).await,
         Check::Queue { dir } => {
             let postfix = mailfleet_core::postfix::Postfix::new(
                 reach,
