@@ -113,6 +113,7 @@ impl AccountBook {
                 .as_ref()
                 .map(|d| d.trim().to_ascii_lowercase()),
             server: filter.server.clone(),
+            locked: filter.locked,
         };
         Ok(self.dir.list(&filter).await?)
     }

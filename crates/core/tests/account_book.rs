@@ -142,6 +142,7 @@ async fn an_import_is_all_or_nothing() {
         .list(&Filter {
             domain: Some(" Example.ORG ".into()),
             server: None,
+            locked: false,
         })
         .await
         .unwrap();
@@ -149,7 +150,8 @@ async fn an_import_is_all_or_nothing() {
     assert!(matches!(
         b.list(&Filter {
             domain: None,
-            server: Some("nosuch".into())
+            server: Some("nosuch".into()),
+            locked: false,
         })
         .await,
         Err(AccountError::UnknownServer { .. })

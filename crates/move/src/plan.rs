@@ -167,6 +167,7 @@ pub async fn plan(
             .list(&Filter {
                 domain: Some(d.to_ascii_lowercase()),
                 server: None,
+                locked: false,
             })
             .await
             .map_err(dir)?;
@@ -180,6 +181,7 @@ pub async fn plan(
             .list(&Filter {
                 domain: None,
                 server: Some(s.clone()),
+                locked: false,
             })
             .await
             .map_err(dir)?;

@@ -20,19 +20,16 @@ pub async fn check(
     let read = async {
         let dir = directory::open(config).await?;
         dir.list(&Filter {
-            domain: None,
             server: Some(store.to_string()),
+            locked: true,
+            ..Filter::default()
         })
         .await
     };
     let accounts = run.step("directory", read).await?;
-    let locked: Vec<String> = accounts
-        .iter()
-        .filter(|a| a.locked)
-        .map(|a| a.address.to_string())
-        .collect();
+    let locked: Vec<String> = accounts.iter().map(|a| a.address.to_string()).collect();
     if locked.is_empty() {
-        return Ok(format!("none of {} accounts locked", accounts.len()));
+        return Ok("no account locked".into());
     }
     let mut named = locked[..locked.len().min(NAMED)].join(", ");
     if locked.len() > NAMED {

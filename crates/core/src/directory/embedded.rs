@@ -150,11 +150,11 @@ impl Directory for EmbeddedDirectory {
         self.with(move |c| {
             let sql = format!(
                 "SELECT {COLUMNS} FROM accounts WHERE (?1 IS NULL OR domain = ?1) \
-                 AND (?2 IS NULL OR server = ?2) ORDER BY address"
+                 AND (?2 IS NULL OR server = ?2) AND (?3 = 0 OR locked = 1) ORDER BY address"
             );
             let mut stmt = c.prepare(&sql).map_err(err.clone())?;
             let rows = stmt
-                .query_map(params![f.domain, f.server], row_to_account)
+                .query_map(params![f.domain, f.server, f.locked], row_to_account)
                 .map_err(err.clone())?;
             let mut out = Vec::new();
             for r in rows {

@@ -407,6 +407,9 @@ impl Directory for LdapDirectory {
                 ldap_escape(s.as_str())
             ));
         }
+        if filter.locked {
+            f.push_str(&format!("({}={LOCKED})", a.status));
+        }
         f.push(')');
         let mut out = Vec::new();
         for e in self.search(&f).await? {

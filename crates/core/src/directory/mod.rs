@@ -69,6 +69,9 @@ pub struct Filter {
     pub domain: Option<String>,
     /// Only mailboxes on this server.
     pub server: Option<String>,
+    /// Only locked accounts (a move's lock): asked of the directory, not filtered here, so
+    /// a check every round reads a few entries rather than a store's every account.
+    pub locked: bool,
 }
 
 impl Filter {
@@ -78,6 +81,7 @@ impl Filter {
             .as_deref()
             .is_none_or(|d| a.address.domain() == d)
             && self.server.as_deref().is_none_or(|s| a.server == s)
+            && (!self.locked || a.locked)
     }
 }
 

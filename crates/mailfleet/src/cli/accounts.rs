@@ -22,6 +22,9 @@ pub(crate) enum AccountsCmd {
         /// Only mailboxes on this server.
         #[arg(long)]
         server: Option<String>,
+        /// Only accounts locked by a move (their mail waits, their logins are refused).
+        #[arg(long)]
+        locked: bool,
     },
     /// Show one account.
     Show { address: String },
@@ -77,8 +80,18 @@ pub(crate) async fn run(cmd: AccountsCmd, ctx: &Context) -> anyhow::Result<ExitC
     let config = ctx.load()?;
     let book = AccountBook::open(&config).await?;
     let published = match cmd {
-        AccountsCmd::List { domain, server } => {
-            let list = book.list(&Filter { domain, server }).await?;
+        AccountsCmd::List {
+            domain,
+            server,
+            locked,
+        } => {
+            let list = book
+                .list(&Filter {
+                    domain,
+                    server,
+                    locked,
+                })
+                .await?;
             if ctx.json {
                 print_json(&list.iter().map(view).collect::<Vec<_>>())?;
             } else {

@@ -53,6 +53,7 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
         Filter {
             domain: Some("Example.ORG".into()),
             server: None,
+            locked: false,
         },
     )
     .await;
@@ -65,6 +66,7 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
         Filter {
             domain: None,
             server: Some("store2".into()),
+            locked: false,
         },
     )
     .await;
@@ -82,6 +84,7 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
         Filter {
             domain: Some("example.com".into()),
             server: Some("store2".into()),
+            locked: false,
         },
     )
     .await;
@@ -89,7 +92,8 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
     assert!(matches!(
         book.list(&Filter {
             domain: None,
-            server: Some("nosuch".into())
+            server: Some("nosuch".into()),
+            locked: false,
         })
         .await,
         Err(AccountError::UnknownServer { .. })
@@ -212,6 +216,12 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
         .expect("block");
     let f = book.show("frank@example.net").await.expect("show");
     assert!(f.locked);
+    // Only the locked, asked of the directory (the probe's `locked` check every round).
+    let locked = Filter {
+        locked: true,
+        ..Filter::default()
+    };
+    assert_eq!(addresses(book, locked.clone()).await, ["frank@example.net"]);
     assert_eq!(
         f.send_block.as_ref(),
         Some(&block),
@@ -222,6 +232,7 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
         .expect("unlock");
     let f = book.show("frank@example.net").await.expect("show");
     assert_eq!(f.status(), AccountStatus::SendBlocked);
+    assert!(addresses(book, locked).await.is_empty(), "unlocked: none");
     assert_eq!(
         f.send_block.expect("still blocked").reason,
         "sent 5000 spams"
@@ -304,7 +315,8 @@ async fn suite(book: &AccountBook, tmp: &std::path::Path) {
             book,
             Filter {
                 domain: Some("example.net".into()),
-                server: None
+                server: None,
+                locked: false,
             }
         )
         .await,
