@@ -58,6 +58,9 @@ pub async fn start(
     overrides: &Overrides,
     progress: &dyn Progress,
 ) -> Result<Started, MoveError> {
+    if let Some(problem) = request.problem() {
+        return Err(MoveError::Request(problem));
+    }
     let book = AccountBook::open(config)
         .await
         .map_err(|e| MoveError::Directory(e.to_string()))?;

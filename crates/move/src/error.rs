@@ -19,6 +19,9 @@ pub enum MoveError {
     /// The directory refused or failed (reading the account, locking, switching).
     #[error("directory: {0}")]
     Directory(String),
+    /// The request names no accounts, or no target where one is needed.
+    #[error("{0}")]
+    Request(&'static str),
     /// The two copies differ after the last pass: the account stays on its source.
     #[error("{address}: the copy differs from the source, not switched: {}", differences.join("; "))]
     Verify {

@@ -31,6 +31,17 @@ pub struct Request {
 }
 
 impl Request {
+    /// What makes the request unusable: nothing to move, or no target without a drain.
+    pub fn problem(&self) -> Option<&'static str> {
+        if self.accounts.is_empty() && self.domains.is_empty() && self.from.is_empty() {
+            return Some("name accounts, --domain or --from (or a subcommand: see move --help)");
+        }
+        if self.to.is_none() && self.from.is_empty() {
+            return Some("--to STORE is needed unless the accounts come from a drain (--from)");
+        }
+        None
+    }
+
     /// The request as the command line that asks for it, for the journal and notices.
     pub fn describe(&self) -> String {
         let mut what = String::from("move");

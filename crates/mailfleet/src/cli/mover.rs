@@ -182,24 +182,15 @@ pub(crate) async fn run(cmd: MoveCmd, ctx: &Context) -> anyhow::Result<ExitCode>
         ),
         None => {
             let s = cmd.start;
-            if s.accounts.is_empty() && s.domains.is_empty() && s.from.is_empty() {
-                return Err(exit::Usage(
-                    "name accounts, --domain or --from (or a subcommand: see move --help)".into(),
-                )
-                .into());
-            }
-            if s.to.is_none() && s.from.is_empty() {
-                return Err(exit::Usage(
-                    "--to STORE is needed unless the accounts come from a drain (--from)".into(),
-                )
-                .into());
-            }
             let request = Request {
                 accounts: s.accounts,
                 domains: s.domains,
                 from: s.from,
                 to: s.to,
             };
+            if let Some(problem) = request.problem() {
+                return Err(exit::Usage(problem.into()).into());
+            }
             let what = request.describe();
             (request, s.plan, s.tuning, what)
         }

@@ -99,6 +99,8 @@ fn usage_mistakes_exit_2_and_failures_3() {
         &["config", "init"],
         &["backup", "run", "--server", "nosuch"],
         &["no-such-command"],
+        &["move"],
+        &["move", "alice@example.com"],
     ] {
         let (got, stderr) = code(&config, args);
         assert_eq!(got, 2, "mailfleet {args:?}: {stderr}");
