@@ -38,6 +38,7 @@ fn options(config: &Config, o: &Overrides) -> (MoveOptions, BatchOptions) {
         MoveOptions {
             lock_budget: o.lock_budget.unwrap_or(m.lock_budget),
             max_passes: m.max_passes,
+            max_load: m.max_load,
             ..MoveOptions::default()
         },
         BatchOptions {

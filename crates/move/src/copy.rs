@@ -1,6 +1,6 @@
 //! One copy pass of a mailbox into its target store, and making the target know the account
-//! first. A pass is `doveadm backup` run on the source store (through its access) into the
-//! target's doveadm TCP service: the target becomes identical to the source, mailbox GUIDs,
+//! first. A pass is `doveadm backup -R` run on the target store (through its access) from the
+//! source's doveadm TCP service: the target becomes identical to the source, mailbox GUIDs,
 //! UIDs, UIDVALIDITY, flags, keywords and dates included. A pass given the state the previous
 //! one printed copies only what changed since.
 
@@ -129,6 +129,13 @@ async fn known(reach: &Reach, target: &Server, address: &Address) -> Result<(), 
 
 /// One pass of `address` from `source` into `target` (`state`: empty for the first, then what
 /// the previous pass returned).
+///
+/// The pass runs on the target and pulls from the source's doveadm service (`backup -R`):
+/// the side that writes is then the local one, whose settings the command line sets, and
+/// it writes without an fsync per message (`mail_fsync=never`). That is several times faster
+/// than pushing into the target's doveadm service (which fsyncs each message) and is as safe
+/// for a move: the source stays the account's copy until the switch, and [`durable`] flushes
+/// the target's file system before its verify.
 pub async fn pass(
     reach: &Reach,
     source: &Server,
@@ -137,36 +144,39 @@ pub async fn pass(
     state: &str,
     deadline: Duration,
 ) -> Result<Pass, MoveError> {
-    let port = target
+    let port = source
         .ports
         .doveadm
-        .ok_or_else(|| config_err(target, "no doveadm port (ports.doveadm)"))?;
-    let destination = format!("tcp:{}:{port}", target.host);
+        .ok_or_else(|| config_err(source, "no doveadm port (ports.doveadm)"))?;
+    let origin = format!("tcp:{}:{port}", source.host);
     let user = address.to_string();
-    // A pass of a killed move may still run on the source: wait for its lock rather than
-    // copy beside it.
+    // A pass of a killed move may still run: wait for its lock (taken on the source's side
+    // of the sync) rather than copy beside it.
     let lock = deadline.as_secs().clamp(1, 300).to_string();
     let argv = doveadm_argv(
-        source,
+        target,
         &[
+            "-o",
+            "mail_fsync=never",
             "backup",
+            "-R",
             "-l",
             &lock,
             "-s",
             state,
             "-u",
             &user,
-            destination.as_str(),
+            origin.as_str(),
         ],
     );
     let started = Instant::now();
     let cmd = Cmd::new(argv).deadline(deadline);
-    let out = reach.run(&source.name, &source.access, &cmd).await?;
+    let out = reach.run(&target.name, &target.access, &cmd).await?;
     let again = match out.code {
         Some(0) => false,
         // "Not fully synchronised": something changed during the pass; the next one catches up.
         Some(2) => true,
-        _ => return Err(failed(source, &cmd, &out)),
+        _ => return Err(failed(target, &cmd, &out)),
     };
     let state = out
         .stdout_text()
@@ -175,7 +185,7 @@ pub async fn pass(
         .find(|l| !l.trim().is_empty())
         .map(|l| l.trim().to_string())
         .ok_or_else(|| MoveError::Output {
-            server: source.name.clone(),
+            server: target.name.clone(),
             line: "(no state printed by doveadm backup -s)".into(),
         })?;
     Ok(Pass {
@@ -183,4 +193,41 @@ pub async fn pass(
         state,
         again,
     })
+}
+
+/// Makes what the passes wrote on `target` durable: one `syncfs` of each file system holding
+/// the account's mail, indexes and control files (`sync -f`), where the passes skipped the
+/// fsync of every message.
+pub async fn durable(
+    reach: &Reach,
+    target: &Server,
+    address: &Address,
+    deadline: Duration,
+) -> Result<(), MoveError> {
+    let user = address.to_string();
+    let path = |kind: &'static str| {
+        let user = user.clone();
+        async move {
+            let args = ["mailbox", "path", "-u", user.as_str(), "-t", kind, "INBOX"];
+            let out = run_doveadm(reach, target, &args, deadline).await?;
+            let path = out.trim().to_string();
+            if path.is_empty() {
+                return Err(MoveError::Output {
+                    server: target.name.clone(),
+                    line: format!("(no {kind} path from doveadm mailbox path)"),
+                });
+            }
+            Ok::<_, MoveError>(path)
+        }
+    };
+    let (mail, index, control) = tokio::try_join!(path("mailbox"), path("index"), path("control"))?;
+    let mut argv = vec!["sync".to_string(), "-f".into(), "--".into(), mail];
+    for p in [index, control] {
+        if !argv.contains(&p) {
+            argv.push(p);
+        }
+    }
+    let cmd = Cmd::new(argv).deadline(deadline);
+    reach.check(&target.name, &target.access, &cmd).await?;
+    Ok(())
 }

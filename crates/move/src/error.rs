@@ -1,6 +1,10 @@
 //! Why a move step failed, and whether trying again can help.
 
+use std::path::PathBuf;
+
 use mailfleet_remote::RemoteError;
+
+use crate::phase::Phase;
 
 /// A move step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +36,7 @@ pub enum MoveError {
     },
     /// The journal failed: the move's progress cannot be recorded, so it does not go on.
     #[error(transparent)]
-    Journal(#[from] crate::journal::JournalError),
+    Journal(#[from] JournalError),
     /// A move failed and the unlock after it failed too: the account is still locked.
     #[error(
         "{address}: {error}; and the unlock failed, the account is STILL LOCKED ({unlock}): run `mailfleet move resume` or `mailfleet move abort {address}`"
@@ -60,4 +64,55 @@ impl MoveError {
     pub fn is_transient(&self) -> bool {
         matches!(self, MoveError::Remote(e) if e.is_transient())
     }
+}
+
+/// The journal failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The database failed.
+    #[error("move journal {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: rusqlite::Error,
+    },
+    /// The data directory could not be made.
+    #[error("move journal {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A phase this version does not know: written by a newer one.
+    #[error("move journal {path}: move {id} has an unknown phase {phase:?}")]
+    Phase {
+        /// The file.
+        path: PathBuf,
+        /// The move.
+        id: i64,
+        /// What is stored.
+        phase: String,
+    },
+    /// The account has a move that is not over.
+    #[error("{address} is already being moved (move {id}, {phase}): see `mailfleet move status`")]
+    Busy {
+        /// The account.
+        address: String,
+        /// That move.
+        id: i64,
+        /// Its phase.
+        phase: Phase,
+    },
+    /// Another process runs this move.
+    #[error("move {id} of {address} is being run by process {pid}")]
+    Owned {
+        /// The move.
+        id: i64,
+        /// The account.
+        address: String,
+        /// That process.
+        pid: u32,
+    },
 }

@@ -8,114 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use crate::entry::Entry;
+pub use crate::error::JournalError;
 pub use crate::phase::Phase;
-
-/// One account's move as recorded.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Entry {
-    /// Its number in the journal.
-    pub id: i64,
-    /// The batch it belongs to.
-    pub batch: i64,
-    /// The account.
-    pub address: String,
-    /// Where it was when the move was planned.
-    pub source: String,
-    /// Where it goes.
-    pub target: String,
-    /// Where the move is.
-    pub phase: Phase,
-    /// Copy passes run.
-    pub passes: u32,
-    /// The copy state after the last pass (doveadm's, for the next incremental pass).
-    #[serde(skip)]
-    pub sync_state: String,
-    /// How long the last pass took (ms).
-    pub last_pass_ms: Option<f64>,
-    /// How long the first pass took (ms): the copy rate comes from it.
-    pub first_pass_ms: Option<f64>,
-    /// Messages in the mailbox when planned.
-    pub messages: u64,
-    /// Its size when planned (bytes, as the source store counts them).
-    pub bytes: u64,
-    /// When the lock began (Unix ms).
-    pub lock_started_ms: Option<i64>,
-    /// How long the lock lasted (ms), once it is over.
-    pub lock_ms: Option<f64>,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// The process running it, if one is.
-    pub owner: Option<u32>,
-    /// The source's copy as verified, for finding late writes to it (see [`crate::purge`]).
-    #[serde(skip)]
-    pub old_digest: Option<String>,
-    /// When the old copy was deleted (Unix s).
-    pub purged: Option<i64>,
-    /// When it was planned (Unix s).
-    pub created: i64,
-    /// Its last change (Unix s).
-    pub updated: i64,
-}
-
-impl Entry {
-    /// Bytes per second of the first pass, once there was one.
-    pub fn rate(&self) -> Option<f64> {
-        self.first_pass_ms
-            .filter(|ms| *ms > 0.0)
-            .map(|ms| self.bytes as f64 / (ms / 1000.0))
-    }
-}
-
-/// The journal failed.
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    /// The database failed.
-    #[error("move journal {path}: {source}")]
-    Sqlite {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: rusqlite::Error,
-    },
-    /// The data directory could not be made.
-    #[error("move journal {path}: {source}")]
-    Io {
-        /// The directory.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// A phase this version does not know: written by a newer one.
-    #[error("move journal {path}: move {id} has an unknown phase {phase:?}")]
-    Phase {
-        /// The file.
-        path: PathBuf,
-        /// The move.
-        id: i64,
-        /// What is stored.
-        phase: String,
-    },
-    /// The account has a move that is not over.
-    #[error("{address} is already being moved (move {id}, {phase}): see `mailfleet move status`")]
-    Busy {
-        /// The account.
-        address: String,
-        /// That move.
-        id: i64,
-        /// Its phase.
-        phase: Phase,
-    },
-    /// Another process runs this move.
-    #[error("move {id} of {address} is being run by process {pid}")]
-    Owned {
-        /// The move.
-        id: i64,
-        /// The account.
-        address: String,
-        /// That process.
-        pid: u32,
-    },
-}
 
 /// The journal of every move.
 pub struct Journal {
@@ -147,7 +42,7 @@ fn alive(pid: u32) -> bool {
 
 const COLUMNS: &str = "id, batch, address, source, target, phase, passes, sync_state, last_pass_ms, \
      first_pass_ms, messages, bytes, lock_started_ms, lock_ms, error, owner, created, updated, \
-     old_digest, purged";
+     old_digest, purged, waiting";
 
 impl Journal {
     /// Opens (creating) the journal in the data directory.
@@ -179,11 +74,24 @@ impl Journal {
                 last_pass_ms REAL, first_pass_ms REAL, messages INTEGER NOT NULL DEFAULT 0,
                 bytes INTEGER NOT NULL DEFAULT 0, lock_started_ms INTEGER, lock_ms REAL,
                 error TEXT, owner INTEGER, created INTEGER NOT NULL, updated INTEGER NOT NULL,
-                old_digest TEXT, purged INTEGER);
+                old_digest TEXT, purged INTEGER, waiting TEXT);
              CREATE UNIQUE INDEX IF NOT EXISTS one_open_move ON moves(address)
                 WHERE phase NOT IN ('done', 'failed', 'aborted');",
         )
         .map_err(err)?;
+        // Journals written before moves could wait for a store's load.
+        let has_waiting: bool = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('moves') WHERE name = 'waiting'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(err)?
+            > 0;
+        if !has_waiting {
+            conn.execute("ALTER TABLE moves ADD COLUMN waiting TEXT", [])
+                .map_err(err)?;
+        }
         Ok(Journal {
             path,
             conn: std::sync::Mutex::new(conn),
@@ -286,6 +194,7 @@ impl Journal {
             updated: r.get(17)?,
             old_digest: r.get(18)?,
             purged: r.get(19)?,
+            waiting: r.get(20)?,
         }))
     }
 
@@ -408,8 +317,20 @@ impl Journal {
         self.with(|c| {
             c.execute(
                 "UPDATE moves SET passes = passes + 1, sync_state = ?2, last_pass_ms = ?3,
-                 first_pass_ms = coalesce(first_pass_ms, ?3), updated = ?4 WHERE id = ?1",
+                 first_pass_ms = coalesce(first_pass_ms, ?3), waiting = NULL, updated = ?4
+                 WHERE id = ?1",
                 params![id, state, ms, now_s()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Records what the move waits for (`None`: nothing any more).
+    pub fn waiting(&self, id: i64, why: Option<&str>) -> Result<(), JournalError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE moves SET waiting = ?2, updated = ?3 WHERE id = ?1",
+                params![id, why, now_s()],
             )
             .map(|_| ())
         })

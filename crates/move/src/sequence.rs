@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mailfleet_core::{AccountBook, Address, Server};
 use mailfleet_remote::Reach;
 
-use crate::copy::{pass, provision, run_doveadm};
+use crate::copy::{durable, pass, provision, run_doveadm};
 use crate::error::MoveError;
 use crate::journal::{Entry, Journal, Phase};
 use crate::verify::{compare, folders};
@@ -31,6 +31,8 @@ pub struct MoveOptions {
     pub max_passes: usize,
     /// Each doveadm command's deadline.
     pub deadline: Duration,
+    /// A copy pass waits while the source or the target has a higher 1-minute load per CPU.
+    pub max_load: Option<f64>,
 }
 
 impl Default for MoveOptions {
@@ -39,6 +41,7 @@ impl Default for MoveOptions {
             lock_budget: Duration::from_secs(5),
             max_passes: 10,
             deadline: Duration::from_secs(3600),
+            max_load: None,
         }
     }
 }
@@ -286,11 +289,25 @@ impl<'a> Mover<'a> {
                 Phase::Copying => {
                     // Copy while the user works, until a pass fits the lock's budget.
                     while (e.passes as usize) < opts.max_passes.max(1) {
+                        if let Some(max) = opts.max_load {
+                            let id = e.id;
+                            crate::throttle::quiet(
+                                self.reach,
+                                [source, target],
+                                max,
+                                Duration::from_secs(30),
+                                |why| Ok(self.journal.waiting(id, why)?),
+                            )
+                            .await?;
+                        }
                         let p = self.pass(&mut e, source, target, &address).await?;
                         if p.elapsed <= opts.lock_budget && !p.again {
                             break;
                         }
                     }
+                    // The bulk of the copy flushed now, so that the flush under the lock has
+                    // only the last pass to write.
+                    durable(self.reach, target, &address, opts.deadline).await?;
                     // Recorded first: a move killed between the two takes the lock again.
                     self.journal.lock_begins(e.id)?;
                     self.lock(&e.address).await?;
@@ -311,6 +328,7 @@ impl<'a> Mover<'a> {
                             break;
                         }
                     }
+                    durable(self.reach, target, &address, opts.deadline).await?;
                     // Both sides at once: this is lock time.
                     let (src, dst) = tokio::try_join!(
                         folders(self.reach, source, &address, opts.deadline),

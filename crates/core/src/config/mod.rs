@@ -136,6 +136,9 @@ pub struct MoveConfig {
     pub parallel: usize,
     /// Copy passes before the lock, at most.
     pub max_passes: usize,
+    /// A copy pass before the lock waits while the source or the target has a higher
+    /// 1-minute load average per CPU (unset: never waits).
+    pub max_load: Option<f64>,
     /// Share of a target's filesystem (percent) that must stay free after a move.
     pub keep_free_pct: u8,
     /// A batch stops starting moves once more than this share of it failed.

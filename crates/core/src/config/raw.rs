@@ -42,6 +42,7 @@ pub(crate) struct RawMove {
     pub(crate) lock_budget: Option<String>,
     pub(crate) parallel: Option<i64>,
     pub(crate) max_passes: Option<i64>,
+    pub(crate) max_load: Option<f64>,
     pub(crate) keep_free_pct: Option<i64>,
     pub(crate) max_failed_share: Option<f64>,
     pub(crate) keep_old_copy: Option<String>,

@@ -74,6 +74,16 @@ pub(super) fn moves(
     let parallel = int(r.parallel, "parallel", 2, 1, 64) as usize;
     let max_passes = int(r.max_passes, "max_passes", 10, 1, 100) as usize;
     let keep_free_pct = int(r.keep_free_pct, "keep_free_pct", 10, 0, 99) as u8;
+    let max_load = r.max_load.filter(|l| {
+        let ok = l.is_finite() && *l > 0.0 && *l <= 1000.0;
+        if !ok {
+            p.add(
+                "move.max_load",
+                format!("{l} is out of range: a load average per CPU above 0 (2.0: two runnable tasks per CPU)"),
+            );
+        }
+        ok
+    });
     let share = r.max_failed_share.unwrap_or(0.2);
     if !(0.0..=1.0).contains(&share) {
         p.add(
@@ -110,6 +120,7 @@ pub(super) fn moves(
         lock_budget,
         parallel,
         max_passes,
+        max_load,
         keep_free_pct,
         max_failed_share: share.clamp(0.0, 1.0),
         keep_old_copy,

@@ -171,6 +171,9 @@ pub(crate) fn status(s: &Status) {
         if let Some(err) = &e.error {
             println!("      {err}");
         }
+        if let Some(why) = e.waiting.as_ref().filter(|_| !e.phase.is_over()) {
+            println!("      waiting: {why}");
+        }
     }
     if let (Some(rate), Some(eta)) = (s.rate, s.eta_secs)
         && s.remaining_bytes > 0

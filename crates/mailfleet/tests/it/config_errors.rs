@@ -523,4 +523,6 @@ fn move_settings_are_checked() {
         "move.keep_old_copy",
         "not a duration",
     );
+    refused(&with("max_load = -1.0"), "move.max_load", "out of range");
+    refused(&with("max_load = 0"), "move.max_load", "out of range");
 }

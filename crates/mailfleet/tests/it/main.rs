@@ -34,6 +34,7 @@ mod move_lock;
 mod move_plan;
 mod move_purge;
 mod move_resume;
+mod move_throttle;
 mod move_verify;
 mod policy;
 mod policy_dnsbl;
