@@ -28,6 +28,7 @@ pub mod postfix;
 pub mod routing;
 pub mod shutdown;
 pub mod tls;
+pub mod upgrade_marks;
 
 pub use account::{Account, AccountStatus, SendBlock};
 pub use accounts::AccountBook;

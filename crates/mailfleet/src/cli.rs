@@ -20,6 +20,7 @@ mod progress;
 mod report;
 mod restore;
 mod stats;
+mod upgrade;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -84,6 +85,9 @@ enum Command {
     /// Move mailboxes to another store: copied while users work, locked for seconds,
     /// verified on both sides, then switched in the directory and routing.
     Move(mover::MoveCmd),
+    /// Upgrades: servers marked for upgrade and not yet upgraded (moves avoid marked stores).
+    #[command(subcommand)]
+    Upgrade(upgrade::UpgradeCmd),
 }
 
 /// What every command gets: where the config is and how to print.
@@ -132,6 +136,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(c) => audit::run(c, &ctx).await,
         Command::Exec(c) => exec::run(c, &ctx).await,
         Command::Move(c) => mover::run(c, &ctx).await,
+        Command::Upgrade(c) => upgrade::run(c, &ctx),
     }
 }
 

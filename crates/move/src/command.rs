@@ -67,11 +67,17 @@ pub async fn start(
         .map_err(|e| MoveError::Directory(e.to_string()))?;
     let reach = Reach::new();
     let (mopts, bopts) = options(config, overrides);
+    let upgrading = mailfleet_core::upgrade_marks::UpgradeMarks::open(&config.data_dir)
+        .and_then(|m| m.list())?
+        .into_iter()
+        .map(|m| (m.server, m.reason))
+        .collect();
     let plan = crate::plan::plan(
         &book,
         &reach,
         request,
         config.moves.keep_free_pct,
+        &upgrading,
         mopts.deadline,
     )
     .await?;

@@ -20,6 +20,9 @@ pub enum MoveError {
     /// A command on a store failed or did not answer (its kind says whether a retry can help).
     #[error(transparent)]
     Remote(#[from] RemoteError),
+    /// The upgrade marks could not be read.
+    #[error(transparent)]
+    Marks(#[from] mailfleet_core::upgrade_marks::MarksError),
     /// The directory refused or failed (reading the account, locking, switching).
     #[error("directory: {0}")]
     Directory(String),

@@ -153,6 +153,7 @@ pub async fn plan(
     reach: &Reach,
     request: &Request,
     keep_free_pct: u8,
+    upgrading: &BTreeMap<String, String>,
     deadline: Duration,
 ) -> Result<Plan, MoveError> {
     let fleet = book.fleet();
@@ -228,7 +229,10 @@ pub async fn plan(
         } else if s.weight == 0 && request.to.is_none() {
             Some("weight 0: takes no new mailboxes".to_string())
         } else {
-            None
+            upgrading
+                .get(&s.name)
+                .filter(|_| request.to.is_none())
+                .map(|why| format!("marked for upgrade and not upgraded yet ({why})"))
         };
         let (total, available, excluded) = match r {
             Ok((t, a)) => (Some(t), Some(a), excluded),

@@ -101,6 +101,8 @@ fn usage_mistakes_exit_2_and_failures_3() {
         &["no-such-command"],
         &["move"],
         &["move", "alice@example.com"],
+        &["upgrade", "mark", "nosuch"],
+        &["upgrade", "unmark"],
     ] {
         let (got, stderr) = code(&config, args);
         assert_eq!(got, 2, "mailfleet {args:?}: {stderr}");

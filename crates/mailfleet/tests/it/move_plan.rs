@@ -1,7 +1,8 @@
 //! Moves by domain and store drains on the demo's real stores: a target whose mail
 //! filesystem lacks the room (a small tmpfs under its Maildirs) is refused before anything is
 //! copied; `move --domain example.org --to store1` and `move drain store2` put every account
-//! where `--plan` said, store2 ends with none; `move back store2` returns them. Each user gets
+//! where `--plan` said, store2 ends with none (and nowhere while store1 is marked for
+//! upgrade); `move back store2` returns them. Each user gets
 //! the admin's notice before the move, the admin a summary after the batch.
 
 use std::process::Command;
@@ -169,6 +170,24 @@ async fn domains_and_drains_go_where_the_plan_says_and_a_full_target_is_refused(
         text.contains("carol@example.org: store2 -> store1"),
         "{text}"
     );
+
+    // store1 marked for upgrade: a drain of store2 has nowhere to go, and says why.
+    let (code, marks, err) = run(
+        c,
+        &["upgrade", "mark", "store1", "--reason", "dovecot 2.3.21"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(marks[0]["server"], "store1", "{marks:#}");
+    let (code, refused, err) = run(c, &["move", "drain", "store2", "--plan"]);
+    assert_eq!(code, Some(3), "{refused:#} {err}");
+    let why = refused.to_string();
+    assert!(
+        why.contains("marked for upgrade and not upgraded yet (dovecot 2.3.21)"),
+        "{refused:#}"
+    );
+    let (code, marks, err) = run(c, &["upgrade", "unmark", "store1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(marks, serde_json::json!([]));
 
     // Draining store2: what is left there goes to store1, the one other store.
     let (code, planned, err) = run(c, &["move", "drain", "store2", "--plan"]);
