@@ -75,7 +75,7 @@ pub struct Ports<T = u16> {
     pub https: Option<T>,
     /// LDAP over implicit TLS (usually 636).
     pub ldaps: Option<T>,
-    /// Dovecot's doveadm TCP service (mailbox moves copy into a store through it).
+    /// Dovecot's doveadm TCP service (a mailbox move's target pulls from its source through it).
     pub doveadm: Option<T>,
 }
 
