@@ -33,6 +33,15 @@ pub(crate) fn mailfleet_ok(config: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `mailfleet --config CONFIG --json args...` and parses what it printed, failing the
+/// test unless it exits 0.
+pub(crate) fn mailfleet_json(config: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = mailfleet_ok(Path::new(config), &all);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("mailfleet {args:?}: {e}: {out}"))
+}
+
 /// A stack whose stores were backed up once, so every check of a probe round can be OK (the
 /// demo fleet's backup check is CRITICAL until a backup succeeded).
 pub(crate) async fn backed_up_stack() -> mailfleet_stack::TestStack {

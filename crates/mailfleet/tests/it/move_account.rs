@@ -12,7 +12,7 @@ use mailfleet_mailclient::imap::Imap;
 use mailfleet_stack::TestStack;
 use mailfleet_stack::demo::DEMO_PASSWORD;
 
-use crate::common::{clock, local, mailfleet, send_via, unique_tag, wait_for_mail};
+use crate::common::{clock, local, mailfleet, mailfleet_json, send_via, unique_tag, wait_for_mail};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_account_moves_live_and_keeps_everything() {
@@ -188,7 +188,7 @@ async fn an_account_moves_live_and_keeps_everything() {
     assert_eq!(through.len(), 1, "the proxy did not take alice to store2");
     let total = crate::common::imap_find(imap2, "alice@example.com", &tag).await;
     assert_eq!(total.len(), 40 + 20 + 1, "each message once");
-    let dir = mailfleet_ok_json(c, &["accounts", "show", "alice@example.com"]);
+    let dir = mailfleet_json(c, &["accounts", "show", "alice@example.com"]);
     assert_eq!(dir["server"], "store2", "{dir:#}");
     assert_eq!(dir["locked"], false, "{dir:#}");
     for mta in ["postfix.log", "postfix-mx2.log"] {
@@ -203,12 +203,4 @@ async fn an_account_moves_live_and_keeps_everything() {
         "{}",
         String::from_utf8_lossy(&again.stdout)
     );
-}
-
-fn mailfleet_ok_json(config: &str, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--config", config, "--json"];
-    all.extend_from_slice(args);
-    let out = mailfleet(&all);
-    assert!(out.status.success(), "{out:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
 }

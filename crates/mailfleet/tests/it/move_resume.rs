@@ -11,7 +11,7 @@ use mailfleet_core::Address;
 use mailfleet_stack::TestStack;
 use mailfleet_stack::demo::DEMO_PASSWORD;
 
-use crate::common::{clock, local, mailfleet};
+use crate::common::{clock, local, mailfleet, mailfleet_json};
 
 const D: Duration = Duration::from_secs(60);
 
@@ -35,19 +35,6 @@ fn save(stack: &TestStack, folder: &str, n: usize) {
         );
         crate::common::doveadm_save(stack, "store1", "alice@example.com", folder, &message);
     }
-}
-
-fn json(config: &str, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--config", config, "--json"];
-    all.extend_from_slice(args);
-    let out = mailfleet(&all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The worst `locked` outcome of the two stores, and its message.
@@ -118,7 +105,7 @@ async fn a_move_killed_anywhere_is_resumed_with_nothing_lost_or_doubled() {
 
     // One whole move first: how long one takes bounds the random moments.
     let t = Instant::now();
-    let first = json(c, &["move", "alice@example.com", "--to", "store2"]);
+    let first = mailfleet_json(c, &["move", "alice@example.com", "--to", "store2"]);
     let whole = t.elapsed();
     assert_eq!(
         first["report"]["moves"][0]["moved"]["to"], "store2",
@@ -145,7 +132,7 @@ async fn a_move_killed_anywhere_is_resumed_with_nothing_lost_or_doubled() {
         tokio::time::sleep(at).await;
         child.kill().unwrap();
         child.wait().unwrap();
-        let open = json(c, &["move", "status"]);
+        let open = mailfleet_json(c, &["move", "status"]);
         let phase = open["moves"]
             .as_array()
             .unwrap()
@@ -162,11 +149,11 @@ async fn a_move_killed_anywhere_is_resumed_with_nothing_lost_or_doubled() {
             String::from_utf8_lossy(&resumed.stdout),
             String::from_utf8_lossy(&resumed.stderr)
         );
-        let account = json(c, &["accounts", "show", "alice@example.com"]);
+        let account = mailfleet_json(c, &["accounts", "show", "alice@example.com"]);
         assert_eq!(account["locked"], false, "round {round}: left locked");
         let now = account["server"].as_str().unwrap().to_string();
         assert!(now == on || now == to, "round {round}: on {now}");
-        let status = json(c, &["move", "status"]);
+        let status = mailfleet_json(c, &["move", "status"]);
         assert!(
             status["moves"]
                 .as_array()
@@ -198,7 +185,7 @@ async fn a_move_killed_anywhere_is_resumed_with_nothing_lost_or_doubled() {
         .unwrap();
     let deadline = Instant::now() + D;
     loop {
-        let a = json(c, &["accounts", "show", "alice@example.com"]);
+        let a = mailfleet_json(c, &["accounts", "show", "alice@example.com"]);
         if a["locked"] == true {
             break;
         }
@@ -216,11 +203,11 @@ async fn a_move_killed_anywhere_is_resumed_with_nothing_lost_or_doubled() {
     let (state, message) = locked_check(c);
     assert_eq!(state, "CRITICAL", "{message}");
     assert!(message.contains("alice@example.com"), "{message}");
-    let aborted = json(c, &["move", "abort", "alice@example.com"]);
+    let aborted = mailfleet_json(c, &["move", "abort", "alice@example.com"]);
     let (state, message) = locked_check(c);
     assert_eq!(state, "OK", "{message}");
     let phase = aborted[0]["phase"].as_str().unwrap().to_string();
-    let account = json(c, &["accounts", "show", "alice@example.com"]);
+    let account = mailfleet_json(c, &["accounts", "show", "alice@example.com"]);
     assert_eq!(account["locked"], false);
     // Killed after its switch, an abort finishes the move instead.
     match phase.as_str() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mailfleet_stack::TestStack;
 
-use crate::common::{doveadm_save, mailfleet};
+use crate::common::{doveadm_save, mailfleet, mailfleet_json};
 
 const D: Duration = Duration::from_secs(120);
 
@@ -29,18 +29,6 @@ impl Drop for Burners {
             let _ = c.wait();
         }
     }
-}
-
-fn json(config: &str, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--config", config, "--json"];
-    all.extend_from_slice(args);
-    let out = mailfleet(&all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -90,7 +78,7 @@ async fn a_move_waits_while_a_store_is_busy_and_says_why() {
         .spawn()
         .unwrap();
     let why = loop {
-        let s = json(c, &["move", "status"]);
+        let s = mailfleet_json(c, &["move", "status"]);
         if let Some(w) = s["moves"][0]["waiting"].as_str() {
             break w.to_string();
         }
@@ -110,7 +98,7 @@ async fn a_move_waits_while_a_store_is_busy_and_says_why() {
     assert!(child.try_wait().unwrap().is_none(), "the move went on");
     let copy = stack.base().join("store2/mail/example.com/alice");
     assert!(!copy.exists(), "copied while the stores were busy");
-    let s = json(c, &["move", "status"]);
+    let s = mailfleet_json(c, &["move", "status"]);
     assert_eq!(s["moves"][0]["phase"], "copying", "{s:#}");
     assert_eq!(s["moves"][0]["passes"], 0, "{s:#}");
     let human = mailfleet(&["--config", c, "move", "status"]);
@@ -124,12 +112,12 @@ async fn a_move_waits_while_a_store_is_busy_and_says_why() {
     let calm = stack.config_path().with_file_name("calm.toml");
     std::fs::write(&calm, format!("{base}\n[move]\nmax_load = 1000\n")).unwrap();
     let c = calm.to_str().unwrap();
-    let r = json(c, &["move", "resume"]);
+    let r = mailfleet_json(c, &["move", "resume"]);
     assert_eq!(r["moves"][0]["moved"]["to"], "store2", "{r:#}");
     assert_eq!(r["moves"][0]["moved"]["messages"], 5, "{r:#}");
-    let s = json(c, &["move", "status"]);
+    let s = mailfleet_json(c, &["move", "status"]);
     assert_eq!(s["moves"][0]["phase"], "done", "{s:#}");
     assert!(s["moves"][0]["waiting"].is_null(), "{s:#}");
-    let a = json(c, &["accounts", "show", "alice@example.com"]);
+    let a = mailfleet_json(c, &["accounts", "show", "alice@example.com"]);
     assert_eq!(a["server"], "store2");
 }
