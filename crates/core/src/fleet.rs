@@ -180,6 +180,10 @@ pub struct Server {
     pub ports: Ports,
     /// Redundancy group, if any.
     pub group: Option<String>,
+    /// Updated first in its role, and watched for a soak time before the others follow.
+    pub canary: bool,
+    /// How this store is emptied before its update (unset: `[upgrade] drain`).
+    pub drain: Option<crate::config::Drain>,
     /// Capacity weight for placing new mailboxes (0: takes no new mailboxes).
     pub weight: u32,
     /// Mailbox stores: the root under which `DOMAIN/LOCAL/Maildir` lives.

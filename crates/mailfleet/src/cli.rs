@@ -21,6 +21,7 @@ mod report;
 mod restore;
 mod stats;
 mod upgrade;
+mod upgrade_print;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -85,7 +86,8 @@ enum Command {
     /// Move mailboxes to another store: copied while users work, locked for seconds,
     /// verified on both sides, then switched in the directory and routing.
     Move(mover::MoveCmd),
-    /// Upgrades: servers marked for upgrade and not yet upgraded (moves avoid marked stores).
+    /// Rolling upgrades: the plan (role order, groups, canaries, spacing, windows), and the
+    /// servers marked for upgrade and not yet upgraded (moves avoid marked stores).
     #[command(subcommand)]
     Upgrade(upgrade::UpgradeCmd),
 }
@@ -136,7 +138,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(c) => audit::run(c, &ctx).await,
         Command::Exec(c) => exec::run(c, &ctx).await,
         Command::Move(c) => mover::run(c, &ctx).await,
-        Command::Upgrade(c) => upgrade::run(c, &ctx),
+        Command::Upgrade(c) => upgrade::run(c, &ctx).await,
     }
 }
 

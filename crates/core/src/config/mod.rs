@@ -3,11 +3,13 @@
 mod error;
 pub mod policy;
 mod raw;
+mod upgrade;
 mod validate;
 mod validate_access;
 mod validate_fleet;
 mod validate_move;
 
+pub use upgrade::{Drain, UpgradeConfig, Window};
 pub use validate_move::parse_duration;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +53,8 @@ pub struct Config {
     pub policy: policy::PolicyConfig,
     /// How mailbox moves run (`[move]`).
     pub moves: MoveConfig,
+    /// How rolling upgrades are ordered and paced (`[upgrade]`).
+    pub upgrade: UpgradeConfig,
     /// The `[directory.ldap]` section, when present, whichever backend is in use: the
     /// LDAP probe binds with it.
     pub ldap: Option<LdapConfig>,

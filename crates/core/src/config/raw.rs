@@ -33,6 +33,8 @@ pub(crate) struct RawConfig {
     pub(crate) ssh: RawSshDefaults,
     #[serde(default, rename = "move")]
     pub(crate) moves: RawMove,
+    #[serde(default)]
+    pub(crate) upgrade: super::upgrade::RawUpgrade,
 }
 
 /// `[move]`: how mailbox moves run.
@@ -209,6 +211,8 @@ pub(crate) struct RawServer {
     pub(crate) known_hosts: Option<PathBuf>,
     pub(crate) jump: Option<Vec<String>>,
     pub(crate) mail_log: Option<OneOrMore<PathBuf>>,
+    pub(crate) canary: Option<bool>,
+    pub(crate) drain: Option<super::Drain>,
 }
 
 /// A key that takes one value or a list of them.

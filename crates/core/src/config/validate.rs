@@ -43,6 +43,7 @@ pub(super) fn validate(
     let probe = probe(&raw.probe, base, &mut p);
     let monitor = monitor(&raw.monitor, &mut p);
     let moves = super::validate_move::moves(&raw.moves, &monitor.notify_email, base, &mut p);
+    let upgrade = super::upgrade::upgrade(&raw.upgrade, &mut p);
     let mut shift_logs = Vec::new();
     for (i, l) in raw.shift.logs.iter().flatten().enumerate() {
         if l.as_os_str().is_empty() {
@@ -126,6 +127,14 @@ pub(super) fn validate(
             None => p.add("policy.mta", format!("unknown server {name:?}")),
         }
     }
+    for group in upgrade.min_up.keys() {
+        if !fleet.groups.contains_key(group) {
+            p.add(
+                format!("upgrade.min_up.{group}"),
+                format!("no such group ({})", known(fleet.groups.keys())),
+            );
+        }
+    }
     if p.0.is_empty() {
         Ok(Config {
             source,
@@ -139,6 +148,7 @@ pub(super) fn validate(
             backup,
             policy,
             moves,
+            upgrade,
             ldap,
         })
     } else {
@@ -518,4 +528,14 @@ fn repository(
         access_key_id: s3.access_key_id.clone(),
         secret_access_key_file: s3.secret_access_key_file.as_ref().map(|f| resolve(base, f)),
     })
+}
+
+/// "groups: a, b" or "there are no groups", for errors naming an unknown one.
+fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let all: Vec<&str> = names.map(String::as_str).collect();
+    if all.is_empty() {
+        "there are no groups".into()
+    } else {
+        format!("groups: {}", all.join(", "))
+    }
 }

@@ -189,6 +189,8 @@ fn server(
         host,
         ports,
         group: s.group,
+        canary: s.canary.unwrap_or(false),
+        drain: s.drain,
         weight: weight.clamp(0, 1000) as u32,
         maildir_root: s.maildir_root.map(|r| resolve(base, &r)),
         postfix_dir: s.postfix_dir.map(|r| resolve(base, &r)),

@@ -1,5 +1,6 @@
-//! `mailfleet upgrade mark|unmark|marks`: servers marked for upgrade and not yet upgraded;
-//! moves place no mailbox on a marked store.
+//! `mailfleet upgrade plan`: the order, gates and timeline of a rolling upgrade; and
+//! `upgrade mark|unmark|marks`: servers marked for upgrade and not yet upgraded (moves place
+//! no mailbox on a marked store).
 
 use std::process::ExitCode;
 
@@ -10,6 +11,16 @@ use super::{Context, exit, print_json};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum UpgradeCmd {
+    /// Print the upgrade order: each server's place and why, the gates it waits on, when it
+    /// starts at the earliest (spacing, canary soak, maintenance windows).
+    Plan {
+        /// Only these servers (default: the whole fleet).
+        #[arg(long, value_delimiter = ',')]
+        servers: Vec<String>,
+        /// Only these packages (default: every update offered).
+        #[arg(long, value_delimiter = ',')]
+        packages: Vec<String>,
+    },
     /// Mark servers as to be upgraded: no move places a mailbox on them until unmarked.
     Mark {
         #[arg(required = true)]
@@ -27,8 +38,22 @@ pub(crate) enum UpgradeCmd {
     Marks,
 }
 
-pub(crate) fn run(cmd: UpgradeCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(cmd: UpgradeCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
     let config = ctx.load()?;
+    if let UpgradeCmd::Plan { servers, packages } = cmd {
+        let plan = mailfleet_upgrade::command::plan(&config, servers, packages, chrono::Utc::now())
+            .await
+            .map_err(|e| match e {
+                mailfleet_upgrade::PlanError::UnknownServer(_) => exit::Usage(e.to_string()).into(),
+                e => anyhow::Error::from(e),
+            })?;
+        if ctx.json {
+            print_json(&plan)?;
+        } else {
+            super::upgrade_print::plan(&plan);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let marks = UpgradeMarks::open(&config.data_dir)?;
     let known = |servers: &[String]| match servers
         .iter()
@@ -52,7 +77,7 @@ pub(crate) fn run(cmd: UpgradeCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        UpgradeCmd::Marks => {}
+        UpgradeCmd::Marks | UpgradeCmd::Plan { .. } => {}
     }
     let all = marks.list()?;
     if ctx.json {

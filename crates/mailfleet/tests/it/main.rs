@@ -49,3 +49,4 @@ mod report_reach;
 mod shift;
 mod shutdown;
 mod tls;
+mod upgrade_plan;

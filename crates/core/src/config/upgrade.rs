@@ -1,0 +1,211 @@
+//! `[upgrade]`: how rolling upgrades are ordered and paced (spacing per role, soak times,
+//! redundancy per group, maintenance windows in a time zone, backups around a store's
+//! update), and the per-server keys they read (`canary`, `drain`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{NaiveTime, Weekday};
+use serde::{Deserialize, Serialize};
+
+use super::validate::Problems;
+use super::validate_move::parse_duration;
+use crate::fleet::Role;
+
+/// How a store is emptied before its update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Drain {
+    /// Its mailboxes are moved to other stores first (`move drain`), and back after.
+    Move,
+    /// Its inbound mail waits in the MTAs' queues while it is down, delivered once it is back.
+    Queue,
+}
+
+/// When upgrades may start: on these days, from `from` until `to` (local time; a window that
+/// ends before it starts runs past midnight into the next day).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Window {
+    /// The days it opens on (Monday first, each once).
+    pub days: Vec<Weekday>,
+    /// When it opens.
+    pub from: NaiveTime,
+    /// When it closes.
+    pub to: NaiveTime,
+}
+
+/// Upgrade settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpgradeConfig {
+    /// Time between the ends of two servers' updates in one role (directory: 1 h unless set).
+    pub spacing: BTreeMap<Role, Duration>,
+    /// How long probes must stay OK after each server's update before the next one.
+    pub soak: Duration,
+    /// How long a canary's update is watched before the rest of its role follows.
+    pub canary_soak: Duration,
+    /// What one server's update is expected to take, for the plan's timeline.
+    pub estimate: Duration,
+    /// Servers of each group that must stay up (unset: all but one).
+    pub min_up: BTreeMap<String, usize>,
+    /// When updates may start (none: any time).
+    pub windows: Vec<Window>,
+    /// The time zone of the windows.
+    #[serde(serialize_with = "tz_name")]
+    pub timezone: chrono_tz::Tz,
+    /// A store needs a good backup newer than this before its update, or one is taken then.
+    pub backup_max_age: Duration,
+    /// How stores are emptied unless a server says otherwise.
+    pub drain: Drain,
+}
+
+fn tz_name<S: serde::Serializer>(tz: &chrono_tz::Tz, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tz.name())
+}
+
+/// `[upgrade]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpgrade {
+    pub(crate) spacing: Option<BTreeMap<String, String>>,
+    pub(crate) soak: Option<String>,
+    pub(crate) canary_soak: Option<String>,
+    pub(crate) estimate: Option<String>,
+    pub(crate) min_up: Option<BTreeMap<String, i64>>,
+    pub(crate) windows: Option<Vec<RawWindow>>,
+    pub(crate) timezone: Option<String>,
+    pub(crate) backup_max_age: Option<String>,
+    pub(crate) drain: Option<Drain>,
+}
+
+/// One `[[upgrade.windows]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWindow {
+    pub(crate) days: Vec<String>,
+    pub(crate) from: String,
+    pub(crate) to: String,
+}
+
+fn duration(v: &Option<String>, key: &str, default: Duration, p: &mut Problems) -> Duration {
+    match v.as_deref().map(parse_duration) {
+        None => default,
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            p.add(format!("upgrade.{key}"), e);
+            default
+        }
+    }
+}
+
+fn day(text: &str) -> Option<Weekday> {
+    let t = text.to_ascii_lowercase();
+    [
+        ("mon", "monday", Weekday::Mon),
+        ("tue", "tuesday", Weekday::Tue),
+        ("wed", "wednesday", Weekday::Wed),
+        ("thu", "thursday", Weekday::Thu),
+        ("fri", "friday", Weekday::Fri),
+        ("sat", "saturday", Weekday::Sat),
+        ("sun", "sunday", Weekday::Sun),
+    ]
+    .into_iter()
+    .find(|(short, long, _)| t == *short || t == *long)
+    .map(|(_, _, d)| d)
+}
+
+fn window(i: usize, w: &RawWindow, p: &mut Problems) -> Option<Window> {
+    let key = format!("upgrade.windows[{i}]");
+    let mut days = Vec::new();
+    for d in &w.days {
+        match day(d) {
+            Some(x) if !days.contains(&x) => days.push(x),
+            Some(_) => {}
+            None => p.add(
+                format!("{key}.days"),
+                format!("{d:?} is not a day (mon ... sun)"),
+            ),
+        }
+    }
+    if w.days.is_empty() {
+        p.add(format!("{key}.days"), "is empty: name the days it opens on");
+    }
+    let time = |t: &str, k: &str, p: &mut Problems| match NaiveTime::parse_from_str(t, "%H:%M") {
+        Ok(x) => Some(x),
+        Err(_) => {
+            p.add(
+                format!("{key}.{k}"),
+                format!("{t:?} is not a time like 02:30"),
+            );
+            None
+        }
+    };
+    let (from, to) = (time(&w.from, "from", p), time(&w.to, "to", p));
+    match (from, to) {
+        (Some(from), Some(to)) if from == to => {
+            p.add(
+                format!("{key}.to"),
+                "equals from: the window would be empty",
+            );
+            None
+        }
+        (Some(from), Some(to)) if !days.is_empty() => {
+            days.sort_by_key(|d| d.num_days_from_monday());
+            Some(Window { days, from, to })
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn upgrade(r: &RawUpgrade, p: &mut Problems) -> UpgradeConfig {
+    let mut spacing = BTreeMap::from([(Role::Directory, Duration::from_secs(3600))]);
+    for (role, d) in r.spacing.iter().flatten() {
+        let key = format!("upgrade.spacing.{role}");
+        match (role.parse::<Role>(), parse_duration(d)) {
+            (Ok(role), Ok(d)) => {
+                spacing.insert(role, d);
+            }
+            (Err(e), _) => p.add(key, e),
+            (_, Err(e)) => p.add(key, e),
+        }
+    }
+    let mut min_up = BTreeMap::new();
+    for (group, n) in r.min_up.iter().flatten() {
+        if *n < 0 {
+            p.add(format!("upgrade.min_up.{group}"), format!("{n} is below 0"));
+        } else {
+            min_up.insert(group.clone(), *n as usize);
+        }
+    }
+    let timezone = match &r.timezone {
+        None => chrono_tz::UTC,
+        Some(t) => t.parse().unwrap_or_else(|_| {
+            p.add(
+                "upgrade.timezone",
+                format!("{t:?} is not a time zone name like Europe/Berlin or UTC"),
+            );
+            chrono_tz::UTC
+        }),
+    };
+    UpgradeConfig {
+        spacing,
+        soak: duration(&r.soak, "soak", Duration::from_secs(120), p),
+        canary_soak: duration(&r.canary_soak, "canary_soak", Duration::from_secs(1800), p),
+        estimate: duration(&r.estimate, "estimate", Duration::from_secs(900), p),
+        min_up,
+        windows: r
+            .windows
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, w)| window(i, w, p))
+            .collect(),
+        timezone,
+        backup_max_age: duration(
+            &r.backup_max_age,
+            "backup_max_age",
+            Duration::from_secs(86_400),
+            p,
+        ),
+        drain: r.drain.unwrap_or(Drain::Move),
+    }
+}

@@ -1,0 +1,53 @@
+//! `upgrade plan` on a loaded config: each store's newest good backup read from its status
+//! file (under a deadline: it may live on a mount that hangs), then [`crate::plan`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mailfleet_core::backup_status::BackupStatus;
+use mailfleet_core::{Config, Role};
+
+use crate::{Plan, PlanError, PlanInput};
+
+/// How long a backup status file may take to read.
+const STATUS_DEADLINE: Duration = Duration::from_secs(5);
+
+async fn last_good(path: &std::path::Path) -> Result<Option<DateTime<Utc>>, String> {
+    let read = tokio::time::timeout(STATUS_DEADLINE, tokio::fs::read_to_string(path))
+        .await
+        .map_err(|_| format!("{}: no answer within 5 s", path.display()))?;
+    let text = match read {
+        Ok(t) => t,
+        // No backup has ever run there: the same as none succeeded (one is taken first).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    serde_json::from_str::<BackupStatus>(&text)
+        .map(|s| s.last_success)
+        .map_err(|e| format!("{}: unreadable: {e}", path.display()))
+}
+
+/// The plan for `servers` (empty: all) updating `packages` (empty: all), from `now`.
+pub async fn plan(
+    config: &Config,
+    servers: Vec<String>,
+    packages: Vec<String>,
+    now: DateTime<Utc>,
+) -> Result<Plan, PlanError> {
+    let mut backups = BTreeMap::new();
+    for s in &config.fleet.servers {
+        if s.has_role(Role::Mailbox)
+            && let Some(path) = &s.backup_status
+        {
+            backups.insert(s.name.clone(), last_good(path).await);
+        }
+    }
+    let input = PlanInput {
+        now,
+        servers,
+        packages,
+        backups,
+    };
+    crate::plan(&config.fleet, &config.upgrade, &input)
+}

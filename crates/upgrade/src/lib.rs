@@ -1,0 +1,17 @@
+//! Rolling upgrades of a mail fleet: patched in the order the field has learned (directory
+//! master, its replicas, MTAs, proxies, then mailbox stores), one server of a redundancy group
+//! at a time, canaries first and watched, with spacing, maintenance windows and a backup
+//! around each store's update.
+//!
+//! Layout: [`order`] (each server's place and why), [`window`] (when a maintenance window
+//! opens, in its time zone), [`plan`] (the steps with their gates and a timeline from an
+//! injected clock), [`command`] (the plan of a loaded config), [`error`].
+
+pub mod command;
+pub mod error;
+pub mod order;
+pub mod plan;
+pub mod window;
+
+pub use error::PlanError;
+pub use plan::{Plan, PlanInput, Step, plan};
