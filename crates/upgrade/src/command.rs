@@ -1,5 +1,6 @@
-//! `upgrade plan` on a loaded config: each store's newest good backup read from its status
-//! file (under a deadline: it may live on a mount that hangs), then [`crate::plan`].
+//! The upgrade commands on a loaded config: `upgrade plan` (each store's newest good backup
+//! read from its status file, under a deadline: it may live on a mount that hangs, then
+//! [`crate::plan`]) and `upgrade holds`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -50,4 +51,38 @@ pub async fn plan(
         backups,
     };
     crate::plan(&config.fleet, &config.upgrade, &input)
+}
+
+/// What `upgrade holds` writes.
+#[derive(Debug, serde::Serialize)]
+pub struct Holds {
+    /// The syntax.
+    pub format: crate::holds::Format,
+    /// The patterns held.
+    pub patterns: Vec<String>,
+    /// The snippet for the tool's config file.
+    pub snippet: String,
+    /// Each server's automatic reboot slot.
+    pub reboots: Vec<crate::reboots::Reboot>,
+    /// How long each slot is (s).
+    pub slot_secs: u64,
+    /// The windows' time zone, which the reboot times are in.
+    pub timezone: String,
+    /// Slots that run past a day.
+    pub warning: Option<String>,
+}
+
+/// The holds and reboot times for the config's fleet.
+pub fn holds(config: &Config, format: crate::holds::Format) -> Holds {
+    let u = &config.upgrade;
+    let (reboots, warning) = crate::reboots::reboot_times(&config.fleet, u);
+    Holds {
+        format,
+        patterns: u.managed.clone(),
+        snippet: crate::holds::render(format, &u.managed),
+        reboots,
+        slot_secs: u.reboot_slot.as_secs(),
+        timezone: u.timezone.name().to_string(),
+        warning,
+    }
 }

@@ -5,12 +5,15 @@
 //!
 //! Layout: [`order`] (each server's place and why), [`window`] (when a maintenance window
 //! opens, in its time zone), [`plan`] (the steps with their gates and a timeline from an
-//! injected clock), [`command`] (the plan of a loaded config), [`error`].
+//! injected clock), [`holds`] (packages kept out of the OS's automatic updates),
+//! [`reboots`] (staggered automatic reboot times), [`command`] (the plan of a loaded config), [`error`].
 
 pub mod command;
 pub mod error;
+pub mod holds;
 pub mod order;
 pub mod plan;
+pub mod reboots;
 pub mod window;
 
 pub use error::PlanError;

@@ -255,3 +255,32 @@ fn bad_upgrade_settings_are_named() {
         assert!(e.contains(key), "{extra}: {e}");
     }
 }
+
+#[test]
+fn automatic_reboots_follow_the_order_and_never_take_two_of_a_group() {
+    let c = config("reboot_from = \"01:00\"\nreboot_slot = \"15m\"");
+    let (reboots, warning) = mailfleet_upgrade::reboots::reboot_times(&c.fleet, &c.upgrade);
+    assert!(warning.is_none());
+    let at = |n: &str| reboots.iter().find(|r| r.server == n).unwrap();
+    let time = |h: u32, m: u32| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
+    // The directory first, an hour apart (the directory spacing, in 15-minute slots).
+    assert_eq!(at("ldap1").at, time(1, 0));
+    assert_eq!(at("ldap2").at, time(2, 0));
+    // Then the MTAs, one of the group per slot; the lone proxy beside the first.
+    assert_eq!(at("mx1").at, time(2, 15));
+    assert_eq!(at("mx2").at, time(2, 30));
+    assert_eq!(at("proxy1").at, time(2, 15));
+    // Then the stores, after every MTA and proxy.
+    assert!(at("store1").at > at("mx2").at && at("store2").at > at("mx2").at);
+    for a in &reboots {
+        for b in &reboots {
+            if a.server != b.server && a.group.is_some() && a.group == b.group {
+                assert_ne!(a.slot, b.slot, "{} and {} share a slot", a.server, b.server);
+            }
+        }
+    }
+    // Slots past a day are said.
+    let c = config("reboot_slot = \"12h\"");
+    let (_, warning) = mailfleet_upgrade::reboots::reboot_times(&c.fleet, &c.upgrade);
+    assert!(warning.unwrap().contains("more than a day"));
+}

@@ -56,7 +56,24 @@ pub struct UpgradeConfig {
     pub backup_max_age: Duration,
     /// How stores are emptied unless a server says otherwise.
     pub drain: Drain,
+    /// Packages the fleet patches itself (globs), kept out of the OS's automatic updates.
+    pub managed: Vec<String>,
+    /// When the first of the staggered automatic reboots may happen (local time).
+    pub reboot_from: NaiveTime,
+    /// Time each automatic reboot is given before the next of its group.
+    pub reboot_slot: Duration,
 }
+
+/// The packages held unless `[upgrade] managed` says otherwise: the mail stack's own.
+const MANAGED: &[&str] = &[
+    "zimbra-*",
+    "postfix",
+    "postfix-*",
+    "dovecot-*",
+    "slapd",
+    "slapd-*",
+    "redis-server",
+];
 
 fn tz_name<S: serde::Serializer>(tz: &chrono_tz::Tz, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(tz.name())
@@ -75,6 +92,9 @@ pub(crate) struct RawUpgrade {
     pub(crate) timezone: Option<String>,
     pub(crate) backup_max_age: Option<String>,
     pub(crate) drain: Option<Drain>,
+    pub(crate) managed: Option<Vec<String>>,
+    pub(crate) reboot_from: Option<String>,
+    pub(crate) reboot_slot: Option<String>,
 }
 
 /// One `[[upgrade.windows]]` as written.
@@ -186,7 +206,38 @@ pub(crate) fn upgrade(r: &RawUpgrade, p: &mut Problems) -> UpgradeConfig {
             chrono_tz::UTC
         }),
     };
+    let managed = match &r.managed {
+        None => MANAGED.iter().map(|m| (*m).to_string()).collect(),
+        Some(list) => {
+            for (i, m) in list.iter().enumerate() {
+                if m.is_empty() || m.contains(|c: char| c.is_whitespace() || c == '"' || c == ',') {
+                    p.add(
+                        format!("upgrade.managed[{i}]"),
+                        format!("{m:?} is not a package name or glob"),
+                    );
+                }
+            }
+            list.clone()
+        }
+    };
+    let reboot_from = match r.reboot_from.as_deref() {
+        None => NaiveTime::from_hms_opt(2, 0, 0).unwrap_or_default(),
+        Some(t) => NaiveTime::parse_from_str(t, "%H:%M").unwrap_or_else(|_| {
+            p.add(
+                "upgrade.reboot_from",
+                format!("{t:?} is not a time like 02:30"),
+            );
+            NaiveTime::default()
+        }),
+    };
+    let reboot_slot = duration(&r.reboot_slot, "reboot_slot", Duration::from_secs(900), p);
+    if reboot_slot < Duration::from_secs(60) {
+        p.add("upgrade.reboot_slot", "is shorter than a minute");
+    }
     UpgradeConfig {
+        managed,
+        reboot_from,
+        reboot_slot: reboot_slot.max(Duration::from_secs(60)),
         spacing,
         soak: duration(&r.soak, "soak", Duration::from_secs(120), p),
         canary_soak: duration(&r.canary_soak, "canary_soak", Duration::from_secs(1800), p),

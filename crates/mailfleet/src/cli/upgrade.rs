@@ -6,8 +6,26 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use mailfleet_core::upgrade_marks::UpgradeMarks;
+use mailfleet_upgrade::holds::Format;
 
 use super::{Context, exit, print_json};
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum HoldFormat {
+    Apt,
+    Dnf,
+    Yum,
+}
+
+impl From<HoldFormat> for Format {
+    fn from(f: HoldFormat) -> Format {
+        match f {
+            HoldFormat::Apt => Format::Apt,
+            HoldFormat::Dnf => Format::Dnf,
+            HoldFormat::Yum => Format::Yum,
+        }
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum UpgradeCmd {
@@ -20,6 +38,13 @@ pub(crate) enum UpgradeCmd {
         /// Only these packages (default: every update offered).
         #[arg(long, value_delimiter = ',')]
         packages: Vec<String>,
+    },
+    /// Write the holds that keep the packages the fleet patches itself ([upgrade] managed) out
+    /// of the OS's automatic updates, and each server's staggered automatic reboot time.
+    Holds {
+        /// Whose syntax: unattended-upgrades (apt), dnf-automatic (dnf) or yum-cron (yum).
+        #[arg(long, value_enum, default_value = "apt")]
+        format: HoldFormat,
     },
     /// Mark servers as to be upgraded: no move places a mailbox on them until unmarked.
     Mark {
@@ -54,6 +79,15 @@ pub(crate) async fn run(cmd: UpgradeCmd, ctx: &Context) -> anyhow::Result<ExitCo
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if let UpgradeCmd::Holds { format } = cmd {
+        let holds = mailfleet_upgrade::command::holds(&config, format.into());
+        if ctx.json {
+            print_json(&holds)?;
+        } else {
+            super::upgrade_print::holds(&holds);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let marks = UpgradeMarks::open(&config.data_dir)?;
     let known = |servers: &[String]| match servers
         .iter()
@@ -77,7 +111,7 @@ pub(crate) async fn run(cmd: UpgradeCmd, ctx: &Context) -> anyhow::Result<ExitCo
                 }
             }
         }
-        UpgradeCmd::Marks | UpgradeCmd::Plan { .. } => {}
+        UpgradeCmd::Marks | UpgradeCmd::Plan { .. } | UpgradeCmd::Holds { .. } => {}
     }
     let all = marks.list()?;
     if ctx.json {

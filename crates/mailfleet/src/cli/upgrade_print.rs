@@ -1,6 +1,8 @@
 //! How `upgrade` results look on a terminal.
 
 use mailfleet_upgrade::Plan;
+use mailfleet_upgrade::command::Holds;
+use mailfleet_upgrade::holds::Format;
 
 /// Each step with its reason, gates and start; warnings at the end.
 pub(crate) fn plan(p: &Plan) {
@@ -53,6 +55,33 @@ pub(crate) fn plan(p: &Plan) {
         p.ends.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z")
     );
     for w in &p.warnings {
+        println!("warning: {w}");
+    }
+}
+
+/// The snippet, then each server's reboot time in its tool's words.
+pub(crate) fn holds(h: &Holds) {
+    print!("{}", h.snippet);
+    println!(
+        "\n// Automatic reboots, staggered in upgrade order ({} min slots, {}):",
+        h.slot_secs / 60,
+        h.timezone
+    );
+    for r in &h.reboots {
+        let at = r.at.format("%H:%M");
+        match h.format {
+            Format::Apt => println!(
+                "// {}: Unattended-Upgrade::Automatic-Reboot-Time \"{at}\";",
+                r.server
+            ),
+            Format::Dnf | Format::Yum => println!(
+                "# {}: reboot window from {at} for {} min",
+                r.server,
+                h.slot_secs / 60
+            ),
+        }
+    }
+    if let Some(w) = &h.warning {
         println!("warning: {w}");
     }
 }

@@ -1,7 +1,8 @@
 //! `mailfleet upgrade plan` on the demo fleet: the directory master, its replica, the MTAs one
 //! after the other, the proxy, then the stores; each store's gate reads its real backup status
 //! (none yet, then the backup just run); `--servers` narrows it, an unknown server is a usage
-//! error.
+//! error. `upgrade holds`: the managed packages as unattended-upgrades' anchored regexes, and
+//! reboot times with the directory first, an hour apart, and the two stores (a group) apart.
 
 use crate::common::{mailfleet, mailfleet_json, mailfleet_ok};
 
@@ -55,4 +56,31 @@ async fn the_demo_fleet_is_planned_in_role_order_with_its_backups() {
     let out = mailfleet(&["--config", c, "upgrade", "plan", "--servers", "nosuch"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch: no such server"));
+
+    let holds = mailfleet_json(c, &["upgrade", "holds", "--format", "apt"]);
+    let snippet = holds["snippet"].as_str().unwrap();
+    assert!(
+        snippet.contains("\"^slapd$\";") && snippet.contains("\"^zimbra-.*$\";"),
+        "{snippet}"
+    );
+    let slot = |n: &str| {
+        holds["reboots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["server"] == n)
+            .map(|r| r["slot"].as_u64().unwrap())
+            .unwrap()
+    };
+    // 15-minute slots: ldap2 an hour after ldap1, both before any other server.
+    assert_eq!(slot("ldap2") - slot("ldap1"), 4);
+    assert!(slot("mx1") > slot("ldap2") && slot("proxy1") > slot("ldap2"));
+    assert_ne!(slot("mx1"), slot("mx2"));
+    assert_ne!(slot("store1"), slot("store2"));
+    assert!(slot("store1").min(slot("store2")) > slot("mx1").max(slot("mx2")));
+    let human = mailfleet_ok(&path, &["upgrade", "holds"]);
+    assert!(
+        human.contains("// ldap1: Unattended-Upgrade::Automatic-Reboot-Time \"02:00\";"),
+        "{human}"
+    );
 }
