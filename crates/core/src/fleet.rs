@@ -182,6 +182,9 @@ pub struct Server {
     pub group: Option<String>,
     /// Updated first in its role, and watched for a soak time before the others follow.
     pub canary: bool,
+    /// Where its packages live when not under `/` (a chroot or image; the demo gives each of
+    /// its servers one): apt and dpkg run with it as their root.
+    pub package_root: Option<PathBuf>,
     /// How this store is emptied before its update (unset: `[upgrade] drain`).
     pub drain: Option<crate::config::Drain>,
     /// Capacity weight for placing new mailboxes (0: takes no new mailboxes).

@@ -97,6 +97,7 @@ name = {LDAP:?}
 roles = [\"directory\"]
 host = {qldap1}
 ssh = {ssh_ldap1}
+package_root = {pkg_ldap1}
 ports = {{ ldap = {ldap} }}
 pid_file = {slapd_pid}
 tls = {{ ca_file = {ca} }}
@@ -106,6 +107,7 @@ name = {LDAP_REPLICA:?}
 roles = [\"directory\"]
 host = {qldap2}
 ssh = {ssh_ldap2}
+package_root = {pkg_ldap2}
 ports = {{ ldap = {ldap_replica} }}
 replica_of = {LDAP:?}
 pid_file = {replica_pid}
@@ -132,6 +134,8 @@ tls = {{ ca_file = {ca} }}
         qldap2 = q(crate::layout::daemon_host(host, LDAP_REPLICA)),
         ssh_ldap1 = q(ssh_of(LDAP)),
         ssh_ldap2 = q(ssh_of(LDAP_REPLICA)),
+        pkg_ldap1 = q(layout.package_root(LDAP).display()),
+        pkg_ldap2 = q(layout.package_root(LDAP_REPLICA).display()),
         ldap = ports.ldap,
         slapd_pid = q(layout.slapd_pid().display()),
         ldap_replica = ports.ldap_replica,
@@ -145,6 +149,7 @@ name = {mta:?}
 roles = [\"mta\"]
 host = {qhost}
 ssh = {ssh}
+package_root = {pkg}
 ports = {{ smtp = {smtp}, submission = {submission} }}
 group = \"mta\"
 postfix_dir = {postfix}
@@ -159,6 +164,7 @@ mail_log = {mail_log}
             mail_log = q(layout.postfix_log(mta).display()),
             qhost = q(crate::layout::daemon_host(host, mta)),
             ssh = q(ssh_of(mta)),
+            pkg = q(layout.package_root(mta).display()),
             smtp = ports.smtp,
             submission = ports.submission,
             postfix = q(layout.postfix_conf_of(mta).display()),
@@ -176,6 +182,7 @@ name = {name:?}
 roles = [\"mailbox\"]
 host = {qhost}
 ssh = {ssh}
+package_root = {pkg}
 ports = {{ imap = {imap}, pop3 = {pop3}, lmtp = {lmtp}, imaps = {imaps}, pop3s = {pop3s}{doveadm} }}
 dovecot_config = {dovecot_conf}
 tls = {{ ca_file = {ca} }}
@@ -190,6 +197,7 @@ mail_log = {mail_log}
             mail_log = q(layout.log_dir().join(format!("{name}.log")).display()),
             qhost = q(crate::layout::daemon_host(host, name)),
             ssh = q(ssh_of(name)),
+            pkg = q(layout.package_root(name).display()),
             imap = p.imap,
             pop3 = p.pop3,
             lmtp = p.lmtp,
@@ -226,6 +234,7 @@ name = {proxy:?}
 roles = [\"proxy\"]
 host = {qhost}
 ssh = {ssh}
+package_root = {pkg}
 ports = {{ imap = {imap}, pop3 = {pop3} }}
 dovecot_config = {conf}
 passwd_file = {users}
@@ -235,6 +244,7 @@ mail_log = {log}
 ",
             qhost = q(crate::layout::daemon_host(host, proxy)),
             ssh = q(ssh_of(proxy)),
+            pkg = q(layout.package_root(proxy).display()),
             imap = ports.proxy.imap,
             pop3 = ports.proxy.pop3,
             conf = q(layout.dovecot_conf(proxy).display()),

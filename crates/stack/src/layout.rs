@@ -197,4 +197,12 @@ impl Layout {
     pub fn redis_pid(&self) -> PathBuf {
         self.redis().join("redis.pid")
     }
+    /// The local package repository every demo server reads (see [`crate::apt`]).
+    pub fn apt_repo(&self) -> PathBuf {
+        self.base.join("apt-repo")
+    }
+    /// A demo server's own package root.
+    pub fn package_root(&self, server: &str) -> PathBuf {
+        self.base.join(server).join("packages")
+    }
 }

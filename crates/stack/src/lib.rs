@@ -5,8 +5,10 @@
 //! Layout: [`lifecycle`] (up, down, status), one file per daemon ([`postfix`], [`dovecot`],
 //! [`slapd`], [`redis`]), [`demo`] (the demo accounts and the `mailfleet.toml` describing the
 //! stack), [`process`] (spawning and stopping by PID), [`install`] (Debian packages),
-//! [`testkit`] (a stack in a temp dir that stops on drop).
+//! [`testkit`] (a stack in a temp dir that stops on drop), [`apt`] (each server's package
+//! root and the local repository the upgrade tests fill).
 
+pub mod apt;
 pub mod certs;
 pub mod demo;
 pub mod dovecot;

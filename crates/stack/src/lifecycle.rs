@@ -257,6 +257,10 @@ fn prepare(layout: &Layout, info: &StackInfo) -> Result<(), StackError> {
             .arg(&layout.base),
     )?;
     check_searchable(&layout.base)?;
+    crate::apt::prepare_repo(&layout.apt_repo())?;
+    for (server, _) in crate::layout::SSH_SERVERS {
+        crate::apt::prepare_root(&layout.package_root(server), &layout.apt_repo())?;
+    }
     let json = serde_json::to_string_pretty(info).map_err(|e| StackError::State(e.to_string()))?;
     let path = layout.info_file();
     std::fs::write(&path, json).map_err(io_err(&path))?;

@@ -86,3 +86,24 @@ pub fn holds(config: &Config, format: crate::holds::Format) -> Holds {
         warning,
     }
 }
+
+/// `upgrade holds --check` on `servers` (empty: every server).
+pub async fn check(
+    config: &Config,
+    servers: &[String],
+) -> Result<Vec<crate::check::ServerCheck>, PlanError> {
+    if let Some(s) = servers
+        .iter()
+        .find(|s| config.fleet.server(s.as_str()).is_none())
+    {
+        return Err(PlanError::UnknownServer(s.clone()));
+    }
+    let chosen: Vec<&mailfleet_core::Server> = config
+        .fleet
+        .servers
+        .iter()
+        .filter(|s| servers.is_empty() || servers.contains(&s.name))
+        .collect();
+    let reach = mailfleet_remote::Reach::new();
+    Ok(crate::check::check(&reach, &chosen, &config.upgrade.managed).await)
+}

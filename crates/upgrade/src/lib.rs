@@ -6,8 +6,11 @@
 //! Layout: [`order`] (each server's place and why), [`window`] (when a maintenance window
 //! opens, in its time zone), [`plan`] (the steps with their gates and a timeline from an
 //! injected clock), [`holds`] (packages kept out of the OS's automatic updates),
-//! [`reboots`] (staggered automatic reboot times), [`command`] (the plan of a loaded config), [`error`].
+//! [`reboots`] (staggered automatic reboot times), [`apt`] (apt through a server's access),
+//! [`check`] (what would slip past the holds), [`command`] (the plan of a loaded config), [`error`].
 
+pub mod apt;
+pub mod check;
 pub mod command;
 pub mod error;
 pub mod holds;

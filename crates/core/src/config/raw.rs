@@ -212,6 +212,7 @@ pub(crate) struct RawServer {
     pub(crate) jump: Option<Vec<String>>,
     pub(crate) mail_log: Option<OneOrMore<PathBuf>>,
     pub(crate) canary: Option<bool>,
+    pub(crate) package_root: Option<PathBuf>,
     pub(crate) drain: Option<super::Drain>,
 }
 

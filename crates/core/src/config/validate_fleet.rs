@@ -190,6 +190,7 @@ fn server(
         ports,
         group: s.group,
         canary: s.canary.unwrap_or(false),
+        package_root: s.package_root.map(|r| resolve(base, &r)),
         drain: s.drain,
         weight: weight.clamp(0, 1000) as u32,
         maildir_root: s.maildir_root.map(|r| resolve(base, &r)),

@@ -45,6 +45,13 @@ pub(crate) enum UpgradeCmd {
         /// Whose syntax: unattended-upgrades (apt), dnf-automatic (dnf) or yum-cron (yum).
         #[arg(long, value_enum, default_value = "apt")]
         format: HoldFormat,
+        /// Instead, run the package manager's simulation on each server and report what would
+        /// slip past the holds (exit 1: a package depending on a held one would upgrade).
+        #[arg(long)]
+        check: bool,
+        /// With --check: only these servers.
+        #[arg(long, value_delimiter = ',')]
+        servers: Vec<String>,
     },
     /// Mark servers as to be upgraded: no move places a mailbox on them until unmarked.
     Mark {
@@ -79,7 +86,34 @@ pub(crate) async fn run(cmd: UpgradeCmd, ctx: &Context) -> anyhow::Result<ExitCo
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let UpgradeCmd::Holds { format } = cmd {
+    if let UpgradeCmd::Holds {
+        check: true,
+        servers,
+        ..
+    } = &cmd
+    {
+        let checked = mailfleet_upgrade::command::check(&config, servers)
+            .await
+            .map_err(|e| exit::Usage(e.to_string()))?;
+        if ctx.json {
+            print_json(&checked)?;
+        } else {
+            super::upgrade_print::checked(&checked);
+        }
+        let code = if checked.iter().any(|c| c.error.is_some()) {
+            3
+        } else if checked
+            .iter()
+            .flat_map(|c| &c.findings)
+            .any(|f| matches!(f, mailfleet_upgrade::check::Finding::DependsOnHeld { .. }))
+        {
+            1
+        } else {
+            0
+        };
+        return Ok(ExitCode::from(code));
+    }
+    if let UpgradeCmd::Holds { format, .. } = cmd {
         let holds = mailfleet_upgrade::command::holds(&config, format.into());
         if ctx.json {
             print_json(&holds)?;

@@ -85,3 +85,42 @@ pub(crate) fn holds(h: &Holds) {
         println!("warning: {w}");
     }
 }
+
+/// Per server: what would slip past the holds.
+pub(crate) fn checked(v: &[mailfleet_upgrade::check::ServerCheck]) {
+    use mailfleet_upgrade::check::Finding;
+    for c in v {
+        if let Some(e) = &c.error {
+            println!("{}: CHECK FAILED: {e}", c.server);
+            continue;
+        }
+        if c.findings.is_empty() {
+            println!("{}: {} updates, none past the holds", c.server, c.upgrades);
+        }
+        for f in &c.findings {
+            let v = |i: &mailfleet_upgrade::apt::Inst| {
+                format!(
+                    "{} {} -> {}",
+                    i.package,
+                    i.from.as_deref().unwrap_or("(new)"),
+                    i.to
+                )
+            };
+            match f {
+                Finding::Held { inst } => {
+                    println!(
+                        "{}: held, update waiting for upgrade run: {}",
+                        c.server,
+                        v(inst)
+                    )
+                }
+                Finding::DependsOnHeld { inst, held } => println!(
+                    "{}: WOULD STILL UPGRADE: {}, which depends on held {}",
+                    c.server,
+                    v(inst),
+                    held.join(", ")
+                ),
+            }
+        }
+    }
+}

@@ -49,4 +49,5 @@ mod report_reach;
 mod shift;
 mod shutdown;
 mod tls;
+mod upgrade_holds;
 mod upgrade_plan;
