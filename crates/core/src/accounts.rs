@@ -213,6 +213,23 @@ impl AccountBook {
         Ok(published)
     }
 
+    /// Locks or unlocks these accounts together (a store's upgrade with its mail queued),
+    /// publishing routing once; an unlock then flushes every MTA's queue.
+    pub async fn set_locked_all(
+        &self,
+        addresses: &[String],
+        locked: bool,
+    ) -> Result<Published, AccountError> {
+        for a in addresses {
+            self.dir.set_locked(&Address::parse(a)?, locked).await?;
+        }
+        let published = self.publish().await?;
+        if !locked {
+            crate::routing::flush(&self.reach, &self.fleet).await?;
+        }
+        Ok(published)
+    }
+
     /// Blocks sending, with a reason.
     pub async fn block_sending(
         &self,

@@ -21,6 +21,7 @@ mod report;
 mod restore;
 mod stats;
 mod upgrade;
+mod upgrade_hooks;
 mod upgrade_print;
 
 use std::path::{Path, PathBuf};

@@ -28,6 +28,9 @@ pub struct Request {
     pub from: Vec<String>,
     /// The target; without it each account goes where the weights and free space say.
     pub to: Option<String>,
+    /// Accounts a drain leaves where they are (a store's probe account, which lets the
+    /// monitor keep watching the emptied store).
+    pub keep: Vec<String>,
 }
 
 impl Request {
@@ -197,7 +200,10 @@ pub async fn plan(
             })
             .await
             .map_err(dir)?;
-        found.into_iter().for_each(&mut add);
+        found
+            .into_iter()
+            .filter(|a| !request.keep.contains(&a.address.to_string()))
+            .for_each(&mut add);
     }
     let draining: BTreeSet<&str> = request.from.iter().map(String::as_str).collect();
     if let Some(to) = &request.to

@@ -14,7 +14,8 @@ use crate::{Plan, PlanError, PlanInput};
 /// How long a backup status file may take to read.
 const STATUS_DEADLINE: Duration = Duration::from_secs(5);
 
-async fn last_good(path: &std::path::Path) -> Result<Option<DateTime<Utc>>, String> {
+/// A store's newest good backup from its status file (`None`: none yet).
+pub async fn last_good(path: &std::path::Path) -> Result<Option<DateTime<Utc>>, String> {
     let read = tokio::time::timeout(STATUS_DEADLINE, tokio::fs::read_to_string(path))
         .await
         .map_err(|_| format!("{}: no answer within 5 s", path.display()))?;

@@ -7,16 +7,21 @@
 //! opens, in its time zone), [`plan`] (the steps with their gates and a timeline from an
 //! injected clock), [`holds`] (packages kept out of the OS's automatic updates),
 //! [`reboots`] (staggered automatic reboot times), [`apt`] (apt through a server's access),
-//! [`check`] (what would slip past the holds), [`command`] (the plan of a loaded config), [`error`].
+//! [`check`] (what would slip past the holds), [`journal`] (every run's steps, persisted),
+//! [`run`] (a plan executed server by server), [`hooks`] (the gates, drains and backups its
+//! caller gives it), [`command`] (the plan of a loaded config), [`error`].
 
 pub mod apt;
 pub mod check;
 pub mod command;
 pub mod error;
 pub mod holds;
+pub mod hooks;
+pub mod journal;
 pub mod order;
 pub mod plan;
 pub mod reboots;
+pub mod run;
 pub mod window;
 
 pub use error::PlanError;

@@ -70,7 +70,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-fn mins(d: std::time::Duration) -> String {
+/// A duration as `1 h`, `10 min` or `30 s`.
+pub fn mins(d: std::time::Duration) -> String {
     let s = d.as_secs();
     match s {
         s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),

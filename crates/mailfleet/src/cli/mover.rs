@@ -187,6 +187,7 @@ pub(crate) async fn run(cmd: MoveCmd, ctx: &Context) -> anyhow::Result<ExitCode>
                 domains: s.domains,
                 from: s.from,
                 to: s.to,
+                keep: Vec::new(),
             };
             if let Some(problem) = request.problem() {
                 return Err(exit::Usage(problem.into()).into());

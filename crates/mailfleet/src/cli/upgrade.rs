@@ -39,6 +39,22 @@ pub(crate) enum UpgradeCmd {
         #[arg(long, value_delimiter = ',')]
         packages: Vec<String>,
     },
+    /// Run the plan: server by server, gates before and after, stores drained and backed up,
+    /// the package manager through each server's access; halts at a failed gate.
+    Run {
+        /// Only these servers (default: the whole fleet).
+        #[arg(long, value_delimiter = ',')]
+        servers: Vec<String>,
+        /// Only these packages (default: every update offered).
+        #[arg(long, value_delimiter = ',')]
+        packages: Vec<String>,
+    },
+    /// The latest run (or RUN): each server's phase, what it printed, where it halted.
+    Status { run: Option<i64> },
+    /// Continue the open run from its recorded phases (after a halt or a crash).
+    Resume,
+    /// Stop the open run after its current step.
+    Abort,
     /// Write the holds that keep the packages the fleet patches itself ([upgrade] managed) out
     /// of the OS's automatic updates, and each server's staggered automatic reboot time.
     Holds {
@@ -72,6 +88,9 @@ pub(crate) enum UpgradeCmd {
 
 pub(crate) async fn run(cmd: UpgradeCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
     let config = ctx.load()?;
+    if let Some(code) = run_cmd(&cmd, &config, ctx).await? {
+        return Ok(code);
+    }
     if let UpgradeCmd::Plan { servers, packages } = cmd {
         let plan = mailfleet_upgrade::command::plan(&config, servers, packages, chrono::Utc::now())
             .await
@@ -145,7 +164,7 @@ pub(crate) async fn run(cmd: UpgradeCmd, ctx: &Context) -> anyhow::Result<ExitCo
                 }
             }
         }
-        UpgradeCmd::Marks | UpgradeCmd::Plan { .. } | UpgradeCmd::Holds { .. } => {}
+        _ => {}
     }
     let all = marks.list()?;
     if ctx.json {
@@ -160,4 +179,64 @@ pub(crate) async fn run(cmd: UpgradeCmd, ctx: &Context) -> anyhow::Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `upgrade run|status|resume|abort`; `None` for the other subcommands.
+async fn run_cmd(
+    cmd: &UpgradeCmd,
+    config: &mailfleet_core::Config,
+    ctx: &Context,
+) -> anyhow::Result<Option<ExitCode>> {
+    use mailfleet_upgrade::journal::Journal;
+    use mailfleet_upgrade::run::{RunError, Runner};
+    let journal = Journal::open(&config.data_dir)?;
+    let reach = mailfleet_remote::Reach::new();
+    let hooks = super::upgrade_hooks::Wired { config };
+    let runner = Runner {
+        config,
+        reach: &reach,
+        journal: &journal,
+        hooks: &hooks,
+    };
+    let open = || -> anyhow::Result<i64> {
+        journal
+            .open_run()?
+            .ok_or_else(|| exit::Usage("no upgrade run is open".into()).into())
+    };
+    let result = match cmd {
+        UpgradeCmd::Run { servers, packages } => {
+            runner.start(servers.clone(), packages.clone()).await
+        }
+        UpgradeCmd::Resume => runner.drive(open()?).await,
+        UpgradeCmd::Abort => runner.abort(open()?).await,
+        UpgradeCmd::Status { run } => {
+            let id = match run.or(journal.latest()?) {
+                Some(id) => id,
+                None => {
+                    println!("no upgrade run yet");
+                    return Ok(Some(ExitCode::SUCCESS));
+                }
+            };
+            Ok(journal.get(id)?)
+        }
+        _ => return Ok(None),
+    };
+    let (record, code) = match result {
+        Ok(r) => (r, 0),
+        Err(RunError::Halted { id, server, why }) => {
+            eprintln!("mailfleet: upgrade run {id} HALTED at {server}: {why}");
+            (journal.get(id)?, 1)
+        }
+        Err(RunError::Plan(e @ mailfleet_upgrade::PlanError::UnknownServer(_))) => {
+            return Err(exit::Usage(e.to_string()).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if ctx.json {
+        print_json(&record)?;
+    } else {
+        super::upgrade_print::run(&record);
+    }
+    let code = if record.state == "halted" { 1 } else { code };
+    Ok(Some(ExitCode::from(code)))
 }

@@ -124,3 +124,22 @@ pub(crate) fn checked(v: &[mailfleet_upgrade::check::ServerCheck]) {
         }
     }
 }
+
+/// A run: its state, then each server's phase and the end of what it printed.
+pub(crate) fn run(r: &mailfleet_upgrade::journal::RunRecord) {
+    println!(
+        "upgrade run {}: {}{}",
+        r.id,
+        r.state,
+        r.reason
+            .as_deref()
+            .map(|w| format!(": {w}"))
+            .unwrap_or_default()
+    );
+    for s in &r.steps {
+        println!("{:>3}. {:<12} {}", s.n, s.server, s.phase.as_str());
+        if let Some(e) = &s.error {
+            println!("     HALTED: {e}");
+        }
+    }
+}

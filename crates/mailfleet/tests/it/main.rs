@@ -51,3 +51,4 @@ mod shutdown;
 mod tls;
 mod upgrade_holds;
 mod upgrade_plan;
+mod upgrade_run;

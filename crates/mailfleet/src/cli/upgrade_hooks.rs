@@ -1,0 +1,233 @@
+//! What `upgrade run` gets from the other capabilities: probe rounds for its gates, mailbox
+//! moves and account locks for drains, backups, and alarm mail. The wiring lives here because
+//! no capability crate depends on another; each hook is one call into a library.
+
+use mailfleet_core::config::Drain;
+use mailfleet_core::{AccountBook, Config};
+use mailfleet_move::Request;
+use mailfleet_probe::State;
+
+/// The hooks over a loaded config.
+pub(crate) struct Wired<'a> {
+    pub(crate) config: &'a Config,
+}
+
+impl Wired<'_> {
+    /// One probe round of the fleet's servers (not this machine), every check but momentary
+    /// business: a CPU, load or I/O peak is no reason to hold a security update, a full disk
+    /// is. Each CRITICAL or UNKNOWN outcome as (`SERVER CHECK`, a line saying it).
+    async fn failing(&self, skip: &[String]) -> Result<Vec<(String, String)>, String> {
+        let rounds = mailfleet_probe::plan::Rounds {
+            servers: self
+                .config
+                .fleet
+                .servers
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
+            repeat: 1,
+            n: 1,
+            resources: true,
+            checks: Vec::new(),
+        };
+        let (outcomes, _) = mailfleet_probe::plan::rounds(self.config, &rounds)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(outcomes
+            .iter()
+            .filter(|o| matches!(o.state, State::Critical | State::Unknown))
+            .filter(|o| !(o.check == "cpu" || o.check == "load" || o.check.starts_with("io:")))
+            .map(|o| (format!("{} {}", o.server, o.check), o))
+            .filter(|(key, _)| !skip.contains(key))
+            .map(|(key, o)| {
+                let line = format!("{key} {:?}: {}", o.state, o.message);
+                (key, line)
+            })
+            .collect())
+    }
+
+    fn probe_account(&self, store: &str) -> Option<String> {
+        self.config
+            .fleet
+            .server(store)
+            .and_then(|s| s.probe_account.as_ref())
+            .map(ToString::to_string)
+    }
+
+    /// Every account on `store` but its probe account.
+    async fn users(&self, book: &AccountBook, store: &str) -> Result<Vec<String>, String> {
+        let keep = self.probe_account(store);
+        let all = book
+            .list(&mailfleet_core::directory::Filter {
+                domain: None,
+                server: Some(store.to_string()),
+                locked: false,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(all
+            .into_iter()
+            .map(|a| a.address.to_string())
+            .filter(|a| Some(a) != keep.as_ref())
+            .collect())
+    }
+
+    async fn moved(&self, request: Request, what: &str) -> Result<String, String> {
+        let started = mailfleet_move::command::start(
+            self.config,
+            &request,
+            what,
+            false,
+            &mailfleet_move::command::Overrides::default(),
+            &mailfleet_move::Quiet,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if !started.plan.refused.is_empty() {
+            let why: Vec<String> = started
+                .plan
+                .refused
+                .iter()
+                .map(|(a, w)| format!("{a}: {w}"))
+                .collect();
+            return Err(format!("{what} refused: {}", why.join("; ")));
+        }
+        let report = started.report.unwrap_or(mailfleet_move::BatchReport {
+            moves: Vec::new(),
+            stopped: None,
+        });
+        if report.failed() > 0 || report.stopped.is_some() {
+            return Err(format!(
+                "{what}: {} of {} moves failed{}",
+                report.failed(),
+                report.moves.len(),
+                report
+                    .stopped
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default()
+            ));
+        }
+        Ok(format!("{what}: {} accounts moved", report.moves.len()))
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl mailfleet_upgrade::hooks::Hooks for Wired<'_> {
+    async fn fleet_ok(&self, skip: &[String]) -> Result<(), String> {
+        let first = self.failing(skip).await?;
+        if first.is_empty() {
+            return Ok(());
+        }
+        // Confirmed by a second round, as the monitor confirms its alarms: one slow login
+        // (a POP3 lock still held by the previous round) is no reason to halt an upgrade.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let again = self.failing(skip).await?;
+        let confirmed: Vec<String> = again
+            .into_iter()
+            .filter(|(key, _)| first.iter().any(|(k, _)| k == key))
+            .map(|(_, line)| line)
+            .collect();
+        if confirmed.is_empty() {
+            Ok(())
+        } else {
+            Err(confirmed.join("; "))
+        }
+    }
+
+    async fn drain(&self, store: &str, how: Drain) -> Result<String, String> {
+        match how {
+            Drain::Move => {
+                let request = Request {
+                    from: vec![store.to_string()],
+                    keep: self.probe_account(store).into_iter().collect(),
+                    ..Request::default()
+                };
+                self.moved(request, &format!("move drain {store}")).await
+            }
+            Drain::Queue => {
+                let book = AccountBook::open(self.config)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let users = self.users(&book, store).await?;
+                book.set_locked_all(&users, true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "{} accounts locked: their mail waits in the MTAs' queues",
+                    users.len()
+                ))
+            }
+        }
+    }
+
+    async fn undrain(&self, store: &str, how: Drain) -> Result<String, String> {
+        match how {
+            Drain::Move => {
+                let request = mailfleet_move::command::back_request(self.config, store)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if request.accounts.is_empty() {
+                    return Ok("nothing to move back".into());
+                }
+                self.moved(request, &format!("move back {store}")).await
+            }
+            Drain::Queue => {
+                let book = AccountBook::open(self.config)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let locked: Vec<String> = book
+                    .list(&mailfleet_core::directory::Filter {
+                        domain: None,
+                        server: Some(store.to_string()),
+                        locked: true,
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|a| a.address.to_string())
+                    .collect();
+                book.set_locked_all(&locked, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "{} accounts unlocked, the MTAs' queues flushed",
+                    locked.len()
+                ))
+            }
+        }
+    }
+
+    async fn backup(&self, store: &str) -> Result<String, String> {
+        let options = mailfleet_backup::command::job::RunOptions {
+            servers: vec![store.to_string()],
+            accounts: Vec::new(),
+        };
+        let ended = if self.config.backup.run_on_stores {
+            let runs = mailfleet_backup::command::on_store::run(self.config, &options, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            match runs.into_iter().find(|r| r.ended.error().is_some()) {
+                Some(bad) => return Err(bad.ended.error().unwrap_or("failed").to_string()),
+                None => return Ok("backed up on the store".into()),
+            }
+        } else {
+            mailfleet_backup::command::job::run(self.config, &options, None)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        match ended.error() {
+            None => Ok("backed up".into()),
+            Some(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn alarm(&self, subject: &str, body: &str) {
+        tracing::warn!("{subject}");
+        let notifier = mailfleet_notify::Notifier::new(self.config);
+        for to in &self.config.monitor.notify_email {
+            if let Err(e) = notifier.mail(&to.to_string(), subject, body).await {
+                tracing::warn!("upgrade notice to {to} not sent: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! `upgrade run` on the demo fleet, every server reached through its access and each with its
+//! own package root: mf-tools 1.0 installed everywhere, 1.1 published to the local repository.
+//! The run upgrades every server in the planned order (store1 drained by moving its mailboxes
+//! away and back, store2 by queueing its mail), with its gates before and after. A second run
+//! to 1.2 halts when an account is left locked mid-run (the gate's probe round is CRITICAL):
+//! the servers after the halt keep 1.1; once unlocked, `upgrade resume` finishes.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mailfleet_stack::apt::{Package, build, index};
+use serde_json::Value;
+
+use crate::common::{mailfleet, mailfleet_json, mailfleet_ok};
+
+const ORDER: [&str; 7] = ["ldap1", "ldap2", "mx1", "mx2", "proxy1", "store1", "store2"];
+
+fn publish(repo: &std::path::Path, version: &str) {
+    build(
+        repo,
+        &Package {
+            name: "mf-tools",
+            version,
+            depends: None,
+            files: vec![("usr/share/mf-tools/version", format!("{version}\n"))],
+        },
+    )
+    .unwrap();
+    index(repo).unwrap();
+}
+
+/// mf-tools' version in each server's package root.
+fn versions(config: &mailfleet_core::Config) -> Vec<(String, String)> {
+    ORDER
+        .iter()
+        .map(|s| {
+            let root = config
+                .fleet
+                .server(s)
+                .unwrap()
+                .package_root
+                .clone()
+                .unwrap();
+            let out = Command::new("dpkg-query")
+                .arg(format!("--admindir={}/var/lib/dpkg", root.display()))
+                .args(["-W", "-f", "${Version}", "mf-tools"])
+                .output()
+                .unwrap();
+            (
+                s.to_string(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn order(run: &Value) -> Vec<String> {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["server"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fleet_is_upgraded_in_order_and_a_failed_gate_halts_it() {
+    let stack = crate::common::backed_up_stack().await;
+    let config = stack.config().unwrap();
+    let repo = stack.base().join("apt-repo");
+    publish(&repo, "1.0");
+    for s in ORDER {
+        let server = config.fleet.server(s).unwrap();
+        for args in [
+            vec!["-q", "update"],
+            vec!["-q", "-y", "install", "mf-tools"],
+        ] {
+            let argv = mailfleet_upgrade::apt::argv(server, "apt-get", &args);
+            let out = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+            assert!(out.status.success(), "{argv:?}: {out:?}");
+        }
+    }
+    publish(&repo, "1.1");
+    // Short soaks, no spacing: the timeline itself is tested with an injected clock.
+    let text = std::fs::read_to_string(stack.config_path())
+        .unwrap()
+        .replacen(
+            "name = \"store2\"\n",
+            "name = \"store2\"\ndrain = \"queue\"\n",
+            1,
+        )
+        + "\n[upgrade]\nsoak = \"1s\"\ncanary_soak = \"0s\"\nspacing = { directory = \"0s\" }\n";
+    let path = stack.config_path().with_file_name("upgrade.toml");
+    std::fs::write(&path, text).unwrap();
+    let c = path.to_str().unwrap();
+    let on_store1 = |c: &str| {
+        let mut v: Vec<String> = mailfleet_json(c, &["accounts", "list", "--server", "store1"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["address"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = on_store1(c);
+    assert!(before.len() > 1, "{before:?}");
+
+    let run = mailfleet_json(c, &["upgrade", "run", "--packages", "mf-tools"]);
+    assert_eq!(run["state"], "done", "{run:#}");
+    assert_eq!(order(&run), ORDER);
+    for s in run["steps"].as_array().unwrap() {
+        assert_eq!(s["phase"], "done", "{s:#}");
+        let out = s["output"].as_str().unwrap();
+        assert!(out.contains("gate before: every probe OK"), "{out}");
+        assert!(out.contains("gate after: every probe OK for 1 s"), "{out}");
+        assert!(out.contains("install --only-upgrade mf-tools"), "{out}");
+    }
+    let out = |n: usize| run["steps"][n]["output"].as_str().unwrap().to_string();
+    assert!(
+        out(5).contains("drained: move drain store1: "),
+        "{}",
+        out(5)
+    );
+    assert!(
+        out(5).contains("undrained: move back store1: "),
+        "{}",
+        out(5)
+    );
+    assert!(
+        out(6).contains("accounts locked: their mail waits"),
+        "{}",
+        out(6)
+    );
+    assert!(out(6).contains("backup after: backed up"), "{}", out(6));
+    for (s, v) in versions(&config) {
+        assert_eq!(v, "1.1", "{s}");
+    }
+    // store1's accounts are back, nobody is left locked, no server is marked.
+    assert_eq!(on_store1(c), before);
+    let locked = mailfleet_json(c, &["accounts", "list", "--locked"]);
+    assert_eq!(locked, serde_json::json!([]));
+    assert_eq!(
+        mailfleet_json(c, &["upgrade", "marks"]),
+        serde_json::json!([])
+    );
+
+    // 1.2, and an account left locked once the MTAs are done: the run halts.
+    publish(&repo, "1.2");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailfleet"))
+        .args([
+            "--config",
+            c,
+            "--json",
+            "upgrade",
+            "run",
+            "--packages",
+            "mf-tools",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let s = mailfleet_json(c, &["upgrade", "status"]);
+        if s["id"] != run["id"] && s["steps"][3]["phase"] == "done" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "mx2 never finished: {s:#}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended early: {s:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    mailfleet_ok(&path, &["accounts", "lock", "alice@example.com"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let halted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(halted["state"], "halted", "{halted:#}");
+    let reason = halted["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("alice@example.com") || reason.contains("locked"),
+        "{reason}"
+    );
+    let stopped_at = halted["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|s| s["phase"] != "done")
+        .unwrap();
+    assert!(stopped_at >= 4, "{halted:#}");
+    let v = versions(&config);
+    for (i, (s, version)) in v.iter().enumerate() {
+        if i < 4 {
+            assert_eq!(version, "1.2", "{s}");
+        } else if i > stopped_at {
+            assert_eq!(version, "1.1", "{s} was touched after the halt");
+        }
+    }
+    let status = mailfleet(&["--config", c, "upgrade", "status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("HALTED"),
+        "{status:?}"
+    );
+    mailfleet_ok(&path, &["accounts", "unlock", "alice@example.com"]);
+    let resumed = mailfleet_json(c, &["upgrade", "resume"]);
+    assert_eq!(resumed["state"], "done", "{resumed:#}");
+    for (s, version) in versions(&config) {
+        assert_eq!(version, "1.2", "{s}");
+    }
+}

@@ -1,0 +1,23 @@
+//! What an upgrade run needs from the other capabilities, given to it by its caller (the
+//! binary, or the daemon): probe rounds for the gates, mailbox moves for draining a store,
+//! backups around a store's update, and alarms. The upgrade crate itself depends on none of
+//! them.
+
+use mailfleet_core::config::Drain;
+
+/// The other capabilities, as an upgrade run uses them (its futures need not be `Send`: a
+/// run drives one step at a time on its own task).
+#[async_trait::async_trait(?Send)]
+pub trait Hooks: Send + Sync {
+    /// One probe round of the whole fleet: `Err` names every CRITICAL or UNKNOWN outcome
+    /// (outcomes named `SERVER CHECK` in `skip` left out).
+    async fn fleet_ok(&self, skip: &[String]) -> Result<(), String>;
+    /// Empties `store` before its update; what it did.
+    async fn drain(&self, store: &str, how: Drain) -> Result<String, String>;
+    /// Gives `store` back what its drain took; what it did.
+    async fn undrain(&self, store: &str, how: Drain) -> Result<String, String>;
+    /// Backs `store` up now; what it did.
+    async fn backup(&self, store: &str) -> Result<String, String>;
+    /// Tells the admins (a halted run, a finished one).
+    async fn alarm(&self, subject: &str, body: &str);
+}
