@@ -208,9 +208,27 @@ impl AccountBook {
             .await?;
         let published = self.publish().await?;
         if !locked {
-            crate::routing::flush(&self.reach, &self.fleet).await?;
+            self.flush(&[address.to_string()]).await?;
         }
         Ok(published)
+    }
+
+    /// Delivers now what the MTAs queued for these accounts, leaving alone every message with
+    /// a recipient still locked.
+    async fn flush(&self, unlocked: &[String]) -> Result<(), AccountError> {
+        let still: std::collections::BTreeSet<String> = self
+            .dir
+            .list(&Filter {
+                domain: None,
+                server: None,
+                locked: true,
+            })
+            .await?
+            .into_iter()
+            .map(|a| a.address.to_string())
+            .collect();
+        crate::routing::flush(&self.reach, &self.fleet, unlocked, &still).await?;
+        Ok(())
     }
 
     /// Locks or unlocks these accounts together (a store's upgrade with its mail queued),
@@ -225,7 +243,7 @@ impl AccountBook {
         }
         let published = self.publish().await?;
         if !locked {
-            crate::routing::flush(&self.reach, &self.fleet).await?;
+            self.flush(addresses).await?;
         }
         Ok(published)
     }

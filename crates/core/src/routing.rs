@@ -50,6 +50,9 @@ pub enum RoutingError {
     /// Some servers could not be published to (the others were).
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Servers(Vec<RemoteError>),
+    /// Some MTAs' queues could not be read or scheduled (the others were).
+    #[error("flushing the queues: {}", .0.join("; "))]
+    Flush(Vec<String>),
 }
 
 /// What publishing changed.
@@ -174,23 +177,47 @@ async fn publish_to(
     Ok((changed, reloaded))
 }
 
-/// Asks every MTA's Postfix to deliver its deferred mail now (`postqueue -f`), through each
-/// one's access: after an unlock, the mail that waited goes at once. Every MTA is tried.
-pub async fn flush(reach: &Reach, fleet: &Fleet) -> Result<Vec<String>, RoutingError> {
+/// Asks every MTA's Postfix to deliver now the queued mail of the `unlocked` accounts, through
+/// each one's access: after an unlock, the mail that waited goes at once. Only their messages
+/// are scheduled (`postqueue -i`, one queue ID at a time), and none with a recipient in
+/// `still_locked`: a whole-queue flush (`postqueue -f`) would also push the mail of accounts
+/// still locked through the locked transport into their old store, in the middle of their
+/// move. Every MTA is tried; the names of those flushed.
+pub async fn flush(
+    reach: &Reach,
+    fleet: &Fleet,
+    unlocked: &[String],
+    still_locked: &BTreeSet<String>,
+) -> Result<Vec<String>, RoutingError> {
+    let wanted: BTreeSet<String> = unlocked.iter().map(|a| a.to_ascii_lowercase()).collect();
+    let locked: BTreeSet<String> = still_locked
+        .iter()
+        .map(|a| a.to_ascii_lowercase())
+        .collect();
     let mtas: Vec<&Server> = fleet
         .with_role(Role::Mta)
         .filter(|s| s.postfix_dir.is_some())
         .collect();
-    let runs = mtas.iter().map(|s| async move {
-        let dir = s
-            .postfix_dir
-            .as_ref()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default();
-        reach
-            .check(&s.name, &s.access, &step(["postqueue", "-c", &dir, "-f"]))
-            .await
-            .map(|_| s.name.clone())
+    let runs = mtas.iter().map(|s| {
+        let (wanted, locked) = (&wanted, &locked);
+        async move {
+            let pf =
+                crate::postfix::Postfix::new(reach, &s.name, &s.access, s.postfix_dir.as_deref());
+            let queue = pf.queue(STEP_DEADLINE).await.map_err(|e| e.to_string())?;
+            for m in queue.iter().filter(|m| m.queue_name == "deferred") {
+                let to: Vec<String> = m
+                    .recipients
+                    .iter()
+                    .map(|r| r.address.to_ascii_lowercase())
+                    .collect();
+                if to.iter().any(|a| wanted.contains(a)) && !to.iter().any(|a| locked.contains(a)) {
+                    pf.run("postqueue", &["-i", &m.queue_id], STEP_DEADLINE)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Ok::<_, String>(s.name.clone())
+        }
     });
     let mut flushed = Vec::new();
     let mut failed = Vec::new();
@@ -203,7 +230,7 @@ pub async fn flush(reach: &Reach, fleet: &Fleet) -> Result<Vec<String>, RoutingE
     if failed.is_empty() {
         Ok(flushed)
     } else {
-        Err(RoutingError::Servers(failed))
+        Err(RoutingError::Flush(failed))
     }
 }
 

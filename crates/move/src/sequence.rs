@@ -321,26 +321,40 @@ impl<'a> Mover<'a> {
                     kick(self.reach, source, &address, opts.deadline).await?;
                     self.journal.set_phase(e.id, Phase::Final)?;
                     // The last pass: nothing changes now; one that still says "again" runs
-                    // again.
-                    for _ in 0..4 {
-                        let p = self.pass(&mut e, source, target, &address).await?;
-                        if !p.again {
-                            break;
+                    // again. A delivery an MTA began before the lock may still land on the
+                    // source after it: the verify then finds the source ahead, and another
+                    // pass copies it (a copy that stays different fails the move).
+                    let mut tries = 0;
+                    let (src, dst) = loop {
+                        for _ in 0..4 {
+                            let p = self.pass(&mut e, source, target, &address).await?;
+                            if !p.again {
+                                break;
+                            }
                         }
-                    }
-                    durable(self.reach, target, &address, opts.deadline).await?;
-                    // Both sides at once: this is lock time.
-                    let (src, dst) = tokio::try_join!(
-                        folders(self.reach, source, &address, opts.deadline),
-                        folders(self.reach, target, &address, opts.deadline),
-                    )?;
-                    let diff = compare(&src, &dst);
-                    if !diff.is_empty() {
-                        return Err(MoveError::Verify {
-                            address: address.to_string(),
-                            differences: diff,
-                        });
-                    }
+                        durable(self.reach, target, &address, opts.deadline).await?;
+                        // Both sides at once: this is lock time.
+                        let (src, dst) = tokio::try_join!(
+                            folders(self.reach, source, &address, opts.deadline),
+                            folders(self.reach, target, &address, opts.deadline),
+                        )?;
+                        let diff = compare(&src, &dst);
+                        if diff.is_empty() {
+                            break (src, dst);
+                        }
+                        tries += 1;
+                        if tries >= 3 {
+                            return Err(MoveError::Verify {
+                                address: address.to_string(),
+                                differences: diff,
+                            });
+                        }
+                        tracing::info!(
+                            "{address}: the copy differs after the last pass ({}): copying again",
+                            diff.join("; ")
+                        );
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    };
                     verified = Some(dst);
                     self.journal.verified(e.id, &crate::verify::digest(&src))?;
                 }

@@ -97,14 +97,20 @@ impl Wired<'_> {
             stopped: None,
         });
         if report.failed() > 0 || report.stopped.is_some() {
+            let errors: Vec<String> = report
+                .moves
+                .iter()
+                .filter_map(|m| m.error.as_ref().map(|e| format!("{}: {e}", m.address)))
+                .collect();
             return Err(format!(
-                "{what}: {} of {} moves failed{}",
+                "{what}: {} of {} moves failed{}: {}",
                 report.failed(),
                 report.moves.len(),
                 report
                     .stopped
                     .map(|s| format!(" ({s})"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                errors.join("; ")
             ));
         }
         Ok(format!("{what}: {} accounts moved", report.moves.len()))

@@ -2,6 +2,8 @@
 //! for her through either MTA is accepted and waits in that MTA's queue (never refused at
 //! RCPT, never bounced) and her IMAP login is refused with the reason; the unlock flushes both
 //! queues, so the mail is in her mailbox at once, not at Postfix's next retry minutes later.
+//! Her unlock delivers only her mail: erin, locked too, keeps hers queued until her own unlock
+//! (a whole-queue flush would push it into erin's old store in the middle of her move).
 
 use std::time::Duration;
 
@@ -22,7 +24,17 @@ async fn a_locked_account_waits_in_both_queues_and_the_unlock_delivers_at_once()
     let config = stack.config().unwrap();
     let path = stack.config_path();
     mailfleet_ok(&path, &["accounts", "lock", "alice@example.com"]);
+    mailfleet_ok(&path, &["accounts", "lock", "erin@example.com"]);
     let tag = unique_tag("locked");
+    let mx1 = config.fleet.server("mx1").unwrap();
+    send_via(
+        &mx1.host,
+        mx1.ports.smtp.unwrap(),
+        "bob@example.com",
+        "erin@example.com",
+        &format!("{tag} for erin"),
+    )
+    .await;
     for mta in ["mx1", "mx2"] {
         let mx = config.fleet.server(mta).unwrap();
         // Accepted: send_via fails the test on any refusal.
@@ -38,7 +50,13 @@ async fn a_locked_account_waits_in_both_queues_and_the_unlock_delivers_at_once()
     let imap = stack.info.ports.stores[0].imap;
     for mta in ["mx1", "mx2"] {
         let end = std::time::Instant::now() + Duration::from_secs(30);
-        while !queue(&stack, mta).iter().any(|(q, _)| q == "deferred") {
+        let want = if mta == "mx1" { 2 } else { 1 };
+        while queue(&stack, mta)
+            .iter()
+            .filter(|(q, _)| q == "deferred")
+            .count()
+            < want
+        {
             assert!(
                 std::time::Instant::now() < end,
                 "{mta} never deferred the mail: {:?}",
@@ -64,11 +82,28 @@ async fn a_locked_account_waits_in_both_queues_and_the_unlock_delivers_at_once()
         )
         .await;
         assert_eq!(got.len(), 1, "the mail via {mta} after the unlock");
+    }
+    assert!(
+        queue(&stack, "mx2").is_empty(),
+        "{:?}",
+        queue(&stack, "mx2")
+    );
+    // erin's mail was left alone by alice's unlock: still queued, a while later too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let left = queue(&stack, "mx1");
+    assert_eq!(
+        left.len(),
+        1,
+        "erin's mail left mx1 while she is locked: {left:?}"
+    );
+    mailfleet_ok(&path, &["accounts", "unlock", "erin@example.com"]);
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while !queue(&stack, "mx1").is_empty() {
         assert!(
-            queue(&stack, mta).is_empty(),
-            "{mta}: {:?}",
-            queue(&stack, mta)
+            std::time::Instant::now() < end,
+            "erin's unlock did not deliver her mail"
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let log = std::fs::read_to_string(stack.base().join("log/postfix.log")).unwrap();
     assert!(!log.contains("status=bounced"), "nothing bounced");

@@ -1,7 +1,9 @@
 //! `upgrade run` on the demo fleet, every server reached through its access and each with its
 //! own package root: mf-tools 1.0 installed everywhere, 1.1 published to the local repository.
 //! The run upgrades every server in the planned order (store1 drained by moving its mailboxes
-//! away and back, store2 by queueing its mail), with its gates before and after. A second run
+//! away and back, store2 by queueing its mail), with its gates before and after, while a mail
+//! a second goes through mx1 and mx2 by turns to alice (store1) and erin (store2): each arrives
+//! exactly once, nothing bounces. A second run
 //! to 1.2 halts when an account is left locked mid-run (the gate's probe round is CRITICAL):
 //! the servers after the halt keep 1.1; once unlocked, `upgrade resume` finishes.
 
@@ -106,7 +108,46 @@ async fn the_fleet_is_upgraded_in_order_and_a_failed_gate_halts_it() {
     let before = on_store1(c);
     assert!(before.len() > 1, "{before:?}");
 
+    // Mail throughout the run, through both MTAs to both stores.
+    let (mx1, mx2) = (
+        config.fleet.server("mx1").unwrap(),
+        config.fleet.server("mx2").unwrap(),
+    );
+    let mtas = [
+        (mx1.host.clone(), mx1.ports.smtp.unwrap()),
+        (mx2.host.clone(), mx2.ports.smtp.unwrap()),
+    ];
+    let tag = crate::common::unique_tag("during");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let (stop, tag, mtas) = (stop.clone(), tag.clone(), mtas.clone());
+        tokio::spawn(async move {
+            let mut sent = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let to = if i % 2 == 0 {
+                    "alice@example.com"
+                } else {
+                    "erin@example.com"
+                };
+                let (host, port) = &mtas[(i / 2) % 2];
+                let subject = format!("{tag} {i}");
+                crate::common::send_via(host, *port, "bob@example.com", to, &subject).await;
+                sent.push((to, subject));
+                i += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            sent
+        })
+    };
     let run = mailfleet_json(c, &["upgrade", "run", "--packages", "mf-tools"]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sent = sender.await.unwrap();
+    assert!(
+        sent.len() >= 10,
+        "only {} mails sent during the run",
+        sent.len()
+    );
     assert_eq!(run["state"], "done", "{run:#}");
     assert_eq!(order(&run), ORDER);
     for s in run["steps"].as_array().unwrap() {
@@ -144,6 +185,34 @@ async fn the_fleet_is_upgraded_in_order_and_a_failed_gate_halts_it() {
         mailfleet_json(c, &["upgrade", "marks"]),
         serde_json::json!([])
     );
+    // Every mail sent during the run arrived once, where its account lives.
+    let stores = [
+        ("alice@example.com", stack.info.ports.stores[0].imap),
+        ("erin@example.com", stack.info.ports.stores[1].imap),
+    ];
+    for (user, port) in stores {
+        let want = sent.iter().filter(|(to, _)| *to == user).count();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut got = crate::common::imap_find(port, user, &tag).await;
+        while got.len() < want && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            got = crate::common::imap_find(port, user, &tag).await;
+        }
+        for (to, subject) in sent.iter().filter(|(to, _)| *to == user) {
+            let n = got
+                .iter()
+                .filter(|m| String::from_utf8_lossy(m).contains(&format!("Subject: {subject}\r\n")))
+                .count();
+            assert_eq!(n, 1, "{to}: {subject} arrived {n} times");
+        }
+    }
+    let bounces = crate::common::imap_find(
+        stack.info.ports.stores[0].imap,
+        "bob@example.com",
+        "Undelivered",
+    )
+    .await;
+    assert!(bounces.is_empty(), "something bounced");
 
     // 1.2, and an account left locked once the MTAs are done: the run halts.
     publish(&repo, "1.2");
