@@ -28,6 +28,17 @@ pub fn argv(server: &Server, tool: &str, args: &[&str]) -> Vec<String> {
     v
 }
 
+/// `dpkg` with `args`, as it runs on `server` (in its package root, if it has one).
+pub fn dpkg_argv(server: &Server, args: &[&str]) -> Vec<String> {
+    let mut v = vec!["dpkg".to_string()];
+    if let Some(root) = &server.package_root {
+        v.push(format!("--root={}", root.display()));
+        v.push("--force-not-root".into());
+    }
+    v.extend(args.iter().map(|a| (*a).to_string()));
+    v
+}
+
 /// A package a simulated upgrade would install.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Inst {

@@ -349,6 +349,9 @@ impl Runner<'_> {
         let mut install: Vec<&str> = vec![
             "-q",
             "-y",
+            // A killed run's package manager may still hold the lock for a while.
+            "-o",
+            "DPkg::Lock::Timeout=300",
             "-o",
             "Dpkg::Options::=--force-confdef",
             "-o",
@@ -361,9 +364,18 @@ impl Runner<'_> {
             install.extend(packages.iter().map(String::as_str));
         }
         let mut text = String::new();
-        for args in [vec!["-q", "update"], install] {
+        // A run killed during an update leaves packages unpacked but not configured: dpkg
+        // finishes them first (nothing to do otherwise).
+        let configure = crate::apt::dpkg_argv(server, &["--configure", "-a"]);
+        let update = crate::apt::argv(
+            server,
+            "apt-get",
+            &["-q", "-o", "DPkg::Lock::Timeout=300", "update"],
+        );
+        let install = crate::apt::argv(server, "apt-get", &install);
+        for step in [configure, update, install] {
             let mut argv = vec!["env".to_string(), "DEBIAN_FRONTEND=noninteractive".into()];
-            argv.extend(crate::apt::argv(server, "apt-get", &args));
+            argv.extend(step);
             let cmd = Cmd::new(argv).deadline(UPDATE_DEADLINE);
             let o = self
                 .reach

@@ -51,4 +51,5 @@ mod shutdown;
 mod tls;
 mod upgrade_holds;
 mod upgrade_plan;
+mod upgrade_resume;
 mod upgrade_run;

@@ -15,9 +15,10 @@ use serde_json::Value;
 
 use crate::common::{mailfleet, mailfleet_json, mailfleet_ok};
 
-const ORDER: [&str; 7] = ["ldap1", "ldap2", "mx1", "mx2", "proxy1", "store1", "store2"];
+pub(crate) const ORDER: [&str; 7] = ["ldap1", "ldap2", "mx1", "mx2", "proxy1", "store1", "store2"];
 
-fn publish(repo: &std::path::Path, version: &str) {
+/// Builds mf-tools `version` into the demo's repository and indexes it.
+pub(crate) fn publish(repo: &std::path::Path, version: &str) {
     build(
         repo,
         &Package {
@@ -32,7 +33,7 @@ fn publish(repo: &std::path::Path, version: &str) {
 }
 
 /// mf-tools' version in each server's package root.
-fn versions(config: &mailfleet_core::Config) -> Vec<(String, String)> {
+pub(crate) fn versions(config: &mailfleet_core::Config) -> Vec<(String, String)> {
     ORDER
         .iter()
         .map(|s| {
@@ -65,10 +66,12 @@ fn order(run: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_fleet_is_upgraded_in_order_and_a_failed_gate_halts_it() {
-    let stack = crate::common::backed_up_stack().await;
-    let config = stack.config().unwrap();
+/// mf-tools 1.0 installed on every server, 1.1 published; a config with short soaks and no
+/// spacing (the timeline itself is tested with an injected clock), store2 drained by queueing.
+pub(crate) fn prepare(
+    stack: &mailfleet_stack::TestStack,
+    config: &mailfleet_core::Config,
+) -> std::path::PathBuf {
     let repo = stack.base().join("apt-repo");
     publish(&repo, "1.0");
     for s in ORDER {
@@ -83,7 +86,6 @@ async fn the_fleet_is_upgraded_in_order_and_a_failed_gate_halts_it() {
         }
     }
     publish(&repo, "1.1");
-    // Short soaks, no spacing: the timeline itself is tested with an injected clock.
     let text = std::fs::read_to_string(stack.config_path())
         .unwrap()
         .replacen(
@@ -94,6 +96,15 @@ async fn the_fleet_is_upgraded_in_order_and_a_failed_gate_halts_it() {
         + "\n[upgrade]\nsoak = \"1s\"\ncanary_soak = \"0s\"\nspacing = { directory = \"0s\" }\n";
     let path = stack.config_path().with_file_name("upgrade.toml");
     std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fleet_is_upgraded_in_order_and_a_failed_gate_halts_it() {
+    let stack = crate::common::backed_up_stack().await;
+    let config = stack.config().unwrap();
+    let repo = stack.base().join("apt-repo");
+    let path = prepare(&stack, &config);
     let c = path.to_str().unwrap();
     let on_store1 = |c: &str| {
         let mut v: Vec<String> = mailfleet_json(c, &["accounts", "list", "--server", "store1"])

@@ -1,0 +1,87 @@
+//! `upgrade run` killed with SIGKILL at random moments, then `upgrade resume`: each time the
+//! run ends done, every server at the new version, each upgraded exactly once (dpkg's own log
+//! in its package root has one `upgrade` of mf-tools to that version), and every server's step
+//! passed its gates before and after (none skipped by the resume).
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::mailfleet_json;
+use crate::upgrade_run::{ORDER, prepare, publish, versions};
+
+/// How many times dpkg upgraded mf-tools to `version` on `server`.
+fn upgrades(config: &mailfleet_core::Config, server: &str, version: &str) -> usize {
+    let root = config
+        .fleet
+        .server(server)
+        .unwrap()
+        .package_root
+        .clone()
+        .unwrap();
+    std::fs::read_to_string(root.join("var/log/dpkg.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(" upgrade mf-tools:all ") && l.ends_with(&format!(" {version}")))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_anywhere_resumes_without_upgrading_twice_or_skipping_a_gate() {
+    let stack = crate::common::backed_up_stack().await;
+    let config = stack.config().unwrap();
+    let path = prepare(&stack, &config);
+    let c = path.to_str().unwrap();
+    let repo = stack.base().join("apt-repo");
+    // A run takes some 30-60 s here: kill it early, in the middle, and late.
+    let seed = std::process::id() as u64;
+    for (round, version) in ["1.1", "1.2", "1.3"].iter().enumerate() {
+        if *version != "1.1" {
+            publish(&repo, version);
+        }
+        let at = Duration::from_millis(2_000 + (seed * 7919 + round as u64 * 104_729) % 40_000);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mailfleet"))
+            .args(["--config", c, "upgrade", "run", "--packages", "mf-tools"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(at).await;
+        let finished_first = child.try_wait().unwrap().is_some();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let before = mailfleet_json(c, &["upgrade", "status"]);
+        let phases: Vec<String> = before["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["phase"].as_str().unwrap().to_string())
+            .collect();
+        eprintln!("round {round}: killed at {at:?} (finished first: {finished_first}): {phases:?}");
+        if before["state"] != "done" {
+            let resumed = mailfleet_json(c, &["upgrade", "resume"]);
+            assert_eq!(resumed["state"], "done", "round {round}: {resumed:#}");
+        }
+        let run = mailfleet_json(c, &["upgrade", "status"]);
+        assert_eq!(run["state"], "done", "{run:#}");
+        for (s, v) in versions(&config) {
+            assert_eq!(&v, version, "round {round}: {s}");
+            assert_eq!(
+                upgrades(&config, &s, version),
+                1,
+                "round {round}: {s} upgraded twice or never"
+            );
+        }
+        for step in run["steps"].as_array().unwrap() {
+            let out = step["output"].as_str().unwrap();
+            assert!(
+                out.contains("gate before: every probe OK")
+                    && out.contains("gate after: every probe OK"),
+                "round {round}: a gate of {} is missing:\n{out}",
+                step["server"]
+            );
+        }
+        assert_eq!(run["steps"].as_array().unwrap().len(), ORDER.len());
+        let locked = mailfleet_json(c, &["accounts", "list", "--locked"]);
+        assert_eq!(locked, serde_json::json!([]), "round {round}: left locked");
+    }
+}
