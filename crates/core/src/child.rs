@@ -22,6 +22,14 @@ pub fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Optio
     }
 }
 
+/// Whether process `pid` runs mailfleet now (a PID reused by another program does not): the
+/// journals' test of whether the process that holds a move or an upgrade run is still there.
+pub fn is_mailfleet(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("mailfleet"))
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

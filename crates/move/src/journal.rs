@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mailfleet_core::child::is_mailfleet as alive;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use crate::entry::Entry;
@@ -31,13 +32,6 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// Whether process `pid` runs mailfleet now (a PID reused by another program is not).
-fn alive(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains("mailfleet"))
-        .unwrap_or(false)
 }
 
 const COLUMNS: &str = "id, batch, address, source, target, phase, passes, sync_state, last_pass_ms, \

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mailfleet_core::child::is_mailfleet as alive;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -130,13 +131,6 @@ fn now_s() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Whether process `pid` runs mailfleet now (a reused PID running something else does not).
-fn alive(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains("mailfleet"))
-        .unwrap_or(false)
 }
 
 impl Journal {

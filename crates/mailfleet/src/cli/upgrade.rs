@@ -212,6 +212,10 @@ async fn run_cmd(
         UpgradeCmd::Status { run } => {
             let id = match run.or(journal.latest()?) {
                 Some(id) => id,
+                None if ctx.json => {
+                    println!("null");
+                    return Ok(Some(ExitCode::SUCCESS));
+                }
                 None => {
                     println!("no upgrade run yet");
                     return Ok(Some(ExitCode::SUCCESS));

@@ -73,6 +73,26 @@ impl Wired<'_> {
     }
 
     async fn moved(&self, request: Request, what: &str) -> Result<String, String> {
+        // A run killed in the middle of its drain left moves open: they are finished first
+        // (`move resume`), then what is left is planned.
+        let resumed = mailfleet_move::command::resume(
+            self.config,
+            &mailfleet_move::command::Overrides::default(),
+            &mailfleet_move::Quiet,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if resumed.failed() > 0 {
+            let errors: Vec<String> = resumed
+                .moves
+                .iter()
+                .filter_map(|m| m.error.as_ref().map(|e| format!("{}: {e}", m.address)))
+                .collect();
+            return Err(format!(
+                "moves left open before {what} did not finish: {}",
+                errors.join("; ")
+            ));
+        }
         let started = mailfleet_move::command::start(
             self.config,
             &request,

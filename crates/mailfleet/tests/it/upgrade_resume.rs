@@ -34,7 +34,9 @@ async fn a_run_killed_anywhere_resumes_without_upgrading_twice_or_skipping_a_gat
     let repo = stack.base().join("apt-repo");
     // A run takes some 30-60 s here: kill it early, in the middle, and late.
     let seed = std::process::id() as u64;
-    for (round, version) in ["1.1", "1.2", "1.3"].iter().enumerate() {
+    // The last round is killed in the middle of store1's drain, a move of its accounts open
+    // (found by CI: the resumed drain started a new batch beside the open move and halted).
+    for (round, version) in ["1.1", "1.2", "1.3", "1.4"].iter().enumerate() {
         if *version != "1.1" {
             publish(&repo, version);
         }
@@ -45,7 +47,32 @@ async fn a_run_killed_anywhere_resumes_without_upgrading_twice_or_skipping_a_gat
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        tokio::time::sleep(at).await;
+        if round == 3 {
+            let deadline = std::time::Instant::now() + Duration::from_secs(300);
+            loop {
+                let s = mailfleet_json(c, &["upgrade", "status"]);
+                let moving = mailfleet_json(c, &["move", "status"])["moves"]
+                    .as_array()
+                    .is_some_and(|m| {
+                        m.iter()
+                            .any(|m| m["phase"] == "copying" || m["phase"] == "locked")
+                    });
+                if s["steps"][5]["phase"] == "gated" && moving {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "store1's drain never seen: {s:#}"
+                );
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "the run ended first: {s:#}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        } else {
+            tokio::time::sleep(at).await;
+        }
         let finished_first = child.try_wait().unwrap().is_some();
         child.kill().unwrap();
         child.wait().unwrap();
