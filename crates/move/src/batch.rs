@@ -56,6 +56,14 @@ impl BatchReport {
     pub fn failed(&self) -> usize {
         self.moves.iter().filter(|m| m.error.is_some()).count()
     }
+
+    /// `ADDRESS: why` of each move that failed.
+    pub fn errors(&self) -> Vec<String> {
+        self.moves
+            .iter()
+            .filter_map(|m| m.error.as_ref().map(|e| format!("{}: {e}", m.address)))
+            .collect()
+    }
 }
 
 /// Something to tell the admin while a batch runs (a progress bar, a log).

@@ -30,6 +30,13 @@ pub struct StoreRun {
     pub ended: Ended,
 }
 
+/// Whether a run backs up each SSH-reached store on the store itself ([`run`]) rather than
+/// reading every store's Maildirs from here in one run: unless asked to run here, as
+/// `[backup] run_on_stores` says.
+pub fn on_stores(config: &Config, here: bool) -> bool {
+    !here && config.backup.run_on_stores
+}
+
 /// How long a run on a store may take before its SSH command is given up. The run there
 /// has its own deadlines on the target; this only bounds a connection gone silent.
 const ON_STORE_DEADLINE: Duration = Duration::from_secs(12 * 3600);

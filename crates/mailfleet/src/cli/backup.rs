@@ -161,7 +161,7 @@ pub(crate) async fn run(cmd: BackupCmd, ctx: &Context) -> anyhow::Result<ExitCod
                 servers: server,
                 accounts: account,
             };
-            if here || !config.backup.run_on_stores {
+            if !mailfleet_backup::command::on_store::on_stores(&config, here) {
                 return run_job(&config, ctx, options).await;
             }
             return run_on_stores(&config, ctx, options).await;

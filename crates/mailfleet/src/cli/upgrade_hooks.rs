@@ -54,14 +54,19 @@ impl Wired<'_> {
             .map(ToString::to_string)
     }
 
-    /// Every account on `store` but its probe account.
-    async fn users(&self, book: &AccountBook, store: &str) -> Result<Vec<String>, String> {
+    /// The accounts on `store` (only the locked ones, if `locked`) but its probe account.
+    async fn users(
+        &self,
+        book: &AccountBook,
+        store: &str,
+        locked: bool,
+    ) -> Result<Vec<String>, String> {
         let keep = self.probe_account(store);
         let all = book
             .list(&mailfleet_core::directory::Filter {
                 domain: None,
                 server: Some(store.to_string()),
-                locked: false,
+                locked,
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -83,14 +88,9 @@ impl Wired<'_> {
         .await
         .map_err(|e| e.to_string())?;
         if resumed.failed() > 0 {
-            let errors: Vec<String> = resumed
-                .moves
-                .iter()
-                .filter_map(|m| m.error.as_ref().map(|e| format!("{}: {e}", m.address)))
-                .collect();
             return Err(format!(
                 "moves left open before {what} did not finish: {}",
-                errors.join("; ")
+                resumed.errors().join("; ")
             ));
         }
         let started = mailfleet_move::command::start(
@@ -117,20 +117,16 @@ impl Wired<'_> {
             stopped: None,
         });
         if report.failed() > 0 || report.stopped.is_some() {
-            let errors: Vec<String> = report
-                .moves
-                .iter()
-                .filter_map(|m| m.error.as_ref().map(|e| format!("{}: {e}", m.address)))
-                .collect();
             return Err(format!(
                 "{what}: {} of {} moves failed{}: {}",
                 report.failed(),
                 report.moves.len(),
                 report
                     .stopped
+                    .as_ref()
                     .map(|s| format!(" ({s})"))
                     .unwrap_or_default(),
-                errors.join("; ")
+                report.errors().join("; ")
             ));
         }
         Ok(format!("{what}: {} accounts moved", report.moves.len()))
@@ -174,7 +170,7 @@ impl mailfleet_upgrade::hooks::Hooks for Wired<'_> {
                 let book = AccountBook::open(self.config)
                     .await
                     .map_err(|e| e.to_string())?;
-                let users = self.users(&book, store).await?;
+                let users = self.users(&book, store, false).await?;
                 book.set_locked_all(&users, true)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -201,17 +197,7 @@ impl mailfleet_upgrade::hooks::Hooks for Wired<'_> {
                 let book = AccountBook::open(self.config)
                     .await
                     .map_err(|e| e.to_string())?;
-                let locked: Vec<String> = book
-                    .list(&mailfleet_core::directory::Filter {
-                        domain: None,
-                        server: Some(store.to_string()),
-                        locked: true,
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .map(|a| a.address.to_string())
-                    .collect();
+                let locked = self.users(&book, store, true).await?;
                 book.set_locked_all(&locked, false)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -228,7 +214,7 @@ impl mailfleet_upgrade::hooks::Hooks for Wired<'_> {
             servers: vec![store.to_string()],
             accounts: Vec::new(),
         };
-        let ended = if self.config.backup.run_on_stores {
+        let ended = if mailfleet_backup::command::on_store::on_stores(self.config, false) {
             let runs = mailfleet_backup::command::on_store::run(self.config, &options, None)
                 .await
                 .map_err(|e| e.to_string())?;
