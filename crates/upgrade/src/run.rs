@@ -47,6 +47,8 @@ pub enum RunError {
 
 /// How long the package manager may take on one server.
 const UPDATE_DEADLINE: Duration = Duration::from_secs(1800);
+/// How long `dpkg --configure -a` waits for dpkg's lock, as apt waits (`DPkg::Lock::Timeout`).
+const DPKG_LOCK_WAIT: Duration = Duration::from_secs(300);
 
 /// Lists processes still running an executable or library that was replaced on disk (as
 /// needrestart finds them): `PID COMMAND PATH` per line. A fixed script: nothing is pasted in.
@@ -373,15 +375,38 @@ impl Runner<'_> {
             &["-q", "-o", "DPkg::Lock::Timeout=300", "update"],
         );
         let install = crate::apt::argv(server, "apt-get", &install);
-        for step in [configure, update, install] {
+        for (n, step) in [configure, update, install].into_iter().enumerate() {
             let mut argv = vec!["env".to_string(), "DEBIAN_FRONTEND=noninteractive".into()];
             argv.extend(step);
             let cmd = Cmd::new(argv).deadline(UPDATE_DEADLINE);
-            let o = self
-                .reach
-                .check(&server.name, &server.access, &cmd)
-                .await
-                .map_err(|e| format!("update of {}: {e}", server.name))?;
+            let waited_until = std::time::Instant::now() + DPKG_LOCK_WAIT;
+            let o = loop {
+                let o = self
+                    .reach
+                    .run(&server.name, &server.access, &cmd)
+                    .await
+                    .map_err(|e| format!("update of {}: {e}", server.name))?;
+                // dpkg has no lock timeout of its own (apt has DPkg::Lock::Timeout): a killed
+                // run's dpkg, or unattended-upgrades, may still hold the lock for a while.
+                if n == 0
+                    && o.code == Some(2)
+                    && String::from_utf8_lossy(&o.stderr).contains("lock")
+                    && std::time::Instant::now() < waited_until
+                {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                break o;
+            };
+            if !o.success() {
+                return Err(format!(
+                    "update of {}: {}: {}: {}",
+                    server.name,
+                    cmd.display(),
+                    o.status_text(),
+                    o.stderr_summary()
+                ));
+            }
             text.push_str(&format!("$ {}\n{}", cmd.display(), o.stdout_text()));
         }
         Ok(text)

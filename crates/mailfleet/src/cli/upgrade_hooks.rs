@@ -77,9 +77,10 @@ impl Wired<'_> {
             .collect())
     }
 
-    async fn moved(&self, request: Request, what: &str) -> Result<String, String> {
-        // A run killed in the middle of its drain left moves open: they are finished first
-        // (`move resume`), then what is left is planned.
+    /// Finishes the moves a killed run left open (`move resume`), before what is left of a
+    /// drain or undrain is planned: planned first, an account switched in the directory but
+    /// not yet unlocked looked already moved, and stayed locked.
+    async fn finish_open(&self, what: &str) -> Result<(), String> {
         let resumed = mailfleet_move::command::resume(
             self.config,
             &mailfleet_move::command::Overrides::default(),
@@ -93,6 +94,10 @@ impl Wired<'_> {
                 resumed.errors().join("; ")
             ));
         }
+        Ok(())
+    }
+
+    async fn moved(&self, request: Request, what: &str) -> Result<String, String> {
         let started = mailfleet_move::command::start(
             self.config,
             &request,
@@ -159,12 +164,14 @@ impl mailfleet_upgrade::hooks::Hooks for Wired<'_> {
     async fn drain(&self, store: &str, how: Drain) -> Result<String, String> {
         match how {
             Drain::Move => {
+                let what = format!("move drain {store}");
+                self.finish_open(&what).await?;
                 let request = Request {
                     from: vec![store.to_string()],
                     keep: self.probe_account(store).into_iter().collect(),
                     ..Request::default()
                 };
-                self.moved(request, &format!("move drain {store}")).await
+                self.moved(request, &what).await
             }
             Drain::Queue => {
                 let book = AccountBook::open(self.config)
@@ -185,13 +192,15 @@ impl mailfleet_upgrade::hooks::Hooks for Wired<'_> {
     async fn undrain(&self, store: &str, how: Drain) -> Result<String, String> {
         match how {
             Drain::Move => {
+                let what = format!("move back {store}");
+                self.finish_open(&what).await?;
                 let request = mailfleet_move::command::back_request(self.config, store)
                     .await
                     .map_err(|e| e.to_string())?;
                 if request.accounts.is_empty() {
                     return Ok("nothing to move back".into());
                 }
-                self.moved(request, &format!("move back {store}")).await
+                self.moved(request, &what).await
             }
             Drain::Queue => {
                 let book = AccountBook::open(self.config)
