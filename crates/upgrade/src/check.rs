@@ -49,6 +49,22 @@ pub struct ServerCheck {
     pub error: Option<String>,
 }
 
+/// The exit code of `holds --check` over these servers, as a monitoring check reads it: 3 when
+/// a server could not be checked, 1 when a package would upgrade past a hold, else 0.
+pub fn exit_code(checked: &[ServerCheck]) -> u8 {
+    if checked.iter().any(|c| c.error.is_some()) {
+        3
+    } else if checked
+        .iter()
+        .flat_map(|c| &c.findings)
+        .any(|f| matches!(f, Finding::DependsOnHeld { .. }))
+    {
+        1
+    } else {
+        0
+    }
+}
+
 fn held(patterns: &[String], package: &str) -> bool {
     patterns.iter().any(|p| matches(p, package))
 }

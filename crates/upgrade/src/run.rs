@@ -47,8 +47,13 @@ pub enum RunError {
 
 /// How long the package manager may take on one server.
 const UPDATE_DEADLINE: Duration = Duration::from_secs(1800);
-/// How long `dpkg --configure -a` waits for dpkg's lock, as apt waits (`DPkg::Lock::Timeout`).
+/// How long apt (`DPkg::Lock::Timeout`) and `dpkg --configure -a` wait for dpkg's lock.
 const DPKG_LOCK_WAIT: Duration = Duration::from_secs(300);
+
+/// Whether dpkg refused because another dpkg or apt holds its lock.
+fn dpkg_locked(error: &str) -> bool {
+    error.contains("frontend lock") || error.contains("unable to lock")
+}
 
 /// Lists processes still running an executable or library that was replaced on disk (as
 /// needrestart finds them): `PID COMMAND PATH` per line. A fixed script: nothing is pasted in.
@@ -348,12 +353,13 @@ impl Runner<'_> {
     /// everything) upgraded, non-interactively, keeping changed config files.
     async fn update(&self, server: &Server, id: i64) -> Result<String, String> {
         let packages = self.journal.get(id).map_err(|e| e.to_string())?.packages;
+        let lock_timeout = format!("DPkg::Lock::Timeout={}", DPKG_LOCK_WAIT.as_secs());
         let mut install: Vec<&str> = vec![
             "-q",
             "-y",
             // A killed run's package manager may still hold the lock for a while.
             "-o",
-            "DPkg::Lock::Timeout=300",
+            &lock_timeout,
             "-o",
             "Dpkg::Options::=--force-confdef",
             "-o",
@@ -369,11 +375,7 @@ impl Runner<'_> {
         // A run killed during an update leaves packages unpacked but not configured: dpkg
         // finishes them first (nothing to do otherwise).
         let configure = crate::apt::dpkg_argv(server, &["--configure", "-a"]);
-        let update = crate::apt::argv(
-            server,
-            "apt-get",
-            &["-q", "-o", "DPkg::Lock::Timeout=300", "update"],
-        );
+        let update = crate::apt::argv(server, "apt-get", &["-q", "-o", &lock_timeout, "update"]);
         let install = crate::apt::argv(server, "apt-get", &install);
         for (n, step) in [configure, update, install].into_iter().enumerate() {
             let mut argv = vec!["env".to_string(), "DEBIAN_FRONTEND=noninteractive".into()];
@@ -381,32 +383,19 @@ impl Runner<'_> {
             let cmd = Cmd::new(argv).deadline(UPDATE_DEADLINE);
             let waited_until = std::time::Instant::now() + DPKG_LOCK_WAIT;
             let o = loop {
-                let o = self
-                    .reach
-                    .run(&server.name, &server.access, &cmd)
-                    .await
-                    .map_err(|e| format!("update of {}: {e}", server.name))?;
-                // dpkg has no lock timeout of its own (apt has DPkg::Lock::Timeout): a killed
-                // run's dpkg, or unattended-upgrades, may still hold the lock for a while.
-                if n == 0
-                    && o.code == Some(2)
-                    && String::from_utf8_lossy(&o.stderr).contains("lock")
-                    && std::time::Instant::now() < waited_until
-                {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+                match self.reach.check(&server.name, &server.access, &cmd).await {
+                    // dpkg has no lock timeout of its own (apt has DPkg::Lock::Timeout): a
+                    // killed run's dpkg, or unattended-upgrades, may still hold the lock.
+                    Err(e)
+                        if n == 0
+                            && dpkg_locked(&e.to_string())
+                            && std::time::Instant::now() < waited_until =>
+                    {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    done => break done.map_err(|e| format!("update of {}: {e}", server.name))?,
                 }
-                break o;
             };
-            if !o.success() {
-                return Err(format!(
-                    "update of {}: {}: {}: {}",
-                    server.name,
-                    cmd.display(),
-                    o.status_text(),
-                    o.stderr_summary()
-                ));
-            }
             text.push_str(&format!("$ {}\n{}", cmd.display(), o.stdout_text()));
         }
         Ok(text)

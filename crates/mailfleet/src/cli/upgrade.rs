@@ -119,18 +119,9 @@ pub(crate) async fn run(cmd: UpgradeCmd, ctx: &Context) -> anyhow::Result<ExitCo
         } else {
             super::upgrade_print::checked(&checked);
         }
-        let code = if checked.iter().any(|c| c.error.is_some()) {
-            3
-        } else if checked
-            .iter()
-            .flat_map(|c| &c.findings)
-            .any(|f| matches!(f, mailfleet_upgrade::check::Finding::DependsOnHeld { .. }))
-        {
-            1
-        } else {
-            0
-        };
-        return Ok(ExitCode::from(code));
+        return Ok(ExitCode::from(mailfleet_upgrade::check::exit_code(
+            &checked,
+        )));
     }
     if let UpgradeCmd::Holds { format, .. } = cmd {
         let holds = mailfleet_upgrade::command::holds(&config, format.into());
