@@ -238,13 +238,16 @@ impl<'a> Mover<'a> {
         source: &Server,
         target: &Server,
         address: &Address,
+        // Without the previous pass's state: every message of both sides compared.
+        full: bool,
     ) -> Result<crate::copy::Pass, MoveError> {
+        let state = if full { "" } else { e.sync_state.as_str() };
         let p = pass(
             self.reach,
             source,
             target,
             address,
-            &e.sync_state,
+            state,
             self.opts.deadline,
         )
         .await?;
@@ -300,7 +303,7 @@ impl<'a> Mover<'a> {
                             )
                             .await?;
                         }
-                        let p = self.pass(&mut e, source, target, &address).await?;
+                        let p = self.pass(&mut e, source, target, &address, false).await?;
                         if p.elapsed <= opts.lock_budget && !p.again {
                             break;
                         }
@@ -323,11 +326,14 @@ impl<'a> Mover<'a> {
                     // The last pass: nothing changes now; one that still says "again" runs
                     // again. A delivery an MTA began before the lock may still land on the
                     // source after it: the verify then finds the source ahead, and another
-                    // pass copies it (a copy that stays different fails the move).
+                    // pass copies it (a copy that stays different fails the move). That pass
+                    // is a full one: an incremental state `doveadm backup` printed while mail
+                    // was being written can miss that mail in every later incremental pass.
                     let mut tries = 0;
                     let (src, dst) = loop {
-                        for _ in 0..4 {
-                            let p = self.pass(&mut e, source, target, &address).await?;
+                        for i in 0..4 {
+                            let full = tries > 0 && i == 0;
+                            let p = self.pass(&mut e, source, target, &address, full).await?;
                             if !p.again {
                                 break;
                             }

@@ -29,6 +29,7 @@ mod hung_mount_ssh;
 mod monitor;
 mod move_account;
 mod move_big;
+mod move_busy;
 mod move_copy;
 mod move_lock;
 mod move_plan;
