@@ -217,6 +217,42 @@ pub struct Server {
     /// Its mail logs, as paths on the server (a `*` or `?` in a file name matches rotated
     /// files there): `report --server` and `check shift` read them through its access.
     pub mail_log: Vec<PathBuf>,
+    /// Its daemons an upgrade restarts when they run a file the update replaced, in the
+    /// order they are restarted.
+    pub services: Vec<Service>,
+    /// The command that reboots it, when an update asks for a reboot (empty: none; the
+    /// upgrade then reports the reboot as left to the admin).
+    pub reboot: Vec<String>,
+    /// Its update when not apt's (for example a vendor's installer): run as given.
+    pub update_command: Vec<String>,
+}
+
+/// A daemon of a server, as an upgrade restarts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    /// Its name (unique on its server).
+    pub name: String,
+    /// Its PID file on the server: the process it names and that process's descendants are
+    /// the service's.
+    pub pid_file: PathBuf,
+    /// How it is restarted.
+    pub restart: Restart,
+}
+
+/// How a service is restarted (every command an argument vector).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Restart {
+    /// Commands run in order (`systemctl restart dovecot`).
+    Commands(Vec<Vec<String>>),
+    /// A stop, a wait until its main process has exited, a start: for daemons whose stop
+    /// returns before they are gone.
+    StopStart {
+        /// Stops it.
+        stop: Vec<String>,
+        /// Starts it.
+        start: Vec<String>,
+    },
 }
 
 impl Server {

@@ -61,6 +61,8 @@ pub struct Package<'a> {
     pub depends: Option<&'a str>,
     /// Files it installs: a path below the root, and the content.
     pub files: Vec<(&'a str, String)>,
+    /// Programs it installs (mode 0755): a path below the root, and the bytes.
+    pub programs: Vec<(&'a str, Vec<u8>)>,
 }
 
 /// Builds `p` into `repo` with `dpkg-deb`; the `.deb` file.
@@ -83,6 +85,15 @@ pub fn build(repo: &Path, p: &Package<'_>) -> Result<PathBuf, StackError> {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
         std::fs::write(&f, content).map_err(io(&f))?;
+    }
+    for (path, bytes) in &p.programs {
+        use std::os::unix::fs::PermissionsExt;
+        let f = tree.join(path.trim_start_matches('/'));
+        if let Some(dir) = f.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        std::fs::write(&f, bytes).map_err(io(&f))?;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).map_err(io(&f))?;
     }
     let deb = repo.join(format!("{}_{}_all.deb", p.name, p.version));
     crate::process::run(

@@ -160,6 +160,12 @@ probe_account = {mta_probe}
 tls = {{ ca_file = {ca} }}
 # Read over SSH by `report --server` and `check shift`; a pattern (mail.log*) takes rotations.
 mail_log = {mail_log}
+# What `upgrade run` restarts when it still runs a file the update replaced.
+[[server.services]]
+name = \"postfix\"
+pid_file = {postfix_pid}
+stop = [\"postfix\", \"-c\", {postfix}, \"stop\"]
+start = [\"postfix\", \"-c\", {postfix}, \"start\"]
 ",
             mail_log = q(layout.postfix_log(mta).display()),
             qhost = q(crate::layout::daemon_host(host, mta)),
@@ -193,6 +199,11 @@ pid_file = {pid}
 # Written by each backup run; the monitor's backup check reads it.
 backup_status = {status}
 mail_log = {mail_log}
+[[server.services]]
+name = \"dovecot\"
+pid_file = {pid}
+stop = [\"dovecot\", \"-c\", {dovecot_conf}, \"stop\"]
+start = [\"dovecot\", \"-c\", {dovecot_conf}]
 ",
             mail_log = q(layout.log_dir().join(format!("{name}.log")).display()),
             qhost = q(crate::layout::daemon_host(host, name)),
@@ -241,6 +252,11 @@ passwd_file = {users}
 probe_account = {probe}
 pid_file = {pid}
 mail_log = {log}
+[[server.services]]
+name = \"dovecot\"
+pid_file = {pid}
+stop = [\"dovecot\", \"-c\", {conf}, \"stop\"]
+start = [\"dovecot\", \"-c\", {conf}]
 ",
             qhost = q(crate::layout::daemon_host(host, proxy)),
             ssh = q(ssh_of(proxy)),

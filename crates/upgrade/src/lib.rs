@@ -7,7 +7,8 @@
 //! opens, in its time zone), [`plan`] (the steps with their gates and a timeline from an
 //! injected clock), [`holds`] (packages kept out of the OS's automatic updates),
 //! [`reboots`] (staggered automatic reboot times), [`apt`] (apt through a server's access),
-//! [`check`] (what would slip past the holds), [`journal`] (every run's steps, persisted),
+//! [`check`] (what would slip past the holds), [`restart`] (daemons running replaced files),
+//! [`reboot`] (a reboot the update asks for), [`journal`] (every run's steps, persisted),
 //! [`run`] (a plan executed server by server), [`hooks`] (the gates, drains and backups its
 //! caller gives it), [`command`] (the plan of a loaded config), [`error`].
 
@@ -20,7 +21,9 @@ pub mod hooks;
 pub mod journal;
 pub mod order;
 pub mod plan;
+pub mod reboot;
 pub mod reboots;
+pub mod restart;
 pub mod run;
 pub mod window;
 

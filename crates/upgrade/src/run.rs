@@ -4,7 +4,8 @@
 //! round of the fleet with nothing CRITICAL or UNKNOWN); drain a store (its mailboxes moved
 //! away, or its mail queued at the MTAs; its probe account stays so the gates can watch it);
 //! a backup right before when the last good one is too old; the update (the package manager
-//! through its access, output kept); processes still running replaced files are recorded; gates
+//! through its access, output kept, or the server's own update command); the daemons still
+//! running replaced files restarted, and a reboot when the update asks for one; gates
 //! after (every probe round OK for the soak time); a backup right after; undrain. A server is
 //! marked for upgrade (no move places a mailbox on it) from its gate until it is done. A failed gate or update halts the run with an alarm and
 //! leaves every later server untouched; `upgrade resume` continues from the recorded phase.
@@ -54,18 +55,6 @@ const DPKG_LOCK_WAIT: Duration = Duration::from_secs(300);
 fn dpkg_locked(error: &str) -> bool {
     error.contains("frontend lock") || error.contains("unable to lock")
 }
-
-/// Lists processes still running an executable or library that was replaced on disk (as
-/// needrestart finds them): `PID COMMAND PATH` per line. A fixed script: nothing is pasted in.
-const STALE: &str = r#"for d in /proc/[0-9]*; do
-  pid=${d#/proc/}
-  exe=$(readlink "$d/exe" 2>/dev/null) || continue
-  comm=$(cat "$d/comm" 2>/dev/null)
-  case "$exe" in *" (deleted)") echo "$pid $comm ${exe% (deleted)}"; continue;; esac
-  f=$(grep -E ' /[^ ]+ \(deleted\)$' "$d/maps" 2>/dev/null | grep -vE ' /(dev|memfd:|SYSV|\[)' | head -n 1 | sed -e 's/.* \(\/[^ ]*\) (deleted)$/\1/')
-  [ -n "$f" ] && echo "$pid $comm $f"
-done
-exit 0"#;
 
 /// Runs upgrade runs.
 pub struct Runner<'a> {
@@ -285,8 +274,13 @@ impl Runner<'_> {
                     }
                     let text = self.update(server, id).await?;
                     out(text)?;
-                    let stale = self.stale(server).await;
-                    out(stale)?;
+                    let u = &self.config.upgrade;
+                    let did = crate::restart::restart_stale(self.reach, server, u.restart_timeout)
+                        .await?;
+                    out(did)?;
+                    let did = crate::reboot::reboot_if_needed(self.reach, server, u.reboot_timeout)
+                        .await?;
+                    out(did)?;
                     self.journal
                         .set_phase(id, n, StepPhase::Updated)
                         .map_err(j)?;
@@ -352,6 +346,15 @@ impl Runner<'_> {
     /// The package manager on `server`: its lists refreshed, then the run's packages (or
     /// everything) upgraded, non-interactively, keeping changed config files.
     async fn update(&self, server: &Server, id: i64) -> Result<String, String> {
+        if !server.update_command.is_empty() {
+            let cmd = Cmd::new(server.update_command.clone()).deadline(UPDATE_DEADLINE);
+            let o = self
+                .reach
+                .check(&server.name, &server.access, &cmd)
+                .await
+                .map_err(|e| format!("update of {}: {e}", server.name))?;
+            return Ok(format!("$ {}\n{}", cmd.display(), o.stdout_text()));
+        }
         let packages = self.journal.get(id).map_err(|e| e.to_string())?.packages;
         let lock_timeout = format!("DPkg::Lock::Timeout={}", DPKG_LOCK_WAIT.as_secs());
         let mut install: Vec<&str> = vec![
@@ -399,21 +402,6 @@ impl Runner<'_> {
             text.push_str(&format!("$ {}\n{}", cmd.display(), o.stdout_text()));
         }
         Ok(text)
-    }
-
-    /// Processes on `server` still running replaced files, as a note for the output.
-    async fn stale(&self, server: &Server) -> String {
-        let cmd = Cmd::new(["sh", "-c", STALE]).deadline(Duration::from_secs(60));
-        match self.reach.check(&server.name, &server.access, &cmd).await {
-            Ok(o) if o.stdout_text().trim().is_empty() => {
-                "no process runs a replaced file\n".into()
-            }
-            Ok(o) => format!(
-                "processes running replaced files (PID COMMAND FILE), to restart:\n{}",
-                o.stdout_text()
-            ),
-            Err(e) => format!("could not look for processes running replaced files: {e}\n"),
-        }
     }
 
     /// Every probe round OK for the soak time (the first at once).

@@ -8,6 +8,7 @@ mod validate;
 mod validate_access;
 mod validate_fleet;
 mod validate_move;
+mod validate_services;
 
 pub use upgrade::{Drain, UpgradeConfig, Window};
 pub use validate_move::parse_duration;

@@ -214,6 +214,21 @@ pub(crate) struct RawServer {
     pub(crate) canary: Option<bool>,
     pub(crate) package_root: Option<PathBuf>,
     pub(crate) drain: Option<super::Drain>,
+    pub(crate) services: Option<Vec<RawService>>,
+    pub(crate) reboot: Option<Vec<String>>,
+    pub(crate) update_command: Option<Vec<String>>,
+}
+
+/// One `[[server.services]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawService {
+    pub(crate) name: String,
+    pub(crate) pid_file: PathBuf,
+    /// One command, or several run in order.
+    pub(crate) restart: Option<OneOrMore<Vec<String>>>,
+    pub(crate) stop: Option<Vec<String>>,
+    pub(crate) start: Option<Vec<String>>,
 }
 
 /// A key that takes one value or a list of them.

@@ -62,6 +62,10 @@ pub struct UpgradeConfig {
     pub reboot_from: NaiveTime,
     /// Time each automatic reboot is given before the next of its group.
     pub reboot_slot: Duration,
+    /// How long a restarted service may take until its PID file names a new process.
+    pub restart_timeout: Duration,
+    /// How long a rebooted server may take until it answers again.
+    pub reboot_timeout: Duration,
 }
 
 /// The packages held unless `[upgrade] managed` says otherwise: the mail stack's own.
@@ -95,6 +99,8 @@ pub(crate) struct RawUpgrade {
     pub(crate) managed: Option<Vec<String>>,
     pub(crate) reboot_from: Option<String>,
     pub(crate) reboot_slot: Option<String>,
+    pub(crate) restart_timeout: Option<String>,
+    pub(crate) reboot_timeout: Option<String>,
 }
 
 /// One `[[upgrade.windows]]` as written.
@@ -238,6 +244,18 @@ pub(crate) fn upgrade(r: &RawUpgrade, p: &mut Problems) -> UpgradeConfig {
         managed,
         reboot_from,
         reboot_slot: reboot_slot.max(Duration::from_secs(60)),
+        restart_timeout: duration(
+            &r.restart_timeout,
+            "restart_timeout",
+            Duration::from_secs(120),
+            p,
+        ),
+        reboot_timeout: duration(
+            &r.reboot_timeout,
+            "reboot_timeout",
+            Duration::from_secs(900),
+            p,
+        ),
         spacing,
         soak: duration(&r.soak, "soak", Duration::from_secs(120), p),
         canary_soak: duration(&r.canary_soak, "canary_soak", Duration::from_secs(1800), p),

@@ -174,6 +174,14 @@ fn server(
             format!("{g:?} is not a group name {label}"),
         );
     }
+    let services = super::validate_services::services(s.services, base, key, &label, p);
+    let reboot = super::validate_services::argv(s.reboot, &format!("{key}.reboot"), &label, p);
+    let update_command = super::validate_services::argv(
+        s.update_command,
+        &format!("{key}.update_command"),
+        &label,
+        p,
+    );
     let mail_log = mail_logs(
         s.mail_log,
         &access,
@@ -233,6 +241,9 @@ fn server(
         },
         tls: tls_settings(&s.tls, base, &format!("{key}.tls"), &label, p),
         mail_log,
+        services,
+        reboot,
+        update_command,
         probe_account: s
             .probe_account
             .as_deref()

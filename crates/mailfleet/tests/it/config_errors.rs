@@ -526,3 +526,50 @@ fn move_settings_are_checked() {
     refused(&with("max_load = -1.0"), "move.max_load", "out of range");
     refused(&with("max_load = 0"), "move.max_load", "out of range");
 }
+
+#[test]
+fn services_reboot_and_update_commands_are_checked() {
+    let with = |lines: &str| {
+        GOOD.replacen(
+            "maildir_root = \"/var/vmail\"\n",
+            &format!("maildir_root = \"/var/vmail\"\n{lines}\n"),
+            1,
+        )
+    };
+    let (ok, stderr) = check(&with(
+        "reboot = [\"systemctl\", \"reboot\"]\nupdate_command = [\"/usr/local/sbin/patch-all\"]\n\
+         [[server.services]]\nname = \"dovecot\"\npid_file = \"/run/dovecot/master.pid\"\nrestart = [\"systemctl\", \"restart\", \"dovecot\"]\n\
+         [[server.services]]\nname = \"postfix\"\npid_file = \"/var/spool/postfix/pid/master.pid\"\nstop = [\"postfix\", \"stop\"]\nstart = [\"postfix\", \"start\"]\n\
+         [[server.services]]\nname = \"two\"\npid_file = \"/run/two.pid\"\nrestart = [[\"two\", \"stop\"], [\"two\", \"start\"]]\n",
+    ));
+    assert!(ok, "{stderr}");
+    refused(&with("reboot = []"), "server[1].reboot", "names no program");
+    refused(
+        &with("update_command = [\"\"]"),
+        "server[1].update_command",
+        "names no program",
+    );
+    refused(
+        &with(
+            "[[server.services]]\nname = \"dovecot\"\npid_file = \"/run/d.pid\"\nstop = [\"dovecot\", \"stop\"]\n",
+        ),
+        "server[1].services[0]",
+        "either restart, or both stop and start",
+    );
+    refused(
+        &with(
+            "[[server.services]]\nname = \"d\"\npid_file = \"/run/d.pid\"\nrestart = []\n\
+               [[server.services]]\nname = \"e\"\npid_file = \"/run/e.pid\"\nrestart = [\"e\"]\n",
+        ),
+        "server[1].services[0].restart",
+        "names no program",
+    );
+    let (ok, stderr) = check(&with(
+        "[[server.services]]\nname = \"d\"\npid_file = \"/run/d.pid\"\nrestart = [\"d\"]\n\
+         [[server.services]]\nname = \"d\"\npid_file = \"/run/e.pid\"\nrestart = [\"e\"]\n",
+    ));
+    assert!(
+        !ok && stderr.contains("server[1].services[1].name") && stderr.contains("named twice"),
+        "{stderr}"
+    );
+}

@@ -24,6 +24,7 @@ fn publish(repo: &std::path::Path, version: &str) {
                 version,
                 depends: depends.as_deref(),
                 files: vec![(path.as_str(), format!("{name} {version}\n"))],
+                programs: vec![],
             },
         )
         .unwrap();
