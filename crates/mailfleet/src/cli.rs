@@ -22,6 +22,7 @@ mod restore;
 mod stats;
 mod upgrade;
 mod upgrade_hooks;
+mod upgrade_notify;
 mod upgrade_print;
 
 use std::path::{Path, PathBuf};

@@ -66,17 +66,12 @@ pub async fn send_summary(config: &Config, command: &str, report: &BatchReport) 
 
 /// The template filled in for one user: a first line `Subject: ...` is the subject.
 pub fn user_mail(template: &str, address: &str, when: &str, lock: Duration) -> (String, String) {
-    let filled = template
-        .replace("{address}", address)
-        .replace("{when}", when)
-        .replace("{lock}", &format!("{} seconds", lock.as_secs().max(1)));
-    match filled.split_once('\n') {
-        Some((first, rest)) if first.starts_with("Subject: ") => (
-            first.trim_start_matches("Subject: ").trim().to_string(),
-            rest.trim_start_matches('\n').to_string(),
-        ),
-        _ => ("Your mailbox is being moved".to_string(), filled),
-    }
+    let lock = format!("{} seconds", lock.as_secs().max(1));
+    mailfleet_notify::template::fill(
+        template,
+        &[("address", address), ("when", when), ("lock", &lock)],
+        "Your mailbox is being moved",
+    )
 }
 
 /// Mails each user of `entries` the `[move] user_notice` template before their move; what

@@ -125,7 +125,10 @@ service lmtp {{
     port = {lmtp}
   }}
 }}
+# Settings the store's own packages add (under its package root, as on its own host).
+!include_try {packages}/etc/dovecot/conf.d/*.conf
 ",
+        packages = layout.package_root(store).display(),
         dir = dir.display(),
         log = log.display(),
         mail = mail.display(),

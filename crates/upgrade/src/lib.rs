@@ -8,7 +8,7 @@
 //! injected clock), [`holds`] (packages kept out of the OS's automatic updates),
 //! [`reboots`] (staggered automatic reboot times), [`apt`] (apt through a server's access),
 //! [`check`] (what would slip past the holds), [`restart`] (daemons running replaced files),
-//! [`reboot`] (a reboot the update asks for), [`journal`] (every run's steps, persisted),
+//! [`reboot`] (a reboot the update asks for), [`journal`] (every run's steps, persisted), [`notice`] (users told of their store's window),
 //! [`run`] (a plan executed server by server), [`hooks`] (the gates, drains and backups its
 //! caller gives it), [`command`] (the plan of a loaded config), [`error`].
 
@@ -19,6 +19,7 @@ pub mod error;
 pub mod holds;
 pub mod hooks;
 pub mod journal;
+pub mod notice;
 pub mod order;
 pub mod plan;
 pub mod reboot;

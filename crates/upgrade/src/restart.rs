@@ -267,10 +267,10 @@ pub async fn restart_stale(
     timeout: Duration,
 ) -> Result<String, String> {
     let first = scan(reach, server).await?;
-    if first.stale.is_empty() {
-        return Ok("no process runs a replaced file\n".into());
-    }
     let mut text = String::new();
+    if first.stale.is_empty() {
+        text.push_str("no process runs a replaced file\n");
+    }
     for (owner, procs) in first.by_owner() {
         let restart = match &owner {
             Owner::Service(i) => match server.services.get(*i) {
@@ -334,7 +334,49 @@ pub async fn restart_stale(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+    start_stopped(reach, server, timeout, &mut text).await?;
     Ok(text)
+}
+
+/// Starts each service of `server` whose PID file names no running process (it died in the
+/// update, or a killed run stopped it and did not start it again): the update leaves every
+/// service running, or the run halts.
+async fn start_stopped(
+    reach: &Reach,
+    server: &Server,
+    timeout: Duration,
+    text: &mut String,
+) -> Result<(), String> {
+    let now = scan(reach, server).await?;
+    for (i, service) in server.services.iter().enumerate() {
+        if now.mains.contains_key(&i) {
+            continue;
+        }
+        let fail = |e: String| format!("start of {} on {}: {e}", service.name, server.name);
+        match &service.restart {
+            Restart::StopStart { start, .. } => run_cmd(reach, server, start, timeout).await,
+            commands => run_restart(reach, server, commands, None, timeout).await,
+        }
+        .map_err(fail)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(pid) = scan(reach, server).await?.mains.get(&i) {
+                text.push_str(&format!(
+                    "started {} (not running after the update), now PID {pid}\n",
+                    service.name
+                ));
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(fail(format!(
+                    "its PID file names no running process {} s after the start",
+                    timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

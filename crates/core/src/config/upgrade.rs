@@ -66,6 +66,10 @@ pub struct UpgradeConfig {
     pub restart_timeout: Duration,
     /// How long a rebooted server may take until it answers again.
     pub reboot_timeout: Duration,
+    /// The template mailed to each account of a store before its update (`upgrade notify`).
+    pub user_notice: Option<std::path::PathBuf>,
+    /// The template of the reminder the day before (unset: the notice again).
+    pub user_reminder: Option<std::path::PathBuf>,
 }
 
 /// The packages held unless `[upgrade] managed` says otherwise: the mail stack's own.
@@ -101,6 +105,8 @@ pub(crate) struct RawUpgrade {
     pub(crate) reboot_slot: Option<String>,
     pub(crate) restart_timeout: Option<String>,
     pub(crate) reboot_timeout: Option<String>,
+    pub(crate) user_notice: Option<std::path::PathBuf>,
+    pub(crate) user_reminder: Option<std::path::PathBuf>,
 }
 
 /// One `[[upgrade.windows]]` as written.
@@ -182,7 +188,19 @@ fn window(i: usize, w: &RawWindow, p: &mut Problems) -> Option<Window> {
     }
 }
 
-pub(crate) fn upgrade(r: &RawUpgrade, p: &mut Problems) -> UpgradeConfig {
+pub(crate) fn upgrade(r: &RawUpgrade, base: &std::path::Path, p: &mut Problems) -> UpgradeConfig {
+    let template = |f: &Option<std::path::PathBuf>, key: &str, p: &mut Problems| {
+        let f = base.join(f.as_ref()?);
+        if let Err(e) = std::fs::read_to_string(&f) {
+            p.add(
+                format!("upgrade.{key}"),
+                format!("{}: cannot be read: {e}", f.display()),
+            );
+        }
+        Some(f)
+    };
+    let user_notice = template(&r.user_notice, "user_notice", p);
+    let user_reminder = template(&r.user_reminder, "user_reminder", p);
     let mut spacing = BTreeMap::from([(Role::Directory, Duration::from_secs(3600))]);
     for (role, d) in r.spacing.iter().flatten() {
         let key = format!("upgrade.spacing.{role}");
@@ -244,6 +262,8 @@ pub(crate) fn upgrade(r: &RawUpgrade, p: &mut Problems) -> UpgradeConfig {
         managed,
         reboot_from,
         reboot_slot: reboot_slot.max(Duration::from_secs(60)),
+        user_notice,
+        user_reminder,
         restart_timeout: duration(
             &r.restart_timeout,
             "restart_timeout",

@@ -43,7 +43,7 @@ pub(super) fn validate(
     let probe = probe(&raw.probe, base, &mut p);
     let monitor = monitor(&raw.monitor, &mut p);
     let moves = super::validate_move::moves(&raw.moves, &monitor.notify_email, base, &mut p);
-    let upgrade = super::upgrade::upgrade(&raw.upgrade, &mut p);
+    let upgrade = super::upgrade::upgrade(&raw.upgrade, base, &mut p);
     let mut shift_logs = Vec::new();
     for (i, l) in raw.shift.logs.iter().flatten().enumerate() {
         if l.as_os_str().is_empty() {

@@ -1,6 +1,6 @@
 //! `mailfleet upgrade plan`: the order, gates and timeline of a rolling upgrade; and
 //! `upgrade mark|unmark|marks`: servers marked for upgrade and not yet upgraded (moves place
-//! no mailbox on a marked store).
+//! no mailbox on a marked store); `upgrade notify` in `upgrade_notify`.
 
 use std::process::ExitCode;
 
@@ -84,12 +84,25 @@ pub(crate) enum UpgradeCmd {
     },
     /// List the marked servers.
     Marks,
+    /// Mail each account of the stores to be updated its store's window, and a reminder once
+    /// the window is less than a day away; run it again (hourly from cron): each mail goes once.
+    Notify {
+        /// Only these servers (default: the whole fleet).
+        #[arg(long, value_delimiter = ',')]
+        servers: Vec<String>,
+        /// As if it were this time (RFC 3339, e.g. 2026-12-05T01:00:00Z).
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 pub(crate) async fn run(cmd: UpgradeCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
     let config = ctx.load()?;
     if let Some(code) = run_cmd(&cmd, &config, ctx).await? {
         return Ok(code);
+    }
+    if let UpgradeCmd::Notify { servers, at } = cmd {
+        return super::upgrade_notify::notify(&config, ctx, servers, at).await;
     }
     if let UpgradeCmd::Plan { servers, packages } = cmd {
         let plan = mailfleet_upgrade::command::plan(&config, servers, packages, chrono::Utc::now())

@@ -51,6 +51,7 @@ mod shift;
 mod shutdown;
 mod tls;
 mod upgrade_holds;
+mod upgrade_notify;
 mod upgrade_plan;
 mod upgrade_resume;
 mod upgrade_run;

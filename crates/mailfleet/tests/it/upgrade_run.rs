@@ -3,9 +3,11 @@
 //! The run upgrades every server in the planned order (store1 drained by moving its mailboxes
 //! away and back, store2 by queueing its mail), with its gates before and after, while a mail
 //! a second goes through mx1 and mx2 by turns to alice (store1) and erin (store2): each arrives
-//! exactly once, nothing bounces. A second run
-//! to 1.2 halts when an account is left locked mid-run (the gate's probe round is CRITICAL):
-//! the servers after the halt keep 1.1; once unlocked, `upgrade resume` finishes.
+//! exactly once, nothing bounces; exactly the daemon whose binary the update replaced (store1's
+//! Dovecot, started from the package's copy) is restarted, and the reboot 1.1 asks for is done
+//! where a reboot command is configured. A second run to 1.2, which breaks the stores' Dovecot
+//! config, halts at store1 with an alarm when its restart fails, store2 untouched; with 1.3
+//! (the fix) published, `upgrade resume` finishes.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use mailfleet_stack::apt::{Package, build, index};
 use serde_json::Value;
 
-use crate::common::{mailfleet, mailfleet_json, mailfleet_ok};
+use crate::common::{mailfleet, mailfleet_json};
 
 pub(crate) const ORDER: [&str; 7] = ["ldap1", "ldap2", "mx1", "mx2", "proxy1", "store1", "store2"];
 
@@ -21,11 +23,27 @@ pub(crate) const ORDER: [&str; 7] = ["ldap1", "ldap2", "mx1", "mx2", "proxy1", "
 /// Dovecot's master binary (store1's Dovecot runs from it: an update replaces the file under
 /// the running daemon); 1.1 also leaves the flag a kernel update leaves, asking for a reboot.
 pub(crate) fn publish(repo: &std::path::Path, version: &str) {
+    tools(repo, version, false);
+}
+
+/// mf-tools `version` with a Dovecot setting that breaks the store's config (each demo store
+/// includes `etc/dovecot/conf.d/*.conf` of its package root).
+fn publish_broken(repo: &std::path::Path, version: &str) {
+    tools(repo, version, true);
+}
+
+fn tools(repo: &std::path::Path, version: &str, broken: bool) {
     let mut files = vec![("usr/share/mf-tools/version", format!("{version}\n"))];
     if version == "1.1" {
         files.push((
             "run/reboot-required",
             "*** System restart required ***\n".into(),
+        ));
+    }
+    if broken {
+        files.push((
+            "etc/dovecot/conf.d/99-mf-tools.conf",
+            "this line is no Dovecot setting {\n".into(),
         ));
     }
     build(
@@ -43,6 +61,60 @@ pub(crate) fn publish(repo: &std::path::Path, version: &str) {
     )
     .unwrap();
     index(repo).unwrap();
+}
+
+/// The two groups' servers and the port the watch greets (SMTP, IMAP).
+fn groups(config: &mailfleet_core::Config) -> Vec<Vec<(String, String, u16)>> {
+    [("mx1", "mx2"), ("store1", "store2")]
+        .iter()
+        .map(|(a, b)| {
+            [a, b]
+                .iter()
+                .map(|n| {
+                    let s = config.fleet.server(n).unwrap();
+                    let port = s.ports.smtp.or(s.ports.imap).unwrap();
+                    (n.to_string(), s.host.clone(), port)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Looks at `groups` every 100 ms until `stop`: each server's port, greeted. Returns how many
+/// looks, and each look where a server was down, with the group's servers that were.
+async fn watch_groups(
+    groups: Vec<Vec<(String, String, u16)>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (usize, Vec<(usize, Vec<String>)>) {
+    use tokio::io::AsyncReadExt;
+    let up = |host: String, port: u16| async move {
+        let greet = async {
+            let mut c = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            let mut b = [0u8; 1];
+            c.read_exact(&mut b).await
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), greet).await,
+            Ok(Ok(_))
+        )
+    };
+    let (mut looks, mut down) = (0, Vec::new());
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        for group in &groups {
+            let mut out = Vec::new();
+            for (name, host, port) in group {
+                if !up(host.clone(), *port).await {
+                    out.push(name.clone());
+                }
+            }
+            if !out.is_empty() {
+                down.push((looks, out));
+            }
+        }
+        looks += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (looks, down)
 }
 
 /// The PID each server's `pid_file` names.
@@ -242,9 +314,21 @@ async fn the_fleet_is_upgraded_in_order_and_a_failed_gate_halts_it() {
             sent
         })
     };
+    let watcher = tokio::spawn(watch_groups(groups(&config), stop.clone()));
     let run = mailfleet_json(c, &["upgrade", "run", "--packages", "mf-tools"]);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let sent = sender.await.unwrap();
+    let (looks, down) = watcher.await.unwrap();
+    assert!(looks > 20, "the group watch looked {looks} times");
+    assert!(
+        down.iter().all(|(_, names)| names.len() < 2),
+        "two servers of one group down at once: {down:?}"
+    );
+    // store1's Dovecot restart is the one outage the watch may see.
+    assert!(
+        down.iter().flat_map(|(_, n)| n).all(|n| n == "store1"),
+        "{down:?}"
+    );
     assert!(
         sent.len() >= 10,
         "only {} mails sent during the run",
@@ -348,43 +432,28 @@ async fn the_fleet_is_upgraded_in_order_and_a_failed_gate_halts_it() {
     .await;
     assert!(bounces.is_empty(), "something bounced");
 
-    // 1.2, and an account left locked once the MTAs are done: the run halts.
-    publish(&repo, "1.2");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailfleet"))
-        .args([
-            "--config",
-            c,
-            "--json",
-            "upgrade",
-            "run",
-            "--packages",
-            "mf-tools",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let s = mailfleet_json(c, &["upgrade", "status"]);
-        if s["id"] != run["id"] && s["steps"][3]["phase"] == "done" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "mx2 never finished: {s:#}");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended early: {s:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    mailfleet_ok(&path, &["accounts", "lock", "alice@example.com"]);
-    let out = child.wait_with_output().unwrap();
+    // 1.2 breaks a store's Dovecot config. store1's Dovecot runs the package's binary again,
+    // so the update restarts it, and the restart fails: the run halts at store1 with an
+    // alarm, store2 untouched.
+    publish_broken(&repo, "1.2");
+    run_store1_from_package(&stack, &config);
+    let out = mailfleet(&[
+        "--config",
+        c,
+        "--json",
+        "upgrade",
+        "run",
+        "--packages",
+        "mf-tools",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("HALTED at store1"), "no alarm: {stderr}");
     let halted: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(halted["state"], "halted", "{halted:#}");
     let reason = halted["reason"].as_str().unwrap();
     assert!(
-        reason.contains("alice@example.com") || reason.contains("locked"),
+        reason.contains("restart of dovecot on store1") && reason.contains("onfiguration"),
         "{reason}"
     );
     let stopped_at = halted["steps"]
@@ -393,24 +462,35 @@ async fn the_fleet_is_upgraded_in_order_and_a_failed_gate_halts_it() {
         .iter()
         .position(|s| s["phase"] != "done")
         .unwrap();
-    assert!(stopped_at >= 4, "{halted:#}");
+    assert_eq!(
+        halted["steps"][stopped_at]["server"], "store1",
+        "{halted:#}"
+    );
     let v = versions(&config);
-    for (i, (s, version)) in v.iter().enumerate() {
-        if i < 4 {
-            assert_eq!(version, "1.2", "{s}");
-        } else if i > stopped_at {
-            assert_eq!(version, "1.1", "{s} was touched after the halt");
-        }
+    for (s, version) in &v[..6] {
+        assert_eq!(version, "1.2", "{s}");
     }
+    assert_eq!(
+        v[6],
+        ("store2".to_string(), "1.1".to_string()),
+        "touched after the halt"
+    );
     let status = mailfleet(&["--config", c, "upgrade", "status"]);
     assert!(
         String::from_utf8_lossy(&status.stdout).contains("HALTED"),
         "{status:?}"
     );
-    mailfleet_ok(&path, &["accounts", "unlock", "alice@example.com"]);
+
+    // The fix, 1.3 without that setting: `upgrade resume` updates store1 again, its Dovecot
+    // comes back, and the run finishes.
+    publish(&repo, "1.3");
     let resumed = mailfleet_json(c, &["upgrade", "resume"]);
     assert_eq!(resumed["state"], "done", "{resumed:#}");
-    for (s, version) in versions(&config) {
-        assert_eq!(version, "1.2", "{s}");
+    // The servers done before the halt are not touched again; the stores got the fix.
+    for (i, (s, version)) in versions(&config).into_iter().enumerate() {
+        assert_eq!(version, if i < 5 { "1.2" } else { "1.3" }, "{s}");
     }
+    let store1 = resumed["steps"][5]["output"].as_str().unwrap();
+    assert!(store1.contains("restarted dovecot"), "{store1}");
+    assert_eq!(on_store1(c), before);
 }
