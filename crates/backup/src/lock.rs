@@ -25,6 +25,9 @@ pub struct LockInfo {
     pub pid: u32,
     /// When it was last refreshed.
     pub time: DateTime<Utc>,
+    /// The stores a backup backs up (empty: not said; older locks).
+    #[serde(default)]
+    pub servers: Vec<String>,
 }
 
 /// A held lock, removed on drop.
@@ -87,9 +90,26 @@ fn others(repo: &Repository, mine: &str) -> Result<Vec<(String, LockInfo)>, Back
     Ok(out)
 }
 
+/// The live backups of `server` in the repository (by their shared locks), stale locks
+/// removed on the way; a lock that does not say which stores it backs up counts for all.
+pub fn backups_of(repo: &Repository, server: &str) -> Result<Vec<LockInfo>, BackupError> {
+    Ok(others(repo, "")?
+        .into_iter()
+        .map(|(_, info)| info)
+        .filter(|i| {
+            i.kind == "shared" && (i.servers.is_empty() || i.servers.iter().any(|s| s == server))
+        })
+        .collect())
+}
+
 impl<'a> Lock<'a> {
-    fn take(repo: &'a Repository, kind: &str) -> Result<Lock<'a>, BackupError> {
+    fn take(
+        repo: &'a Repository,
+        kind: &str,
+        servers: Vec<String>,
+    ) -> Result<Lock<'a>, BackupError> {
         let info = LockInfo {
+            servers,
             kind: kind.to_string(),
             host: host(),
             pid: std::process::id(),
@@ -125,14 +145,14 @@ impl<'a> Lock<'a> {
         Ok(lock)
     }
 
-    /// A shared lock (backups): refused while an exclusive one is held.
-    pub fn shared(repo: &'a Repository) -> Result<Lock<'a>, BackupError> {
-        Self::take(repo, "shared")
+    /// A shared lock (a backup of `servers`): refused while an exclusive one is held.
+    pub fn shared(repo: &'a Repository, servers: Vec<String>) -> Result<Lock<'a>, BackupError> {
+        Self::take(repo, "shared", servers)
     }
 
     /// An exclusive lock (prune): refused while any other lock is held.
     pub fn exclusive(repo: &'a Repository) -> Result<Lock<'a>, BackupError> {
-        Self::take(repo, "exclusive")
+        Self::take(repo, "exclusive", Vec::new())
     }
 
     /// Rewrites the lock with the current time if it is due, so it never looks stale.

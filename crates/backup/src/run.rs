@@ -179,7 +179,10 @@ pub fn run(
 ) -> Result<(Snapshot, RunReport), BackupError> {
     let started = Instant::now();
     let time = chrono::Utc::now();
-    let mut lock = Lock::shared(repo)?;
+    let mut servers: Vec<String> = sources.iter().map(|s| s.server.clone()).collect();
+    servers.sort();
+    servers.dedup();
+    let mut lock = Lock::shared(repo, servers)?;
     repo.reload_index()?;
     // Each account's parent is the newest snapshot holding it: stores backed up on their own
     // machines write snapshots of their own accounts only.

@@ -24,6 +24,8 @@ mod upgrade;
 mod upgrade_hooks;
 mod upgrade_notify;
 mod upgrade_print;
+mod upgrade_progress;
+mod upgrade_run;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

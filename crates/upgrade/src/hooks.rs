@@ -18,6 +18,8 @@ pub trait Hooks: Send + Sync {
     async fn undrain(&self, store: &str, how: Drain) -> Result<String, String>;
     /// Backs `store` up now; what it did.
     async fn backup(&self, store: &str) -> Result<String, String>;
+    /// A backup of `store` that runs now (who and since when), if one does.
+    async fn backup_running(&self, store: &str) -> Result<Option<String>, String>;
     /// Tells the admins (a halted run, a finished one).
     async fn alarm(&self, subject: &str, body: &str);
 }

@@ -238,6 +238,9 @@ impl Runner<'_> {
                         .fleet_ok(&[])
                         .await
                         .map_err(|e| format!("gate before {name}: {e}"))?;
+                    if store {
+                        self.no_backup_running(name, &out).await?;
+                    }
                     // From now until it is done no move places a mailbox on it. The servers
                     // later in the run are not marked yet: a drain may use them, since its
                     // mailboxes come back before their turn.
@@ -327,6 +330,38 @@ impl Runner<'_> {
                 .iter()
                 .find(|s| s.n == n)
                 .map_or(StepPhase::Failed, |s| s.phase);
+        }
+    }
+
+    /// Waits (up to `[upgrade] backup_wait`) while a backup of `store` runs: a store is never
+    /// updated under its backup.
+    async fn no_backup_running(
+        &self,
+        store: &str,
+        out: &dyn Fn(String) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let wait = self.config.upgrade.backup_wait;
+        let end = tokio::time::Instant::now() + wait;
+        let mut told = false;
+        loop {
+            let running =
+                self.hooks.backup_running(store).await.map_err(|e| {
+                    format!("gate before {store}: whether a backup of it runs: {e}")
+                })?;
+            let Some(who) = running else {
+                return Ok(());
+            };
+            if tokio::time::Instant::now() >= end {
+                return Err(format!(
+                    "gate before {store}: a backup of it still runs after {} ({who})",
+                    crate::plan::mins(wait)
+                ));
+            }
+            if !told {
+                out(format!("waiting: a backup of {store} runs ({who})\n"))?;
+                told = true;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
 

@@ -66,6 +66,8 @@ pub struct UpgradeConfig {
     pub restart_timeout: Duration,
     /// How long a rebooted server may take until it answers again.
     pub reboot_timeout: Duration,
+    /// How long a store's step waits for a backup of it that runs to end.
+    pub backup_wait: Duration,
     /// The template mailed to each account of a store before its update (`upgrade notify`).
     pub user_notice: Option<std::path::PathBuf>,
     /// The template of the reminder the day before (unset: the notice again).
@@ -105,6 +107,7 @@ pub(crate) struct RawUpgrade {
     pub(crate) reboot_slot: Option<String>,
     pub(crate) restart_timeout: Option<String>,
     pub(crate) reboot_timeout: Option<String>,
+    pub(crate) backup_wait: Option<String>,
     pub(crate) user_notice: Option<std::path::PathBuf>,
     pub(crate) user_reminder: Option<std::path::PathBuf>,
 }
@@ -270,6 +273,7 @@ pub(crate) fn upgrade(r: &RawUpgrade, base: &std::path::Path, p: &mut Problems) 
             Duration::from_secs(120),
             p,
         ),
+        backup_wait: duration(&r.backup_wait, "backup_wait", Duration::from_secs(7200), p),
         reboot_timeout: duration(
             &r.reboot_timeout,
             "reboot_timeout",

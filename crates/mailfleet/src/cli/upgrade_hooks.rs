@@ -242,6 +242,29 @@ impl mailfleet_upgrade::hooks::Hooks for Wired<'_> {
         }
     }
 
+    async fn backup_running(&self, store: &str) -> Result<Option<String>, String> {
+        let config = self.config.clone();
+        let store = store.to_string();
+        let look = tokio::task::spawn_blocking(move || {
+            let repo = mailfleet_backup::command::open::open(&config)?;
+            mailfleet_backup::lock::backups_of(&repo, &store)
+        });
+        // A repository that does not answer (a hung mount) must not hang the run either.
+        let found = tokio::time::timeout(std::time::Duration::from_secs(60), look)
+            .await
+            .map_err(|_| "the backup repository did not answer within 60 s".to_string())?
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(found.first().map(|l| {
+            format!(
+                "process {} on {} (lock refreshed {})",
+                l.pid,
+                l.host,
+                l.time.format("%Y-%m-%d %H:%M:%S UTC")
+            )
+        }))
+    }
+
     async fn alarm(&self, subject: &str, body: &str) {
         tracing::warn!("{subject}");
         let notifier = mailfleet_notify::Notifier::new(self.config);

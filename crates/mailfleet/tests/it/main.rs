@@ -50,6 +50,7 @@ mod report_reach;
 mod shift;
 mod shutdown;
 mod tls;
+mod upgrade_backup_gate;
 mod upgrade_holds;
 mod upgrade_notify;
 mod upgrade_plan;
