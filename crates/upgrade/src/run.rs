@@ -234,13 +234,14 @@ impl Runner<'_> {
                         ))?;
                         tokio::time::sleep(wait).await;
                     }
+                    // The backup first: the fleet's probes may change during a long wait.
+                    if store {
+                        self.no_backup_running(name, &out).await?;
+                    }
                     self.hooks
                         .fleet_ok(&[])
                         .await
                         .map_err(|e| format!("gate before {name}: {e}"))?;
-                    if store {
-                        self.no_backup_running(name, &out).await?;
-                    }
                     // From now until it is done no move places a mailbox on it. The servers
                     // later in the run are not marked yet: a drain may use them, since its
                     // mailboxes come back before their turn.
