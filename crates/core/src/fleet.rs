@@ -237,6 +237,10 @@ pub struct Service {
     pub pid_file: PathBuf,
     /// How it is restarted.
     pub restart: Restart,
+    /// Packages (globs) whose update stops it before the update and starts it after, once
+    /// the other servers of its group are seen serving (for a daemon that must not run
+    /// half-updated, as Postfix's master spawning new helpers beside an old self).
+    pub packages: Vec<String>,
 }
 
 /// How a service is restarted (every command an argument vector).

@@ -6,7 +6,7 @@
 //! ([`smtp`], [`imap`], [`pop3`], [`ldap`], [`http`]; the clients are `mailclient`'s),
 //! [`e2e`] (SMTP in, IMAP out), [`host`] (a machine's resources, read here by [`host_local`] or on the server by
 //! [`host_remote`]), [`queue`] (Postfix's
-//! queue), [`locked`] (accounts a move left locked), and [`plan`] (which checks a fleet gets, run concurrently).
+//! queue), [`locked`] (accounts a move left locked), [`replica`] (directory replicas beside their masters), and [`plan`] (which checks a fleet gets, run concurrently).
 
 pub mod backup;
 pub mod daemon;
@@ -25,6 +25,7 @@ pub mod outcome;
 pub mod plan;
 pub mod pop3;
 pub mod queue;
+pub mod replica;
 pub mod shift;
 pub mod smtp;
 pub mod stuck;

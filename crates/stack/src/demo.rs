@@ -166,6 +166,8 @@ name = \"postfix\"
 pid_file = {postfix_pid}
 stop = [\"postfix\", \"-c\", {postfix}, \"stop\"]
 start = [\"postfix\", \"-c\", {postfix}, \"start\"]
+# Stopped before an update of these (while the other MTA serves), started after it.
+packages = [\"postfix\", \"postfix-*\"]
 ",
             mail_log = q(layout.postfix_log(mta).display()),
             qhost = q(crate::layout::daemon_host(host, mta)),

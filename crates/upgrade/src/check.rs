@@ -69,7 +69,13 @@ fn held(patterns: &[String], package: &str) -> bool {
     patterns.iter().any(|p| matches(p, package))
 }
 
-async fn apt(reach: &Reach, s: &Server, tool: &str, args: &[&str]) -> Result<String, String> {
+/// `tool` with `args` on `s` through its access; its output.
+pub(crate) async fn apt(
+    reach: &Reach,
+    s: &Server,
+    tool: &str,
+    args: &[&str],
+) -> Result<String, String> {
     let cmd = Cmd::new(argv(s, tool, args)).deadline(DEADLINE);
     reach
         .check(&s.name, &s.access, &cmd)

@@ -1,9 +1,22 @@
 //! What an upgrade run needs from the other capabilities, given to it by its caller (the
-//! binary, or the daemon): probe rounds for the gates, mailbox moves for draining a store,
+//! binary, or the daemon): probe rounds and the directory's replication state for the gates, mailbox moves for draining a store,
 //! backups around a store's update, and alarms. The upgrade crate itself depends on none of
 //! them.
 
 use mailfleet_core::config::Drain;
+
+/// A directory replica and its master, each with its newest `contextCSN` (`None`: none yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaCsn {
+    /// The replica.
+    pub replica: String,
+    /// Its master.
+    pub master: String,
+    /// The replica's newest change.
+    pub replica_csn: Option<String>,
+    /// The master's.
+    pub master_csn: Option<String>,
+}
 
 /// The other capabilities, as an upgrade run uses them (its futures need not be `Send`: a
 /// run drives one step at a time on its own task).
@@ -12,6 +25,10 @@ pub trait Hooks: Send + Sync {
     /// One probe round of the whole fleet: `Err` names every CRITICAL or UNKNOWN outcome
     /// (outcomes named `SERVER CHECK` in `skip` left out).
     async fn fleet_ok(&self, skip: &[String]) -> Result<(), String>;
+    /// One probe round of `servers` only (a server's partners, right before it stops).
+    async fn servers_ok(&self, servers: &[String]) -> Result<(), String>;
+    /// Every directory replica's newest change beside its master's, read now.
+    async fn replica_csns(&self) -> Result<Vec<ReplicaCsn>, String>;
     /// Empties `store` before its update; what it did.
     async fn drain(&self, store: &str, how: Drain) -> Result<String, String>;
     /// Gives `store` back what its drain took; what it did.

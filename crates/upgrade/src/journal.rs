@@ -3,6 +3,7 @@
 //! continues with `upgrade resume` from the recorded phase: a server already updated is not
 //! updated again, and a gate whose phase was not recorded as passed is taken again.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -71,6 +72,9 @@ pub struct StepRecord {
     pub output: String,
     /// Why it failed.
     pub error: Option<String>,
+    /// Seconds spent in each part of it (`gate_before`, `update`, `restart`, `soak_wait`, ...),
+    /// added up over resumes.
+    pub timings: BTreeMap<String, f64>,
 }
 
 /// One run as recorded.
@@ -158,7 +162,10 @@ impl Journal {
              CREATE TABLE IF NOT EXISTS steps (
                 run INTEGER NOT NULL, n INTEGER NOT NULL, server TEXT NOT NULL,
                 phase TEXT NOT NULL, started INTEGER, ended INTEGER,
-                output TEXT NOT NULL DEFAULT '', error TEXT, PRIMARY KEY (run, n));",
+                output TEXT NOT NULL DEFAULT '', error TEXT, PRIMARY KEY (run, n));
+             CREATE TABLE IF NOT EXISTS step_times (
+                run INTEGER NOT NULL, n INTEGER NOT NULL, part TEXT NOT NULL,
+                secs REAL NOT NULL, PRIMARY KEY (run, n, part));",
         )
         .map_err(|e| db(&e))?;
         Ok(Journal {
@@ -260,10 +267,23 @@ impl Journal {
                     ended: r.get(4)?,
                     output: r.get(5)?,
                     error: r.get(6)?,
+                    timings: BTreeMap::new(),
                 })
             })?;
             rows.collect::<Result<Vec<_>, _>>()
         })?;
+        let times: Vec<(usize, String, f64)> = self.with(|c| {
+            let mut stmt = c.prepare("SELECT n, part, secs FROM step_times WHERE run = ?1")?;
+            let rows = stmt.query_map(params![id], |r| {
+                Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()
+        })?;
+        for (n, part, secs) in times {
+            if let Some(step) = run.steps.iter_mut().find(|s| s.n == n) {
+                step.timings.insert(part, secs);
+            }
+        }
         Ok(run)
     }
 
@@ -305,6 +325,18 @@ impl Journal {
                    ended = CASE WHEN ?3 IN ('done', 'failed') THEN ?4 ELSE ended END
                  WHERE run = ?1 AND n = ?2",
                 params![id, n as i64, phase.as_str(), now],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Adds `secs` to the time step `n` spent in `part`.
+    pub fn add_time(&self, id: i64, n: usize, part: &str, secs: f64) -> Result<(), JournalError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO step_times (run, n, part, secs) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (run, n, part) DO UPDATE SET secs = secs + excluded.secs",
+                params![id, n as i64, part, secs],
             )
             .map(|_| ())
         })
@@ -386,6 +418,8 @@ mod tests {
         assert!(matches!(j.begin(&[], &[]), Err(JournalError::Open(i)) if i == id));
         j.set_phase(id, 1, StepPhase::Gated).unwrap();
         j.append_output(id, 1, "apt says\n").unwrap();
+        j.add_time(id, 1, "update", 1.5).unwrap();
+        j.add_time(id, 1, "update", 0.25).unwrap();
         j.set_phase(id, 1, StepPhase::Done).unwrap();
         j.halt(id, 2, "mx1: gate before: store1 imap CRITICAL")
             .unwrap();
@@ -395,6 +429,7 @@ mod tests {
         assert_eq!(r.state, "halted");
         assert_eq!(r.steps[0].phase, StepPhase::Done);
         assert!(r.steps[0].ended.is_some() && r.steps[0].output == "apt says\n");
+        assert_eq!(r.steps[0].timings["update"], 1.75);
         assert_eq!(r.steps[1].phase, StepPhase::Pending);
         assert!(r.steps[1].error.as_deref().unwrap().contains("CRITICAL"));
         assert_eq!(j.claim(id).unwrap().state, "running");

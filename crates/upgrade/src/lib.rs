@@ -9,13 +9,14 @@
 //! [`reboots`] (staggered automatic reboot times), [`apt`] (apt through a server's access),
 //! [`check`] (what would slip past the holds), [`restart`] (daemons running replaced files),
 //! [`reboot`] (a reboot the update asks for), [`journal`] (every run's steps, persisted), [`notice`] (users told of their store's window),
-//! [`run`] (a plan executed server by server), [`hooks`] (the gates, drains and backups its
+//! [`run`] (a plan executed server by server, with its gates in `gate` and the drain of a non-store in `stop`), [`update`] (the package manager through a server's access), [`summary`] (what the admins are told at the end), [`hooks`] (the gates, drains and backups its
 //! caller gives it), [`command`] (the plan of a loaded config), [`error`].
 
 pub mod apt;
 pub mod check;
 pub mod command;
 pub mod error;
+mod gate;
 pub mod holds;
 pub mod hooks;
 pub mod journal;
@@ -26,6 +27,9 @@ pub mod reboot;
 pub mod reboots;
 pub mod restart;
 pub mod run;
+mod stop;
+pub mod summary;
+pub mod update;
 pub mod window;
 
 pub use error::PlanError;

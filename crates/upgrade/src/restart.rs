@@ -227,36 +227,48 @@ async fn run_restart(
             }
         }
         Restart::StopStart { stop, start } => {
-            run_cmd(reach, server, stop, timeout).await?;
-            if let Some(pid) = old_main {
-                let deadline = tokio::time::Instant::now() + timeout;
-                let alive = Cmd::new(vec![
-                    "test".to_string(),
-                    "-d".into(),
-                    format!("/proc/{pid}"),
-                ])
-                .deadline(Duration::from_secs(30));
-                loop {
-                    let out = reach
-                        .run(&server.name, &server.access, &alive)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if !out.success() {
-                        break;
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(format!(
-                            "PID {pid} still running {} s after the stop",
-                            timeout.as_secs()
-                        ));
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
+            stop_and_wait(reach, server, stop, old_main, timeout).await?;
             run_cmd(reach, server, start, timeout).await?;
         }
     }
     Ok(())
+}
+
+/// Runs `stop`, then waits until `old_main` (the service's main process) has exited.
+pub(crate) async fn stop_and_wait(
+    reach: &Reach,
+    server: &Server,
+    stop: &[String],
+    old_main: Option<u32>,
+    timeout: Duration,
+) -> Result<(), String> {
+    run_cmd(reach, server, stop, timeout).await?;
+    let Some(pid) = old_main else {
+        return Ok(());
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let alive = Cmd::new(vec![
+        "test".to_string(),
+        "-d".into(),
+        format!("/proc/{pid}"),
+    ])
+    .deadline(Duration::from_secs(30));
+    loop {
+        let out = reach
+            .run(&server.name, &server.access, &alive)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !out.success() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "PID {pid} still running {} s after the stop",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Restarts what on `server` runs a replaced file; what it did, or why the run must halt (a
@@ -362,7 +374,7 @@ async fn start_stopped(
         loop {
             if let Some(pid) = scan(reach, server).await?.mains.get(&i) {
                 text.push_str(&format!(
-                    "started {} (not running after the update), now PID {pid}\n",
+                    "started {} (stopped for the update, or not running after it), now PID {pid}\n",
                     service.name
                 ));
                 break;

@@ -1,8 +1,10 @@
 //! `upgrade run`: the plan executed server by server through each server's access, every
 //! step recorded before it is taken (see [`crate::journal`]). Per server: wait for its start
 //! (its role's spacing, a canary's watch, a maintenance window); gates before (one probe
-//! round of the fleet with nothing CRITICAL or UNKNOWN); drain a store (its mailboxes moved
-//! away, or its mail queued at the MTAs; its probe account stays so the gates can watch it);
+//! round of the fleet with nothing CRITICAL or UNKNOWN, every directory replica holding its
+//! master's changes); drain a store (its mailboxes moved away, or its mail queued at the
+//! MTAs; its probe account stays so the gates can watch it), or stop another server's
+//! services the update concerns while its partners serve (see [`crate::stop`]);
 //! a backup right before when the last good one is too old; the update (the package manager
 //! through its access, output kept, or the server's own update command); the daemons still
 //! running replaced files restarted, and a reboot when the update asks for one; gates
@@ -10,13 +12,13 @@
 //! marked for upgrade (no move places a mailbox on it) from its gate until it is done. A failed gate or update halts the run with an alarm and
 //! leaves every later server untouched; `upgrade resume` continues from the recorded phase.
 
-use std::time::Duration;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use mailfleet_core::config::Drain;
 use mailfleet_core::upgrade_marks::UpgradeMarks;
 use mailfleet_core::{Config, Role, Server};
-use mailfleet_remote::{Cmd, Reach};
+use mailfleet_remote::Reach;
 
 use crate::hooks::Hooks;
 use crate::journal::{Journal, JournalError, RunRecord, StepPhase};
@@ -44,16 +46,6 @@ pub enum RunError {
         /// Why.
         why: String,
     },
-}
-
-/// How long the package manager may take on one server.
-const UPDATE_DEADLINE: Duration = Duration::from_secs(1800);
-/// How long apt (`DPkg::Lock::Timeout`) and `dpkg --configure -a` wait for dpkg's lock.
-const DPKG_LOCK_WAIT: Duration = Duration::from_secs(300);
-
-/// Whether dpkg refused because another dpkg or apt holds its lock.
-fn dpkg_locked(error: &str) -> bool {
-    error.contains("frontend lock") || error.contains("unable to lock")
 }
 
 /// Runs upgrade runs.
@@ -121,11 +113,6 @@ impl Runner<'_> {
         }
         self.journal.finish(id, "done", None)?;
         let run = self.journal.get(id)?;
-        let lines: Vec<String> = run
-            .steps
-            .iter()
-            .map(|s| format!("{}. {}: {}", s.n, s.server, s.phase.as_str()))
-            .collect();
         self.hooks
             .alarm(
                 &format!(
@@ -133,8 +120,8 @@ impl Runner<'_> {
                     run.steps.len()
                 ),
                 &format!(
-                    "Every server is upgraded, in this order:\n\n{}\n",
-                    lines.join("\n")
+                    "Every server is upgraded, in this order:\n\n{}",
+                    crate::summary::summary(&run)
                 ),
             )
             .await;
@@ -206,7 +193,8 @@ impl Runner<'_> {
         (at, why)
     }
 
-    /// One server's step from `phase` to its end; `Err` says why the run must halt.
+    /// One server's step from `phase` to its end; `Err` says why the run must halt. The time
+    /// of each part goes to the journal (`timings`), waits apart from work.
     async fn step(
         &self,
         id: i64,
@@ -221,9 +209,15 @@ impl Runner<'_> {
         let how = server.drain.unwrap_or(self.config.upgrade.drain);
         let j = |e: JournalError| e.to_string();
         let out = |text: String| self.journal.append_output(id, n, &text).map_err(j);
+        let time = |part: &str, since: Instant| {
+            self.journal
+                .add_time(id, n, part, since.elapsed().as_secs_f64())
+                .map_err(j)
+        };
         loop {
             match phase {
                 StepPhase::Pending => {
+                    let t = Instant::now();
                     let run = self.journal.get(id).map_err(j)?;
                     let (at, why) = self.start_at(&run, n, server);
                     if let Ok(wait) = (at - Utc::now()).to_std() {
@@ -234,14 +228,19 @@ impl Runner<'_> {
                         ))?;
                         tokio::time::sleep(wait).await;
                     }
+                    time("wait", t)?;
                     // The backup first: the fleet's probes may change during a long wait.
                     if store {
+                        let t = Instant::now();
                         self.no_backup_running(name, &out).await?;
+                        time("backup_wait", t)?;
                     }
+                    let t = Instant::now();
                     self.hooks
                         .fleet_ok(&[])
                         .await
                         .map_err(|e| format!("gate before {name}: {e}"))?;
+                    let replicas = self.replicas_in_sync(name).await?;
                     // From now until it is done no move places a mailbox on it. The servers
                     // later in the run are not marked yet: a drain may use them, since its
                     // mailboxes come back before their turn.
@@ -249,12 +248,14 @@ impl Runner<'_> {
                         .and_then(|m| m.mark(name, &format!("upgrade run {id}")))
                         .map_err(|e| e.to_string())?;
                     out(format!(
-                        "gate before: every probe OK at {}\n",
+                        "gate before: every probe OK at {}\n{replicas}",
                         Utc::now().to_rfc3339()
                     ))?;
+                    time("gate_before", t)?;
                     self.journal.set_phase(id, n, StepPhase::Gated).map_err(j)?;
                 }
                 StepPhase::Gated => {
+                    let t = Instant::now();
                     if store {
                         let did = self
                             .hooks
@@ -262,57 +263,88 @@ impl Runner<'_> {
                             .await
                             .map_err(|e| format!("drain of {name}: {e}"))?;
                         out(format!("drained: {did}\n"))?;
+                    } else {
+                        let packages = self.journal.get(id).map_err(j)?.packages;
+                        if let Some(did) = self.stop_for_update(server, &packages).await? {
+                            out(did)?;
+                        }
                     }
+                    time("drain", t)?;
                     self.journal
                         .set_phase(id, n, StepPhase::Drained)
                         .map_err(j)?;
                 }
                 StepPhase::Drained => {
                     if store && self.backup_due(server).await {
+                        let t = Instant::now();
                         let did = self
                             .hooks
                             .backup(name)
                             .await
                             .map_err(|e| format!("backup of {name} before its update: {e}"))?;
                         out(format!("backup before: {did}\n"))?;
+                        time("backup_before", t)?;
                     }
-                    let text = self.update(server, id).await?;
+                    let t = Instant::now();
+                    let packages = self.journal.get(id).map_err(j)?.packages;
+                    let text = crate::update::update(self.reach, server, &packages).await?;
                     out(text)?;
+                    time("update", t)?;
                     let u = &self.config.upgrade;
+                    let t = Instant::now();
                     let did = crate::restart::restart_stale(self.reach, server, u.restart_timeout)
                         .await?;
                     out(did)?;
+                    time("restart", t)?;
+                    let t = Instant::now();
                     let did = crate::reboot::reboot_if_needed(self.reach, server, u.reboot_timeout)
                         .await?;
                     out(did)?;
+                    time("reboot", t)?;
                     self.journal
                         .set_phase(id, n, StepPhase::Updated)
                         .map_err(j)?;
                 }
                 StepPhase::Updated => {
-                    self.soak(server, store && how == Drain::Queue).await?;
+                    let t = Instant::now();
+                    let slept = self.soak(server, store && how == Drain::Queue).await?;
                     out(format!(
                         "gate after: every probe OK for {}\n",
                         crate::plan::mins(self.config.upgrade.soak)
                     ))?;
+                    self.journal
+                        .add_time(id, n, "soak_wait", slept.as_secs_f64())
+                        .map_err(j)?;
+                    self.journal
+                        .add_time(
+                            id,
+                            n,
+                            "gate_after",
+                            t.elapsed().saturating_sub(slept).as_secs_f64(),
+                        )
+                        .map_err(j)?;
                     self.journal
                         .set_phase(id, n, StepPhase::Soaked)
                         .map_err(j)?;
                 }
                 StepPhase::Soaked => {
                     if store {
+                        let t = Instant::now();
                         let did = self
                             .hooks
                             .backup(name)
                             .await
                             .map_err(|e| format!("backup of {name} after its update: {e}"))?;
                         out(format!("backup after: {did}\n"))?;
+                        time("backup_after", t)?;
+                        let t = Instant::now();
                         let did = self
                             .hooks
                             .undrain(name, how)
                             .await
                             .map_err(|e| format!("undrain of {name}: {e}"))?;
                         out(format!("undrained: {did}\n"))?;
+                        time("undrain", t)?;
                     }
                     UpgradeMarks::open(&self.config.data_dir)
                         .and_then(|m| m.clear(name))
@@ -334,38 +366,6 @@ impl Runner<'_> {
         }
     }
 
-    /// Waits (up to `[upgrade] backup_wait`) while a backup of `store` runs: a store is never
-    /// updated under its backup.
-    async fn no_backup_running(
-        &self,
-        store: &str,
-        out: &dyn Fn(String) -> Result<(), String>,
-    ) -> Result<(), String> {
-        let wait = self.config.upgrade.backup_wait;
-        let end = tokio::time::Instant::now() + wait;
-        let mut told = false;
-        loop {
-            let running =
-                self.hooks.backup_running(store).await.map_err(|e| {
-                    format!("gate before {store}: whether a backup of it runs: {e}")
-                })?;
-            let Some(who) = running else {
-                return Ok(());
-            };
-            if tokio::time::Instant::now() >= end {
-                return Err(format!(
-                    "gate before {store}: a backup of it still runs after {} ({who})",
-                    crate::plan::mins(wait)
-                ));
-            }
-            if !told {
-                out(format!("waiting: a backup of {store} runs ({who})\n"))?;
-                told = true;
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-    }
-
     /// Whether `store`'s last good backup is older than `backup_max_age` (or unknown).
     async fn backup_due(&self, store: &Server) -> bool {
         let Some(path) = &store.backup_status else {
@@ -376,90 +376,6 @@ impl Runner<'_> {
         match crate::command::last_good(path).await {
             Ok(Some(t)) => Utc::now() - t > limit,
             _ => true,
-        }
-    }
-
-    /// The package manager on `server`: its lists refreshed, then the run's packages (or
-    /// everything) upgraded, non-interactively, keeping changed config files.
-    async fn update(&self, server: &Server, id: i64) -> Result<String, String> {
-        if !server.update_command.is_empty() {
-            let cmd = Cmd::new(server.update_command.clone()).deadline(UPDATE_DEADLINE);
-            let o = self
-                .reach
-                .check(&server.name, &server.access, &cmd)
-                .await
-                .map_err(|e| format!("update of {}: {e}", server.name))?;
-            return Ok(format!("$ {}\n{}", cmd.display(), o.stdout_text()));
-        }
-        let packages = self.journal.get(id).map_err(|e| e.to_string())?.packages;
-        let lock_timeout = format!("DPkg::Lock::Timeout={}", DPKG_LOCK_WAIT.as_secs());
-        let mut install: Vec<&str> = vec![
-            "-q",
-            "-y",
-            // A killed run's package manager may still hold the lock for a while.
-            "-o",
-            &lock_timeout,
-            "-o",
-            "Dpkg::Options::=--force-confdef",
-            "-o",
-            "Dpkg::Options::=--force-confold",
-        ];
-        if packages.is_empty() {
-            install.push("dist-upgrade");
-        } else {
-            install.extend(["install", "--only-upgrade"]);
-            install.extend(packages.iter().map(String::as_str));
-        }
-        let mut text = String::new();
-        // A run killed during an update leaves packages unpacked but not configured: dpkg
-        // finishes them first (nothing to do otherwise).
-        let configure = crate::apt::dpkg_argv(server, &["--configure", "-a"]);
-        let update = crate::apt::argv(server, "apt-get", &["-q", "-o", &lock_timeout, "update"]);
-        let install = crate::apt::argv(server, "apt-get", &install);
-        for (n, step) in [configure, update, install].into_iter().enumerate() {
-            let mut argv = vec!["env".to_string(), "DEBIAN_FRONTEND=noninteractive".into()];
-            argv.extend(step);
-            let cmd = Cmd::new(argv).deadline(UPDATE_DEADLINE);
-            let waited_until = std::time::Instant::now() + DPKG_LOCK_WAIT;
-            let o = loop {
-                match self.reach.check(&server.name, &server.access, &cmd).await {
-                    // dpkg has no lock timeout of its own (apt has DPkg::Lock::Timeout): a
-                    // killed run's dpkg, or unattended-upgrades, may still hold the lock.
-                    Err(e)
-                        if n == 0
-                            && dpkg_locked(&e.to_string())
-                            && std::time::Instant::now() < waited_until =>
-                    {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    done => break done.map_err(|e| format!("update of {}: {e}", server.name))?,
-                }
-            };
-            text.push_str(&format!("$ {}\n{}", cmd.display(), o.stdout_text()));
-        }
-        Ok(text)
-    }
-
-    /// Every probe round OK for the soak time (the first at once).
-    async fn soak(&self, server: &Server, queued: bool) -> Result<(), String> {
-        // Its users are locked while their mail is queued: that is the drain, not a problem.
-        let skip = if queued {
-            vec![format!("{} locked", server.name)]
-        } else {
-            Vec::new()
-        };
-        let soak = self.config.upgrade.soak;
-        let end = tokio::time::Instant::now() + soak;
-        let every = soak.clamp(Duration::from_secs(1), Duration::from_secs(10));
-        loop {
-            self.hooks
-                .fleet_ok(&skip)
-                .await
-                .map_err(|e| format!("gate after {}: {e}", server.name))?;
-            if tokio::time::Instant::now() >= end {
-                return Ok(());
-            }
-            tokio::time::sleep(every.min(end - tokio::time::Instant::now())).await;
         }
     }
 }

@@ -229,6 +229,8 @@ pub(crate) struct RawService {
     pub(crate) restart: Option<OneOrMore<Vec<String>>>,
     pub(crate) stop: Option<Vec<String>>,
     pub(crate) start: Option<Vec<String>>,
+    /// Packages (globs) whose update stops it first.
+    pub(crate) packages: Option<Vec<String>>,
 }
 
 /// A key that takes one value or a list of them.

@@ -68,6 +68,8 @@ pub struct UpgradeConfig {
     pub reboot_timeout: Duration,
     /// How long a store's step waits for a backup of it that runs to end.
     pub backup_wait: Duration,
+    /// How long a step waits for every directory replica to have its master's changes.
+    pub replica_wait: Duration,
     /// The template mailed to each account of a store before its update (`upgrade notify`).
     pub user_notice: Option<std::path::PathBuf>,
     /// The template of the reminder the day before (unset: the notice again).
@@ -108,6 +110,7 @@ pub(crate) struct RawUpgrade {
     pub(crate) restart_timeout: Option<String>,
     pub(crate) reboot_timeout: Option<String>,
     pub(crate) backup_wait: Option<String>,
+    pub(crate) replica_wait: Option<String>,
     pub(crate) user_notice: Option<std::path::PathBuf>,
     pub(crate) user_reminder: Option<std::path::PathBuf>,
 }
@@ -274,6 +277,7 @@ pub(crate) fn upgrade(r: &RawUpgrade, base: &std::path::Path, p: &mut Problems) 
             p,
         ),
         backup_wait: duration(&r.backup_wait, "backup_wait", Duration::from_secs(7200), p),
+        replica_wait: duration(&r.replica_wait, "replica_wait", Duration::from_secs(300), p),
         reboot_timeout: duration(
             &r.reboot_timeout,
             "reboot_timeout",

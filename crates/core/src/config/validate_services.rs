@@ -77,10 +77,28 @@ pub(crate) fn services(
                 Restart::Commands(Vec::new())
             }
         };
+        let packages = s.packages.unwrap_or_default();
+        if !packages.is_empty() && !matches!(restart, Restart::StopStart { .. }) {
+            p.add(
+                format!("{key}.packages"),
+                format!(
+                    "needs stop and start (a service stopped before the update is started after it) {label}"
+                ),
+            );
+        }
+        for (j, g) in packages.iter().enumerate() {
+            if g.trim().is_empty() || g.contains(char::is_whitespace) {
+                p.add(
+                    format!("{key}.packages[{j}]"),
+                    format!("{g:?} is not a package name or glob {label}"),
+                );
+            }
+        }
         out.push(Service {
             name: s.name,
             pid_file: resolve(base, &s.pid_file),
             restart,
+            packages,
         });
     }
     out

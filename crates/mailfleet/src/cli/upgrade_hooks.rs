@@ -13,18 +13,16 @@ pub(crate) struct Wired<'a> {
 }
 
 impl Wired<'_> {
-    /// One probe round of the fleet's servers (not this machine), every check but momentary
+    /// One probe round of `servers` (not this machine), every check but momentary
     /// business: a CPU, load or I/O peak is no reason to hold a security update, a full disk
     /// is. Each CRITICAL or UNKNOWN outcome as (`SERVER CHECK`, a line saying it).
-    async fn failing(&self, skip: &[String]) -> Result<Vec<(String, String)>, String> {
+    async fn failing(
+        &self,
+        servers: Vec<String>,
+        skip: &[String],
+    ) -> Result<Vec<(String, String)>, String> {
         let rounds = mailfleet_probe::plan::Rounds {
-            servers: self
-                .config
-                .fleet
-                .servers
-                .iter()
-                .map(|s| s.name.clone())
-                .collect(),
+            servers,
             repeat: 1,
             n: 1,
             resources: true,
@@ -44,6 +42,28 @@ impl Wired<'_> {
                 (key, line)
             })
             .collect())
+    }
+
+    /// A probe round of `servers` with nothing CRITICAL or UNKNOWN, a failure confirmed by a
+    /// second round, as the monitor confirms its alarms: one slow login (a POP3 lock still
+    /// held by the previous round) is no reason to halt an upgrade.
+    async fn confirmed_ok(&self, servers: Vec<String>, skip: &[String]) -> Result<(), String> {
+        let first = self.failing(servers.clone(), skip).await?;
+        if first.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let again = self.failing(servers, skip).await?;
+        let confirmed: Vec<String> = again
+            .into_iter()
+            .filter(|(key, _)| first.iter().any(|(k, _)| k == key))
+            .map(|(_, line)| line)
+            .collect();
+        if confirmed.is_empty() {
+            Ok(())
+        } else {
+            Err(confirmed.join("; "))
+        }
     }
 
     fn probe_account(&self, store: &str) -> Option<String> {
@@ -141,24 +161,31 @@ impl Wired<'_> {
 #[async_trait::async_trait(?Send)]
 impl mailfleet_upgrade::hooks::Hooks for Wired<'_> {
     async fn fleet_ok(&self, skip: &[String]) -> Result<(), String> {
-        let first = self.failing(skip).await?;
-        if first.is_empty() {
-            return Ok(());
-        }
-        // Confirmed by a second round, as the monitor confirms its alarms: one slow login
-        // (a POP3 lock still held by the previous round) is no reason to halt an upgrade.
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        let again = self.failing(skip).await?;
-        let confirmed: Vec<String> = again
-            .into_iter()
-            .filter(|(key, _)| first.iter().any(|(k, _)| k == key))
-            .map(|(_, line)| line)
+        let all = self
+            .config
+            .fleet
+            .servers
+            .iter()
+            .map(|s| s.name.clone())
             .collect();
-        if confirmed.is_empty() {
-            Ok(())
-        } else {
-            Err(confirmed.join("; "))
-        }
+        self.confirmed_ok(all, skip).await
+    }
+
+    async fn servers_ok(&self, servers: &[String]) -> Result<(), String> {
+        self.confirmed_ok(servers.to_vec(), &[]).await
+    }
+
+    async fn replica_csns(&self) -> Result<Vec<mailfleet_upgrade::hooks::ReplicaCsn>, String> {
+        Ok(mailfleet_probe::replica::csns(self.config)
+            .await?
+            .into_iter()
+            .map(|r| mailfleet_upgrade::hooks::ReplicaCsn {
+                replica: r.replica,
+                master: r.master,
+                replica_csn: r.replica_csn,
+                master_csn: r.master_csn,
+            })
+            .collect())
     }
 
     async fn drain(&self, store: &str, how: Drain) -> Result<String, String> {

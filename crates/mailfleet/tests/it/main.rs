@@ -52,6 +52,7 @@ mod shutdown;
 mod tls;
 mod upgrade_backup_gate;
 mod upgrade_holds;
+mod upgrade_mta_stop;
 mod upgrade_notify;
 mod upgrade_plan;
 mod upgrade_resume;

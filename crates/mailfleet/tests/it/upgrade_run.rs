@@ -82,7 +82,7 @@ fn groups(config: &mailfleet_core::Config) -> Vec<Vec<(String, String, u16)>> {
 
 /// Looks at `groups` every 100 ms until `stop`: each server's port, greeted. Returns how many
 /// looks, and each look where a server was down, with the group's servers that were.
-async fn watch_groups(
+pub(crate) async fn watch_groups(
     groups: Vec<Vec<(String, String, u16)>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> (usize, Vec<(usize, Vec<String>)>) {
@@ -118,7 +118,7 @@ async fn watch_groups(
 }
 
 /// The PID each server's `pid_file` names.
-fn daemons(config: &mailfleet_core::Config) -> Vec<(String, String)> {
+pub(crate) fn daemons(config: &mailfleet_core::Config) -> Vec<(String, String)> {
     config
         .fleet
         .servers
@@ -342,8 +342,24 @@ async fn the_fleet_is_upgraded_in_order_and_a_failed_gate_halts_it() {
         assert!(out.contains("gate before: every probe OK"), "{out}");
         assert!(out.contains("gate after: every probe OK for 1 s"), "{out}");
         assert!(out.contains("install --only-upgrade mf-tools"), "{out}");
+        // The replica had its master's changes before each server went down.
+        assert!(
+            out.contains("directory replicas in sync: ldap2 at 20"),
+            "{out}"
+        );
+        for part in ["gate_before", "update", "restart", "gate_after"] {
+            assert!(s["timings"][part].as_f64().is_some(), "{part}: {s:#}");
+        }
     }
     let out = |n: usize| run["steps"][n]["output"].as_str().unwrap().to_string();
+    // The MTAs' Postfix names its own packages, which mf-tools is not: updated in place.
+    for n in [2, 3] {
+        assert!(
+            out(n).contains("nothing stopped: the update upgrades none of its services' packages"),
+            "{}",
+            out(n)
+        );
+    }
     assert!(
         out(5).contains("drained: move drain store1: "),
         "{}",

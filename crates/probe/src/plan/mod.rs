@@ -5,6 +5,7 @@ use mailfleet_core::{Config, Role, Server};
 
 mod run;
 
+pub(crate) use run::bind_password;
 pub use run::{RoundTime, Rounds, round, rounds, run};
 
 /// One check to run.

@@ -15,7 +15,7 @@ fn first_line(path: &std::path::Path) -> Result<String, String> {
 }
 
 /// The directory's bind password, or why it cannot be read (naming the file).
-fn bind_password(l: &mailfleet_core::config::LdapConfig) -> Result<String, String> {
+pub(crate) fn bind_password(l: &mailfleet_core::config::LdapConfig) -> Result<String, String> {
     first_line(&l.password_file).map_err(|e| format!("directory.ldap.password_file {e}"))
 }
 
