@@ -539,7 +539,7 @@ fn services_reboot_and_update_commands_are_checked() {
     let (ok, stderr) = check(&with(
         "reboot = [\"systemctl\", \"reboot\"]\nupdate_command = [\"/usr/local/sbin/patch-all\"]\n\
          [[server.services]]\nname = \"dovecot\"\npid_file = \"/run/dovecot/master.pid\"\nrestart = [\"systemctl\", \"restart\", \"dovecot\"]\n\
-         [[server.services]]\nname = \"postfix\"\npid_file = \"/var/spool/postfix/pid/master.pid\"\nstop = [\"postfix\", \"stop\"]\nstart = [\"postfix\", \"start\"]\n\
+         [[server.services]]\nname = \"postfix\"\npid_file = \"/var/spool/postfix/pid/master.pid\"\nstop = [\"postfix\", \"stop\"]\nstart = [\"postfix\", \"start\"]\npackages = [\"postfix\", \"postfix-*\"]\n\
          [[server.services]]\nname = \"two\"\npid_file = \"/run/two.pid\"\nrestart = [[\"two\", \"stop\"], [\"two\", \"start\"]]\n",
     ));
     assert!(ok, "{stderr}");
@@ -563,6 +563,26 @@ fn services_reboot_and_update_commands_are_checked() {
         ),
         "server[1].services[0].restart",
         "names no program",
+    );
+    // A service stopped before the update must be startable after it.
+    refused(
+        &with(
+            "[[server.services]]\nname = \"d\"\npid_file = \"/run/d.pid\"\nrestart = [\"d\"]\npackages = [\"dovecot-*\"]\n",
+        ),
+        "server[1].services[0].packages",
+        "needs stop and start",
+    );
+    refused(
+        &with(
+            "[[server.services]]\nname = \"d\"\npid_file = \"/run/d.pid\"\nstop = [\"d\"]\nstart = [\"d\"]\npackages = [\"a b\"]\n",
+        ),
+        "server[1].services[0].packages[0]",
+        "is not a package name or glob",
+    );
+    refused(
+        &format!("{GOOD}\n[upgrade]\nreplica_wait = \"soon\"\n"),
+        "upgrade.replica_wait",
+        "",
     );
     let (ok, stderr) = check(&with(
         "[[server.services]]\nname = \"d\"\npid_file = \"/run/d.pid\"\nrestart = [\"d\"]\n\
