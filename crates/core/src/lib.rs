@@ -10,11 +10,13 @@
 //! - [`child`]: waiting for a child process with a deadline; [`follow`]: a log followed across
 //!   rotation, [`follow_remote`] the same on a server through its access; [`postfix`]: Postfix's queue and tools; [`tls`]: the CAs every TLS client
 //!   trusts;
-//! - [`shutdown`]: one shutdown signal for every long-running part.
+//! - [`shutdown`]: one shutdown signal for every long-running part; [`audit`]: the audit log of
+//!   every action that changes something.
 
 pub mod account;
 pub mod accounts;
 pub mod address;
+pub mod audit;
 pub mod backup_status;
 pub mod child;
 pub mod config;

@@ -3,6 +3,7 @@
 mod accounts;
 mod accounts_print;
 mod audit;
+mod audit_log;
 mod backup;
 mod backup_print;
 mod check;
@@ -81,7 +82,8 @@ enum Command {
     /// Outbound abuse control: the Postfix policy server and milter, quotas, held mail, blocks.
     #[command(subcommand)]
     Policy(policy::PolicyCmd),
-    /// Audits: `audit passwords` finds guessable passwords.
+    /// Audits: `audit passwords` finds guessable passwords; `audit log` lists every action
+    /// taken (who, what, when, from where, the result).
     #[command(subcommand)]
     Audit(audit::AuditCmd),
     /// Run a command on servers through their access (ssh or local), in parallel; each line
@@ -122,27 +124,35 @@ impl Context {
     }
 }
 
-pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs the parsed command line; `matches` say whether it is an action for the audit log.
+pub(crate) async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     let ctx = Context {
         config_path: Config::locate(cli.config.as_deref()),
         json: cli.json,
     };
-    match cli.command {
-        Command::Config(c) => config::run(c, &ctx),
-        Command::Accounts(c) => accounts::run(c, &ctx).await,
-        Command::Demo(c) => demo::run(c, &ctx).await,
-        Command::Report(c) => report::run(c, &ctx).await,
-        Command::Probe(c) => plugin(probe::run(c, &ctx).await),
-        Command::Monitor(c) => monitor::run(c, &ctx).await,
-        Command::Stats(c) => stats::run(c, &ctx),
-        Command::Check(c) => plugin(check::run(c, &ctx).await),
-        Command::Backup(c) => backup::run(c, &ctx).await,
-        Command::Restore(c) => restore::restore(c, &ctx).await,
-        Command::Policy(c) => policy::run(c, &ctx).await,
-        Command::Audit(c) => audit::run(c, &ctx).await,
-        Command::Exec(c) => exec::run(c, &ctx).await,
-        Command::Move(c) => mover::run(c, &ctx).await,
-        Command::Upgrade(c) => upgrade::run(c, &ctx).await,
+    match audit_log::action_of(matches) {
+        Some(action) => audit_log::recorded(&ctx, &action, dispatch(cli.command, &ctx)).await,
+        None => dispatch(cli.command, &ctx).await,
+    }
+}
+
+async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Config(c) => config::run(c, ctx),
+        Command::Accounts(c) => accounts::run(c, ctx).await,
+        Command::Demo(c) => demo::run(c, ctx).await,
+        Command::Report(c) => report::run(c, ctx).await,
+        Command::Probe(c) => plugin(probe::run(c, ctx).await),
+        Command::Monitor(c) => monitor::run(c, ctx).await,
+        Command::Stats(c) => stats::run(c, ctx),
+        Command::Check(c) => plugin(check::run(c, ctx).await),
+        Command::Backup(c) => backup::run(c, ctx).await,
+        Command::Restore(c) => restore::restore(c, ctx).await,
+        Command::Policy(c) => policy::run(c, ctx).await,
+        Command::Audit(c) => audit::run(c, ctx).await,
+        Command::Exec(c) => exec::run(c, ctx).await,
+        Command::Move(c) => mover::run(c, ctx).await,
+        Command::Upgrade(c) => upgrade::run(c, ctx).await,
     }
 }
 

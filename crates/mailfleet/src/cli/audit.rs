@@ -31,16 +31,26 @@ pub(crate) enum AuditCmd {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Every action taken through mailfleet (accounts, blocks, releases, backups, restores,
+    /// moves, upgrades): who, via what, from where, the command and its result.
+    Log {
+        /// Only actions since then: 30m, 24h, 7d, a date or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 pub(crate) async fn run(cmd: AuditCmd, ctx: &Context) -> anyhow::Result<ExitCode> {
-    let AuditCmd::Passwords {
-        block,
-        wordlist,
-        top,
-        show,
-        threads,
-    } = cmd;
+    let (block, wordlist, top, show, threads) = match cmd {
+        AuditCmd::Log { since } => return super::audit_log::print(ctx, since.as_deref()),
+        AuditCmd::Passwords {
+            block,
+            wordlist,
+            top,
+            show,
+            threads,
+        } => (block, wordlist, top, show, threads),
+    };
     let config = ctx.load()?;
     let options = SweepOptions {
         block,

@@ -23,7 +23,7 @@ pub(crate) enum StatsCmd {
 }
 
 /// `30m`, `24h`, `7d`, `2026-11-01` or an RFC 3339 time.
-fn since(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+pub(crate) fn since(s: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
     if let Some((n, unit)) = s.len().checked_sub(1).map(|i| s.split_at(i))
         && let Ok(n) = n.parse::<i64>()
     {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 mod audit;
+mod audit_log;
 mod backup;
 mod backup_crash;
 mod backup_encrypted;
