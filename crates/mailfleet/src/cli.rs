@@ -20,6 +20,7 @@ mod probe;
 mod progress;
 mod report;
 mod restore;
+mod serve;
 mod stats;
 mod upgrade;
 mod upgrade_hooks;
@@ -96,6 +97,9 @@ enum Command {
     /// servers marked for upgrade and not yet upgraded (moves avoid marked stores).
     #[command(subcommand)]
     Upgrade(upgrade::UpgradeCmd),
+    /// One daemon: the parts `[serve] parts` names (the monitor with /metrics, the policy
+    /// server) under one shutdown; SIGHUP reloads the config, refusing one with a mistake.
+    Serve,
 }
 
 /// What every command gets: where the config is and how to print.
@@ -153,6 +157,7 @@ async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Exec(c) => exec::run(c, ctx).await,
         Command::Move(c) => mover::run(c, ctx).await,
         Command::Upgrade(c) => upgrade::run(c, ctx).await,
+        Command::Serve => serve::run(ctx).await,
     }
 }
 

@@ -308,6 +308,11 @@ pub async fn run(
     if let Some(t) = milter_task {
         let _ = t.await;
     }
+    // Every request answered is counted on disk before the process goes: the writer
+    // batches behind the answers (a crash may lose its last 20 ms, a shutdown must not).
+    if let Err(e) = engine.counters().flush().await {
+        tracing::error!("policy state: the last counts may not be saved: {e}");
+    }
     // The detector holds the engine (and through it the channel of alerts): it ends here,
     // so the last alerts are sent and `serve` returns.
     detector.abort();

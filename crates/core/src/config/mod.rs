@@ -3,6 +3,7 @@
 mod error;
 pub mod policy;
 mod raw;
+mod serve;
 mod upgrade;
 mod validate;
 mod validate_access;
@@ -10,6 +11,7 @@ mod validate_fleet;
 mod validate_move;
 mod validate_services;
 
+pub use serve::{ServeConfig, ServePart};
 pub use upgrade::{Drain, UpgradeConfig, Window};
 pub use validate_move::parse_duration;
 
@@ -56,6 +58,8 @@ pub struct Config {
     pub moves: MoveConfig,
     /// How rolling upgrades are ordered and paced (`[upgrade]`).
     pub upgrade: UpgradeConfig,
+    /// Which parts `mailfleet serve` runs (`[serve]`).
+    pub serve: ServeConfig,
     /// The `[directory.ldap]` section, when present, whichever backend is in use: the
     /// LDAP probe binds with it.
     pub ldap: Option<LdapConfig>,

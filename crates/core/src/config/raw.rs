@@ -35,6 +35,8 @@ pub(crate) struct RawConfig {
     pub(crate) moves: RawMove,
     #[serde(default)]
     pub(crate) upgrade: super::upgrade::RawUpgrade,
+    #[serde(default)]
+    pub(crate) serve: super::serve::RawServe,
 }
 
 /// `[move]`: how mailbox moves run.

@@ -42,6 +42,7 @@ pub(super) fn validate(
     let state = state(&raw.state, &data_dir, &mut p);
     let probe = probe(&raw.probe, base, &mut p);
     let monitor = monitor(&raw.monitor, &mut p);
+    let serve = super::serve::serve(&raw.serve, &mut p);
     let moves = super::validate_move::moves(&raw.moves, &monitor.notify_email, base, &mut p);
     let upgrade = super::upgrade::upgrade(&raw.upgrade, base, &mut p);
     let mut shift_logs = Vec::new();
@@ -149,6 +150,7 @@ pub(super) fn validate(
             policy,
             moves,
             upgrade,
+            serve,
             ldap,
         })
     } else {

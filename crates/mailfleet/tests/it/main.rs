@@ -48,6 +48,7 @@ mod probe;
 mod reach;
 mod report_demo;
 mod report_reach;
+mod serve;
 mod shift;
 mod shutdown;
 mod tls;

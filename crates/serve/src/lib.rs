@@ -1,0 +1,12 @@
+//! `mailfleet serve`: one daemon running the parts the config enables (`[serve] parts`: the
+//! monitor's rounds and `/metrics`, the policy server with its milter and loops), each given
+//! by its caller, under one shutdown (SIGTERM, SIGINT), and reloaded on SIGHUP: a config with
+//! a mistake is refused with the old one kept running and an alarm.
+//!
+//! Layout: [`supervisor`] (the parts, their generations and the reload), [`error`].
+
+pub mod error;
+pub mod supervisor;
+
+pub use error::ServeError;
+pub use supervisor::{Part, serve};
