@@ -98,8 +98,12 @@ enum Command {
     #[command(subcommand)]
     Upgrade(upgrade::UpgradeCmd),
     /// One daemon: the parts `[serve] parts` names (the monitor with /metrics, the policy
-    /// server) under one shutdown; SIGHUP reloads the config, refusing one with a mistake.
-    Serve,
+    /// server, the web dashboard) under one shutdown; SIGHUP reloads the config, refusing one
+    /// with a mistake.
+    Serve {
+        #[command(subcommand)]
+        cmd: Option<serve::ServeCmd>,
+    },
 }
 
 /// What every command gets: where the config is and how to print.
@@ -157,7 +161,7 @@ async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Exec(c) => exec::run(c, ctx).await,
         Command::Move(c) => mover::run(c, ctx).await,
         Command::Upgrade(c) => upgrade::run(c, ctx).await,
-        Command::Serve => serve::run(ctx).await,
+        Command::Serve { cmd } => serve::run(cmd, ctx).await,
     }
 }
 

@@ -3,10 +3,14 @@
 //! by its caller, under one shutdown (SIGTERM, SIGINT), and reloaded on SIGHUP: a config with
 //! a mistake is refused with the old one kept running and an alarm.
 //!
-//! Layout: [`supervisor`] (the parts, their generations and the reload), [`error`].
+//! Layout: [`supervisor`] (the parts, their generations and the reload), [`board`] (what
+//! the parts know now, shared with the dashboard), [`web`] (the dashboard: pages, API,
+//! sessions and the login brake), [`error`].
 
+pub mod board;
 pub mod error;
 pub mod supervisor;
+pub mod web;
 
 pub use error::ServeError;
 pub use supervisor::{Part, serve};

@@ -12,6 +12,8 @@ pub enum ServePart {
     Monitor,
     /// The policy server, milter, release loop and log follower.
     Policy,
+    /// The web dashboard and its JSON API.
+    Web,
 }
 
 impl ServePart {
@@ -20,8 +22,19 @@ impl ServePart {
         match self {
             ServePart::Monitor => "monitor",
             ServePart::Policy => "policy",
+            ServePart::Web => "web",
         }
     }
+}
+
+/// An operator of the web dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Operator {
+    /// The login name.
+    pub name: String,
+    /// The Argon2 hash of the password (PHC string); never shown or logged.
+    #[serde(skip)]
+    pub password_hash: String,
 }
 
 /// How `mailfleet serve` runs.
@@ -29,6 +42,12 @@ impl ServePart {
 pub struct ServeConfig {
     /// The parts it runs (each once, in this order).
     pub parts: Vec<ServePart>,
+    /// Where the dashboard listens (loopback unless TLS is set up).
+    pub listen: std::net::SocketAddr,
+    /// Who may log in.
+    pub operators: Vec<Operator>,
+    /// How long a session lasts after its login.
+    pub session_lifetime: std::time::Duration,
 }
 
 /// `[serve]` as written.
@@ -36,9 +55,21 @@ pub struct ServeConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawServe {
     pub(crate) parts: Option<Vec<ServePart>>,
+    pub(crate) listen: Option<String>,
+    pub(crate) operators: Option<Vec<RawOperator>>,
+    pub(crate) session_lifetime: Option<String>,
 }
 
-/// Checks `[serve]`: the parts named once each (default: the monitor and the policy server).
+/// One `[[serve.operators]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOperator {
+    pub(crate) name: String,
+    pub(crate) password_hash: String,
+}
+
+/// Checks `[serve]`: the parts named once each (default: the monitor and the policy server),
+/// the dashboard on loopback, each operator's hash an Argon2 PHC string.
 pub(crate) fn serve(r: &RawServe, p: &mut Problems) -> ServeConfig {
     let parts = r
         .parts
@@ -54,7 +85,74 @@ pub(crate) fn serve(r: &RawServe, p: &mut Problems) -> ServeConfig {
         }
     }
     if parts.is_empty() {
-        p.add("serve.parts", "names no part (monitor, policy)");
+        p.add("serve.parts", "names no part (monitor, policy, web)");
     }
-    ServeConfig { parts }
+    let listen = match r
+        .listen
+        .as_deref()
+        .unwrap_or("127.0.0.1:8480")
+        .parse::<std::net::SocketAddr>()
+    {
+        Ok(a) if a.ip().is_loopback() => a,
+        Ok(a) => {
+            // The dashboard serves no TLS yet: passwords and cookies stay on this machine.
+            p.add(
+                "serve.listen",
+                format!("{a} is not a loopback address: the dashboard listens on loopback only (reach it through an SSH tunnel)"),
+            );
+            a
+        }
+        Err(e) => {
+            p.add("serve.listen", format!("not an address and port: {e}"));
+            std::net::SocketAddr::from(([127, 0, 0, 1], 8480))
+        }
+    };
+    let mut operators = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, o) in r.operators.iter().flatten().enumerate() {
+        let key = format!("serve.operators[{i}]");
+        if o.name.trim().is_empty() || o.name.contains(char::is_whitespace) {
+            p.add(
+                format!("{key}.name"),
+                format!("{:?} is not a login name", o.name),
+            );
+        } else if !names.insert(o.name.clone()) {
+            p.add(
+                format!("{key}.name"),
+                format!("{:?} is named twice", o.name),
+            );
+        }
+        match argon2::PasswordHash::new(&o.password_hash) {
+            Ok(h) if h.algorithm.as_str().starts_with("argon2") => {}
+            // The hash itself is never repeated in a message.
+            _ => p.add(
+                format!("{key}.password_hash"),
+                "is not an Argon2 hash (make one with `mailfleet serve hash-password`)",
+            ),
+        }
+        operators.push(Operator {
+            name: o.name.clone(),
+            password_hash: o.password_hash.clone(),
+        });
+    }
+    let session_lifetime = match r.session_lifetime.as_deref() {
+        None => std::time::Duration::from_secs(8 * 3600),
+        Some(t) => match super::parse_duration(t) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                p.add("serve.session_lifetime", "must be longer than 0");
+                std::time::Duration::from_secs(8 * 3600)
+            }
+            Err(e) => {
+                p.add("serve.session_lifetime", e);
+                std::time::Duration::from_secs(8 * 3600)
+            }
+        },
+    };
+    ServeConfig {
+        parts,
+        listen,
+        operators,
+        session_lifetime,
+    }
 }

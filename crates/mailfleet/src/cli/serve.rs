@@ -1,26 +1,57 @@
 //! `mailfleet serve`: the daemon's parts wired to their libraries (the serve crate depends on
-//! none of them): the monitor's rounds with its alarms and `/metrics`, and the policy server
-//! with its milter, release loop and log follower.
+//! none of them): the monitor's rounds with its alarms and `/metrics` (each round put on the
+//! dashboard's board), the policy server with its milter, release loop and log follower, and
+//! the dashboard; `serve hash-password` makes an operator's hash.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use clap::Subcommand;
 use mailfleet_core::config::ServePart;
 use mailfleet_serve::Part;
+use mailfleet_serve::board::{Board, Row};
+use mailfleet_serve::web::auth::Gate;
 
 use super::{Context, exit};
 
-fn parts() -> Vec<Part> {
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServeCmd {
+    /// Print the Argon2 hash of the password in FILE (or on stdin) for `[[serve.operators]]`.
+    HashPassword {
+        /// The file holding the password (its first line); stdin if not given.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+}
+
+fn parts(board: Arc<Board>, gate: Arc<Gate>) -> Vec<Part> {
+    let monitor_board = board.clone();
     vec![
         Part {
             part: ServePart::Monitor,
-            run: Arc::new(|config, shutdown| {
+            run: Arc::new(move |config, shutdown| {
+                let board = monitor_board.clone();
                 Box::pin(async move {
                     let options = mailfleet_probe::monitor::MonitorOptions {
                         rounds: None,
                         interval: config.monitor.interval,
                     };
-                    mailfleet_probe::monitor::run(config, options, shutdown, |_| {})
+                    let each = move |r: &mailfleet_probe::monitor::RoundReport| {
+                        let rows = r
+                            .outcomes
+                            .iter()
+                            .map(|o| Row {
+                                server: o.server.clone(),
+                                check: o.check.clone(),
+                                state: o.state.to_string(),
+                                message: o.message.clone(),
+                                elapsed_ms: o.elapsed_ms,
+                            })
+                            .collect();
+                        board.set_round(r.number, rows);
+                    };
+                    mailfleet_probe::monitor::run(config, options, shutdown, each)
                         .await
                         .map(|_| ())
                         .map_err(|e| e.to_string())
@@ -37,10 +68,40 @@ fn parts() -> Vec<Part> {
                 })
             }),
         },
+        Part {
+            part: ServePart::Web,
+            run: Arc::new(move |config, shutdown| {
+                Box::pin(mailfleet_serve::web::run(
+                    config,
+                    board.clone(),
+                    gate.clone(),
+                    shutdown,
+                ))
+            }),
+        },
     ]
 }
 
-pub(crate) async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
-    mailfleet_serve::serve(ctx.config_path().to_path_buf(), parts()).await?;
+pub(crate) async fn run(cmd: Option<ServeCmd>, ctx: &Context) -> anyhow::Result<ExitCode> {
+    if let Some(ServeCmd::HashPassword { password_file }) = cmd {
+        let text = match password_file {
+            Some(f) => {
+                std::fs::read_to_string(&f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
+            }
+            None => std::io::read_to_string(std::io::stdin())?,
+        };
+        let password = text.lines().next().unwrap_or("");
+        if password.is_empty() {
+            return Err(exit::Usage("the password is empty".into()).into());
+        }
+        println!(
+            "{}",
+            mailfleet_serve::web::auth::hash(password).map_err(anyhow::Error::msg)?
+        );
+        return Ok(exit::code(exit::OK));
+    }
+    // Sessions and the board outlive a reload: nobody is logged out by a SIGHUP.
+    let parts = parts(Arc::default(), Arc::default());
+    mailfleet_serve::serve(ctx.config_path().to_path_buf(), parts).await?;
     Ok(exit::code(exit::OK))
 }

@@ -1,0 +1,58 @@
+//! What the daemon's parts know now, shared with the dashboard in the same process: the
+//! monitor's latest round (each check of each server with its state), written by the
+//! monitor part after each round and read by every page.
+
+use std::sync::RwLock;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// One check of one server, as the latest round found it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// The server.
+    pub server: String,
+    /// The check (`imap`, `smtp`, `replica`, ...).
+    pub check: String,
+    /// `OK`, `WARNING`, `CRITICAL` or `UNKNOWN`.
+    pub state: String,
+    /// What it found.
+    pub message: String,
+    /// How long it took.
+    pub elapsed_ms: f64,
+}
+
+/// The latest round.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Round {
+    /// Its number since the monitor started (0: none yet).
+    pub number: u64,
+    /// When it ended.
+    pub at: Option<DateTime<Utc>>,
+    /// Its checks.
+    pub rows: Vec<Row>,
+}
+
+/// The board every part writes to and the dashboard reads.
+#[derive(Debug, Default)]
+pub struct Board {
+    round: RwLock<Round>,
+}
+
+impl Board {
+    /// Puts the monitor's latest round up.
+    pub fn set_round(&self, number: u64, rows: Vec<Row>) {
+        // A panic while the lock was held leaves a whole round or the one before: no half.
+        let mut r = self.round.write().unwrap_or_else(|p| p.into_inner());
+        *r = Round {
+            number,
+            at: Some(Utc::now()),
+            rows,
+        };
+    }
+
+    /// The latest round.
+    pub fn round(&self) -> Round {
+        self.round.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

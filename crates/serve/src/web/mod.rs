@@ -1,0 +1,330 @@
+//! The web dashboard (axum): server-rendered pages and the same data as JSON under `/api/`,
+//! on loopback. Everything but the login form and the stylesheet needs a session: a page
+//! without one redirects to `/login`, an API call gets 401. Every form carries its session's
+//! CSRF token, checked on every POST. Each response has a Content-Security-Policy allowing
+//! nothing but this origin. Logins (and their failures) go to the audit log with the
+//! operator and the client's address; no password or hash is ever shown or logged.
+
+pub mod auth;
+pub mod page;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use mailfleet_core::Config;
+use mailfleet_core::audit::{Actor, AuditLog};
+use mailfleet_core::shutdown::Shutdown;
+
+use crate::board::Board;
+use auth::{COOKIE, Gate, Session};
+
+/// What every handler shares.
+struct Web {
+    config: Config,
+    board: Arc<Board>,
+    gate: Arc<Gate>,
+    audit: AuditLog,
+}
+
+type Shared = State<Arc<Web>>;
+
+fn cookie_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+fn set_cookie(id: &str, max_age: std::time::Duration) -> String {
+    format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+        max_age.as_secs()
+    )
+}
+
+/// The logged-in session of a request, with its cookie token.
+fn operator_session(web: &Web, headers: &HeaderMap) -> Option<(String, Session, String)> {
+    let id = cookie_of(headers)?;
+    let s = web.gate.get(&id)?;
+    let op = s.operator.clone()?;
+    Some((id, s, op))
+}
+
+fn fail(e: impl std::fmt::Display) -> Response {
+    tracing::error!("dashboard: {e}");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
+async fn login_form(State(web): Shared, headers: HeaderMap) -> Response {
+    if let Some(id) = cookie_of(&headers)
+        && let Some(s) = web.gate.get(&id)
+    {
+        if s.operator.is_some() {
+            return Redirect::to("/").into_response();
+        }
+        return Html(page::login(&s.csrf, None)).into_response();
+    }
+    match web.gate.open(None, std::time::Duration::from_secs(3600)) {
+        Ok((id, s)) => (
+            [(
+                header::SET_COOKIE,
+                set_cookie(&id, std::time::Duration::from_secs(3600)),
+            )],
+            Html(page::login(&s.csrf, None)),
+        )
+            .into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    name: String,
+    password: String,
+    csrf: String,
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+fn actor(who: &str, peer: SocketAddr) -> Actor {
+    Actor {
+        who: who.to_string(),
+        via: "web".into(),
+        from: peer.ip().to_string(),
+    }
+}
+
+/// Records `action` by `who` and its result in the audit log.
+fn audited(web: &Web, who: &str, peer: SocketAddr, action: &str, args: &[String], result: &str) {
+    let r = web
+        .audit
+        .begin(&actor(who, peer), action, args)
+        .and_then(|id| web.audit.end(&id, result));
+    if let Err(e) = r {
+        tracing::error!("dashboard: {e}");
+    }
+}
+
+async fn login(
+    State(web): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let Some((id, s)) = cookie_of(&headers).and_then(|id| web.gate.get(&id).map(|s| (id, s)))
+    else {
+        return (
+            StatusCode::FORBIDDEN,
+            "no session: load the login page first",
+        )
+            .into_response();
+    };
+    if !auth::same(&s.csrf, &f.csrf) {
+        return (StatusCode::FORBIDDEN, "the form's token does not match").into_response();
+    }
+    let keys = vec![format!("ip {}", peer.ip()), format!("account {}", f.name)];
+    if let Some(wait) = web.gate.wait(&keys) {
+        let secs = wait.as_secs().max(1);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            Html(page::login(
+                &s.csrf,
+                Some(&format!("Too many failed logins: try again in {secs} s.")),
+            )),
+        )
+            .into_response();
+    }
+    let hash = web
+        .config
+        .serve
+        .operators
+        .iter()
+        .find(|o| o.name == f.name)
+        .map(|o| o.password_hash.clone());
+    let password = f.password;
+    // Argon2 is slow on purpose: off the async threads. An unknown name is hashed against
+    // nothing but still costs a verification, so timing does not tell names apart.
+    let ok = tokio::task::spawn_blocking(move || {
+        use argon2::PasswordVerifier as _;
+        let fallback = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Y2hlY2tjaGVja2NoZWNrY2hlY2tjaGVja2NoZWNrY2g";
+        let known = hash.is_some();
+        let h = hash.unwrap_or_else(|| fallback.to_string());
+        known
+            && argon2::PasswordHash::new(&h).is_ok_and(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+    })
+    .await
+    .unwrap_or(false);
+    if !ok {
+        web.gate.failed(&keys);
+        audited(
+            &web,
+            &f.name,
+            peer,
+            "web login",
+            &[],
+            "error: wrong name or password",
+        );
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(page::login(&s.csrf, Some("Wrong name or password."))),
+        )
+            .into_response();
+    }
+    web.gate.succeeded(&keys);
+    web.gate.close(&id);
+    let lifetime = web.config.serve.session_lifetime;
+    match web.gate.open(Some(f.name.clone()), lifetime) {
+        Ok((new, _)) => {
+            audited(&web, &f.name, peer, "web login", &[], "ok");
+            (
+                [(header::SET_COOKIE, set_cookie(&new, lifetime))],
+                Redirect::to("/"),
+            )
+                .into_response()
+        }
+        Err(e) => fail(e),
+    }
+}
+
+async fn logout(State(web): Shared, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+    let Some((id, s, _)) = operator_session(&web, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    if !auth::same(&s.csrf, &f.csrf) {
+        return (StatusCode::FORBIDDEN, "the form's token does not match").into_response();
+    }
+    web.gate.close(&id);
+    (
+        [(
+            header::SET_COOKIE,
+            set_cookie("", std::time::Duration::ZERO),
+        )],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+async fn overview(State(web): Shared, headers: HeaderMap) -> Response {
+    match operator_session(&web, &headers) {
+        Some((_, s, op)) => Html(page::overview(&web.board.round(), &op, &s.csrf)).into_response(),
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(serde_json::json!({ "error": "log in first" })),
+    )
+        .into_response()
+}
+
+async fn api_overview(State(web): Shared, headers: HeaderMap) -> Response {
+    match operator_session(&web, &headers) {
+        Some(_) => axum::Json(web.board.round()).into_response(),
+        None => unauthorized(),
+    }
+}
+
+async fn audit_page(State(web): Shared, headers: HeaderMap) -> Response {
+    let Some((_, s, op)) = operator_session(&web, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    match web.audit.read(None) {
+        Ok(r) => Html(page::audit(&r.actions, &op, &s.csrf)).into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+async fn api_audit(State(web): Shared, headers: HeaderMap) -> Response {
+    if operator_session(&web, &headers).is_none() {
+        return unauthorized();
+    }
+    match web.audit.read(None) {
+        Ok(r) => axum::Json(r).into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css")], page::STYLE).into_response()
+}
+
+async fn headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    for (k, v) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    r
+}
+
+/// The dashboard's routes over `board`, with its audit log in the config's data directory.
+pub fn router(config: Config, board: Arc<Board>, gate: Arc<Gate>) -> Router {
+    let audit = AuditLog::new(&config.data_dir);
+    let web = Arc::new(Web {
+        config,
+        board,
+        gate,
+        audit,
+    });
+    Router::new()
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/", get(overview))
+        .route("/audit", get(audit_page))
+        .route("/api/overview", get(api_overview))
+        .route("/api/audit", get(api_audit))
+        .route("/style.css", get(style))
+        .layer(axum::middleware::map_response(headers))
+        .with_state(web)
+}
+
+/// Serves the dashboard on `[serve] listen` until `shutdown`; requests in flight finish
+/// within the grace.
+pub async fn run(
+    config: Config,
+    board: Arc<Board>,
+    gate: Arc<Gate>,
+    shutdown: Shutdown,
+) -> Result<(), String> {
+    let listen = config.serve.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("dashboard on {listen}: {e}"))?;
+    tracing::info!("dashboard on http://{listen}/");
+    let app = router(config, board, gate);
+    let stop = shutdown.clone();
+    let serving = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.wait().await });
+    serving
+        .await
+        .map_err(|e| format!("dashboard on {listen}: {e}"))
+}

@@ -1,0 +1,114 @@
+//! The dashboard's pages: server-rendered HTML, small, with one stylesheet inline-free (the
+//! Content-Security-Policy allows nothing but this origin), every value escaped.
+
+use mailfleet_core::audit::Action;
+
+use crate::board::Round;
+
+/// `text` safe inside HTML text and attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The stylesheet, served at `/style.css`.
+pub const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}\
+table{border-collapse:collapse}td,th{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left}\
+.OK{color:#060}.WARNING{color:#a60}.CRITICAL{color:#b00;font-weight:bold}.UNKNOWN{color:#555;font-weight:bold}\
+nav a,nav button{margin-right:1em}form.inline{display:inline}.err{color:#b00}";
+
+fn frame(title: &str, nav: Option<(&str, &str)>, body: &str) -> String {
+    let nav = match nav {
+        Some((operator, csrf)) => format!(
+            "<nav><a href=\"/\">Fleet</a><a href=\"/audit\">Audit log</a>\
+             <form class=\"inline\" method=\"post\" action=\"/logout\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button type=\"submit\">Log out {}</button></form></nav>",
+            esc(csrf),
+            esc(operator)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{} - mailfleet</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
+         <body>{nav}<h1>{}</h1>{body}</body></html>",
+        esc(title),
+        esc(title)
+    )
+}
+
+/// The login form.
+pub fn login(csrf: &str, error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"err\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    frame(
+        "Log in",
+        None,
+        &format!(
+            "{error}<form method=\"post\" action=\"/login\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <p><label>Name <input name=\"name\" autocomplete=\"username\" required></label></p>\
+             <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
+             <p><button type=\"submit\">Log in</button></p></form>",
+            esc(csrf)
+        ),
+    )
+}
+
+/// The fleet: every server with each check's state from the latest round.
+pub fn overview(round: &Round, operator: &str, csrf: &str) -> String {
+    let mut body = match round.at {
+        Some(at) => format!(
+            "<p>Round {} at {}</p>",
+            round.number,
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => "<p>No probe round yet.</p>".to_string(),
+    };
+    body.push_str("<table id=\"checks\"><tr><th>Server</th><th>Check</th><th>State</th><th>ms</th><th>Found</th></tr>");
+    for r in &round.rows {
+        body.push_str(&format!(
+            "<tr data-server=\"{s}\" data-check=\"{c}\"><td>{s}</td><td>{c}</td><td class=\"{st}\">{st}</td><td>{ms:.0}</td><td>{m}</td></tr>",
+            s = esc(&r.server),
+            c = esc(&r.check),
+            st = esc(&r.state),
+            ms = r.elapsed_ms,
+            m = esc(&r.message)
+        ));
+    }
+    body.push_str("</table>");
+    frame("Fleet", Some((operator, csrf)), &body)
+}
+
+/// The audit log, newest first.
+pub fn audit(actions: &[Action], operator: &str, csrf: &str) -> String {
+    let mut body = String::from(
+        "<table id=\"audit\"><tr><th>When</th><th>Who</th><th>From</th><th>What</th><th>Result</th></tr>",
+    );
+    for a in actions.iter().rev() {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{} ({})</td><td>{}</td><td>{} {}</td><td>{}</td></tr>",
+            a.time.format("%Y-%m-%d %H:%M:%S"),
+            esc(&a.actor.who),
+            esc(&a.actor.via),
+            esc(&a.actor.from),
+            esc(&a.action),
+            esc(&a.args.join(" ")),
+            esc(a.result.as_deref().unwrap_or("no result yet"))
+        ));
+    }
+    body.push_str("</table>");
+    frame("Audit log", Some((operator, csrf)), &body)
+}
