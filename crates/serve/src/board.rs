@@ -33,10 +33,21 @@ pub struct Round {
     pub rows: Vec<Row>,
 }
 
-/// The board every part writes to and the dashboard reads.
-#[derive(Debug, Default)]
+/// The board every part writes to and the dashboard reads; pages watching it are told of
+/// each new round.
+#[derive(Debug)]
 pub struct Board {
     round: RwLock<Round>,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Board {
+            round: RwLock::default(),
+            changed: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl Board {
@@ -49,6 +60,13 @@ impl Board {
             at: Some(Utc::now()),
             rows,
         };
+        drop(r);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Tells of each change from now on.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// The latest round.

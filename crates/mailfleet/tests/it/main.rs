@@ -49,6 +49,7 @@ mod reach;
 mod report_demo;
 mod report_reach;
 mod serve;
+mod serve_browser;
 mod serve_web;
 mod shift;
 mod shutdown;

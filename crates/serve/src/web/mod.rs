@@ -263,6 +263,32 @@ async fn api_audit(State(web): Shared, headers: HeaderMap) -> Response {
     }
 }
 
+/// The latest round as server-sent events: one at once, then one after every round.
+async fn events(State(web): Shared, headers: HeaderMap) -> Response {
+    if operator_session(&web, &headers).is_none() {
+        return unauthorized();
+    }
+    let board = web.board.clone();
+    let rx = board.watch();
+    let stream = futures::stream::unfold((rx, board, true), |(mut rx, board, first)| async move {
+        if !first && rx.changed().await.is_err() {
+            return None;
+        }
+        let data = serde_json::to_string(&board.round()).unwrap_or_default();
+        let event = axum::response::sse::Event::default()
+            .event("round")
+            .data(data);
+        Some((Ok::<_, std::convert::Infallible>(event), (rx, board, false)))
+    });
+    axum::response::sse::Sse::new(stream)
+        .keep_alive(axum::response::sse::KeepAlive::default())
+        .into_response()
+}
+
+async fn script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript")], page::SCRIPT).into_response()
+}
+
 async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css")], page::STYLE).into_response()
 }
@@ -299,6 +325,8 @@ pub fn router(config: Config, board: Arc<Board>, gate: Arc<Gate>) -> Router {
         .route("/audit", get(audit_page))
         .route("/api/overview", get(api_overview))
         .route("/api/audit", get(api_audit))
+        .route("/events", get(events))
+        .route("/app.js", get(script))
         .route("/style.css", get(style))
         .layer(axum::middleware::map_response(headers))
         .with_state(web)

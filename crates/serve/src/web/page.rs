@@ -27,6 +27,33 @@ table{border-collapse:collapse}td,th{padding:.25em .6em;border-bottom:1px solid 
 .OK{color:#060}.WARNING{color:#a60}.CRITICAL{color:#b00;font-weight:bold}.UNKNOWN{color:#555;font-weight:bold}\
 nav a,nav button{margin-right:1em}form.inline{display:inline}.err{color:#b00}";
 
+/// The page's script, served at `/app.js` (the CSP allows no inline script): the fleet's
+/// table redrawn from each round the server sends, without a reload.
+pub const SCRIPT: &str = r#"(function () {
+  var table = document.getElementById("checks");
+  if (!table || !window.EventSource) { return; }
+  var when = document.getElementById("round");
+  function cell(row, text, cls) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    if (cls) { td.className = cls; }
+    row.appendChild(td);
+  }
+  new EventSource("/events").addEventListener("round", function (e) {
+    var round = JSON.parse(e.data);
+    while (table.rows.length > 1) { table.deleteRow(1); }
+    round.rows.forEach(function (r) {
+      var tr = table.insertRow(-1);
+      tr.setAttribute("data-server", r.server);
+      tr.setAttribute("data-check", r.check);
+      cell(tr, r.server); cell(tr, r.check); cell(tr, r.state, r.state);
+      cell(tr, Math.round(r.elapsed_ms)); cell(tr, r.message);
+    });
+    if (when && round.at) { when.textContent = "Round " + round.number + " at " + round.at; }
+  });
+})();
+"#;
+
 fn frame(title: &str, nav: Option<(&str, &str)>, body: &str) -> String {
     let nav = match nav {
         Some((operator, csrf)) => format!(
@@ -41,7 +68,8 @@ fn frame(title: &str, nav: Option<(&str, &str)>, body: &str) -> String {
     };
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>{} - mailfleet</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
+         <title>{} - mailfleet</title><link rel=\"stylesheet\" href=\"/style.css\">\
+         <script src=\"/app.js\" defer></script></head>\
          <body>{nav}<h1>{}</h1>{body}</body></html>",
         esc(title),
         esc(title)
@@ -71,11 +99,11 @@ pub fn login(csrf: &str, error: Option<&str>) -> String {
 pub fn overview(round: &Round, operator: &str, csrf: &str) -> String {
     let mut body = match round.at {
         Some(at) => format!(
-            "<p>Round {} at {}</p>",
+            "<p id=\"round\">Round {} at {}</p>",
             round.number,
             at.format("%Y-%m-%d %H:%M:%S UTC")
         ),
-        None => "<p>No probe round yet.</p>".to_string(),
+        None => "<p id=\"round\">No probe round yet.</p>".to_string(),
     };
     body.push_str("<table id=\"checks\"><tr><th>Server</th><th>Check</th><th>State</th><th>ms</th><th>Found</th></tr>");
     for r in &round.rows {

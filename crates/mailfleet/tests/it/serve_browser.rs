@@ -1,0 +1,218 @@
+//! The dashboard in a real browser (Debian's chromium, driven by chromium-driver through
+//! WebDriver): an operator logs in; every check of every demo server shows OK (CPU, load and
+//! I/O peaks of the shared test machine aside); with store2's
+//! Dovecot stopped by SIGSTOP its rows turn CRITICAL without a reload, within the monitor's
+//! interval plus the probe's deadline and a margin, and come back to OK after SIGCONT.
+//! Screenshots of the pages are saved under `target/test-artifacts/`.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use nix::sys::signal::Signal;
+
+use crate::common::ChildGuard;
+
+const PASSWORD: &str = "dashboard-demo";
+
+/// The state of each row of the fleet's table, as the browser shows it: (server, check, state).
+async fn rows(c: &Client) -> Vec<(String, String, String)> {
+    let v = c
+        .execute(
+            "return Array.from(document.querySelectorAll('#checks tr[data-server]')).map(r => \
+             [r.dataset.server, r.dataset.check, r.cells[2].textContent]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let r = r.as_array().unwrap();
+            let s = |i: usize| r[i].as_str().unwrap().to_string();
+            (s(0), s(1), s(2))
+        })
+        .collect()
+}
+
+/// Waits until `want` holds for the rows the page shows, without reloading it.
+async fn wait_rows(
+    c: &Client,
+    within: Duration,
+    what: &str,
+    want: impl Fn(&[(String, String, String)]) -> bool,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = rows(c).await;
+        if want(&now) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never shown within {within:?}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.png")),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+}
+
+fn signal(pid_file: &std::path::Path, s: Signal) {
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_sees_the_fleet_live_in_a_browser() {
+    let stack = crate::common::backed_up_stack().await;
+    let config = stack.config().unwrap();
+    let ports = mailfleet_stack::ports::free_ports("127.0.0.1", 2);
+    let (web, driver_port) = (ports[0], ports[1]);
+    let pw = stack.base().join("operator-password");
+    std::fs::write(&pw, PASSWORD).unwrap();
+    let out = crate::common::mailfleet(&[
+        "serve",
+        "hash-password",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let interval = 2;
+    let path = stack.config_path().with_file_name("serve.toml");
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(stack.config_path()).unwrap()
+            + &format!(
+                "\n[monitor]\ninterval_secs = {interval}\n\n[serve]\nparts = [\"monitor\", \"web\"]\n\
+                 listen = \"127.0.0.1:{web}\"\n[[serve.operators]]\nname = \"admin\"\npassword_hash = \"{hash}\"\n"
+            ),
+    )
+    .unwrap();
+    let _serve = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_mailfleet"))
+            .args(["--config", path.to_str().unwrap(), "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let _driver = ChildGuard(
+        Command::new("chromedriver")
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut caps = serde_json::map::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                                     "--disable-dev-shm-usage", "--window-size=1280,1000"] }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let c = loop {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{driver_port}"))
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no WebDriver session: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let base = format!("http://127.0.0.1:{web}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", web)).is_err() {
+        assert!(Instant::now() < deadline, "the dashboard never listened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Without a session the dashboard sends the browser to its login.
+    c.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/login");
+    screenshot(&c, "dashboard-login").await;
+    c.find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("admin")
+        .await
+        .unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("checks")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/");
+
+    // Every demo server, every check OK (the first round may still be under way).
+    let servers: Vec<String> = config
+        .fleet
+        .servers
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let probe = config.probe.timeout;
+    let bound = Duration::from_secs(interval) + probe + Duration::from_secs(20);
+    // CPU, load and I/O peaks of this shared test machine are its own, not the fleet's.
+    let momentary = |chk: &str| chk == "cpu" || chk == "load" || chk.starts_with("io:");
+    wait_rows(&c, bound, "every server OK", |rows| {
+        servers
+            .iter()
+            .all(|s| rows.iter().any(|(srv, _, _)| srv == s))
+            && rows
+                .iter()
+                .filter(|(_, chk, _)| !momentary(chk))
+                .all(|(_, _, st)| st == "OK")
+    })
+    .await;
+    screenshot(&c, "dashboard-fleet-ok").await;
+
+    // store2's Dovecot stops answering: its rows turn CRITICAL in the open page.
+    let store2 = config.fleet.server("store2").unwrap();
+    let pid_file = store2.pid_file.clone().unwrap();
+    signal(&pid_file, Signal::SIGSTOP);
+    let stopped = Instant::now();
+    wait_rows(&c, bound, "store2 CRITICAL", |rows| {
+        rows.iter()
+            .any(|(s, chk, st)| s == "store2" && chk == "imap" && st == "CRITICAL")
+    })
+    .await;
+    screenshot(&c, "dashboard-store2-critical").await;
+    signal(&pid_file, Signal::SIGCONT);
+    // Its first rounds after SIGCONT may still carry the stopped time's timeouts.
+    wait_rows(&c, bound * 2, "store2 OK again", |rows| {
+        rows.iter()
+            .filter(|(s, chk, _)| s == "store2" && !momentary(chk))
+            .all(|(_, _, st)| st == "OK")
+    })
+    .await;
+    assert!(stopped.elapsed() < bound * 3);
+    c.close().await.unwrap();
+}
