@@ -12,6 +12,7 @@
 //!   trusts;
 //! - [`shutdown`]: one shutdown signal for every long-running part; [`audit`]: the audit log of
 //!   every action that changes something.
+//! - [`replica`]: a directory replica beside its master (their `contextCSN`s).
 
 pub mod account;
 pub mod accounts;
@@ -27,6 +28,7 @@ pub mod follow_remote;
 pub mod import;
 pub mod password;
 pub mod postfix;
+pub mod replica;
 pub mod routing;
 pub mod shutdown;
 pub mod tls;

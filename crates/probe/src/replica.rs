@@ -7,18 +7,7 @@ use mailfleet_mailclient::tls::Tls;
 
 use crate::outcome::Run;
 
-/// One replica and its master, as read now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplicaCsn {
-    /// The replica.
-    pub replica: String,
-    /// Its master.
-    pub master: String,
-    /// The replica's newest `contextCSN` (`None`: it has none yet).
-    pub replica_csn: Option<String>,
-    /// The master's.
-    pub master_csn: Option<String>,
-}
+pub use mailfleet_core::replica::ReplicaCsn;
 
 /// Reads every replica's and its master's newest `contextCSN` (the master first, so that a
 /// change written in between makes the replica look no further ahead than it is).

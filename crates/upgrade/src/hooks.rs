@@ -5,18 +5,7 @@
 
 use mailfleet_core::config::Drain;
 
-/// A directory replica and its master, each with its newest `contextCSN` (`None`: none yet).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplicaCsn {
-    /// The replica.
-    pub replica: String,
-    /// Its master.
-    pub master: String,
-    /// The replica's newest change.
-    pub replica_csn: Option<String>,
-    /// The master's.
-    pub master_csn: Option<String>,
-}
+pub use mailfleet_core::replica::ReplicaCsn;
 
 /// The other capabilities, as an upgrade run uses them (its futures need not be `Send`: a
 /// run drives one step at a time on its own task).

@@ -176,16 +176,7 @@ impl mailfleet_upgrade::hooks::Hooks for Wired<'_> {
     }
 
     async fn replica_csns(&self) -> Result<Vec<mailfleet_upgrade::hooks::ReplicaCsn>, String> {
-        Ok(mailfleet_probe::replica::csns(self.config)
-            .await?
-            .into_iter()
-            .map(|r| mailfleet_upgrade::hooks::ReplicaCsn {
-                replica: r.replica,
-                master: r.master,
-                replica_csn: r.replica_csn,
-                master_csn: r.master_csn,
-            })
-            .collect())
+        mailfleet_probe::replica::csns(self.config).await
     }
 
     async fn drain(&self, store: &str, how: Drain) -> Result<String, String> {

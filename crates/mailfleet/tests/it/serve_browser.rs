@@ -82,16 +82,7 @@ async fn an_operator_sees_the_fleet_live_in_a_browser() {
     let config = stack.config().unwrap();
     let ports = mailfleet_stack::ports::free_ports("127.0.0.1", 2);
     let (web, driver_port) = (ports[0], ports[1]);
-    let pw = stack.base().join("operator-password");
-    std::fs::write(&pw, PASSWORD).unwrap();
-    let out = crate::common::mailfleet(&[
-        "serve",
-        "hash-password",
-        "--password-file",
-        pw.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let hash = crate::serve_web::operator_hash(&stack.base(), PASSWORD);
     let interval = 2;
     let path = stack.config_path().with_file_name("serve.toml");
     std::fs::write(

@@ -87,11 +87,10 @@ fn login(port: u16, name: &str, password: &str) -> (Reply, String) {
     (http(port, "POST", "/login", Some(&anon), &body), anon)
 }
 
-#[test]
-fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
-    let dir = tempfile::tempdir().unwrap();
-    let pw = dir.path().join("pw");
-    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+/// An operator's hash of `password`, made by `mailfleet serve hash-password` from a file.
+pub(crate) fn operator_hash(dir: &std::path::Path, password: &str) -> String {
+    let pw = dir.join("operator-password");
+    std::fs::write(&pw, format!("{password}\n")).unwrap();
     let out = crate::common::mailfleet(&[
         "serve",
         "hash-password",
@@ -99,7 +98,13 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
         pw.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{out:?}");
-    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = operator_hash(dir.path(), PASSWORD);
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     let port = mailfleet_stack::ports::free_ports("127.0.0.1", 1)[0];
     let config = dir.path().join("mailfleet.toml");
