@@ -33,12 +33,26 @@ pub struct Round {
     pub rows: Vec<Row>,
 }
 
+/// A backup started from the dashboard.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupJob {
+    /// Who started it.
+    pub operator: String,
+    /// When.
+    pub started: DateTime<Utc>,
+    /// When it ended (`None`: it runs).
+    pub ended: Option<DateTime<Utc>>,
+    /// What it did, or why it failed.
+    pub result: Option<String>,
+}
+
 /// The board every part writes to and the dashboard reads; pages watching it are told of
 /// each new round.
 #[derive(Debug)]
 pub struct Board {
     round: RwLock<Round>,
     changed: tokio::sync::watch::Sender<u64>,
+    backup: RwLock<Option<BackupJob>>,
 }
 
 impl Default for Board {
@@ -46,6 +60,7 @@ impl Default for Board {
         Board {
             round: RwLock::default(),
             changed: tokio::sync::watch::channel(0).0,
+            backup: RwLock::default(),
         }
     }
 }
@@ -67,6 +82,38 @@ impl Board {
     /// Tells of each change from now on.
     pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// The latest backup started from the dashboard.
+    pub fn backup(&self) -> Option<BackupJob> {
+        self.backup
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Starts a backup job by `operator`, unless one runs: whether it started.
+    pub fn start_backup(&self, operator: &str) -> bool {
+        let mut b = self.backup.write().unwrap_or_else(|p| p.into_inner());
+        if b.as_ref().is_some_and(|j| j.ended.is_none()) {
+            return false;
+        }
+        *b = Some(BackupJob {
+            operator: operator.to_string(),
+            started: Utc::now(),
+            ended: None,
+            result: None,
+        });
+        true
+    }
+
+    /// Ends the running backup job with `result`.
+    pub fn end_backup(&self, result: String) {
+        let mut b = self.backup.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(j) = b.as_mut() {
+            j.ended = Some(Utc::now());
+            j.result = Some(result);
+        }
     }
 
     /// The latest round.

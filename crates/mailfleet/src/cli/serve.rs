@@ -71,10 +71,14 @@ fn parts(board: Arc<Board>, gate: Arc<Gate>) -> Vec<Part> {
         Part {
             part: ServePart::Web,
             run: Arc::new(move |config, shutdown| {
+                let ops = Arc::new(super::serve_ops::Wired {
+                    config: config.clone(),
+                });
                 Box::pin(mailfleet_serve::web::run(
                     config,
                     board.clone(),
                     gate.clone(),
+                    ops,
                     shutdown,
                 ))
             }),

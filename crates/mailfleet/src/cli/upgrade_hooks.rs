@@ -237,27 +237,7 @@ impl mailfleet_upgrade::hooks::Hooks for Wired<'_> {
     }
 
     async fn backup(&self, store: &str) -> Result<String, String> {
-        let options = mailfleet_backup::command::job::RunOptions {
-            servers: vec![store.to_string()],
-            accounts: Vec::new(),
-        };
-        let ended = if mailfleet_backup::command::on_store::on_stores(self.config, false) {
-            let runs = mailfleet_backup::command::on_store::run(self.config, &options, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            match runs.into_iter().find(|r| r.ended.error().is_some()) {
-                Some(bad) => return Err(bad.ended.error().unwrap_or("failed").to_string()),
-                None => return Ok("backed up on the store".into()),
-            }
-        } else {
-            mailfleet_backup::command::job::run(self.config, &options, None)
-                .await
-                .map_err(|e| e.to_string())?
-        };
-        match ended.error() {
-            None => Ok("backed up".into()),
-            Some(e) => Err(e.to_string()),
-        }
+        super::backup_now::backup_now(self.config, vec![store.to_string()]).await
     }
 
     async fn backup_running(&self, store: &str) -> Result<Option<String>, String> {

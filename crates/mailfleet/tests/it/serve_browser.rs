@@ -2,7 +2,9 @@
 //! WebDriver): an operator logs in; every check of every demo server shows OK (CPU, load and
 //! I/O peaks of the shared test machine aside); with store2's
 //! Dovecot stopped by SIGSTOP its rows turn CRITICAL without a reload, within the monitor's
-//! interval plus the probe's deadline and a margin, and come back to OK after SIGCONT.
+//! interval plus the probe's deadline and a margin, and come back to OK after SIGCONT; mail
+//! held by the quota is released from the page and arrives; a backup started from the page
+//! finishes there; the audit log page shows both actions with their operator.
 //! Screenshots of the pages are saved under `target/test-artifacts/`.
 
 use std::process::{Command, Stdio};
@@ -80,8 +82,9 @@ fn signal(pid_file: &std::path::Path, s: Signal) {
 async fn an_operator_sees_the_fleet_live_in_a_browser() {
     let stack = crate::common::backed_up_stack().await;
     let config = stack.config().unwrap();
-    let ports = mailfleet_stack::ports::free_ports("127.0.0.1", 2);
-    let (web, driver_port) = (ports[0], ports[1]);
+    let ports = mailfleet_stack::ports::free_ports("127.0.0.1", 3);
+    let (web, driver_port, policy) = (ports[0], ports[1], ports[2]);
+    let mx1_conf = stack.base().join("mx1/conf");
     let hash = crate::serve_web::operator_hash(&stack.base(), PASSWORD);
     let interval = 2;
     let path = stack.config_path().with_file_name("serve.toml");
@@ -89,7 +92,11 @@ async fn an_operator_sees_the_fleet_live_in_a_browser() {
         &path,
         std::fs::read_to_string(stack.config_path()).unwrap()
             + &format!(
-                "\n[monitor]\ninterval_secs = {interval}\n\n[serve]\nparts = [\"monitor\", \"web\"]\n\
+                "\n[monitor]\ninterval_secs = {interval}\n\n\
+                 [policy]\nlisten = \"127.0.0.1:{policy}\"\nwindow_secs = 3600\nrelease_interval_secs = 3600\n\
+                 block_refresh_secs = 3600\npostfix_config_dir = {mx1_conf:?}\n\
+                 [[policy.quota]]\nfor = \"dave@example.org\"\nmessages = 1\n\n\
+                 [serve]\nparts = [\"monitor\", \"policy\", \"web\"]\n\
                  listen = \"127.0.0.1:{web}\"\n[[serve.operators]]\nname = \"admin\"\npassword_hash = \"{hash}\"\n"
             ),
     )
@@ -205,5 +212,92 @@ async fn an_operator_sees_the_fleet_live_in_a_browser() {
     })
     .await;
     assert!(stopped.elapsed() < bound * 3);
+
+    // Held mail released from the page arrives in the recipient's Maildir.
+    crate::policy::hook_postfix(&stack, &path);
+    for n in 0..2 {
+        crate::policy::submit(
+            &stack,
+            "dave@example.org",
+            &["bob@example.com"],
+            &format!("dave-web-{n}"),
+        )
+        .await
+        .unwrap();
+    }
+    crate::policy::wait_for(
+        "dave's second message held",
+        Duration::from_secs(30),
+        || crate::policy::held_of(&stack, "dave@example.org") == 1,
+    );
+    let row = "tr[data-account='dave@example.org']";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        c.goto(&format!("{base}/policy")).await.unwrap();
+        if c.find(Locator::Css(row)).await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "dave's held mail never listed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    screenshot(&c, "dashboard-held").await;
+    c.find(Locator::Css(&format!(
+        "{row} form[action='/policy/release'] button"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    crate::policy::wait_for(
+        "the released mail delivered",
+        Duration::from_secs(30),
+        || {
+            crate::policy::held_of(&stack, "dave@example.org") == 0
+                && crate::policy::delivered(&stack, "dave-web-") == 2
+        },
+    );
+
+    // A backup started from the page runs and finishes there.
+    c.goto(&format!("{base}/backups")).await.unwrap();
+    c.find(Locator::Css("form[action='/backups/run'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        c.goto(&format!("{base}/backups")).await.unwrap();
+        let p = c.find(Locator::Id("backup")).await.unwrap();
+        if p.attr("data-state").await.unwrap().as_deref() == Some("finished") {
+            break p.text().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "the backup never finished");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        done.contains("Started by admin") && done.contains("backed up"),
+        "{done}"
+    );
+    screenshot(&c, "dashboard-backups").await;
+
+    // The audit log shows both actions with their operator.
+    c.goto(&format!("{base}/audit")).await.unwrap();
+    let audit = c
+        .find(Locator::Id("audit"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in ["policy release dave@example.org", "backup run"] {
+        let line = audit.lines().find(|l| l.contains(want));
+        assert!(
+            line.is_some_and(|l| l.contains("admin (web)") && l.contains("ok")),
+            "{want}: {audit}"
+        );
+    }
+    screenshot(&c, "dashboard-audit").await;
     c.close().await.unwrap();
 }

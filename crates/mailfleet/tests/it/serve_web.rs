@@ -133,7 +133,7 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
     }
 
     // No session: pages redirect to the login, the API says 401.
-    for page in ["/", "/audit"] {
+    for page in ["/", "/audit", "/policy", "/backups"] {
         let r = http(port, "GET", page, None, "");
         assert_eq!(r.status, 303, "{page}: {}", r.head);
         assert_eq!(r.header("location").as_deref(), Some("/login"));
@@ -143,7 +143,13 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
                 .contains("default-src 'self'")
         );
     }
-    for api in ["/api/overview", "/api/audit"] {
+    for api in [
+        "/api/overview",
+        "/api/audit",
+        "/api/policy",
+        "/api/backups",
+        "/events",
+    ] {
         assert_eq!(http(port, "GET", api, None, "").status, 401, "{api}");
     }
     let form = http(port, "GET", "/login", None, "");
@@ -220,6 +226,22 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
             .all(|a| a["who"] == "admin" && a["via"] == "web" && a["from"] == "127.0.0.1")
     );
     assert_eq!(logins.iter().filter(|a| a["result"] == "ok").count(), 1);
+
+    // The actions need the token too: nothing is started, nothing recorded.
+    for (path, form) in [
+        ("/backups/run", "csrf=nope".to_string()),
+        (
+            "/policy/release",
+            "account=dave%40example.org&csrf=nope".to_string(),
+        ),
+        ("/policy/purge", "account=dave%40example.org".to_string()),
+    ] {
+        let r = http(port, "POST", path, Some(&session), &form);
+        assert!((400..500).contains(&r.status), "{path}: {}", r.head);
+    }
+    let jobs: serde_json::Value =
+        serde_json::from_str(&http(port, "GET", "/api/backups", Some(&session), "").body).unwrap();
+    assert!(jobs["job"].is_null(), "{jobs:#}");
 
     // Logout needs the token too.
     let r = http(port, "POST", "/logout", Some(&session), "csrf=nope");

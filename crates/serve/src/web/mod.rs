@@ -5,7 +5,9 @@
 //! nothing but this origin. Logins (and their failures) go to the audit log with the
 //! operator and the client's address; no password or hash is ever shown or logged.
 
+mod act;
 pub mod auth;
+pub mod ops;
 pub mod page;
 
 use std::net::SocketAddr;
@@ -29,6 +31,7 @@ struct Web {
     board: Arc<Board>,
     gate: Arc<Gate>,
     audit: AuditLog,
+    ops: Arc<dyn ops::Ops>,
 }
 
 type Shared = State<Arc<Web>>;
@@ -90,11 +93,6 @@ async fn login_form(State(web): Shared, headers: HeaderMap) -> Response {
 struct LoginForm {
     name: String,
     password: String,
-    csrf: String,
-}
-
-#[derive(serde::Deserialize)]
-struct CsrfForm {
     csrf: String,
 }
 
@@ -203,7 +201,7 @@ async fn login(
     }
 }
 
-async fn logout(State(web): Shared, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+async fn logout(State(web): Shared, headers: HeaderMap, Form(f): Form<act::CsrfForm>) -> Response {
     let Some((id, s, _)) = operator_session(&web, &headers) else {
         return Redirect::to("/login").into_response();
     };
@@ -310,13 +308,19 @@ async fn headers(mut r: Response) -> Response {
 }
 
 /// The dashboard's routes over `board`, with its audit log in the config's data directory.
-pub fn router(config: Config, board: Arc<Board>, gate: Arc<Gate>) -> Router {
+pub fn router(
+    config: Config,
+    board: Arc<Board>,
+    gate: Arc<Gate>,
+    ops: Arc<dyn ops::Ops>,
+) -> Router {
     let audit = AuditLog::new(&config.data_dir);
     let web = Arc::new(Web {
         config,
         board,
         gate,
         audit,
+        ops,
     });
     Router::new()
         .route("/login", get(login_form).post(login))
@@ -325,6 +329,13 @@ pub fn router(config: Config, board: Arc<Board>, gate: Arc<Gate>) -> Router {
         .route("/audit", get(audit_page))
         .route("/api/overview", get(api_overview))
         .route("/api/audit", get(api_audit))
+        .route("/policy", get(act::policy_page))
+        .route("/policy/release", post(act::release))
+        .route("/policy/purge", post(act::purge))
+        .route("/api/policy", get(act::api_policy))
+        .route("/backups", get(act::backups_page))
+        .route("/backups/run", post(act::backup_run))
+        .route("/api/backups", get(act::api_backups))
         .route("/events", get(events))
         .route("/app.js", get(script))
         .route("/style.css", get(style))
@@ -338,6 +349,7 @@ pub async fn run(
     config: Config,
     board: Arc<Board>,
     gate: Arc<Gate>,
+    ops: Arc<dyn ops::Ops>,
     shutdown: Shutdown,
 ) -> Result<(), String> {
     let listen = config.serve.listen;
@@ -345,7 +357,7 @@ pub async fn run(
         .await
         .map_err(|e| format!("dashboard on {listen}: {e}"))?;
     tracing::info!("dashboard on http://{listen}/");
-    let app = router(config, board, gate);
+    let app = router(config, board, gate, ops);
     let stop = shutdown.clone();
     let serving = axum::serve(
         listener,

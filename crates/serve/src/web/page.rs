@@ -3,7 +3,8 @@
 
 use mailfleet_core::audit::Action;
 
-use crate::board::Round;
+use crate::board::{BackupJob, Round};
+use crate::web::ops::HeldRow;
 
 /// `text` safe inside HTML text and attribute values.
 pub fn esc(text: &str) -> String {
@@ -57,7 +58,7 @@ pub const SCRIPT: &str = r#"(function () {
 fn frame(title: &str, nav: Option<(&str, &str)>, body: &str) -> String {
     let nav = match nav {
         Some((operator, csrf)) => format!(
-            "<nav><a href=\"/\">Fleet</a><a href=\"/audit\">Audit log</a>\
+            "<nav><a href=\"/\">Fleet</a><a href=\"/policy\">Held mail</a><a href=\"/backups\">Backups</a><a href=\"/audit\">Audit log</a>\
              <form class=\"inline\" method=\"post\" action=\"/logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button type=\"submit\">Log out {}</button></form></nav>",
@@ -120,20 +121,115 @@ pub fn overview(round: &Round, operator: &str, csrf: &str) -> String {
     frame("Fleet", Some((operator, csrf)), &body)
 }
 
+fn button(action: &str, label: &str, csrf: &str, account: Option<&str>) -> String {
+    let account = account
+        .map(|a| {
+            format!(
+                "<input type=\"hidden\" name=\"account\" value=\"{}\">",
+                esc(a)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<form class=\"inline\" method=\"post\" action=\"{action}\">{account}\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
+        esc(csrf),
+        esc(label)
+    )
+}
+
+/// Held mail by account, each with its release and purge buttons.
+pub fn policy(held: &[HeldRow], operator: &str, csrf: &str) -> String {
+    let mut accounts: Vec<&str> = held.iter().map(|h| h.account.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    if accounts.is_empty() {
+        return frame(
+            "Held mail",
+            Some((operator, csrf)),
+            "<p>No mail is held.</p>",
+        );
+    }
+    let mut body = String::from(
+        "<table id=\"held\"><tr><th>Account</th><th>Held</th><th>Oldest</th><th></th></tr>",
+    );
+    for a in accounts {
+        let mine: Vec<&HeldRow> = held.iter().filter(|h| h.account == a).collect();
+        let oldest = mine
+            .iter()
+            .filter_map(|h| h.held_at)
+            .min()
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        body.push_str(&format!(
+            "<tr data-account=\"{e}\"><td>{e}</td><td>{}</td><td>{oldest}</td><td>{}{}</td></tr>",
+            mine.len(),
+            button("/policy/release", "Release", csrf, Some(a)),
+            button("/policy/purge", "Purge", csrf, Some(a)),
+            e = esc(a)
+        ));
+    }
+    body.push_str("</table>");
+    frame("Held mail", Some((operator, csrf)), &body)
+}
+
+/// The latest backup started here, and the button that starts one.
+pub fn backups(job: Option<&BackupJob>, operator: &str, csrf: &str) -> String {
+    let state = match job {
+        None => "<p id=\"backup\">No backup started here yet.</p>".to_string(),
+        Some(j) => match (&j.ended, &j.result) {
+            (Some(end), Some(r)) => format!(
+                "<p id=\"backup\" data-state=\"finished\">Started by {} at {}, finished at {}: {}</p>",
+                esc(&j.operator),
+                j.started.format("%H:%M:%S UTC"),
+                end.format("%H:%M:%S UTC"),
+                esc(r)
+            ),
+            _ => format!(
+                "<p id=\"backup\" data-state=\"running\">Started by {} at {}: running.</p>",
+                esc(&j.operator),
+                j.started.format("%H:%M:%S UTC")
+            ),
+        },
+    };
+    frame(
+        "Backups",
+        Some((operator, csrf)),
+        &format!(
+            "{state}<p>{}</p>",
+            button("/backups/run", "Back up every store now", csrf, None)
+        ),
+    )
+}
+
+/// A message after an action that could not be done.
+pub fn message(title: &str, text: &str, operator: &str, csrf: &str) -> String {
+    frame(
+        title,
+        Some((operator, csrf)),
+        &format!("<p class=\"err\">{}</p>", esc(text)),
+    )
+}
+
 /// The audit log, newest first.
 pub fn audit(actions: &[Action], operator: &str, csrf: &str) -> String {
     let mut body = String::from(
         "<table id=\"audit\"><tr><th>When</th><th>Who</th><th>From</th><th>What</th><th>Result</th></tr>",
     );
     for a in actions.iter().rev() {
+        // The command line's arguments are the whole command as typed.
+        let what = if a.actor.via == "cli" {
+            format!("mailfleet {}", a.args.join(" "))
+        } else {
+            format!("{} {}", a.action, a.args.join(" "))
+        };
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{} ({})</td><td>{}</td><td>{} {}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             a.time.format("%Y-%m-%d %H:%M:%S"),
             esc(&a.actor.who),
             esc(&a.actor.via),
             esc(&a.actor.from),
-            esc(&a.action),
-            esc(&a.args.join(" ")),
+            esc(what.trim_end()),
             esc(a.result.as_deref().unwrap_or("no result yet"))
         ));
     }

@@ -1,0 +1,179 @@
+//! The dashboard's actions: held mail released or purged, a backup started; each needs a
+//! session and its CSRF token, and goes to the audit log with the operator and the client's
+//! address.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Form, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::{Shared, Web, actor, fail, operator_session, page, unauthorized};
+
+#[derive(serde::Deserialize)]
+pub(super) struct AccountForm {
+    account: String,
+    csrf: String,
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct CsrfForm {
+    pub(super) csrf: String,
+}
+
+pub(super) async fn policy_page(State(web): Shared, headers: HeaderMap) -> Response {
+    let Some((_, s, op)) = operator_session(&web, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    match web.ops.held().await {
+        Ok(held) => Html(page::policy(&held, &op, &s.csrf)).into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+pub(super) async fn api_policy(State(web): Shared, headers: HeaderMap) -> Response {
+    if operator_session(&web, &headers).is_none() {
+        return unauthorized();
+    }
+    match web.ops.held().await {
+        Ok(held) => axum::Json(serde_json::json!({ "held": held })).into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+/// Runs `action` on `account` for the session's operator, recorded before and after.
+async fn on_held(
+    web: Arc<Web>,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    f: AccountForm,
+    purge: bool,
+) -> Response {
+    let Some((_, s, op)) = operator_session(&web, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    if !super::auth::same(&s.csrf, &f.csrf) {
+        return (StatusCode::FORBIDDEN, "the form's token does not match").into_response();
+    }
+    let action = if purge {
+        "policy purge"
+    } else {
+        "policy release"
+    };
+    let id = match web
+        .audit
+        .begin(&actor(&op, peer), action, std::slice::from_ref(&f.account))
+    {
+        Ok(id) => id,
+        Err(e) => {
+            return fail(format!(
+                "{e}: `{action}` is not taken without its audit record"
+            ));
+        }
+    };
+    let r = if purge {
+        web.ops.purge(&f.account).await
+    } else {
+        web.ops.release(&f.account).await
+    };
+    let result = match &r {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    if let Err(e) = web.audit.end(&id, &result) {
+        tracing::error!("dashboard: {e}");
+    }
+    match r {
+        Ok(_) => Redirect::to("/policy").into_response(),
+        Err(e) => (
+            StatusCode::CONFLICT,
+            Html(page::message("Policy", &e, &op, &s.csrf)),
+        )
+            .into_response(),
+    }
+}
+
+pub(super) async fn release(
+    State(web): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<AccountForm>,
+) -> Response {
+    on_held(web, peer, headers, f, false).await
+}
+
+pub(super) async fn purge(
+    State(web): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<AccountForm>,
+) -> Response {
+    on_held(web, peer, headers, f, true).await
+}
+
+pub(super) async fn backups_page(State(web): Shared, headers: HeaderMap) -> Response {
+    match operator_session(&web, &headers) {
+        Some((_, s, op)) => {
+            Html(page::backups(web.board.backup().as_ref(), &op, &s.csrf)).into_response()
+        }
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+pub(super) async fn api_backups(State(web): Shared, headers: HeaderMap) -> Response {
+    match operator_session(&web, &headers) {
+        Some(_) => axum::Json(serde_json::json!({ "job": web.board.backup() })).into_response(),
+        None => unauthorized(),
+    }
+}
+
+/// Starts a backup of every store in the background; the page shows it running, then its
+/// result. One at a time.
+pub(super) async fn backup_run(
+    State(web): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let Some((_, s, op)) = operator_session(&web, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    if !super::auth::same(&s.csrf, &f.csrf) {
+        return (StatusCode::FORBIDDEN, "the form's token does not match").into_response();
+    }
+    if !web.board.start_backup(&op) {
+        return (
+            StatusCode::CONFLICT,
+            Html(page::message(
+                "Backups",
+                "A backup started here still runs.",
+                &op,
+                &s.csrf,
+            )),
+        )
+            .into_response();
+    }
+    let id = match web.audit.begin(&actor(&op, peer), "backup run", &[]) {
+        Ok(id) => id,
+        Err(e) => {
+            web.board.end_backup(format!("not started: {e}"));
+            return fail(format!(
+                "{e}: `backup run` is not taken without its audit record"
+            ));
+        }
+    };
+    let job = web.clone();
+    tokio::spawn(async move {
+        let r = job.ops.backup().await;
+        let (shown, logged) = match r {
+            Ok(did) => (did, "ok".to_string()),
+            Err(e) => (format!("failed: {e}"), format!("error: {e}")),
+        };
+        if let Err(e) = job.audit.end(&id, &logged) {
+            tracing::error!("dashboard: {e}");
+        }
+        job.board.end_backup(shown);
+    });
+    Redirect::to("/backups").into_response()
+}
