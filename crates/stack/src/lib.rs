@@ -6,7 +6,8 @@
 //! [`slapd`], [`redis`]), [`demo`] (the demo accounts and the `mailfleet.toml` describing the
 //! stack), [`process`] (spawning and stopping by PID), [`install`] (Debian packages),
 //! [`testkit`] (a stack in a temp dir that stops on drop), [`apt`] (each server's package
-//! root and the local repository the upgrade tests fill).
+//! root and the local repository the upgrade tests fill), [`serve`] (`mailfleet serve` beside
+//! the demo fleet).
 
 pub mod apt;
 pub mod certs;
@@ -21,6 +22,7 @@ pub mod process;
 pub mod proxy;
 pub mod rbldnsd;
 pub mod redis;
+pub mod serve;
 pub mod slapd;
 pub mod sshd;
 pub mod testkit;

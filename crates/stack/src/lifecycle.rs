@@ -387,6 +387,12 @@ pub fn down(base: &Path) -> Result<Vec<(String, i32)>, StackError> {
     let layout = Layout::new(base);
     let mut stopped = Vec::new();
     let mut errors = Vec::new();
+    // The daemon watching the fleet first: it would only alarm about the others going.
+    match crate::serve::stop(base) {
+        Ok(Some(pid)) => stopped.push(("mailfleet serve".to_string(), pid)),
+        Ok(None) => {}
+        Err(e) => errors.push(e.to_string()),
+    }
     for (name, _) in services(&layout) {
         let r = match name.as_str() {
             mta if MTAS.contains(&mta) => postfix::stop(&layout, mta),

@@ -34,7 +34,17 @@ pub(crate) enum DemoCmd {
         #[arg(long)]
         base: Option<PathBuf>,
     },
-    /// Stop the daemons this stack started, by their PIDs.
+    /// Start `mailfleet serve` (the monitor and the dashboard) beside the demo fleet, with an
+    /// operator `admin` whose password is in the base's `operator-password` (root only).
+    Serve {
+        /// Base directory [default: DATA_DIR/demo].
+        #[arg(long)]
+        base: Option<PathBuf>,
+        /// Where the dashboard listens (loopback).
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        listen: std::net::SocketAddr,
+    },
+    /// Stop the daemons this stack started (and `demo serve`'s), by their PIDs.
     Down {
         /// Base directory [default: DATA_DIR/demo].
         #[arg(long)]
@@ -118,6 +128,22 @@ pub(crate) async fn run(cmd: DemoCmd, ctx: &Context) -> anyhow::Result<ExitCode>
                 return Ok(exit::code(exit::PROBLEM));
             }
         }
+        DemoCmd::Serve { base, listen } => {
+            let base = match base {
+                Some(b) => b,
+                None => default_base(ctx)?,
+            };
+            let (pid, password) = serve_demo(ctx, &base, listen)?;
+            println!(
+                "dashboard: http://{listen}/ (mailfleet serve, PID {pid}; its log {})",
+                base.join("serve.log").display()
+            );
+            println!(
+                "login: admin, the password in {} (readable by root only)",
+                password.display()
+            );
+            println!("stop it with the stack: mailfleet demo down");
+        }
         DemoCmd::Down { base } => {
             let base = match base {
                 Some(b) => b,
@@ -133,6 +159,34 @@ pub(crate) async fn run(cmd: DemoCmd, ctx: &Context) -> anyhow::Result<ExitCode>
         }
     }
     Ok(exit::code(exit::OK))
+}
+
+/// Starts `mailfleet serve` for the demo in `base`: the operator's password made once (a
+/// random token in a root-only file, never printed), its hash in the config.
+fn serve_demo(
+    ctx: &Context,
+    base: &std::path::Path,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<(u32, PathBuf)> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = base.join("operator-password");
+    if !path.exists() {
+        let token = mailfleet_serve::web::auth::token().map_err(anyhow::Error::msg)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{token}\n").as_bytes()))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    let password =
+        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let hash = mailfleet_serve::web::auth::hash(password.trim()).map_err(anyhow::Error::msg)?;
+    let exe = std::env::current_exe()?;
+    let pid = mailfleet_stack::serve::start(base, ctx.config_path(), &exe, listen, &hash)?;
+    Ok((pid, path))
 }
 
 fn print_up(started: &mailfleet_stack::Started, linked: Option<&std::path::Path>) {

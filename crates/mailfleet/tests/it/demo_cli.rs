@@ -76,6 +76,36 @@ fn demo_up_status_down() {
     assert!(again.contains("already running"), "{again}");
     assert_eq!(pids(&base), started);
 
+    // The daemon with the dashboard beside it: its address and the login, never the password.
+    let web = mailfleet_stack::ports::free_ports("127.0.0.1", 1)[0];
+    let listen = format!("127.0.0.1:{web}");
+    let out = mailfleet_ok(
+        &config,
+        &["demo", "serve", "--base", b, "--listen", &listen],
+    );
+    assert!(
+        out.contains(&format!("dashboard: http://{listen}/")),
+        "{out}"
+    );
+    assert!(out.contains("login: admin, the password in "), "{out}");
+    let pw_file = base.join("operator-password");
+    let password = std::fs::read_to_string(&pw_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(!out.contains(&password), "the password was printed");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&pw_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (r, _) = crate::serve_web::login(web, "admin", &password);
+    assert_eq!(r.status, 303, "the demo's login failed");
+    assert!(r.cookie().is_some());
+    let serve_pid: i32 = std::fs::read_to_string(base.join("serve.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
     let down = mailfleet(&["--config", c, "demo", "down", "--base", b]);
     assert!(down.status.success());
     for pid in started {
@@ -89,6 +119,10 @@ fn demo_up_status_down() {
             "pid {pid} still runs after down"
         );
     }
+    assert!(
+        !std::path::Path::new(&format!("/proc/{serve_pid}/exe")).exists(),
+        "mailfleet serve still runs after down"
+    );
     let status = mailfleet(&["--config", c, "demo", "status", "--base", b]);
     assert!(
         !status.status.success(),

@@ -14,8 +14,8 @@ use crate::common::ChildGuard;
 
 const PASSWORD: &str = "correct horse battery";
 
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     head: String,
     body: String,
 }
@@ -29,7 +29,7 @@ impl Reply {
     }
 
     /// The session cookie this reply sets.
-    fn cookie(&self) -> Option<String> {
+    pub(crate) fn cookie(&self) -> Option<String> {
         self.header("set-cookie")?
             .split(';')
             .next()
@@ -43,7 +43,7 @@ impl Reply {
     }
 }
 
-fn http(port: u16, method: &str, path: &str, cookie: Option<&str>, form: &str) -> Reply {
+pub(crate) fn http(port: u16, method: &str, path: &str, cookie: Option<&str>, form: &str) -> Reply {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let cookie = cookie
@@ -75,7 +75,7 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-fn login(port: u16, name: &str, password: &str) -> (Reply, String) {
+pub(crate) fn login(port: u16, name: &str, password: &str) -> (Reply, String) {
     let form = http(port, "GET", "/login", None, "");
     let anon = form.cookie().unwrap();
     let body = format!(
