@@ -153,22 +153,10 @@ async fn login(
         .find(|o| o.name == f.name)
         .map(|o| o.password_hash.clone());
     let password = f.password;
-    // Argon2 is slow on purpose: off the async threads. An unknown name is hashed against
-    // nothing but still costs a verification, so timing does not tell names apart.
-    let ok = tokio::task::spawn_blocking(move || {
-        use argon2::PasswordVerifier as _;
-        let fallback = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Y2hlY2tjaGVja2NoZWNrY2hlY2tjaGVja2NoZWNrY2g";
-        let known = hash.is_some();
-        let h = hash.unwrap_or_else(|| fallback.to_string());
-        known
-            && argon2::PasswordHash::new(&h).is_ok_and(|parsed| {
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-    })
-    .await
-    .unwrap_or(false);
+    // Argon2 is slow on purpose: off the async threads.
+    let ok = tokio::task::spawn_blocking(move || auth::verify(hash.as_deref(), &password))
+        .await
+        .unwrap_or(false);
     if !ok {
         web.gate.failed(&keys);
         audited(
