@@ -30,6 +30,7 @@ pub mod password;
 pub mod postfix;
 pub mod replica;
 pub mod routing;
+pub mod series;
 pub mod shutdown;
 pub mod tls;
 pub mod upgrade_marks;

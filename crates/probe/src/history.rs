@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use mailfleet_core::series::{Point, Series};
 use rusqlite::{Connection, params};
 
 use crate::outcome::Outcome;
@@ -65,9 +66,19 @@ impl History {
             "CREATE TABLE IF NOT EXISTS samples (
                 at INTEGER NOT NULL, server TEXT NOT NULL, family TEXT NOT NULL, check_name TEXT NOT NULL,
                 state TEXT NOT NULL, elapsed_ms REAL NOT NULL, message TEXT NOT NULL);
-             CREATE INDEX IF NOT EXISTS samples_at ON samples(at);",
+             CREATE INDEX IF NOT EXISTS samples_at ON samples(at);
+             CREATE INDEX IF NOT EXISTS samples_family_at ON samples(family, at);",
         )
         .map_err(err)?;
+        // Stores written before charts measured quantities have no `value` column.
+        let has_value = conn
+            .prepare("SELECT 1 FROM pragma_table_info('samples') WHERE name = 'value'")
+            .and_then(|mut s| s.exists([]))
+            .map_err(err)?;
+        if !has_value {
+            conn.execute_batch("ALTER TABLE samples ADD COLUMN value REAL")
+                .map_err(err)?;
+        }
         Ok(History { path, conn })
     }
 
@@ -93,7 +104,7 @@ impl History {
         let tx = self.conn.transaction().map_err(&err)?;
         {
             let mut stmt = tx
-                .prepare_cached("INSERT INTO samples (at, server, family, check_name, state, elapsed_ms, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .prepare_cached("INSERT INTO samples (at, server, family, check_name, state, elapsed_ms, message, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
                 .map_err(&err)?;
             for o in outcomes {
                 stmt.execute(params![
@@ -103,7 +114,8 @@ impl History {
                     o.check,
                     o.state.to_string(),
                     o.elapsed_ms,
-                    o.message
+                    o.message,
+                    o.value
                 ])
                 .map_err(&err)?;
             }
@@ -112,6 +124,65 @@ impl History {
         tx.execute("DELETE FROM samples WHERE at < ?1", params![cutoff])
             .map_err(&err)?;
         tx.commit().map_err(&err)
+    }
+
+    /// The samples of the checks of `family` between `since` and `until`, each server's
+    /// check as one series of `buckets` equal spans (spans without samples left out).
+    pub fn series(
+        &self,
+        family: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        buckets: u32,
+    ) -> Result<Vec<Series>, HistoryError> {
+        let (from, to) = (since.timestamp(), until.timestamp());
+        let width =
+            ((to - from).max(1) + i64::from(buckets.max(1)) - 1) / i64::from(buckets.max(1));
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT server, check_name, (at - ?2) / ?4 AS b, AVG(elapsed_ms), MAX(value),
+                        MAX(CASE state WHEN 'CRITICAL' THEN 3 WHEN 'UNKNOWN' THEN 2 WHEN 'WARNING' THEN 1 ELSE 0 END),
+                        COUNT(*)
+                 FROM samples WHERE family = ?1 AND at >= ?2 AND at < ?3
+                 GROUP BY server, check_name, b ORDER BY server, check_name, b",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![family, from, to, width.max(1)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    Point {
+                        at: DateTime::from_timestamp(from + r.get::<_, i64>(2)? * width.max(1), 0)
+                            .unwrap_or(since),
+                        mean_ms: r.get(3)?,
+                        max_value: r.get(4)?,
+                        worst: match r.get::<_, i64>(5)? {
+                            3 => "CRITICAL",
+                            2 => "UNKNOWN",
+                            1 => "WARNING",
+                            _ => "OK",
+                        }
+                        .to_string(),
+                        samples: r.get(6)?,
+                    },
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out: Vec<Series> = Vec::new();
+        for row in rows {
+            let (server, check, point) = row.map_err(self.err())?;
+            match out.last_mut() {
+                Some(s) if s.server == server && s.check == check => s.points.push(point),
+                _ => out.push(Series {
+                    server,
+                    check,
+                    points: vec![point],
+                }),
+            }
+        }
+        Ok(out)
     }
 
     /// Writes one CSV per check family with the samples since `since`; returns the files.
@@ -200,7 +271,73 @@ mod tests {
             elapsed_ms: 12.5,
             steps: vec![],
             message: "m, with comma".into(),
+            value: None,
         }
+    }
+
+    #[test]
+    fn series_buckets_means_values_and_worst_state() {
+        let dir = tempfile::tempdir().unwrap();
+        // A store from before `value` existed is given the column on open.
+        let old = Connection::open(dir.path().join("history.db")).unwrap();
+        old.execute_batch("CREATE TABLE samples (at INTEGER NOT NULL, server TEXT NOT NULL, family TEXT NOT NULL, check_name TEXT NOT NULL, state TEXT NOT NULL, elapsed_ms REAL NOT NULL, message TEXT NOT NULL);
+             INSERT INTO samples VALUES (0, 'mx1', 'queue', 'queue', 'OK', 1.0, 'old');")
+            .unwrap();
+        drop(old);
+        let mut h = History::open(dir.path()).unwrap();
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let keep = Duration::from_secs(365 * 86_400);
+        let q = |ms: f64, n: f64, state: State| {
+            Outcome {
+                elapsed_ms: ms,
+                ..o("mx1", "queue", state)
+            }
+            .with_value(n)
+        };
+        h.record(t0, &[q(10.0, 3.0, State::Ok)], keep).unwrap();
+        h.record(
+            t0 + chrono::Duration::seconds(30),
+            &[q(20.0, 7.0, State::Warning)],
+            keep,
+        )
+        .unwrap();
+        h.record(
+            t0 + chrono::Duration::seconds(90),
+            &[q(40.0, 1.0, State::Ok), o("mx1", "smtp", State::Ok)],
+            keep,
+        )
+        .unwrap();
+        let s = h
+            .series("queue", t0, t0 + chrono::Duration::seconds(120), 2)
+            .unwrap();
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(
+            (s[0].server.as_str(), s[0].check.as_str()),
+            ("mx1", "queue")
+        );
+        let p = &s[0].points;
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(
+            (
+                p[0].at,
+                p[0].mean_ms,
+                p[0].max_value,
+                p[0].worst.as_str(),
+                p[0].samples
+            ),
+            (t0, 15.0, Some(7.0), "WARNING", 2)
+        );
+        assert_eq!(
+            (p[1].at, p[1].mean_ms, p[1].max_value, p[1].worst.as_str()),
+            (t0 + chrono::Duration::seconds(60), 40.0, Some(1.0), "OK")
+        );
+        let smtp = h
+            .series("smtp", t0, t0 + chrono::Duration::seconds(120), 2)
+            .unwrap();
+        assert_eq!(
+            smtp[0].points[0].max_value, None,
+            "smtp measures no quantity"
+        );
     }
 
     #[test]

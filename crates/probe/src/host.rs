@@ -33,6 +33,7 @@ fn outcome(server: &str, check: String, state: State, ms: f64, message: String) 
         elapsed_ms: ms,
         steps: vec![Step { name: "read", ms }],
         message,
+        value: None,
     }
 }
 
@@ -173,20 +174,26 @@ pub fn judge(server: &str, snap: &Snapshot, limits: Limits) -> Vec<Outcome> {
     for m in &snap.mounts {
         match m.stat.clone().and_then(|t| space_and_inodes(&t)) {
             Ok((space, inodes)) => {
-                out.push(outcome(
-                    server,
-                    format!("disk:{}", m.point),
-                    by_pct(space, limits),
-                    m.ms,
-                    format!("{space:.1}% used"),
-                ));
-                out.push(outcome(
-                    server,
-                    format!("inodes:{}", m.point),
-                    by_pct(inodes, limits),
-                    m.ms,
-                    format!("{inodes:.1}% of inodes used"),
-                ));
+                out.push(
+                    outcome(
+                        server,
+                        format!("disk:{}", m.point),
+                        by_pct(space, limits),
+                        m.ms,
+                        format!("{space:.1}% used"),
+                    )
+                    .with_value(space),
+                );
+                out.push(
+                    outcome(
+                        server,
+                        format!("inodes:{}", m.point),
+                        by_pct(inodes, limits),
+                        m.ms,
+                        format!("{inodes:.1}% of inodes used"),
+                    )
+                    .with_value(inodes),
+                );
             }
             Err(e) => out.push(outcome(
                 server,
@@ -203,13 +210,16 @@ pub fn judge(server: &str, snap: &Snapshot, limits: Limits) -> Vec<Outcome> {
         && t1 > t0
     {
         let pct = 100.0 * b1.saturating_sub(b0) as f64 / (t1 - t0) as f64;
-        out.push(outcome(
-            server,
-            "cpu".into(),
-            by_pct(pct, limits),
-            elapsed_ms,
-            format!("{pct:.1}% busy"),
-        ));
+        out.push(
+            outcome(
+                server,
+                "cpu".into(),
+                by_pct(pct, limits),
+                elapsed_ms,
+                format!("{pct:.1}% busy"),
+            )
+            .with_value(pct),
+        );
     }
     let disk0 = disk_ticks(&snap.diskstats[0]);
     let mut disk1: Vec<(String, u64)> = disk_ticks(&snap.diskstats[1]).into_iter().collect();
@@ -219,13 +229,16 @@ pub fn judge(server: &str, snap: &Snapshot, limits: Limits) -> Vec<Outcome> {
             && elapsed_ms > 0.0
         {
             let pct = (100.0 * ticks1.saturating_sub(*ticks0) as f64 / elapsed_ms).min(100.0);
-            out.push(outcome(
-                server,
-                format!("io:{dev}"),
-                by_pct(pct, limits),
-                elapsed_ms,
-                format!("{pct:.1}% utilised"),
-            ));
+            out.push(
+                outcome(
+                    server,
+                    format!("io:{dev}"),
+                    by_pct(pct, limits),
+                    elapsed_ms,
+                    format!("{pct:.1}% utilised"),
+                )
+                .with_value(pct),
+            );
         }
     }
     let ncpu = snap.ncpu.max(1) as f64;
@@ -238,31 +251,37 @@ pub fn judge(server: &str, snap: &Snapshot, limits: Limits) -> Vec<Outcome> {
         .collect();
     if let [one, five, fifteen] = loads[..] {
         let pct = 100.0 * five / ncpu;
-        out.push(outcome(server, "load".into(), by_pct(pct, limits), 0.0, format!("load {one:.2} {five:.2} {fifteen:.2} on {ncpu} CPUs (judged on the 5-minute average)")));
+        out.push(outcome(server, "load".into(), by_pct(pct, limits), 0.0, format!("load {one:.2} {five:.2} {fifteen:.2} on {ncpu} CPUs (judged on the 5-minute average)")).with_value(pct));
     }
     let mem = meminfo(&snap.meminfo);
     if let (Some(total), Some(avail)) = (mem.get("MemTotal"), mem.get("MemAvailable"))
         && *total > 0
     {
         let pct = 100.0 * (total - avail.min(total)) as f64 / *total as f64;
-        out.push(outcome(
-            server,
-            "memory".into(),
-            by_pct(pct, limits),
-            0.0,
-            format!("{pct:.1}% used of {} MB", total / 1024),
-        ));
+        out.push(
+            outcome(
+                server,
+                "memory".into(),
+                by_pct(pct, limits),
+                0.0,
+                format!("{pct:.1}% used of {} MB", total / 1024),
+            )
+            .with_value(pct),
+        );
     }
     match (mem.get("SwapTotal"), mem.get("SwapFree")) {
         (Some(total), Some(free)) if *total > 0 => {
             let pct = 100.0 * (total - free.min(total)) as f64 / *total as f64;
-            out.push(outcome(
-                server,
-                "swap".into(),
-                by_pct(pct, limits),
-                0.0,
-                format!("{pct:.1}% used"),
-            ));
+            out.push(
+                outcome(
+                    server,
+                    "swap".into(),
+                    by_pct(pct, limits),
+                    0.0,
+                    format!("{pct:.1}% used"),
+                )
+                .with_value(pct),
+            );
         }
         _ => out.push(outcome(
             server,

@@ -195,6 +195,7 @@ pub async fn check(
                 elapsed_ms: ms,
                 steps: vec![Step { name: "read", ms }],
                 message: e,
+                value: None,
             }]
         }
     }

@@ -28,9 +28,18 @@ pub struct Outcome {
     pub steps: Vec<Step>,
     /// What was found.
     pub message: String,
+    /// The quantity measured, for charts: the queue's messages, a disk's percent used...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
 }
 
 impl Outcome {
+    /// The outcome with the quantity it measured.
+    pub fn with_value(mut self, value: f64) -> Self {
+        self.value = Some(value);
+        self
+    }
+
     /// The outcome as the alarms see it.
     pub fn observation(&self) -> mailfleet_notify::Observation<'_> {
         mailfleet_notify::Observation {
@@ -158,6 +167,7 @@ impl Run {
             elapsed_ms: elapsed.as_secs_f64() * 1000.0,
             steps: self.clock.steps(),
             message,
+            value: None,
         }
     }
 }
@@ -171,5 +181,6 @@ pub fn unknown(server: &str, check: &str, message: impl Into<String>) -> Outcome
         elapsed_ms: 0.0,
         steps: Vec::new(),
         message: message.into(),
+        value: None,
     }
 }

@@ -1,8 +1,10 @@
-//! The dashboard's actions wired to their libraries: held mail from the policy state,
-//! released or purged through the MTAs; a backup of every store now.
+//! The dashboard's actions wired to their libraries: the policy's state, held mail released
+//! or purged through the MTAs, blocks lifted in the directory; a backup of every store now;
+//! the monitor's history.
 
 use mailfleet_core::Config;
-use mailfleet_serve::web::ops::{HeldRow, Ops};
+use mailfleet_core::series::Series;
+use mailfleet_serve::web::ops::{BlockRow, DnsblRow, HeldRow, Ops, PolicyView, SenderRow};
 
 /// The actions over one loaded config.
 pub(crate) struct Wired {
@@ -11,20 +13,61 @@ pub(crate) struct Wired {
 
 #[async_trait::async_trait]
 impl Ops for Wired {
-    async fn held(&self) -> Result<Vec<HeldRow>, String> {
+    async fn policy(&self) -> Result<PolicyView, String> {
+        let status = mailfleet_policy::admin::status(&self.config)
+            .await
+            .map_err(|e| e.to_string())?;
         let held = mailfleet_policy::admin::held(&self.config, None)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(held
-            .into_iter()
-            .map(|h| HeldRow {
-                account: h.key,
-                queue_id: h.queue_id,
-                mta: h.mta,
-                held_at: chrono::DateTime::from_timestamp_millis(h.at_ms as i64),
-                recipients: h.usage.recipients,
-            })
-            .collect())
+        Ok(PolicyView {
+            window_secs: status.window_secs,
+            senders: status
+                .senders
+                .into_iter()
+                .map(|s| SenderRow {
+                    account: s.account,
+                    messages: s.usage.messages,
+                    recipients: s.usage.recipients,
+                    limit: s.limit_messages,
+                })
+                .collect(),
+            held: held
+                .into_iter()
+                .map(|h| HeldRow {
+                    account: h.key,
+                    queue_id: h.queue_id,
+                    mta: h.mta,
+                    held_at: chrono::DateTime::from_timestamp_millis(h.at_ms as i64),
+                    recipients: h.usage.recipients,
+                })
+                .collect(),
+            blocked: status
+                .blocked
+                .into_iter()
+                .map(|b| BlockRow {
+                    account: b.address,
+                    reason: b.reason,
+                    since: b.since,
+                })
+                .collect(),
+            dnsbl: status
+                .dnsbl
+                .into_iter()
+                .map(|d| DnsblRow {
+                    zone: d.zone,
+                    hits: d.hits,
+                    unique: d.unique,
+                })
+                .collect(),
+        })
+    }
+
+    async fn unblock(&self, account: &str) -> Result<String, String> {
+        mailfleet_policy::admin::unblock(&self.config, account)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!("{account} may send again"))
     }
 
     async fn release(&self, account: &str) -> Result<String, String> {
@@ -43,5 +86,26 @@ impl Ops for Wired {
 
     async fn backup(&self) -> Result<String, String> {
         super::backup_now::backup_now(&self.config, Vec::new()).await
+    }
+
+    async fn history(
+        &self,
+        families: Vec<String>,
+        since: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+        spans: u32,
+    ) -> Result<Vec<Vec<Series>>, String> {
+        let data_dir = self.config.data_dir.clone();
+        // SQLite reads block: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            let h =
+                mailfleet_probe::history::History::open(&data_dir).map_err(|e| e.to_string())?;
+            families
+                .iter()
+                .map(|f| h.series(f, since, until, spans).map_err(|e| e.to_string()))
+                .collect()
+        })
+        .await
+        .map_err(|e| format!("reading the history: {e}"))?
     }
 }

@@ -3,8 +3,9 @@
 //! I/O peaks of the shared test machine aside); with store2's
 //! Dovecot stopped by SIGSTOP its rows turn CRITICAL without a reload, within the monitor's
 //! interval plus the probe's deadline and a margin, and come back to OK after SIGCONT; mail
-//! held by the quota is released from the page and arrives; a backup started from the page
-//! finishes there; the audit log page shows both actions with their operator.
+//! held by the quota is released from the page and arrives; the charts draw the history with
+//! store2's CRITICAL spans; a send block is lifted from the policy page; a backup started
+//! from the page finishes there; the audit log page shows each action with its operator.
 //! Screenshots of the pages are saved under `target/test-artifacts/`.
 
 use std::process::{Command, Stdio};
@@ -213,6 +214,36 @@ async fn an_operator_sees_the_fleet_live_in_a_browser() {
     .await;
     assert!(stopped.elapsed() < bound * 3);
 
+    // The charts draw the history: every store's IMAP line, store2's CRITICAL spans marked,
+    // the MTAs' queue sizes.
+    c.goto(&format!("{base}/charts?range=1h")).await.unwrap();
+    let drawn = c
+        .execute(
+            "return Array.from(document.querySelectorAll('figure.chart')).map(f =>              [f.dataset.family, f.querySelectorAll('polyline, circle').length,               f.querySelectorAll('rect.critical').length, f.querySelector('ul.legend') ? f.querySelector('ul.legend').textContent : '']);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let of = |family: &str| {
+        drawn
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f[0] == family)
+            .unwrap_or_else(|| panic!("no {family} chart: {drawn}"))
+            .clone()
+    };
+    let imap = of("imap");
+    assert!(imap[1].as_u64().unwrap() >= 2, "{imap}");
+    assert!(
+        imap[2].as_u64().unwrap() >= 1,
+        "store2's CRITICAL rounds unmarked: {imap}"
+    );
+    assert!(imap[3].as_str().unwrap().contains("store2 imap"), "{imap}");
+    let queue = of("queue");
+    assert!(queue[3].as_str().unwrap().contains("mx1 queue"), "{queue}");
+    screenshot(&c, "dashboard-charts").await;
+
     // Held mail released from the page arrives in the recipient's Maildir.
     crate::policy::hook_postfix(&stack, &path);
     for n in 0..2 {
@@ -230,7 +261,7 @@ async fn an_operator_sees_the_fleet_live_in_a_browser() {
         Duration::from_secs(30),
         || crate::policy::held_of(&stack, "dave@example.org") == 1,
     );
-    let row = "tr[data-account='dave@example.org']";
+    let row = "#held tr[data-account='dave@example.org']";
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         c.goto(&format!("{base}/policy")).await.unwrap();
@@ -256,6 +287,50 @@ async fn an_operator_sees_the_fleet_live_in_a_browser() {
             crate::policy::held_of(&stack, "dave@example.org") == 0
                 && crate::policy::delivered(&stack, "dave-web-") == 2
         },
+    );
+
+    // The policy page lists dave among the top senders; a block set from the command line
+    // is shown there and lifted from the page.
+    let senders = c
+        .find(Locator::Id("senders"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(senders.contains("dave@example.org"), "{senders}");
+    crate::common::mailfleet_ok(
+        &path,
+        &[
+            "policy",
+            "block",
+            "erin@example.com",
+            "--reason",
+            "spam run",
+        ],
+    );
+    c.goto(&format!("{base}/policy")).await.unwrap();
+    let blocked = "#blocked tr[data-account='erin@example.com']";
+    let text = c
+        .find(Locator::Css(blocked))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("spam run"), "{text}");
+    screenshot(&c, "dashboard-policy").await;
+    c.find(Locator::Css(&format!("{blocked} button")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let left = crate::common::mailfleet_json(path.to_str().unwrap(), &["policy", "blocked"]);
+    assert_eq!(left, serde_json::json!([]), "erin is still blocked");
+    assert!(
+        c.find(Locator::Css(blocked)).await.is_err(),
+        "the page still lists erin"
     );
 
     // A backup started from the page runs and finishes there.
@@ -291,7 +366,11 @@ async fn an_operator_sees_the_fleet_live_in_a_browser() {
         .text()
         .await
         .unwrap();
-    for want in ["policy release dave@example.org", "backup run"] {
+    for want in [
+        "policy release dave@example.org",
+        "policy unblock erin@example.com",
+        "backup run",
+    ] {
         let line = audit.lines().find(|l| l.contains(want));
         assert!(
             line.is_some_and(|l| l.contains("admin (web)") && l.contains("ok")),

@@ -133,7 +133,7 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
     }
 
     // No session: pages redirect to the login, the API says 401.
-    for page in ["/", "/audit", "/policy", "/backups"] {
+    for page in ["/", "/audit", "/policy", "/backups", "/charts"] {
         let r = http(port, "GET", page, None, "");
         assert_eq!(r.status, 303, "{page}: {}", r.head);
         assert_eq!(r.header("location").as_deref(), Some("/login"));
@@ -148,6 +148,7 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
         "/api/audit",
         "/api/policy",
         "/api/backups",
+        "/api/charts",
         "/events",
     ] {
         assert_eq!(http(port, "GET", api, None, "").status, 401, "{api}");

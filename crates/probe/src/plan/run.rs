@@ -40,14 +40,18 @@ async fn one(
         tls: Some(&tls),
         implicit,
     };
-    let needs_account = || -> Result<(String, String), Outcome> {
-        let account = server
-            .probe_account
-            .as_ref()
-            .ok_or_else(|| unknown(&server.name, &name, "no probe_account set for this server"))?;
+    // Boxed: an outcome is large and this is its rare path.
+    let needs_account = || -> Result<(String, String), Box<Outcome>> {
+        let account = server.probe_account.as_ref().ok_or_else(|| {
+            Box::new(unknown(
+                &server.name,
+                &name,
+                "no probe_account set for this server",
+            ))
+        })?;
         let pw = password
             .clone()
-            .map_err(|e| unknown(&server.name, &name, format!("probe password: {e}")))?;
+            .map_err(|e| Box::new(unknown(&server.name, &name, format!("probe password: {e}"))))?;
         Ok((account.to_string(), pw))
     };
     let result = match check {
@@ -61,7 +65,7 @@ async fn one(
             let creds = match auth {
                 true => match needs_account() {
                     Ok(c) => Some(c),
-                    Err(o) => return o,
+                    Err(o) => return *o,
                 },
                 false => None,
             };
@@ -73,11 +77,11 @@ async fn one(
         }
         Check::Imap { port, implicit } => match needs_account() {
             Ok((a, pw)) => imap::check(&mut run, &at(*port, *implicit), &a, &pw).await,
-            Err(o) => return o,
+            Err(o) => return *o,
         },
         Check::Pop3 { port, implicit } => match needs_account() {
             Ok((a, pw)) => pop3::check(&mut run, &at(*port, *implicit), &a, &pw).await,
-            Err(o) => return o,
+            Err(o) => return *o,
         },
         Check::Ldap { port, implicit } => {
             let (bind, base, attr) = match &config.ldap {
@@ -189,6 +193,7 @@ async fn one(
                 elapsed_ms: ms,
                 steps: vec![crate::Step { name: "read", ms }],
                 message,
+                value: None,
             };
         }
         Check::Locked => crate::locked::check(&mut run, &config.directory, &server.name).await,
@@ -226,7 +231,9 @@ async fn one(
                             format!("; waiting for {}", top.join(", "))
                         }
                     );
-                    let mut o = run.finish(&server.name, "queue", Ok(msg), pc.warning, pc.critical);
+                    let mut o = run
+                        .finish(&server.name, "queue", Ok(msg), pc.warning, pc.critical)
+                        .with_value(q.total as f64);
                     if q.total > pc.queue_critical {
                         o.state = crate::State::Critical;
                     } else if q.total > pc.queue_warning && o.state < crate::State::Warning {

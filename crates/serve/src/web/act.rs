@@ -1,4 +1,5 @@
-//! The dashboard's actions: held mail released or purged, a backup started; each needs a
+//! The dashboard's actions: held mail released or purged, a send block lifted, a backup
+//! started; each needs a
 //! session and its CSRF token, and goes to the audit log with the operator and the client's
 //! address.
 
@@ -26,8 +27,8 @@ pub(super) async fn policy_page(State(web): Shared, headers: HeaderMap) -> Respo
     let Some((_, s, op)) = operator_session(&web, &headers) else {
         return Redirect::to("/login").into_response();
     };
-    match web.ops.held().await {
-        Ok(held) => Html(page::policy(&held, &op, &s.csrf)).into_response(),
+    match web.ops.policy().await {
+        Ok(view) => Html(page::policy(&view, &op, &s.csrf)).into_response(),
         Err(e) => fail(e),
     }
 }
@@ -36,19 +37,27 @@ pub(super) async fn api_policy(State(web): Shared, headers: HeaderMap) -> Respon
     if operator_session(&web, &headers).is_none() {
         return unauthorized();
     }
-    match web.ops.held().await {
-        Ok(held) => axum::Json(serde_json::json!({ "held": held })).into_response(),
+    match web.ops.policy().await {
+        Ok(view) => axum::Json(view).into_response(),
         Err(e) => fail(e),
     }
 }
 
-/// Runs `action` on `account` for the session's operator, recorded before and after.
-async fn on_held(
+/// What a policy button does to an account.
+#[derive(Clone, Copy)]
+enum OnAccount {
+    Release,
+    Purge,
+    Unblock,
+}
+
+/// Runs `what` on the form's account for the session's operator, recorded before and after.
+async fn on_account(
     web: Arc<Web>,
     peer: SocketAddr,
     headers: HeaderMap,
     f: AccountForm,
-    purge: bool,
+    what: OnAccount,
 ) -> Response {
     let Some((_, s, op)) = operator_session(&web, &headers) else {
         return Redirect::to("/login").into_response();
@@ -56,10 +65,10 @@ async fn on_held(
     if !super::auth::same(&s.csrf, &f.csrf) {
         return (StatusCode::FORBIDDEN, "the form's token does not match").into_response();
     }
-    let action = if purge {
-        "policy purge"
-    } else {
-        "policy release"
+    let action = match what {
+        OnAccount::Release => "policy release",
+        OnAccount::Purge => "policy purge",
+        OnAccount::Unblock => "policy unblock",
     };
     let id = match web
         .audit
@@ -72,10 +81,10 @@ async fn on_held(
             ));
         }
     };
-    let r = if purge {
-        web.ops.purge(&f.account).await
-    } else {
-        web.ops.release(&f.account).await
+    let r = match what {
+        OnAccount::Release => web.ops.release(&f.account).await,
+        OnAccount::Purge => web.ops.purge(&f.account).await,
+        OnAccount::Unblock => web.ops.unblock(&f.account).await,
     };
     let result = match &r {
         Ok(_) => "ok".to_string(),
@@ -100,7 +109,7 @@ pub(super) async fn release(
     headers: HeaderMap,
     Form(f): Form<AccountForm>,
 ) -> Response {
-    on_held(web, peer, headers, f, false).await
+    on_account(web, peer, headers, f, OnAccount::Release).await
 }
 
 pub(super) async fn purge(
@@ -109,7 +118,16 @@ pub(super) async fn purge(
     headers: HeaderMap,
     Form(f): Form<AccountForm>,
 ) -> Response {
-    on_held(web, peer, headers, f, true).await
+    on_account(web, peer, headers, f, OnAccount::Purge).await
+}
+
+pub(super) async fn unblock(
+    State(web): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<AccountForm>,
+) -> Response {
+    on_account(web, peer, headers, f, OnAccount::Unblock).await
 }
 
 pub(super) async fn backups_page(State(web): Shared, headers: HeaderMap) -> Response {

@@ -7,8 +7,10 @@
 
 mod act;
 pub mod auth;
+pub mod charts;
 pub mod ops;
 pub mod page;
+mod svg;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -320,10 +322,13 @@ pub fn router(
         .route("/policy", get(act::policy_page))
         .route("/policy/release", post(act::release))
         .route("/policy/purge", post(act::purge))
+        .route("/policy/unblock", post(act::unblock))
         .route("/api/policy", get(act::api_policy))
         .route("/backups", get(act::backups_page))
         .route("/backups/run", post(act::backup_run))
         .route("/api/backups", get(act::api_backups))
+        .route("/charts", get(charts::page))
+        .route("/api/charts", get(charts::api))
         .route("/events", get(events))
         .route("/app.js", get(script))
         .route("/style.css", get(style))

@@ -4,7 +4,7 @@
 use mailfleet_core::audit::Action;
 
 use crate::board::{BackupJob, Round};
-use crate::web::ops::HeldRow;
+use crate::web::ops::{HeldRow, PolicyView};
 
 /// `text` safe inside HTML text and attribute values.
 pub fn esc(text: &str) -> String {
@@ -26,7 +26,8 @@ pub fn esc(text: &str) -> String {
 pub const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}\
 table{border-collapse:collapse}td,th{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left}\
 .OK{color:#060}.WARNING{color:#a60}.CRITICAL{color:#b00;font-weight:bold}.UNKNOWN{color:#555;font-weight:bold}\
-nav a,nav button{margin-right:1em}form.inline{display:inline}.err{color:#b00}";
+nav a,nav button{margin-right:1em}form.inline{display:inline}.err{color:#b00}\
+figure.chart{margin:1em 0}figcaption{font-weight:bold}ul.legend{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.3em 1.2em;font-size:.85em}";
 
 /// The page's script, served at `/app.js` (the CSP allows no inline script): the fleet's
 /// table redrawn from each round the server sends, without a reload.
@@ -58,7 +59,7 @@ pub const SCRIPT: &str = r#"(function () {
 fn frame(title: &str, nav: Option<(&str, &str)>, body: &str) -> String {
     let nav = match nav {
         Some((operator, csrf)) => format!(
-            "<nav><a href=\"/\">Fleet</a><a href=\"/policy\">Held mail</a><a href=\"/backups\">Backups</a><a href=\"/audit\">Audit log</a>\
+            "<nav><a href=\"/\">Fleet</a><a href=\"/charts\">Charts</a><a href=\"/policy\">Policy</a><a href=\"/backups\">Backups</a><a href=\"/audit\">Audit log</a>\
              <form class=\"inline\" method=\"post\" action=\"/logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button type=\"submit\">Log out {}</button></form></nav>",
@@ -138,39 +139,90 @@ fn button(action: &str, label: &str, csrf: &str, account: Option<&str>) -> Strin
     )
 }
 
-/// Held mail by account, each with its release and purge buttons.
-pub fn policy(held: &[HeldRow], operator: &str, csrf: &str) -> String {
-    let mut accounts: Vec<&str> = held.iter().map(|h| h.account.as_str()).collect();
+/// The policy: top senders of the quota window, held mail by account (release, purge),
+/// send-blocked accounts (unblock), DNSBL hits.
+pub fn policy(view: &PolicyView, operator: &str, csrf: &str) -> String {
+    let mut body = format!(
+        "<h2>Top senders</h2><p>In the last {} min.</p>",
+        view.window_secs / 60
+    );
+    if view.senders.is_empty() {
+        body.push_str("<p id=\"senders\">No mail sent in the window.</p>");
+    } else {
+        body.push_str("<table id=\"senders\"><tr><th>Account</th><th>Messages</th><th>Recipients</th><th>Limit</th></tr>");
+        for s in view.senders.iter().take(20) {
+            body.push_str(&format!(
+                "<tr data-account=\"{a}\"><td>{a}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                s.messages,
+                s.recipients,
+                s.limit.map_or("none".to_string(), |l| l.to_string()),
+                a = esc(&s.account)
+            ));
+        }
+        body.push_str("</table>");
+    }
+    body.push_str("<h2>Held mail</h2>");
+    let mut accounts: Vec<&str> = view.held.iter().map(|h| h.account.as_str()).collect();
     accounts.sort_unstable();
     accounts.dedup();
     if accounts.is_empty() {
-        return frame(
-            "Held mail",
-            Some((operator, csrf)),
-            "<p>No mail is held.</p>",
+        body.push_str("<p id=\"held\">No mail is held.</p>");
+    } else {
+        body.push_str(
+            "<table id=\"held\"><tr><th>Account</th><th>Held</th><th>Oldest</th><th></th></tr>",
         );
+        for a in accounts {
+            let mine: Vec<&HeldRow> = view.held.iter().filter(|h| h.account == a).collect();
+            let oldest = mine
+                .iter()
+                .filter_map(|h| h.held_at)
+                .min()
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default();
+            body.push_str(&format!(
+                "<tr data-account=\"{e}\"><td>{e}</td><td>{}</td><td>{oldest}</td><td>{}{}</td></tr>",
+                mine.len(),
+                button("/policy/release", "Release", csrf, Some(a)),
+                button("/policy/purge", "Purge", csrf, Some(a)),
+                e = esc(a)
+            ));
+        }
+        body.push_str("</table>");
     }
-    let mut body = String::from(
-        "<table id=\"held\"><tr><th>Account</th><th>Held</th><th>Oldest</th><th></th></tr>",
-    );
-    for a in accounts {
-        let mine: Vec<&HeldRow> = held.iter().filter(|h| h.account == a).collect();
-        let oldest = mine
-            .iter()
-            .filter_map(|h| h.held_at)
-            .min()
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-            .unwrap_or_default();
-        body.push_str(&format!(
-            "<tr data-account=\"{e}\"><td>{e}</td><td>{}</td><td>{oldest}</td><td>{}{}</td></tr>",
-            mine.len(),
-            button("/policy/release", "Release", csrf, Some(a)),
-            button("/policy/purge", "Purge", csrf, Some(a)),
-            e = esc(a)
-        ));
+    body.push_str("<h2>Blocked from sending</h2>");
+    if view.blocked.is_empty() {
+        body.push_str("<p id=\"blocked\">No account is blocked.</p>");
+    } else {
+        body.push_str(
+            "<table id=\"blocked\"><tr><th>Account</th><th>Why</th><th>Since</th><th></th></tr>",
+        );
+        for b in &view.blocked {
+            body.push_str(&format!(
+                "<tr data-account=\"{a}\"><td>{a}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&b.reason),
+                esc(&b.since),
+                button("/policy/unblock", "Unblock", csrf, Some(&b.account)),
+                a = esc(&b.account)
+            ));
+        }
+        body.push_str("</table>");
     }
-    body.push_str("</table>");
-    frame("Held mail", Some((operator, csrf)), &body)
+    body.push_str("<h2>DNSBL hits</h2>");
+    if view.dnsbl.is_empty() {
+        body.push_str("<p id=\"dnsbl\">No DNSBL is asked, or none answered yet.</p>");
+    } else {
+        body.push_str("<table id=\"dnsbl\"><tr><th>List</th><th>Hits</th><th>Addresses</th></tr>");
+        for d in &view.dnsbl {
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&d.zone),
+                d.hits,
+                d.unique
+            ));
+        }
+        body.push_str("</table>");
+    }
+    frame("Policy", Some((operator, csrf)), &body)
 }
 
 /// The latest backup started here, and the button that starts one.
@@ -200,6 +252,23 @@ pub fn backups(job: Option<&BackupJob>, operator: &str, csrf: &str) -> String {
             button("/backups/run", "Back up every store now", csrf, None)
         ),
     )
+}
+
+/// The charts over the range `range`, with links to the other ranges.
+pub fn charts(range: &str, drawn: &[String], operator: &str, csrf: &str) -> String {
+    let mut body = String::from("<p class=\"ranges\">Range:");
+    for (name, _) in crate::web::charts::RANGES {
+        if name == range {
+            body.push_str(&format!(" <strong>{name}</strong>"));
+        } else {
+            body.push_str(&format!(" <a href=\"/charts?range={name}\">{name}</a>"));
+        }
+    }
+    body.push_str("</p>");
+    for d in drawn {
+        body.push_str(d);
+    }
+    frame("Charts", Some((operator, csrf)), &body)
 }
 
 /// A message after an action that could not be done.
