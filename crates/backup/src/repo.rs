@@ -261,6 +261,14 @@ impl Repository {
             .and_then(|loc| s.packs.get(loc.pack as usize).cloned())
     }
 
+    /// How many blobs the index holds and the bytes they take in the packs (compressed, and
+    /// encrypted when the repository is).
+    pub fn stored(&self) -> (u64, u64) {
+        let s = self.state();
+        let bytes = s.blobs.values().map(|loc| u64::from(loc.len)).sum();
+        (s.blobs.len() as u64, bytes)
+    }
+
     /// Every indexed blob with the name of its pack.
     pub fn blobs_by_pack(&self) -> HashMap<String, Vec<(BlobId, u64, u32)>> {
         let s = self.state();

@@ -1,4 +1,4 @@
-//! The repository commands: list, verify, forget, prune, diff. Each opens the repository of
+//! The repository commands: list, summary, verify, forget, prune, diff. Each opens the repository of
 //! the config and does its work off the async threads (the target is behind its worker).
 
 use mailfleet_core::Config;
@@ -22,6 +22,31 @@ pub async fn with_repo<T: Send + 'static>(
 /// The snapshots, oldest first, and those that cannot be read.
 pub async fn list(config: &Config) -> Result<SnapshotListing, BackupError> {
     with_repo(config, Repository::snapshot_listing).await
+}
+
+/// The repository at a glance: its snapshots and what it stores.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    /// The snapshots, oldest first, and those that cannot be read.
+    pub listing: SnapshotListing,
+    /// Blobs stored.
+    pub blobs: u64,
+    /// Bytes they take in the repository.
+    pub stored_bytes: u64,
+}
+
+/// The snapshots and what the repository stores.
+pub async fn summary(config: &Config) -> Result<Summary, BackupError> {
+    with_repo(config, |r| {
+        let listing = r.snapshot_listing()?;
+        let (blobs, stored_bytes) = r.stored();
+        Ok(Summary {
+            listing,
+            blobs,
+            stored_bytes,
+        })
+    })
+    .await
 }
 
 /// Checks every snapshot's messages are complete (and with `read_data`, rebuilds them).

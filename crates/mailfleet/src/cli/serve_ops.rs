@@ -4,7 +4,9 @@
 
 use mailfleet_core::Config;
 use mailfleet_core::series::Series;
-use mailfleet_serve::web::ops::{BlockRow, DnsblRow, HeldRow, Ops, PolicyView, SenderRow};
+use mailfleet_serve::web::ops::{
+    BlockRow, DamagedRow, DnsblRow, HeldRow, Ops, PolicyView, RepoView, SenderRow, SnapshotRow,
+};
 
 /// The actions over one loaded config.
 pub(crate) struct Wired {
@@ -82,6 +84,39 @@ impl Ops for Wired {
             .await
             .map_err(|e| e.to_string())?;
         Ok(format!("{} messages of {account} purged", ids.len()))
+    }
+
+    async fn repository(&self) -> Result<RepoView, String> {
+        let s = mailfleet_backup::command::repo::summary(&self.config)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(RepoView {
+            repository: self.config.backup.repository.to_string(),
+            snapshots: s
+                .listing
+                .intact
+                .into_iter()
+                .map(|s| SnapshotRow {
+                    accounts: s.accounts.len() as u64,
+                    messages: s.accounts.iter().map(|a| a.messages).sum(),
+                    bytes: s.accounts.iter().map(|a| a.bytes).sum(),
+                    id: s.id,
+                    time: s.time,
+                    finished: s.finished,
+                })
+                .collect(),
+            damaged: s
+                .listing
+                .damaged
+                .into_iter()
+                .map(|d| DamagedRow {
+                    id: d.id,
+                    error: d.error,
+                })
+                .collect(),
+            blobs: s.blobs,
+            stored_bytes: s.stored_bytes,
+        })
     }
 
     async fn backup(&self) -> Result<String, String> {

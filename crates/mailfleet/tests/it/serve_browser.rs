@@ -355,6 +355,32 @@ async fn an_operator_sees_the_fleet_live_in_a_browser() {
         done.contains("Started by admin") && done.contains("backed up"),
         "{done}"
     );
+    // The repository shows both snapshots (the stack's first and this one), each store's
+    // freshness from the monitor, and what deduplication saves.
+    let snapshots = c
+        .find_all(Locator::Css("#snapshots tr[data-id]"))
+        .await
+        .unwrap();
+    assert!(snapshots.len() >= 2, "{} snapshots listed", snapshots.len());
+    let repo = c
+        .find(Locator::Id("repository"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(repo.contains("deduplication"), "{repo}");
+    let fresh = c
+        .find(Locator::Id("freshness"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        fresh.contains("store1") && fresh.contains("store2"),
+        "{fresh}"
+    );
     screenshot(&c, "dashboard-backups").await;
 
     // The audit log shows both actions with their operator.

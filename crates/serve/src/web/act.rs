@@ -130,20 +130,48 @@ pub(super) async fn unblock(
     on_account(web, peer, headers, f, OnAccount::Unblock).await
 }
 
+/// Each store's backup check from the monitor's latest round: freshness without reading
+/// status files here, which may sit on a hanging mount.
+fn freshness(web: &Web) -> Vec<crate::board::Row> {
+    web.board
+        .round()
+        .rows
+        .into_iter()
+        .filter(|r| r.check == "backup")
+        .collect()
+}
+
 pub(super) async fn backups_page(State(web): Shared, headers: HeaderMap) -> Response {
-    match operator_session(&web, &headers) {
-        Some((_, s, op)) => {
-            Html(page::backups(web.board.backup().as_ref(), &op, &s.csrf)).into_response()
-        }
-        None => Redirect::to("/login").into_response(),
-    }
+    let Some((_, s, op)) = operator_session(&web, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    // A repository that cannot be read is said on the page, under the stores' freshness.
+    let repo = web.ops.repository().await;
+    Html(page::backups(
+        web.board.backup().as_ref(),
+        &freshness(&web),
+        &repo,
+        &op,
+        &s.csrf,
+    ))
+    .into_response()
 }
 
 pub(super) async fn api_backups(State(web): Shared, headers: HeaderMap) -> Response {
-    match operator_session(&web, &headers) {
-        Some(_) => axum::Json(serde_json::json!({ "job": web.board.backup() })).into_response(),
-        None => unauthorized(),
+    if operator_session(&web, &headers).is_none() {
+        return unauthorized();
     }
+    let (repository, error) = match web.ops.repository().await {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e)),
+    };
+    axum::Json(serde_json::json!({
+        "job": web.board.backup(),
+        "freshness": freshness(&web),
+        "repository": repository,
+        "repository_error": error,
+    }))
+    .into_response()
 }
 
 /// Starts a backup of every store in the background; the page shows it running, then its

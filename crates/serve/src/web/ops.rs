@@ -71,6 +71,55 @@ pub struct PolicyView {
     pub dnsbl: Vec<DnsblRow>,
 }
 
+/// One snapshot in the backup repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotRow {
+    /// Its id.
+    pub id: String,
+    /// When its run started.
+    pub time: DateTime<Utc>,
+    /// When it finished.
+    pub finished: DateTime<Utc>,
+    /// Accounts it holds.
+    pub accounts: u64,
+    /// Messages it holds.
+    pub messages: u64,
+    /// Their size.
+    pub bytes: u64,
+}
+
+/// A snapshot that cannot be read.
+#[derive(Debug, Clone, Serialize)]
+pub struct DamagedRow {
+    /// Its id.
+    pub id: String,
+    /// Why.
+    pub error: String,
+}
+
+/// The backup repository as its page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoView {
+    /// Where it is (`[backup] repository`).
+    pub repository: String,
+    /// Its snapshots, oldest first.
+    pub snapshots: Vec<SnapshotRow>,
+    /// Those that cannot be read.
+    pub damaged: Vec<DamagedRow>,
+    /// Blobs stored.
+    pub blobs: u64,
+    /// Bytes they take.
+    pub stored_bytes: u64,
+}
+
+impl RepoView {
+    /// The mail all snapshots hold over the bytes stored: what deduplication saves.
+    pub fn dedup_ratio(&self) -> Option<f64> {
+        let held: u64 = self.snapshots.iter().map(|s| s.bytes).sum();
+        (self.stored_bytes > 0).then(|| held as f64 / self.stored_bytes as f64)
+    }
+}
+
 /// The actions and the data behind them.
 #[async_trait::async_trait]
 pub trait Ops: Send + Sync {
@@ -82,6 +131,8 @@ pub trait Ops: Send + Sync {
     async fn release(&self, account: &str) -> Result<String, String>;
     /// Deletes `account`'s held mail; what it did.
     async fn purge(&self, account: &str) -> Result<String, String>;
+    /// The backup repository's snapshots and what it stores.
+    async fn repository(&self) -> Result<RepoView, String>;
     /// Backs every store up now; what it did.
     async fn backup(&self) -> Result<String, String>;
     /// The monitor's history of each of `families` over `since..until` in `spans` spans.

@@ -3,8 +3,8 @@
 
 use mailfleet_core::audit::Action;
 
-use crate::board::{BackupJob, Round};
-use crate::web::ops::{HeldRow, PolicyView};
+use crate::board::{BackupJob, Round, Row};
+use crate::web::ops::{HeldRow, PolicyView, RepoView};
 
 /// `text` safe inside HTML text and attribute values.
 pub fn esc(text: &str) -> String {
@@ -225,8 +225,32 @@ pub fn policy(view: &PolicyView, operator: &str, csrf: &str) -> String {
     frame("Policy", Some((operator, csrf)), &body)
 }
 
-/// The latest backup started here, and the button that starts one.
-pub fn backups(job: Option<&BackupJob>, operator: &str, csrf: &str) -> String {
+/// `n` bytes for a human: KiB to TiB.
+pub fn bytes(n: u64) -> String {
+    let mut v = n as f64;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if v < 1024.0 {
+            return if unit == "B" {
+                format!("{n} B")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    format!("{v:.1} TiB")
+}
+
+/// The backups: each store's freshness (the monitor's backup check), the repository's
+/// snapshots, size and deduplication, and the latest backup started here with the button
+/// that starts one.
+pub fn backups(
+    job: Option<&BackupJob>,
+    freshness: &[Row],
+    repo: &Result<RepoView, String>,
+    operator: &str,
+    csrf: &str,
+) -> String {
     let state = match job {
         None => "<p id=\"backup\">No backup started here yet.</p>".to_string(),
         Some(j) => match (&j.ended, &j.result) {
@@ -244,14 +268,68 @@ pub fn backups(job: Option<&BackupJob>, operator: &str, csrf: &str) -> String {
             ),
         },
     };
-    frame(
-        "Backups",
-        Some((operator, csrf)),
-        &format!(
-            "{state}<p>{}</p>",
-            button("/backups/run", "Back up every store now", csrf, None)
-        ),
-    )
+    let mut body = format!(
+        "{state}<p>{}</p><h2>Freshness</h2>",
+        button("/backups/run", "Back up every store now", csrf, None)
+    );
+    if freshness.is_empty() {
+        body.push_str("<p id=\"freshness\">No backup check in the monitor's latest round.</p>");
+    } else {
+        body.push_str(
+            "<table id=\"freshness\"><tr><th>Store</th><th>State</th><th>Found</th></tr>",
+        );
+        for r in freshness {
+            body.push_str(&format!(
+                "<tr data-server=\"{s}\"><td>{s}</td><td class=\"{st}\">{st}</td><td>{}</td></tr>",
+                esc(&r.message),
+                s = esc(&r.server),
+                st = esc(&r.state)
+            ));
+        }
+        body.push_str("</table>");
+    }
+    body.push_str("<h2>Repository</h2>");
+    match repo {
+        Err(e) => body.push_str(&format!(
+            "<p class=\"err\" id=\"repository\">The repository cannot be read: {}</p>",
+            esc(e)
+        )),
+        Ok(r) => {
+            let held: u64 = r.snapshots.iter().map(|s| s.bytes).sum();
+            body.push_str(&format!(
+                "<p id=\"repository\">{}: {} snapshots holding {} of mail in {} stored ({} blobs){}.</p>",
+                esc(&r.repository),
+                r.snapshots.len(),
+                bytes(held),
+                bytes(r.stored_bytes),
+                r.blobs,
+                r.dedup_ratio()
+                    .map(|d| format!(", deduplication {d:.1}:1"))
+                    .unwrap_or_default()
+            ));
+            for d in &r.damaged {
+                body.push_str(&format!(
+                    "<p class=\"err\">Snapshot {} cannot be read: {}</p>",
+                    esc(&d.id),
+                    esc(&d.error)
+                ));
+            }
+            body.push_str("<table id=\"snapshots\"><tr><th>Snapshot</th><th>Started</th><th>Took</th><th>Accounts</th><th>Messages</th><th>Size</th></tr>");
+            for s in r.snapshots.iter().rev().take(30) {
+                body.push_str(&format!(
+                    "<tr data-id=\"{id}\"><td>{id}</td><td>{}</td><td>{} s</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    s.time.format("%Y-%m-%d %H:%M:%S UTC"),
+                    (s.finished - s.time).num_seconds().max(0),
+                    s.accounts,
+                    s.messages,
+                    bytes(s.bytes),
+                    id = esc(&s.id)
+                ));
+            }
+            body.push_str("</table>");
+        }
+    }
+    frame("Backups", Some((operator, csrf)), &body)
 }
 
 /// The charts over the range `range`, with links to the other ranges.
