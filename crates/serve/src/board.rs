@@ -53,6 +53,7 @@ pub struct Board {
     round: RwLock<Round>,
     changed: tokio::sync::watch::Sender<u64>,
     backup: RwLock<Option<BackupJob>>,
+    next_backup: RwLock<Option<DateTime<Utc>>>,
 }
 
 impl Default for Board {
@@ -61,6 +62,7 @@ impl Default for Board {
             round: RwLock::default(),
             changed: tokio::sync::watch::channel(0).0,
             backup: RwLock::default(),
+            next_backup: RwLock::default(),
         }
     }
 }
@@ -114,6 +116,16 @@ impl Board {
             j.ended = Some(Utc::now());
             j.result = Some(result);
         }
+    }
+
+    /// Says when the schedule backs up next (`None`: no schedule runs).
+    pub fn set_next_backup(&self, at: Option<DateTime<Utc>>) {
+        *self.next_backup.write().unwrap_or_else(|p| p.into_inner()) = at;
+    }
+
+    /// When the schedule backs up next.
+    pub fn next_backup(&self) -> Option<DateTime<Utc>> {
+        *self.next_backup.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The latest round.

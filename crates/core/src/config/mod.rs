@@ -3,6 +3,7 @@
 mod error;
 pub mod policy;
 mod raw;
+mod schedule;
 mod serve;
 mod upgrade;
 mod validate;
@@ -11,6 +12,7 @@ mod validate_fleet;
 mod validate_move;
 mod validate_services;
 
+pub use schedule::{BackupTime, next_due};
 pub use serve::{ServeConfig, ServePart};
 pub use upgrade::{Drain, UpgradeConfig, Window};
 pub use validate_move::parse_duration;
@@ -134,6 +136,8 @@ pub struct BackupConfig {
     /// Whether `backup run` backs up each SSH-reached store on the store itself (default);
     /// false reads every store's Maildirs from this machine (one run, one snapshot).
     pub run_on_stores: bool,
+    /// When `mailfleet serve` backs up by itself (its `backup` part).
+    pub schedule: Vec<BackupTime>,
 }
 
 /// Mailbox move settings.

@@ -88,6 +88,7 @@ pub(crate) struct RawBackup {
     pub(crate) remote_mailfleet: Option<PathBuf>,
     pub(crate) remote_config: Option<PathBuf>,
     pub(crate) run_on_stores: Option<bool>,
+    pub(crate) schedule: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

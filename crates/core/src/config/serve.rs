@@ -14,6 +14,8 @@ pub enum ServePart {
     Policy,
     /// The web dashboard and its JSON API.
     Web,
+    /// Backups at the times of `[backup] schedule`.
+    Backup,
 }
 
 impl ServePart {
@@ -23,6 +25,7 @@ impl ServePart {
             ServePart::Monitor => "monitor",
             ServePart::Policy => "policy",
             ServePart::Web => "web",
+            ServePart::Backup => "backup",
         }
     }
 }
@@ -85,7 +88,10 @@ pub(crate) fn serve(r: &RawServe, p: &mut Problems) -> ServeConfig {
         }
     }
     if parts.is_empty() {
-        p.add("serve.parts", "names no part (monitor, policy, web)");
+        p.add(
+            "serve.parts",
+            "names no part (monitor, policy, web, backup)",
+        );
     }
     let listen = match r
         .listen

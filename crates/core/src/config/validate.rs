@@ -21,6 +21,15 @@ impl Problems {
             message: message.into(),
         });
     }
+
+    /// Every problem as `key: message` lines, for tests.
+    #[cfg(test)]
+    pub(super) fn text(&self) -> String {
+        self.0
+            .iter()
+            .map(|p| format!("{}: {}\n", p.key, p.message))
+            .collect()
+    }
 }
 
 pub(super) fn validate(
@@ -96,6 +105,7 @@ pub(super) fn validate(
         ),
         remote_config: remote_path(&raw.backup.remote_config, "backup.remote_config", &mut p),
         run_on_stores: raw.backup.run_on_stores.unwrap_or(true),
+        schedule: super::schedule::schedule(&raw.backup.schedule, &mut p),
         pre: command(&raw.backup.pre, "backup.pre", &mut p),
         post: command(&raw.backup.post, "backup.post", &mut p),
         command_timeout: {
@@ -109,6 +119,12 @@ pub(super) fn validate(
             Duration::from_secs(t.clamp(1, 3600) as u64)
         },
     };
+    if serve.parts.contains(&super::ServePart::Backup) && backup.schedule.is_empty() {
+        p.add(
+            "backup.schedule",
+            "is empty, but serve.parts names backup: say when (\"02:30\" UTC, or \"every 6h\")",
+        );
+    }
     let mut policy = super::policy::validate(&raw.policy, base, &data_dir, &mut p);
     super::validate_access::defaults(&raw.ssh, base, &mut p);
     let fleet = super::validate_fleet::fleet(raw.servers, raw.groups, &raw.ssh, base, &mut p);

@@ -69,6 +69,23 @@ fn parts(board: Arc<Board>, gate: Arc<Gate>) -> Vec<Part> {
             }),
         },
         Part {
+            part: ServePart::Backup,
+            run: Arc::new({
+                let board = board.clone();
+                move |config, shutdown| {
+                    let ops = Arc::new(super::serve_ops::Wired {
+                        config: config.clone(),
+                    });
+                    Box::pin(mailfleet_serve::schedule::run(
+                        config,
+                        board.clone(),
+                        ops,
+                        shutdown,
+                    ))
+                }
+            }),
+        },
+        Part {
             part: ServePart::Web,
             run: Arc::new(move |config, shutdown| {
                 let ops = Arc::new(super::serve_ops::Wired {

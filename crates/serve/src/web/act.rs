@@ -149,6 +149,7 @@ pub(super) async fn backups_page(State(web): Shared, headers: HeaderMap) -> Resp
     let repo = web.ops.repository().await;
     Html(page::backups(
         web.board.backup().as_ref(),
+        web.board.next_backup(),
         &freshness(&web),
         &repo,
         &op,
@@ -167,6 +168,7 @@ pub(super) async fn api_backups(State(web): Shared, headers: HeaderMap) -> Respo
     };
     axum::Json(serde_json::json!({
         "job": web.board.backup(),
+        "next_scheduled": web.board.next_backup(),
         "freshness": freshness(&web),
         "repository": repository,
         "repository_error": error,

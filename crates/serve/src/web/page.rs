@@ -246,6 +246,7 @@ pub fn bytes(n: u64) -> String {
 /// that starts one.
 pub fn backups(
     job: Option<&BackupJob>,
+    next: Option<chrono::DateTime<chrono::Utc>>,
     freshness: &[Row],
     repo: &Result<RepoView, String>,
     operator: &str,
@@ -268,8 +269,15 @@ pub fn backups(
             ),
         },
     };
+    let next = match next {
+        Some(t) => format!(
+            "<p id=\"next\">Next scheduled backup at {}.</p>",
+            t.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => String::new(),
+    };
     let mut body = format!(
-        "{state}<p>{}</p><h2>Freshness</h2>",
+        "{state}{next}<p>{}</p><h2>Freshness</h2>",
         button("/backups/run", "Back up every store now", csrf, None)
     );
     if freshness.is_empty() {
