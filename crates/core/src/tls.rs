@@ -25,6 +25,14 @@ pub enum TlsError {
     /// rustls refused the setup.
     #[error("{0}")]
     Rustls(#[from] rustls::Error),
+    /// A server's certificate or key file could not be used.
+    #[error("{path}: {message}")]
+    ServerFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// The system's trusted CAs, read once (a few hundred certificates).
@@ -65,6 +73,39 @@ pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
         }
     }
     Ok(roots)
+}
+
+/// A server config from a PEM certificate chain and its private key; a file that cannot be
+/// read, holds nothing usable, or a key that does not match the certificate is an error
+/// naming the file.
+pub fn server(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    let bad = |path: &Path, message: String| TlsError::ServerFile {
+        path: path.display().to_string(),
+        message,
+    };
+    let pem = std::fs::read(cert_file).map_err(|e| bad(cert_file, e.to_string()))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(cert_file, format!("{e:?}")))?;
+    if chain.is_empty() {
+        return Err(bad(cert_file, "no certificate in the file".into()));
+    }
+    let pem = std::fs::read(key_file).map_err(|e| bad(key_file, e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| bad(key_file, format!("no private key: {e:?}")))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            bad(
+                key_file,
+                format!("does not go with {}: {e}", cert_file.display()),
+            )
+        })?;
+    Ok(Arc::new(config))
 }
 
 /// A client config that verifies strictly against [`roots`].

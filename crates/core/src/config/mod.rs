@@ -13,7 +13,7 @@ mod validate_move;
 mod validate_services;
 
 pub use schedule::{BackupTime, next_due};
-pub use serve::{ServeConfig, ServePart};
+pub use serve::{ServeConfig, ServePart, ServeTls};
 pub use upgrade::{Drain, UpgradeConfig, Window};
 pub use validate_move::parse_duration;
 

@@ -51,6 +51,17 @@ pub struct ServeConfig {
     pub operators: Vec<Operator>,
     /// How long a session lasts after its login.
     pub session_lifetime: std::time::Duration,
+    /// The dashboard's certificate and key: HTTPS, and needed to listen off loopback.
+    pub tls: Option<ServeTls>,
+}
+
+/// `[serve] tls`: the dashboard's certificate chain and private key (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServeTls {
+    /// The certificate, then any intermediates.
+    pub cert_file: std::path::PathBuf,
+    /// Its private key (readable by the daemon's user only).
+    pub key_file: std::path::PathBuf,
 }
 
 /// `[serve]` as written.
@@ -61,6 +72,15 @@ pub(crate) struct RawServe {
     pub(crate) listen: Option<String>,
     pub(crate) operators: Option<Vec<RawOperator>>,
     pub(crate) session_lifetime: Option<String>,
+    pub(crate) tls: Option<RawServeTls>,
+}
+
+/// `[serve] tls` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServeTls {
+    pub(crate) cert_file: std::path::PathBuf,
+    pub(crate) key_file: std::path::PathBuf,
 }
 
 /// One `[[serve.operators]]` as written.
@@ -72,8 +92,19 @@ pub(crate) struct RawOperator {
 }
 
 /// Checks `[serve]`: the parts named once each (default: the monitor and the policy server),
-/// the dashboard on loopback, each operator's hash an Argon2 PHC string.
-pub(crate) fn serve(r: &RawServe, p: &mut Problems) -> ServeConfig {
+/// the dashboard on loopback unless it has TLS, whose certificate and key must load, each
+/// operator's hash an Argon2 PHC string.
+pub(crate) fn serve(r: &RawServe, base: &std::path::Path, p: &mut Problems) -> ServeConfig {
+    let tls = r.tls.as_ref().map(|t| ServeTls {
+        cert_file: super::validate::resolve(base, &t.cert_file),
+        key_file: super::validate::resolve(base, &t.key_file),
+    });
+    // Loaded now so a SIGHUP with a broken certificate is refused, not served as plain HTTP.
+    if let Some(t) = &tls
+        && let Err(e) = crate::tls::server(&t.cert_file, &t.key_file)
+    {
+        p.add("serve.tls", e.to_string());
+    }
     let parts = r
         .parts
         .clone()
@@ -99,12 +130,12 @@ pub(crate) fn serve(r: &RawServe, p: &mut Problems) -> ServeConfig {
         .unwrap_or("127.0.0.1:8480")
         .parse::<std::net::SocketAddr>()
     {
-        Ok(a) if a.ip().is_loopback() => a,
+        Ok(a) if a.ip().is_loopback() || tls.is_some() => a,
         Ok(a) => {
-            // The dashboard serves no TLS yet: passwords and cookies stay on this machine.
+            // Without TLS, passwords and cookies stay on this machine.
             p.add(
                 "serve.listen",
-                format!("{a} is not a loopback address: the dashboard listens on loopback only (reach it through an SSH tunnel)"),
+                format!("{a} is not a loopback address: set [serve] tls (cert_file, key_file) to listen there, or reach the dashboard through an SSH tunnel"),
             );
             a
         }
@@ -160,5 +191,6 @@ pub(crate) fn serve(r: &RawServe, p: &mut Problems) -> ServeConfig {
         listen,
         operators,
         session_lifetime,
+        tls,
     }
 }

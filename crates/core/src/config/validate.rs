@@ -51,7 +51,7 @@ pub(super) fn validate(
     let state = state(&raw.state, &data_dir, &mut p);
     let probe = probe(&raw.probe, base, &mut p);
     let monitor = monitor(&raw.monitor, &mut p);
-    let serve = super::serve::serve(&raw.serve, &mut p);
+    let serve = super::serve::serve(&raw.serve, base, &mut p);
     let moves = super::validate_move::moves(&raw.moves, &monitor.notify_email, base, &mut p);
     let upgrade = super::upgrade::upgrade(&raw.upgrade, base, &mut p);
     let mut shift_logs = Vec::new();

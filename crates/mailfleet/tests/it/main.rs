@@ -51,6 +51,7 @@ mod report_reach;
 mod serve;
 mod serve_browser;
 mod serve_schedule;
+mod serve_tls;
 mod serve_web;
 mod shift;
 mod shutdown;

@@ -8,6 +8,7 @@
 mod act;
 pub mod auth;
 pub mod charts;
+mod listen;
 pub mod ops;
 pub mod page;
 mod svg;
@@ -20,6 +21,7 @@ use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use mailfleet_core::Config;
 use mailfleet_core::audit::{Actor, AuditLog};
 use mailfleet_core::shutdown::Shutdown;
@@ -281,6 +283,18 @@ async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css")], page::STYLE).into_response()
 }
 
+/// Says how long the dashboard took to make each response (`Server-Timing: app;dur=MS`),
+/// as a browser's developer tools and the benchmark read it.
+async fn timed(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut r = next.run(req).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+        r.headers_mut().insert("server-timing", v);
+    }
+    r
+}
+
 async fn headers(mut r: Response) -> Response {
     let h = r.headers_mut();
     for (k, v) in [
@@ -333,6 +347,7 @@ pub fn router(
         .route("/app.js", get(script))
         .route("/style.css", get(style))
         .layer(axum::middleware::map_response(headers))
+        .layer(axum::middleware::from_fn(timed))
         .with_state(web)
 }
 
@@ -349,15 +364,32 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("dashboard on {listen}: {e}"))?;
-    tracing::info!("dashboard on http://{listen}/");
-    let app = router(config, board, gate, ops);
+    let tls = match &config.serve.tls {
+        Some(t) => Some(
+            mailfleet_core::tls::server(&t.cert_file, &t.key_file)
+                .map_err(|e| format!("dashboard: serve.tls: {e}"))?,
+        ),
+        None => None,
+    };
+    let app = router(config, board, gate, ops).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
-    let serving = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { stop.wait().await });
-    serving
-        .await
-        .map_err(|e| format!("dashboard on {listen}: {e}"))
+    let done = async move { stop.wait().await };
+    let served = match tls {
+        Some(tls) => {
+            tracing::info!("dashboard on https://{listen}/");
+            let tls = listen::TlsListener::new(listener, tls)
+                .map_err(|e| format!("dashboard on {listen}: {e}"))?;
+            // tap_io: its connections give the client's address as plain TCP ones do.
+            axum::serve(tls.tap_io(|_| {}), app)
+                .with_graceful_shutdown(done)
+                .await
+        }
+        None => {
+            tracing::info!("dashboard on http://{listen}/");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(done)
+                .await
+        }
+    };
+    served.map_err(|e| format!("dashboard on {listen}: {e}"))
 }
