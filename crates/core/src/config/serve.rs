@@ -53,6 +53,9 @@ pub struct ServeConfig {
     pub session_lifetime: std::time::Duration,
     /// The dashboard's certificate and key: HTTPS, and needed to listen off loopback.
     pub tls: Option<ServeTls>,
+    /// The directory group whose members log in with their account's own password (a bind
+    /// as their entry), besides `operators`.
+    pub ldap_group: Option<String>,
 }
 
 /// `[serve] tls`: the dashboard's certificate chain and private key (PEM files).
@@ -73,6 +76,7 @@ pub(crate) struct RawServe {
     pub(crate) operators: Option<Vec<RawOperator>>,
     pub(crate) session_lifetime: Option<String>,
     pub(crate) tls: Option<RawServeTls>,
+    pub(crate) ldap_group: Option<String>,
 }
 
 /// `[serve] tls` as written.
@@ -192,5 +196,19 @@ pub(crate) fn serve(r: &RawServe, base: &std::path::Path, p: &mut Problems) -> S
         operators,
         session_lifetime,
         tls,
+        ldap_group: match r.ldap_group.as_deref().map(str::trim) {
+            Some("") => {
+                p.add(
+                    "serve.ldap_group",
+                    "is empty (leave it out for operators only)",
+                );
+                None
+            }
+            Some(g) if !g.contains('=') => {
+                p.add("serve.ldap_group", format!("{g:?} is not a DN"));
+                None
+            }
+            g => g.map(String::from),
+        },
     }
 }

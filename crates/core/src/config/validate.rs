@@ -119,6 +119,12 @@ pub(super) fn validate(
             Duration::from_secs(t.clamp(1, 3600) as u64)
         },
     };
+    if serve.ldap_group.is_some() && !matches!(directory, DirectoryConfig::Ldap(_)) {
+        p.add(
+            "serve.ldap_group",
+            "needs the LDAP directory ([directory] backend = \"ldap\")",
+        );
+    }
     if serve.parts.contains(&super::ServePart::Backup) && backup.schedule.is_empty() {
         p.add(
             "backup.schedule",

@@ -6,7 +6,7 @@ mod ldap;
 use async_trait::async_trait;
 
 pub use embedded::EmbeddedDirectory;
-pub use ldap::LdapDirectory;
+pub use ldap::{LdapDirectory, group_login};
 
 use crate::config::DirectoryConfig;
 use crate::{Account, Address, SendBlock};

@@ -50,6 +50,7 @@ mod report_demo;
 mod report_reach;
 mod serve;
 mod serve_browser;
+mod serve_ldap_login;
 mod serve_schedule;
 mod serve_tls;
 mod serve_web;
