@@ -181,6 +181,16 @@ fn plugin(r: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
 }
 
 /// The exit code of a command that stopped with this error (see [`exit`]).
+impl Cli {
+    /// What the process sets before its threads start: the daemon (`serve` without a
+    /// subcommand) limits the allocator's arenas.
+    pub(crate) fn before_threads(&self) {
+        if matches!(self.command, Command::Serve { cmd: None }) {
+            serve::fewer_arenas();
+        }
+    }
+}
+
 pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
     exit::of_error(e)
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use mailfleet_core::series::{Point, Series};
+use mailfleet_core::series::Series;
 use rusqlite::{Connection, params};
 
 use crate::outcome::Outcome;
@@ -79,6 +79,7 @@ impl History {
             conn.execute_batch("ALTER TABLE samples ADD COLUMN value REAL")
                 .map_err(err)?;
         }
+        crate::rollup::create(&conn).map_err(err)?;
         Ok(History { path, conn })
     }
 
@@ -120,14 +121,16 @@ impl History {
                 .map_err(&err)?;
             }
         }
+        crate::rollup::add(&tx, at.timestamp(), outcomes).map_err(&err)?;
         let cutoff = at.timestamp() - retention.as_secs() as i64;
         tx.execute("DELETE FROM samples WHERE at < ?1", params![cutoff])
             .map_err(&err)?;
+        crate::rollup::forget(&tx, cutoff).map_err(&err)?;
         tx.commit().map_err(&err)
     }
 
     /// The samples of the checks of `family` between `since` and `until`, each server's
-    /// check as one series of `buckets` equal spans (spans without samples left out).
+    /// check as one series of about `buckets` equal spans (see [`crate::rollup`]).
     pub fn series(
         &self,
         family: &str,
@@ -135,54 +138,7 @@ impl History {
         until: DateTime<Utc>,
         buckets: u32,
     ) -> Result<Vec<Series>, HistoryError> {
-        let (from, to) = (since.timestamp(), until.timestamp());
-        let width =
-            ((to - from).max(1) + i64::from(buckets.max(1)) - 1) / i64::from(buckets.max(1));
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT server, check_name, (at - ?2) / ?4 AS b, AVG(elapsed_ms), MAX(value),
-                        MAX(CASE state WHEN 'CRITICAL' THEN 3 WHEN 'UNKNOWN' THEN 2 WHEN 'WARNING' THEN 1 ELSE 0 END),
-                        COUNT(*)
-                 FROM samples WHERE family = ?1 AND at >= ?2 AND at < ?3
-                 GROUP BY server, check_name, b ORDER BY server, check_name, b",
-            )
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map(params![family, from, to, width.max(1)], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    Point {
-                        at: DateTime::from_timestamp(from + r.get::<_, i64>(2)? * width.max(1), 0)
-                            .unwrap_or(since),
-                        mean_ms: r.get(3)?,
-                        max_value: r.get(4)?,
-                        worst: match r.get::<_, i64>(5)? {
-                            3 => "CRITICAL",
-                            2 => "UNKNOWN",
-                            1 => "WARNING",
-                            _ => "OK",
-                        }
-                        .to_string(),
-                        samples: r.get(6)?,
-                    },
-                ))
-            })
-            .map_err(self.err())?;
-        let mut out: Vec<Series> = Vec::new();
-        for row in rows {
-            let (server, check, point) = row.map_err(self.err())?;
-            match out.last_mut() {
-                Some(s) if s.server == server && s.check == check => s.points.push(point),
-                _ => out.push(Series {
-                    server,
-                    check,
-                    points: vec![point],
-                }),
-            }
-        }
-        Ok(out)
+        crate::rollup::series(&self.conn, family, since, until, buckets).map_err(self.err())
     }
 
     /// Writes one CSV per check family with the samples since `since`; returns the files.

@@ -26,6 +26,7 @@ pub mod plan;
 pub mod pop3;
 pub mod queue;
 pub mod replica;
+mod rollup;
 pub mod shift;
 pub mod smtp;
 pub mod stuck;
