@@ -133,7 +133,7 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
     }
 
     // No session: pages redirect to the login, the API says 401.
-    for page in ["/", "/audit", "/policy", "/backups", "/charts"] {
+    for page in ["/", "/audit", "/policy", "/backups", "/charts", "/upgrades"] {
         let r = http(port, "GET", page, None, "");
         assert_eq!(r.status, 303, "{page}: {}", r.head);
         assert_eq!(r.header("location").as_deref(), Some("/login"));
@@ -149,6 +149,7 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
         "/api/policy",
         "/api/backups",
         "/api/charts",
+        "/api/upgrades",
         "/events",
     ] {
         assert_eq!(http(port, "GET", api, None, "").status, 401, "{api}");
@@ -243,6 +244,48 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
     let jobs: serde_json::Value =
         serde_json::from_str(&http(port, "GET", "/api/backups", Some(&session), "").body).unwrap();
     assert!(jobs["job"].is_null(), "{jobs:#}");
+
+    // Upgrades: none yet; then a run held by a live mailfleet process (the daemon stands in
+    // for `upgrade run`: the journal trusts only mailfleet processes), one of two steps done.
+    let r = http(port, "GET", "/upgrades", Some(&session), "");
+    assert!(r.body.contains("No upgrade has run yet"), "{}", r.body);
+    let data = dir.path().join("data");
+    let journal = mailfleet_upgrade::journal::Journal::open(&data).unwrap();
+    let run = journal
+        .begin(&[], &["mx1".to_string(), "store1".to_string()])
+        .unwrap();
+    journal
+        .set_phase(run, 1, mailfleet_upgrade::journal::StepPhase::Done)
+        .unwrap();
+    rusqlite::Connection::open(data.join("upgrades.db"))
+        .unwrap()
+        .execute(
+            "UPDATE runs SET owner = ?1 WHERE id = ?2",
+            rusqlite::params![_serve.0.id(), run],
+        )
+        .unwrap();
+    let r = http(port, "GET", "/upgrades", Some(&session), "");
+    assert!(r.body.contains("1 of 2 servers done"), "{}", r.body);
+    assert!(r.body.contains("done at about"), "no ETA: {}", r.body);
+    assert!(r.body.contains("Stop after the current step"), "{}", r.body);
+    let stop = format!("id={run}&csrf=nope");
+    assert_eq!(
+        http(port, "POST", "/upgrades/stop", Some(&session), &stop).status,
+        403
+    );
+    let stop = format!("id={run}&csrf={}", r.csrf());
+    let r = http(port, "POST", "/upgrades/stop", Some(&session), &stop);
+    assert_eq!(r.status, 303, "{}", r.head);
+    assert!(journal.get(run).unwrap().abort_requested);
+    let api: serde_json::Value =
+        serde_json::from_str(&http(port, "GET", "/api/upgrades", Some(&session), "").body).unwrap();
+    assert_eq!(api["run"]["abort_requested"], true, "{api:#}");
+    let r = http(port, "GET", "/upgrades", Some(&session), "");
+    assert!(
+        r.body.contains("Asked to stop after its current step"),
+        "{}",
+        r.body
+    );
 
     // Logout needs the token too.
     let r = http(port, "POST", "/logout", Some(&session), "csrf=nope");

@@ -225,3 +225,74 @@ pub(super) async fn backup_run(
     });
     Redirect::to("/backups").into_response()
 }
+
+#[derive(serde::Deserialize)]
+pub(super) struct RunForm {
+    id: i64,
+    csrf: String,
+}
+
+pub(super) async fn upgrades_page(State(web): Shared, headers: HeaderMap) -> Response {
+    let Some((_, s, op)) = operator_session(&web, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    match web.ops.upgrade().await {
+        Ok(run) => Html(page::upgrades(run.as_ref(), &op, &s.csrf)).into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+pub(super) async fn api_upgrades(State(web): Shared, headers: HeaderMap) -> Response {
+    if operator_session(&web, &headers).is_none() {
+        return unauthorized();
+    }
+    match web.ops.upgrade().await {
+        Ok(run) => {
+            let eta = run.as_ref().and_then(|r| r.eta(chrono::Utc::now()));
+            axum::Json(serde_json::json!({ "run": run, "eta": eta })).into_response()
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Asks the running upgrade to stop after its current step; audited as `upgrade abort`.
+pub(super) async fn upgrade_stop(
+    State(web): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<RunForm>,
+) -> Response {
+    let Some((_, s, op)) = operator_session(&web, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    if !super::auth::same(&s.csrf, &f.csrf) {
+        return (StatusCode::FORBIDDEN, "the form's token does not match").into_response();
+    }
+    let id = match web
+        .audit
+        .begin(&actor(&op, peer), "upgrade abort", &[f.id.to_string()])
+    {
+        Ok(id) => id,
+        Err(e) => {
+            return fail(format!(
+                "{e}: `upgrade abort` is not taken without its audit record"
+            ));
+        }
+    };
+    let r = web.ops.stop_upgrade(f.id).await;
+    let result = match &r {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    if let Err(e) = web.audit.end(&id, &result) {
+        tracing::error!("dashboard: {e}");
+    }
+    match r {
+        Ok(_) => Redirect::to("/upgrades").into_response(),
+        Err(e) => (
+            StatusCode::CONFLICT,
+            Html(page::message("Upgrades", &e, &op, &s.csrf)),
+        )
+            .into_response(),
+    }
+}

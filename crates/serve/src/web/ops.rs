@@ -120,6 +120,63 @@ impl RepoView {
     }
 }
 
+/// One server's step of an upgrade run.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpgradeStepRow {
+    /// Its place in the order.
+    pub n: usize,
+    /// The server.
+    pub server: String,
+    /// Where it is (`pending`, `gated`, `updated`, ..., `done`).
+    pub phase: String,
+    /// When it started.
+    pub started: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub ended: Option<DateTime<Utc>>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// An upgrade run as its page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpgradeView {
+    /// Its number.
+    pub id: i64,
+    /// When it was started.
+    pub created: DateTime<Utc>,
+    /// `running`, `halted`, `aborted` or `done`.
+    pub state: String,
+    /// Why it halted or was aborted.
+    pub reason: Option<String>,
+    /// The packages it updates (empty: every update offered).
+    pub packages: Vec<String>,
+    /// Whether it was asked to stop after its current step.
+    pub abort_requested: bool,
+    /// Whether a live process runs it now.
+    pub running: bool,
+    /// Its steps, in order.
+    pub steps: Vec<UpgradeStepRow>,
+}
+
+impl UpgradeView {
+    /// When it should end: the steps left, each taking as long as the finished ones did on
+    /// average (`None` before one finished, or when none is left).
+    pub fn eta(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let took: Vec<i64> = self
+            .steps
+            .iter()
+            .filter(|s| s.phase == "done")
+            .filter_map(|s| Some((s.ended? - s.started?).num_seconds()))
+            .collect();
+        let left = self.steps.iter().filter(|s| s.phase != "done").count() as i64;
+        if took.is_empty() || left == 0 || self.state != "running" {
+            return None;
+        }
+        let mean = took.iter().sum::<i64>() / took.len() as i64;
+        Some(now + chrono::Duration::seconds(mean * left))
+    }
+}
+
 /// The actions and the data behind them.
 #[async_trait::async_trait]
 pub trait Ops: Send + Sync {
@@ -135,6 +192,10 @@ pub trait Ops: Send + Sync {
     async fn repository(&self) -> Result<RepoView, String>;
     /// Backs every store up now; what it did.
     async fn backup(&self) -> Result<String, String>;
+    /// The latest upgrade run, if any.
+    async fn upgrade(&self) -> Result<Option<UpgradeView>, String>;
+    /// Asks upgrade run `id`, run by a live process, to stop after its current step.
+    async fn stop_upgrade(&self, id: i64) -> Result<String, String>;
     /// The monitor's history of each of `families` over `since..until` in `spans` spans.
     async fn history(
         &self,
