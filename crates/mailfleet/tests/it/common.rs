@@ -246,3 +246,27 @@ pub(crate) fn doveadm_save(
         "doveadm save for {user} on {store}"
     );
 }
+
+/// `mailfleet serve` with `config`, returned once something accepts on loopback `port` (its
+/// dashboard), within 30 s.
+pub(crate) async fn serve_listening(config: &Path, port: u16) -> ChildGuard {
+    let serve = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_mailfleet"))
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mailfleet serve"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the dashboard never listened on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    serve
+}

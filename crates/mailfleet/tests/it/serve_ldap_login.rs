@@ -5,11 +5,10 @@
 //! at load naming the key.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use mailfleet_core::config::DirectoryConfig;
 
-use crate::common::{ChildGuard, mailfleet, mailfleet_json};
+use crate::common::{mailfleet, mailfleet_json};
 
 const GROUP: &str = "cn=mailfleet-ops,dc=mailfleet,dc=test";
 
@@ -89,19 +88,7 @@ async fn members_of_the_directory_group_log_in_with_their_own_password() {
 
     let path = stack.config_path().with_file_name("ldap-group.toml");
     std::fs::write(&path, text + &serve).unwrap();
-    let _serve = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_mailfleet"))
-            .args(["--config", path.to_str().unwrap(), "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the dashboard never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let _serve = crate::common::serve_listening(&path, port).await;
     let demo = mailfleet_stack::demo::DEMO_PASSWORD;
     for (name, password, why) in [
         ("bob@example.com", demo, "not in the group"),

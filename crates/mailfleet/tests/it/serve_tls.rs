@@ -4,13 +4,12 @@
 //! client verifies, refuses plain HTTP, and a client that connects and never shakes hands
 //! holds up nobody else's login page.
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{ChildGuard, mailfleet};
+use crate::common::mailfleet;
 
 /// GET `path` over HTTPS, verifying the server against `ca`: the whole response.
 async fn https_get(port: u16, ca: &std::path::Path, path: &str) -> Result<String, String> {
@@ -89,19 +88,7 @@ async fn the_dashboard_speaks_tls_and_needs_it_off_loopback() {
     );
 
     write(&format!("127.0.0.1:{port}"), &tls);
-    let _serve = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_mailfleet"))
-            .args(["--config", config.to_str().unwrap(), "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the dashboard never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let _serve = crate::common::serve_listening(&config, port).await;
     // A client that connects and never shakes hands stays connected the whole time.
     let _silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

@@ -51,41 +51,41 @@ enum OnAccount {
     Unblock,
 }
 
-/// Runs `what` on the form's account for the session's operator, recorded before and after.
-async fn on_account(
-    web: Arc<Web>,
+/// One action of a form: what the audit log calls it, with its arguments, and where the
+/// browser goes after it (`back`, or the error on a page titled `title`).
+struct Action<'a> {
+    name: &'a str,
+    args: Vec<String>,
+    back: &'a str,
+    title: &'a str,
+}
+
+/// Takes `run` for the session's operator: the form's token checked, the action recorded in
+/// the audit log before (not taken if it cannot be) and its result after.
+async fn act(
+    web: &Web,
     peer: SocketAddr,
-    headers: HeaderMap,
-    f: AccountForm,
-    what: OnAccount,
+    headers: &HeaderMap,
+    csrf: &str,
+    a: Action<'_>,
+    run: impl Future<Output = Result<String, String>>,
 ) -> Response {
-    let Some((_, s, op)) = operator_session(&web, &headers) else {
+    let Some((_, s, op)) = operator_session(web, headers) else {
         return Redirect::to("/login").into_response();
     };
-    if !super::auth::same(&s.csrf, &f.csrf) {
+    if !super::auth::same(&s.csrf, csrf) {
         return (StatusCode::FORBIDDEN, "the form's token does not match").into_response();
     }
-    let action = match what {
-        OnAccount::Release => "policy release",
-        OnAccount::Purge => "policy purge",
-        OnAccount::Unblock => "policy unblock",
-    };
-    let id = match web
-        .audit
-        .begin(&actor(&op, peer), action, std::slice::from_ref(&f.account))
-    {
+    let id = match web.audit.begin(&actor(&op, peer), a.name, &a.args) {
         Ok(id) => id,
         Err(e) => {
             return fail(format!(
-                "{e}: `{action}` is not taken without its audit record"
+                "{e}: `{}` is not taken without its audit record",
+                a.name
             ));
         }
     };
-    let r = match what {
-        OnAccount::Release => web.ops.release(&f.account).await,
-        OnAccount::Purge => web.ops.purge(&f.account).await,
-        OnAccount::Unblock => web.ops.unblock(&f.account).await,
-    };
+    let r = run.await;
     let result = match &r {
         Ok(_) => "ok".to_string(),
         Err(e) => format!("error: {e}"),
@@ -94,13 +94,35 @@ async fn on_account(
         tracing::error!("dashboard: {e}");
     }
     match r {
-        Ok(_) => Redirect::to("/policy").into_response(),
+        Ok(_) => Redirect::to(a.back).into_response(),
         Err(e) => (
             StatusCode::CONFLICT,
-            Html(page::message("Policy", &e, &op, &s.csrf)),
+            Html(page::message(a.title, &e, &op, &s.csrf)),
         )
             .into_response(),
     }
+}
+
+/// Runs `what` on the form's account.
+async fn on_account(
+    web: Arc<Web>,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    f: AccountForm,
+    what: OnAccount,
+) -> Response {
+    let (name, run) = match what {
+        OnAccount::Release => ("policy release", web.ops.release(&f.account)),
+        OnAccount::Purge => ("policy purge", web.ops.purge(&f.account)),
+        OnAccount::Unblock => ("policy unblock", web.ops.unblock(&f.account)),
+    };
+    let a = Action {
+        name,
+        args: vec![f.account.clone()],
+        back: "/policy",
+        title: "Policy",
+    };
+    act(&web, peer, &headers, &f.csrf, a, run).await
 }
 
 pub(super) async fn release(
@@ -262,37 +284,11 @@ pub(super) async fn upgrade_stop(
     headers: HeaderMap,
     Form(f): Form<RunForm>,
 ) -> Response {
-    let Some((_, s, op)) = operator_session(&web, &headers) else {
-        return Redirect::to("/login").into_response();
+    let a = Action {
+        name: "upgrade abort",
+        args: vec![f.id.to_string()],
+        back: "/upgrades",
+        title: "Upgrades",
     };
-    if !super::auth::same(&s.csrf, &f.csrf) {
-        return (StatusCode::FORBIDDEN, "the form's token does not match").into_response();
-    }
-    let id = match web
-        .audit
-        .begin(&actor(&op, peer), "upgrade abort", &[f.id.to_string()])
-    {
-        Ok(id) => id,
-        Err(e) => {
-            return fail(format!(
-                "{e}: `upgrade abort` is not taken without its audit record"
-            ));
-        }
-    };
-    let r = web.ops.stop_upgrade(f.id).await;
-    let result = match &r {
-        Ok(_) => "ok".to_string(),
-        Err(e) => format!("error: {e}"),
-    };
-    if let Err(e) = web.audit.end(&id, &result) {
-        tracing::error!("dashboard: {e}");
-    }
-    match r {
-        Ok(_) => Redirect::to("/upgrades").into_response(),
-        Err(e) => (
-            StatusCode::CONFLICT,
-            Html(page::message("Upgrades", &e, &op, &s.csrf)),
-        )
-            .into_response(),
-    }
+    act(&web, peer, &headers, &f.csrf, a, web.ops.stop_upgrade(f.id)).await
 }
