@@ -64,7 +64,14 @@ async fn a_store_is_not_updated_while_its_backup_runs() {
             assert!(out.contains(&format!("process {}", info.pid)), "{out}");
             break;
         }
-        assert!(run.try_wait().unwrap().is_none(), "the run ended: {s:#}");
+        if run.try_wait().unwrap().is_some() {
+            let out = run.wait_with_output().unwrap();
+            panic!(
+                "the run ended: {s:#}\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         assert!(
             Instant::now() < deadline,
             "never waited for the backup: {s:#}"
