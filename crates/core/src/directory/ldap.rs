@@ -6,13 +6,11 @@ use async_trait::async_trait;
 use chrono::{NaiveDateTime, Utc};
 use std::time::{Duration, Instant};
 
-use ldap3::{
-    Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, SearchEntry, ldap_escape,
-};
+use ldap3::{Ldap, LdapError, Mod, Scope, SearchEntry, ldap_escape};
 
+use super::ldap_conn::{Conn, open};
 use super::{Directory, DirectoryError, Filter};
 use crate::config::LdapConfig;
-use crate::fleet::StartTls;
 use crate::{Account, Address, SendBlock};
 
 const LOCKED: &str = "locked";
@@ -21,7 +19,7 @@ const GENERALIZED_TIME: &str = "%Y%m%d%H%M%SZ";
 /// The ppolicy overlay's record of the last password change.
 const PWD_CHANGED: &str = "pwdChangedTime";
 /// LDAP result codes this backend tells apart (RFC 4511).
-const RC_NO_SUCH_OBJECT: u32 = 32;
+pub(super) const RC_NO_SUCH_OBJECT: u32 = 32;
 const RC_ALREADY_EXISTS: u32 = 68;
 
 /// Backoff between reconnection attempts: doubled after each failure, up to the last.
@@ -32,12 +30,6 @@ const RECONNECT_BACKOFF: [Duration; 5] = [
     Duration::from_secs(10),
     Duration::from_secs(30),
 ];
-
-/// An open, bound connection and the task that drives it.
-struct Conn {
-    ldap: Ldap,
-    driver: tokio::task::JoinHandle<()>,
-}
 
 /// The connection's state: open, or lost with when to try again.
 #[derive(Default)]
@@ -64,155 +56,6 @@ fn connection_lost(e: &LdapError) -> bool {
             | LdapError::IdScrubSend { .. }
             | LdapError::EndOfStream
     )
-}
-
-/// Connects and binds: TLS from the first byte on `ldaps://`, StartTLS on `ldap://` as
-/// `tls.starttls` says (`auto`: when the server accepts it; a certificate that fails is an
-/// error either way), verified against the system's CAs and `tls.ca_file`.
-async fn open(config: &LdapConfig) -> Result<Conn, DirectoryError> {
-    let err = |e: String| DirectoryError::Ldap {
-        url: config.url.clone(),
-        message: e,
-    };
-    let password =
-        std::fs::read_to_string(&config.password_file).map_err(|source| DirectoryError::Io {
-            path: config.password_file.display().to_string(),
-            source,
-        })?;
-    let password = password.lines().next().unwrap_or("");
-    let Conn { mut ldap, driver } = connected(config).await?;
-    let bound = ldap
-        .with_timeout(config.timeout)
-        .simple_bind(&config.bind_dn, password)
-        .await
-        .map_err(|e| err(e.to_string()))
-        .and_then(|r| {
-            r.success()
-                .map_err(|e| err(format!("bind as {}: {e}", config.bind_dn)))
-        });
-    if let Err(e) = bound {
-        driver.abort();
-        return Err(e);
-    }
-    Ok(Conn { ldap, driver })
-}
-
-/// Connects as [`open`] does, without binding.
-async fn connected(config: &LdapConfig) -> Result<Conn, DirectoryError> {
-    let err = |e: String| DirectoryError::Ldap {
-        url: config.url.clone(),
-        message: e,
-    };
-    let base = || LdapConnSettings::new().set_conn_timeout(config.timeout);
-    let ldaps = config.url.starts_with("ldaps://");
-    let wants_tls = ldaps || config.tls.starttls != StartTls::Off;
-    let settings = if wants_tls {
-        let tls = crate::tls::strict_client(config.tls.ca_file.as_deref())
-            .map_err(|e| err(format!("directory.ldap.{e}")))?;
-        base().set_config(tls).set_starttls(!ldaps)
-    } else {
-        base()
-    };
-    let connected = match LdapConnAsync::with_settings(settings, &config.url).await {
-        Ok(c) => Ok(c),
-        // A server that refuses StartTLS (not one whose certificate fails) in `auto` mode.
-        Err(e)
-            if !ldaps
-                && config.tls.starttls == StartTls::Auto
-                && !e.to_string().to_lowercase().contains("certificate") =>
-        {
-            tracing::warn!(
-                "{}: StartTLS refused ({e}); the directory is read in clear text (tls.starttls = \"auto\")",
-                config.url
-            );
-            LdapConnAsync::with_settings(base(), &config.url).await
-        }
-        Err(e) => Err(e),
-    };
-    let (conn, ldap) = connected.map_err(|e| err(e.to_string()))?;
-    let url = config.url.clone();
-    let driver = tokio::spawn(async move {
-        if let Err(e) = conn.drive().await {
-            tracing::warn!("LDAP connection to {url} ended: {e}");
-        }
-    });
-    Ok(Conn { ldap, driver })
-}
-
-/// RFC 4511's invalidCredentials.
-const RC_INVALID_CREDENTIALS: u32 = 49;
-
-/// A login of the dashboard against the directory: `login` is an account's address, whose
-/// entry must bind with `password` and be a member of `group_dn` (`member` or `uniqueMember`
-/// naming the entry, or `memberUid` the login). `Ok(false)` for an unknown account, a wrong
-/// password or no membership alike; an empty password is refused before any bind (LDAP
-/// takes it as an anonymous bind that "succeeds").
-pub async fn group_login(
-    config: &LdapConfig,
-    group_dn: &str,
-    login: &str,
-    password: &str,
-) -> Result<bool, DirectoryError> {
-    if password.is_empty() || login.trim().is_empty() {
-        return Ok(false);
-    }
-    let err = |e: String| DirectoryError::Ldap {
-        url: config.url.clone(),
-        message: e,
-    };
-    let Conn { mut ldap, driver } = open(config).await?;
-    let looked_up = async {
-        let filter = format!("({}={})", config.attributes.address, ldap_escape(login));
-        let (found, _) = ldap
-            .search(&config.base_dn, Scope::Subtree, &filter, vec!["1.1"])
-            .await
-            .map_err(|e| err(e.to_string()))?
-            .success()
-            .map_err(|e| err(format!("searching {filter}: {e}")))?;
-        let [entry] = &found[..] else {
-            return Ok::<_, DirectoryError>(None);
-        };
-        let dn = SearchEntry::construct(entry.clone()).dn;
-        let member = format!(
-            "(|(member={d})(uniqueMember={d})(memberUid={l}))",
-            d = ldap_escape(&dn),
-            l = ldap_escape(login)
-        );
-        let groups = match ldap
-            .search(group_dn, Scope::Base, &member, vec!["1.1"])
-            .await
-        {
-            Ok(r) => match r.success() {
-                Ok((g, _)) => g,
-                Err(LdapError::LdapResult { result }) if result.rc == RC_NO_SUCH_OBJECT => {
-                    return Err(err(format!("serve.ldap_group {group_dn}: no such entry")));
-                }
-                Err(e) => return Err(err(format!("reading {group_dn}: {e}"))),
-            },
-            Err(e) => return Err(err(e.to_string())),
-        };
-        Ok((!groups.is_empty()).then_some(dn))
-    }
-    .await;
-    let _ = ldap.unbind().await;
-    driver.abort();
-    let Some(dn) = looked_up? else {
-        return Ok(false);
-    };
-    // The account's own bind, on a connection of its own.
-    let Conn { mut ldap, driver } = connected(config).await?;
-    let bound = ldap
-        .with_timeout(config.timeout)
-        .simple_bind(&dn, password)
-        .await
-        .map_err(|e| err(e.to_string()));
-    let _ = ldap.unbind().await;
-    driver.abort();
-    match bound?.rc {
-        0 => Ok(true),
-        RC_INVALID_CREDENTIALS => Ok(false),
-        rc => Err(err(format!("bind as {dn}: result code {rc}"))),
-    }
 }
 
 impl LdapDirectory {

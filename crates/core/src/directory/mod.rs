@@ -2,11 +2,14 @@
 
 mod embedded;
 mod ldap;
+mod ldap_conn;
+mod ldap_login;
 
 use async_trait::async_trait;
 
 pub use embedded::EmbeddedDirectory;
-pub use ldap::{LdapDirectory, group_login};
+pub use ldap::LdapDirectory;
+pub use ldap_login::group_login;
 
 use crate::config::DirectoryConfig;
 use crate::{Account, Address, SendBlock};
