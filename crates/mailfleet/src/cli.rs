@@ -23,6 +23,8 @@ mod report;
 mod restore;
 mod serve;
 mod serve_ops;
+mod serve_ops_runs;
+mod serve_runs;
 mod stats;
 mod upgrade;
 mod upgrade_hooks;

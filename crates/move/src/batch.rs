@@ -66,12 +66,28 @@ impl BatchReport {
     }
 }
 
-/// Something to tell the admin while a batch runs (a progress bar, a log).
+/// Why a batch starts no further move, as its caller says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Halt {
+    /// An admin stopped it: the moves not started are recorded aborted.
+    Aborted(String),
+    /// Its process stops (a daemon's shutdown): the moves not started stay open for
+    /// `move resume`.
+    Paused(String),
+}
+
+/// Something to tell the admin while a batch runs (a progress bar, a log), and that may
+/// stop it between moves.
 pub trait Progress: Sync {
     /// A move starts (or continues).
     fn started(&self, entry: &Entry);
     /// A move ended.
     fn ended(&self, ended: &Ended);
+    /// Asked before each move starts: `Some` starts no further move (those in flight
+    /// finish).
+    fn halt(&self) -> Option<Halt> {
+        None
+    }
 }
 
 /// Tells nobody.
@@ -97,6 +113,23 @@ pub async fn run(
         let failed = &failed;
         let stop = &stop;
         async move {
+            if let Some(Halt::Paused(why)) = progress.halt() {
+                // Left as recorded: `move resume` takes it from its phase.
+                return Ended {
+                    id: entry.id,
+                    address: entry.address,
+                    moved: None,
+                    error: Some(format!(
+                        "not started: {why}; `mailfleet move resume` continues it"
+                    )),
+                    still_locked: false,
+                };
+            }
+            if let Some(Halt::Aborted(why)) = progress.halt() {
+                stop.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_or_insert(why);
+            }
             let stopped = stop
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -158,6 +191,10 @@ pub async fn run(
     moves.sort_by_key(|m| m.id);
     let stopped = stop
         .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .or_else(|| match progress.halt() {
+            Some(Halt::Paused(why)) if moves.iter().any(|m| m.moved.is_none()) => Some(why),
+            _ => None,
+        });
     BatchReport { moves, stopped }
 }

@@ -25,7 +25,7 @@ pub mod sequence;
 pub mod throttle;
 pub mod verify;
 
-pub use batch::{BatchOptions, BatchReport, Ended, Progress, Quiet};
+pub use batch::{BatchOptions, BatchReport, Ended, Halt, Progress, Quiet};
 pub use copy::{Pass, durable, pass, provision};
 pub use error::MoveError;
 pub use journal::{Entry, Journal, JournalError, Phase};

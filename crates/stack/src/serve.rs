@@ -28,8 +28,8 @@ pub fn start(
     let text = std::fs::read_to_string(config).map_err(|e| io(&config.display().to_string(), e))?;
     if !text.contains("\n[serve]\n") {
         let section = format!(
-            "\n[serve]\n# `mailfleet serve`: the monitor and the dashboard, started by `demo serve`.\n\
-             parts = [\"monitor\", \"web\"]\nlisten = \"{listen}\"\n\
+            "\n[serve]\n# `mailfleet serve`: the monitor, the dashboard and its moves and upgrades, started by `demo serve`.\n\
+             parts = [\"monitor\", \"web\", \"runs\"]\nlisten = \"{listen}\"\n\
              [[serve.operators]]\nname = \"admin\"\npassword_hash = \"{password_hash}\"\n"
         );
         std::fs::write(config, text + &section)

@@ -28,4 +28,9 @@ pub trait Hooks: Send + Sync {
     async fn backup_running(&self, store: &str) -> Result<Option<String>, String>;
     /// Tells the admins (a halted run, a finished one).
     async fn alarm(&self, subject: &str, body: &str);
+    /// Asked before each step: `Some(why)` halts the run there, to be resumed (the daemon
+    /// running it stops).
+    fn paused(&self) -> Option<String> {
+        None
+    }
 }

@@ -92,6 +92,15 @@ impl Runner<'_> {
             if self.journal.get(id)?.abort_requested {
                 return self.abort_now(id).await;
             }
+            if let Some(why) = self.hooks.paused() {
+                // No alarm: nothing failed, the run waits for `upgrade resume`.
+                self.journal.halt(id, step.n, &why)?;
+                return Err(RunError::Halted {
+                    id,
+                    server: step.server.clone(),
+                    why,
+                });
+            }
             self.journal.clear_error(id, step.n)?;
             if let Err(why) = self.step(id, step.n, &step.server, step.phase).await {
                 self.journal.halt(id, step.n, &why)?;

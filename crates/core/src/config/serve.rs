@@ -16,6 +16,9 @@ pub enum ServePart {
     Web,
     /// Backups at the times of `[backup] schedule`.
     Backup,
+    /// Moves and upgrades run by the daemon, started from the dashboard or handed over by the
+    /// command line through a socket in the data directory.
+    Runs,
 }
 
 impl ServePart {
@@ -26,6 +29,7 @@ impl ServePart {
             ServePart::Policy => "policy",
             ServePart::Web => "web",
             ServePart::Backup => "backup",
+            ServePart::Runs => "runs",
         }
     }
 }
@@ -125,7 +129,7 @@ pub(crate) fn serve(r: &RawServe, base: &std::path::Path, p: &mut Problems) -> S
     if parts.is_empty() {
         p.add(
             "serve.parts",
-            "names no part (monitor, policy, web, backup)",
+            "names no part (monitor, policy, web, backup, runs)",
         );
     }
     let listen = match r

@@ -95,6 +95,15 @@ fn result(r: &anyhow::Result<ExitCode>) -> String {
     }
 }
 
+/// The record of the action this process takes, once it began.
+static RECORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The audit record of this process's action, if it takes one: a run handed to the daemon
+/// takes it along, and the daemon writes the run's result into it.
+pub(crate) fn record() -> Option<&'static str> {
+    RECORD.get().map(String::as_str)
+}
+
 /// Runs `command` (the action `action`) with its begin and end in the audit log of the
 /// config's data directory. An action whose record cannot be written is not taken.
 pub(crate) async fn recorded(
@@ -111,6 +120,8 @@ pub(crate) async fn recorded(
     let id = log
         .begin(&actor(), action, &args)
         .map_err(|e| anyhow::anyhow!("{e}: `{action}` is not taken without its audit record"))?;
+    // One action a process: set once.
+    let _ = RECORD.set(id.clone());
     let r = command.await;
     if let Err(e) = log.end(&id, &result(&r)) {
         eprintln!("mailfleet: the result of `{action}` is not in the audit log: {e}");

@@ -59,6 +59,32 @@ impl Tuning {
             parallel: self.parallel.map(usize::from),
         }
     }
+
+    fn handed(&self) -> mailfleet_serve::runs::Tuning {
+        mailfleet_serve::runs::Tuning {
+            lock_budget_secs: self.lock_budget.map(|d| d.as_secs_f64()),
+            parallel: self.parallel,
+        }
+    }
+}
+
+/// Hands `job` to the daemon when one runs jobs: its end printed, from the journal for
+/// people; `None` when there is no daemon to hand it to.
+async fn in_daemon(
+    config: &mailfleet_core::Config,
+    ctx: &Context,
+    job: mailfleet_serve::runs::Job,
+) -> anyhow::Result<Option<ExitCode>> {
+    let Some(ended) = super::serve_runs::handed(config, &job).await? else {
+        return Ok(None);
+    };
+    if ctx.json {
+        print_json(&ended.output)?;
+    } else {
+        move_print::status(&command::status(config, false)?);
+        println!("{}", ended.summary);
+    }
+    Ok(Some(exit::code(ended.code)))
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -129,6 +155,12 @@ pub(crate) async fn run(cmd: MoveCmd, ctx: &Context) -> anyhow::Result<ExitCode>
             return Ok(exit::code(exit::OK));
         }
         Some(Action::Resume { tuning }) => {
+            let job = mailfleet_serve::runs::Job::MoveResume {
+                tuning: tuning.handed(),
+            };
+            if let Some(code) = in_daemon(&config, ctx, job).await? {
+                return Ok(code);
+            }
             let bar = Bar::new(!ctx.json);
             let report = command::resume(&config, &tuning.overrides(), &bar).await?;
             bar.finish();
@@ -196,6 +228,19 @@ pub(crate) async fn run(cmd: MoveCmd, ctx: &Context) -> anyhow::Result<ExitCode>
             (request, s.plan, s.tuning, what)
         }
     };
+    if !only_plan {
+        let job = mailfleet_serve::runs::Job::Move {
+            accounts: request.accounts.clone(),
+            domains: request.domains.clone(),
+            from: request.from.clone(),
+            to: request.to.clone(),
+            what: what.clone(),
+            tuning: tuning.handed(),
+        };
+        if let Some(code) = in_daemon(&config, ctx, job).await? {
+            return Ok(code);
+        }
+    }
     let bar = Bar::new(!ctx.json && !only_plan);
     let started = command::start(
         &config,

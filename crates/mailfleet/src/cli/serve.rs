@@ -1,7 +1,8 @@
 //! `mailfleet serve`: the daemon's parts wired to their libraries (the serve crate depends on
 //! none of them): the monitor's rounds with its alarms and `/metrics` (each round put on the
-//! dashboard's board), the policy server with its milter, release loop and log follower, and
-//! the dashboard; `serve hash-password` makes an operator's hash.
+//! dashboard's board), the policy server with its milter, release loop and log follower,
+//! scheduled backups, moves and upgrades run for the dashboard and the command line (see
+//! `serve_runs`), and the dashboard; `serve hash-password` makes an operator's hash.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use clap::Subcommand;
 use mailfleet_core::config::ServePart;
 use mailfleet_serve::Part;
 use mailfleet_serve::board::{Board, Row};
+use mailfleet_serve::runs::Runs;
 use mailfleet_serve::web::auth::Gate;
 
 use super::{Context, exit};
@@ -25,7 +27,7 @@ pub(crate) enum ServeCmd {
     },
 }
 
-fn parts(board: Arc<Board>, gate: Arc<Gate>) -> Vec<Part> {
+fn parts(board: Arc<Board>, gate: Arc<Gate>, runs: Arc<Runs>) -> Vec<Part> {
     let monitor_board = board.clone();
     vec![
         Part {
@@ -86,18 +88,30 @@ fn parts(board: Arc<Board>, gate: Arc<Gate>) -> Vec<Part> {
             }),
         },
         Part {
+            part: ServePart::Runs,
+            run: Arc::new({
+                let runs = runs.clone();
+                move |config, shutdown| {
+                    Box::pin(mailfleet_serve::runs_socket::listen(
+                        config,
+                        runs.clone(),
+                        shutdown,
+                    ))
+                }
+            }),
+        },
+        Part {
             part: ServePart::Web,
             run: Arc::new(move |config, shutdown| {
-                let ops = Arc::new(super::serve_ops::Wired {
-                    config: config.clone(),
-                });
-                Box::pin(mailfleet_serve::web::run(
-                    config,
-                    board.clone(),
-                    gate.clone(),
-                    ops,
-                    shutdown,
-                ))
+                let parts = mailfleet_serve::web::Parts {
+                    board: board.clone(),
+                    gate: gate.clone(),
+                    ops: Arc::new(super::serve_ops::Wired {
+                        config: config.clone(),
+                    }),
+                    runs: runs.clone(),
+                };
+                Box::pin(mailfleet_serve::web::run(config, parts, shutdown))
             }),
         },
     ]
@@ -135,8 +149,12 @@ pub(crate) async fn run(cmd: Option<ServeCmd>, ctx: &Context) -> anyhow::Result<
         );
         return Ok(exit::code(exit::OK));
     }
-    // Sessions and the board outlive a reload: nobody is logged out by a SIGHUP.
-    let parts = parts(Arc::default(), Arc::default());
-    mailfleet_serve::serve(ctx.config_path().to_path_buf(), parts).await?;
+    // Sessions, the board and the runs outlive a reload: nobody is logged out by a SIGHUP,
+    // no move or upgrade is cut.
+    let runs = Arc::new(Runs::new(super::serve_runs::execute()));
+    let parts = parts(Arc::default(), Arc::default(), runs.clone());
+    let served = mailfleet_serve::serve(ctx.config_path().to_path_buf(), parts).await;
+    runs.wind_down(mailfleet_serve::runs::GRACE).await;
+    served?;
     Ok(exit::code(exit::OK))
 }

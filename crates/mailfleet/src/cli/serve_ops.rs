@@ -1,14 +1,15 @@
 //! The dashboard's actions wired to their libraries: the policy's state, held mail released
 //! or purged through the MTAs, blocks lifted in the directory; a backup of every store now;
-//! the monitor's history.
+//! the monitor's history; upgrades and moves (in `serve_ops_runs`).
 
 use mailfleet_core::Config;
-use mailfleet_core::child::is_mailfleet as alive;
 use mailfleet_core::series::Series;
 use mailfleet_serve::web::ops::{
-    BlockRow, DamagedRow, DnsblRow, HeldRow, Ops, PolicyView, RepoView, SenderRow, SnapshotRow,
-    UpgradeStepRow, UpgradeView,
+    BlockRow, DamagedRow, DnsblRow, HeldRow, MovesView, Ops, PlanView, PolicyView, RepoView,
+    SenderRow, SnapshotRow, UpgradeView,
 };
+
+use super::serve_ops_runs as runs;
 
 /// The actions over one loaded config.
 pub(crate) struct Wired {
@@ -122,58 +123,27 @@ impl Ops for Wired {
     }
 
     async fn upgrade(&self) -> Result<Option<UpgradeView>, String> {
-        let data_dir = self.config.data_dir.clone();
-        let at = |s: Option<i64>| s.and_then(|s| chrono::DateTime::from_timestamp(s, 0));
-        tokio::task::spawn_blocking(move || {
-            let journal =
-                mailfleet_upgrade::journal::Journal::open(&data_dir).map_err(|e| e.to_string())?;
-            let Some(id) = journal.latest().map_err(|e| e.to_string())? else {
-                return Ok(None);
-            };
-            let r = journal.get(id).map_err(|e| e.to_string())?;
-            Ok(Some(UpgradeView {
-                id: r.id,
-                created: at(Some(r.created)).unwrap_or_default(),
-                running: r.state == "running" && r.owner.is_some_and(alive),
-                state: r.state,
-                reason: r.reason,
-                packages: r.packages,
-                abort_requested: r.abort_requested,
-                steps: r
-                    .steps
-                    .into_iter()
-                    .map(|s| UpgradeStepRow {
-                        n: s.n,
-                        server: s.server,
-                        phase: s.phase.as_str().to_string(),
-                        started: at(s.started),
-                        ended: at(s.ended),
-                        error: s.error,
-                    })
-                    .collect(),
-            }))
-        })
-        .await
-        .map_err(|e| format!("reading the upgrade journal: {e}"))?
+        runs::upgrade(&self.config).await
     }
 
     async fn stop_upgrade(&self, id: i64) -> Result<String, String> {
-        let data_dir = self.config.data_dir.clone();
-        tokio::task::spawn_blocking(move || {
-            let journal = mailfleet_upgrade::journal::Journal::open(&data_dir)
-                .map_err(|e| e.to_string())?;
-            let r = journal.get(id).map_err(|e| e.to_string())?;
-            if r.state != "running" || !r.owner.is_some_and(alive) {
-                return Err(format!(
-                    "upgrade run {id} is {} and no process runs it: `mailfleet upgrade resume` or `mailfleet upgrade abort` it",
-                    r.state
-                ));
-            }
-            journal.request_abort(id).map_err(|e| e.to_string())?;
-            Ok(format!("upgrade run {id} stops after its current step"))
-        })
-        .await
-        .map_err(|e| format!("writing the upgrade journal: {e}"))?
+        runs::stop_upgrade(&self.config, id).await
+    }
+
+    async fn abort_upgrade(&self, id: i64) -> Result<String, String> {
+        runs::abort_upgrade(&self.config, id).await
+    }
+
+    async fn upgrade_plan(
+        &self,
+        servers: Vec<String>,
+        packages: Vec<String>,
+    ) -> Result<PlanView, String> {
+        runs::upgrade_plan(&self.config, servers, packages).await
+    }
+
+    async fn moves(&self) -> Result<MovesView, String> {
+        runs::moves(&self.config).await
     }
 
     async fn backup(&self) -> Result<String, String> {

@@ -10,6 +10,8 @@ use mailfleet_probe::State;
 /// The hooks over a loaded config.
 pub(crate) struct Wired<'a> {
     pub(crate) config: &'a Config,
+    /// The daemon's ask to stop, when the daemon runs it.
+    pub(crate) halt: Option<mailfleet_serve::runs::Halt>,
 }
 
 impl Wired<'_> {
@@ -270,6 +272,16 @@ impl mailfleet_upgrade::hooks::Hooks for Wired<'_> {
             if let Err(e) = notifier.mail(&to.to_string(), subject, body).await {
                 tracing::warn!("upgrade notice to {to} not sent: {e}");
             }
+        }
+    }
+
+    fn paused(&self) -> Option<String> {
+        use mailfleet_serve::runs::Stop;
+        match self.halt.as_ref()?.get()? {
+            Stop::Daemon => Some(
+                "the daemon stopped before this step: `mailfleet upgrade resume` continues".into(),
+            ),
+            Stop::Operator(why) => Some(format!("{why}: `mailfleet upgrade resume` continues")),
         }
     }
 }

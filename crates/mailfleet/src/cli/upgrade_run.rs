@@ -16,7 +16,7 @@ pub(crate) async fn run_cmd(
     use mailfleet_upgrade::run::{RunError, Runner};
     let journal = Journal::open(&config.data_dir)?;
     let reach = mailfleet_remote::Reach::new();
-    let hooks = super::upgrade_hooks::Wired { config };
+    let hooks = super::upgrade_hooks::Wired { config, halt: None };
     let runner = Runner {
         config,
         reach: &reach,
@@ -30,6 +30,33 @@ pub(crate) async fn run_cmd(
     };
     let show = !ctx.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     use super::upgrade_progress::shown;
+    let handed = match cmd {
+        UpgradeCmd::Run { servers, packages } => Some(mailfleet_serve::runs::Job::UpgradeRun {
+            servers: servers.clone(),
+            packages: packages.clone(),
+        }),
+        UpgradeCmd::Resume => Some(mailfleet_serve::runs::Job::UpgradeResume),
+        _ => None,
+    };
+    if let Some(job) = handed {
+        let ended = shown(
+            &config.data_dir,
+            show,
+            super::serve_runs::handed(config, &job),
+        )
+        .await?;
+        if let Some(ended) = ended {
+            if ended.code != 0 && ended.upgrade_run.is_some() {
+                eprintln!("mailfleet: {}", ended.summary);
+            }
+            match ended.upgrade_run {
+                Some(id) if !ctx.json => super::upgrade_print::run(&journal.get(id)?),
+                Some(_) => print_json(&ended.output)?,
+                None => eprintln!("mailfleet: {}", ended.summary),
+            }
+            return Ok(Some(ExitCode::from(ended.code)));
+        }
+    }
     let result = match cmd {
         UpgradeCmd::Run { servers, packages } => {
             shown(

@@ -17,7 +17,7 @@ const PASSWORD: &str = "correct horse battery";
 pub(crate) struct Reply {
     pub(crate) status: u16,
     head: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
@@ -37,7 +37,7 @@ impl Reply {
     }
 
     /// The CSRF token of the page's form.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self.body.find("name=\"csrf\" value=\"").unwrap() + 19;
         self.body[at..].split('"').next().unwrap().to_string()
     }
@@ -66,7 +66,7 @@ pub(crate) fn http(port: u16, method: &str, path: &str, cookie: Option<&str>, fo
     }
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
@@ -133,7 +133,15 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
     }
 
     // No session: pages redirect to the login, the API says 401.
-    for page in ["/", "/audit", "/policy", "/backups", "/charts", "/upgrades"] {
+    for page in [
+        "/",
+        "/audit",
+        "/policy",
+        "/backups",
+        "/charts",
+        "/upgrades",
+        "/moves",
+    ] {
         let r = http(port, "GET", page, None, "");
         assert_eq!(r.status, 303, "{page}: {}", r.head);
         assert_eq!(r.header("location").as_deref(), Some("/login"));
@@ -150,6 +158,7 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
         "/api/backups",
         "/api/charts",
         "/api/upgrades",
+        "/api/moves",
         "/events",
     ] {
         assert_eq!(http(port, "GET", api, None, "").status, 401, "{api}");
@@ -237,6 +246,14 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
             "account=dave%40example.org&csrf=nope".to_string(),
         ),
         ("/policy/purge", "account=dave%40example.org".to_string()),
+        ("/upgrades/start", "servers=mx1&csrf=nope".to_string()),
+        ("/upgrades/resume", String::new()),
+        (
+            "/moves/start",
+            "accounts=alice%40example.com&csrf=nope".to_string(),
+        ),
+        ("/moves/drain", "store=store1&csrf=nope".to_string()),
+        ("/moves/back", "store=store1".to_string()),
     ] {
         let r = http(port, "POST", path, Some(&session), &form);
         assert!((400..500).contains(&r.status), "{path}: {}", r.head);

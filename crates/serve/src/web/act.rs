@@ -53,16 +53,34 @@ enum OnAccount {
 
 /// One action of a form: what the audit log calls it, with its arguments, and where the
 /// browser goes after it (`back`, or the error on a page titled `title`).
-struct Action<'a> {
-    name: &'a str,
-    args: Vec<String>,
-    back: &'a str,
-    title: &'a str,
+pub(super) struct Action<'a> {
+    pub(super) name: &'a str,
+    pub(super) args: Vec<String>,
+    pub(super) back: &'a str,
+    pub(super) title: &'a str,
+}
+
+/// The session's operator and CSRF token, when the form's token is the session's; else the
+/// response refusing it.
+pub(super) fn operator_of(
+    web: &Web,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<(String, String), Box<Response>> {
+    let Some((_, s, op)) = operator_session(web, headers) else {
+        return Err(Box::new(Redirect::to("/login").into_response()));
+    };
+    if !super::auth::same(&s.csrf, csrf) {
+        return Err(Box::new(
+            (StatusCode::FORBIDDEN, "the form's token does not match").into_response(),
+        ));
+    }
+    Ok((op, s.csrf))
 }
 
 /// Takes `run` for the session's operator: the form's token checked, the action recorded in
 /// the audit log before (not taken if it cannot be) and its result after.
-async fn act(
+pub(super) async fn act(
     web: &Web,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -70,12 +88,10 @@ async fn act(
     a: Action<'_>,
     run: impl Future<Output = Result<String, String>>,
 ) -> Response {
-    let Some((_, s, op)) = operator_session(web, headers) else {
-        return Redirect::to("/login").into_response();
+    let (op, token) = match operator_of(web, headers, csrf) {
+        Ok(o) => o,
+        Err(refused) => return *refused,
     };
-    if !super::auth::same(&s.csrf, csrf) {
-        return (StatusCode::FORBIDDEN, "the form's token does not match").into_response();
-    }
     let id = match web.audit.begin(&actor(&op, peer), a.name, &a.args) {
         Ok(id) => id,
         Err(e) => {
@@ -97,7 +113,7 @@ async fn act(
         Ok(_) => Redirect::to(a.back).into_response(),
         Err(e) => (
             StatusCode::CONFLICT,
-            Html(page::message(a.title, &e, &op, &s.csrf)),
+            Html(page::message(a.title, &e, &op, &token)),
         )
             .into_response(),
     }
@@ -206,12 +222,10 @@ pub(super) async fn backup_run(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let Some((_, s, op)) = operator_session(&web, &headers) else {
-        return Redirect::to("/login").into_response();
+    let (op, csrf) = match operator_of(&web, &headers, &f.csrf) {
+        Ok(o) => o,
+        Err(refused) => return *refused,
     };
-    if !super::auth::same(&s.csrf, &f.csrf) {
-        return (StatusCode::FORBIDDEN, "the form's token does not match").into_response();
-    }
     if !web.board.start_backup(&op) {
         return (
             StatusCode::CONFLICT,
@@ -219,7 +233,7 @@ pub(super) async fn backup_run(
                 "Backups",
                 "A backup started here still runs.",
                 &op,
-                &s.csrf,
+                &csrf,
             )),
         )
             .into_response();
@@ -246,49 +260,4 @@ pub(super) async fn backup_run(
         job.board.end_backup(shown);
     });
     Redirect::to("/backups").into_response()
-}
-
-#[derive(serde::Deserialize)]
-pub(super) struct RunForm {
-    id: i64,
-    csrf: String,
-}
-
-pub(super) async fn upgrades_page(State(web): Shared, headers: HeaderMap) -> Response {
-    let Some((_, s, op)) = operator_session(&web, &headers) else {
-        return Redirect::to("/login").into_response();
-    };
-    match web.ops.upgrade().await {
-        Ok(run) => Html(page::upgrades(run.as_ref(), &op, &s.csrf)).into_response(),
-        Err(e) => fail(e),
-    }
-}
-
-pub(super) async fn api_upgrades(State(web): Shared, headers: HeaderMap) -> Response {
-    if operator_session(&web, &headers).is_none() {
-        return unauthorized();
-    }
-    match web.ops.upgrade().await {
-        Ok(run) => {
-            let eta = run.as_ref().and_then(|r| r.eta(chrono::Utc::now()));
-            axum::Json(serde_json::json!({ "run": run, "eta": eta })).into_response()
-        }
-        Err(e) => fail(e),
-    }
-}
-
-/// Asks the running upgrade to stop after its current step; audited as `upgrade abort`.
-pub(super) async fn upgrade_stop(
-    State(web): Shared,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Form(f): Form<RunForm>,
-) -> Response {
-    let a = Action {
-        name: "upgrade abort",
-        args: vec![f.id.to_string()],
-        back: "/upgrades",
-        title: "Upgrades",
-    };
-    act(&web, peer, &headers, &f.csrf, a, web.ops.stop_upgrade(f.id)).await
 }

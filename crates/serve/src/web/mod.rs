@@ -11,6 +11,8 @@ pub mod charts;
 mod listen;
 pub mod ops;
 pub mod page;
+pub mod page_runs;
+mod runs;
 mod svg;
 
 use std::net::SocketAddr;
@@ -36,6 +38,7 @@ struct Web {
     gate: Arc<Gate>,
     audit: AuditLog,
     ops: Arc<dyn ops::Ops>,
+    runs: Arc<crate::runs::Runs>,
 }
 
 type Shared = State<Arc<Web>>;
@@ -347,20 +350,29 @@ async fn headers(mut r: Response) -> Response {
     r
 }
 
-/// The dashboard's routes over `board`, with its audit log in the config's data directory.
-pub fn router(
-    config: Config,
-    board: Arc<Board>,
-    gate: Arc<Gate>,
-    ops: Arc<dyn ops::Ops>,
-) -> Router {
+/// What the dashboard shows and acts on, living across reloads but for the config.
+#[derive(Clone)]
+pub struct Parts {
+    /// What the monitor and the scheduled backups know now.
+    pub board: Arc<Board>,
+    /// Sessions and the login brake.
+    pub gate: Arc<Gate>,
+    /// The actions, given by the daemon's caller.
+    pub ops: Arc<dyn ops::Ops>,
+    /// The daemon's moves and upgrades.
+    pub runs: Arc<crate::runs::Runs>,
+}
+
+/// The dashboard's routes over `parts`, with its audit log in the config's data directory.
+pub fn router(config: Config, parts: Parts) -> Router {
     let audit = AuditLog::new(&config.data_dir);
     let web = Arc::new(Web {
         config,
-        board,
-        gate,
+        board: parts.board,
+        gate: parts.gate,
         audit,
-        ops,
+        ops: parts.ops,
+        runs: parts.runs,
     });
     Router::new()
         .route("/login", get(login_form).post(login))
@@ -377,9 +389,19 @@ pub fn router(
         .route("/backups", get(act::backups_page))
         .route("/backups/run", post(act::backup_run))
         .route("/api/backups", get(act::api_backups))
-        .route("/upgrades", get(act::upgrades_page))
-        .route("/upgrades/stop", post(act::upgrade_stop))
-        .route("/api/upgrades", get(act::api_upgrades))
+        .route("/upgrades", get(runs::upgrades_page))
+        .route("/upgrades/start", post(runs::upgrade_start))
+        .route("/upgrades/resume", post(runs::upgrade_resume))
+        .route("/upgrades/stop", post(runs::upgrade_stop))
+        .route("/upgrades/abort", post(runs::upgrade_abort))
+        .route("/api/upgrades", get(runs::api_upgrades))
+        .route("/moves", get(runs::moves_page))
+        .route("/moves/start", post(runs::moves_start))
+        .route("/moves/drain", post(runs::moves_drain))
+        .route("/moves/back", post(runs::moves_back))
+        .route("/moves/resume", post(runs::moves_resume))
+        .route("/moves/stop", post(runs::moves_stop))
+        .route("/api/moves", get(runs::api_moves))
         .route("/charts", get(charts::page))
         .route("/api/charts", get(charts::api))
         .route("/events", get(events))
@@ -392,13 +414,7 @@ pub fn router(
 
 /// Serves the dashboard on `[serve] listen` until `shutdown`; requests in flight finish
 /// within the grace.
-pub async fn run(
-    config: Config,
-    board: Arc<Board>,
-    gate: Arc<Gate>,
-    ops: Arc<dyn ops::Ops>,
-    shutdown: Shutdown,
-) -> Result<(), String> {
+pub async fn run(config: Config, parts: Parts, shutdown: Shutdown) -> Result<(), String> {
     let listen = config.serve.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -410,7 +426,7 @@ pub async fn run(
         ),
         None => None,
     };
-    let app = router(config, board, gate, ops).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(config, parts).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
     let done = async move { stop.wait().await };
     let served = match tls {

@@ -1,6 +1,7 @@
 //! What the dashboard's buttons do, given by its caller (the serve crate depends on no
 //! capability): the policy's state (senders, held mail, blocks, DNSBL hits), held mail
-//! released and purged, blocks lifted; a backup run now; the monitor's history.
+//! released and purged, blocks lifted; a backup run now; the monitor's history; upgrade
+//! runs and plans, moves (their runs are the daemon's, see [`crate::runs`]).
 
 use chrono::{DateTime, Utc};
 use mailfleet_core::series::Series;
@@ -177,6 +178,88 @@ impl UpgradeView {
     }
 }
 
+/// One server's place in an upgrade plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanStepRow {
+    /// Its place in the order.
+    pub n: usize,
+    /// The server.
+    pub server: String,
+    /// Why it goes there.
+    pub why: String,
+    /// What must hold before it is touched.
+    pub before: Vec<String>,
+    /// How it is emptied first.
+    pub drain: Option<String>,
+    /// What must hold after its update.
+    pub after: Vec<String>,
+    /// When it starts at the earliest.
+    pub start: DateTime<Utc>,
+    /// Why not at once.
+    pub waits: Vec<String>,
+}
+
+/// An upgrade plan as its page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanView {
+    /// The servers asked for (empty: all).
+    pub servers: Vec<String>,
+    /// The packages (empty: every update offered).
+    pub packages: Vec<String>,
+    /// Its steps, in order.
+    pub steps: Vec<PlanStepRow>,
+    /// When the last step ends at the earliest.
+    pub ends: DateTime<Utc>,
+    /// What an admin should know.
+    pub warnings: Vec<String>,
+}
+
+/// One move of the journal.
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveRow {
+    /// Its number.
+    pub id: i64,
+    /// Its batch.
+    pub batch: i64,
+    /// The account.
+    pub address: String,
+    /// Where it was.
+    pub source: String,
+    /// Where it goes.
+    pub target: String,
+    /// Where the move is (`planned`, `copying`, ..., `done`, `failed`, `aborted`).
+    pub phase: String,
+    /// Whether it is over.
+    pub over: bool,
+    /// Copy passes run.
+    pub passes: u32,
+    /// Messages when planned.
+    pub messages: u64,
+    /// Bytes when planned.
+    pub bytes: u64,
+    /// How long the account was locked (ms).
+    pub lock_ms: Option<f64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// What it waits for.
+    pub waiting: Option<String>,
+}
+
+/// The moves as their page shows them: the latest batch and every open move.
+#[derive(Debug, Clone, Serialize)]
+pub struct MovesView {
+    /// The moves, oldest first.
+    pub moves: Vec<MoveRow>,
+    /// Bytes per second of the first passes.
+    pub rate: Option<f64>,
+    /// Bytes left to copy.
+    pub remaining_bytes: u64,
+    /// The time they need at that rate (s).
+    pub eta_secs: Option<f64>,
+    /// The fleet's stores, for the page's forms.
+    pub stores: Vec<String>,
+}
+
 /// The actions and the data behind them.
 #[async_trait::async_trait]
 pub trait Ops: Send + Sync {
@@ -196,6 +279,17 @@ pub trait Ops: Send + Sync {
     async fn upgrade(&self) -> Result<Option<UpgradeView>, String>;
     /// Asks upgrade run `id`, run by a live process, to stop after its current step.
     async fn stop_upgrade(&self, id: i64) -> Result<String, String>;
+    /// Ends halted upgrade run `id`, which no process runs: the servers not upgraded are
+    /// unmarked.
+    async fn abort_upgrade(&self, id: i64) -> Result<String, String>;
+    /// The upgrade plan of `servers` (empty: all) for `packages` (empty: all offered).
+    async fn upgrade_plan(
+        &self,
+        servers: Vec<String>,
+        packages: Vec<String>,
+    ) -> Result<PlanView, String>;
+    /// The latest batch of moves and every move not over.
+    async fn moves(&self) -> Result<MovesView, String>;
     /// The monitor's history of each of `families` over `since..until` in `spans` spans.
     async fn history(
         &self,

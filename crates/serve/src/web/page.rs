@@ -4,7 +4,7 @@
 use mailfleet_core::audit::Action;
 
 use crate::board::{BackupJob, Round, Row};
-use crate::web::ops::{HeldRow, PolicyView, RepoView, UpgradeView};
+use crate::web::ops::{HeldRow, PolicyView, RepoView};
 
 /// `text` safe inside HTML text and attribute values.
 pub fn esc(text: &str) -> String {
@@ -30,8 +30,13 @@ nav a,nav button{margin-right:1em}form.inline{display:inline}.err{color:#b00}\
 figure.chart{margin:1em 0}figcaption{font-weight:bold}ul.legend{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.3em 1.2em;font-size:.85em}";
 
 /// The page's script, served at `/app.js` (the CSP allows no inline script): the fleet's
-/// table redrawn from each round the server sends, without a reload.
+/// table redrawn from each round the server sends, without a reload; a page with a run
+/// going on (`data-refresh` seconds) loaded again until it ends.
 pub const SCRIPT: &str = r#"(function () {
+  var live = document.querySelector("[data-refresh]");
+  if (live) {
+    setTimeout(function () { location.reload(); }, 1000 * Number(live.getAttribute("data-refresh")));
+  }
   var table = document.getElementById("checks");
   if (!table || !window.EventSource) { return; }
   var when = document.getElementById("round");
@@ -56,10 +61,10 @@ pub const SCRIPT: &str = r#"(function () {
 })();
 "#;
 
-fn frame(title: &str, nav: Option<(&str, &str)>, body: &str) -> String {
+pub(super) fn frame(title: &str, nav: Option<(&str, &str)>, body: &str) -> String {
     let nav = match nav {
         Some((operator, csrf)) => format!(
-            "<nav><a href=\"/\">Fleet</a><a href=\"/charts\">Charts</a><a href=\"/policy\">Policy</a><a href=\"/backups\">Backups</a><a href=\"/upgrades\">Upgrades</a><a href=\"/audit\">Audit log</a>\
+            "<nav><a href=\"/\">Fleet</a><a href=\"/charts\">Charts</a><a href=\"/policy\">Policy</a><a href=\"/backups\">Backups</a><a href=\"/upgrades\">Upgrades</a><a href=\"/moves\">Moves</a><a href=\"/audit\">Audit log</a>\
              <form class=\"inline\" method=\"post\" action=\"/logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button type=\"submit\">Log out {}</button></form></nav>",
@@ -122,7 +127,7 @@ pub fn overview(round: &Round, operator: &str, csrf: &str) -> String {
     frame("Fleet", Some((operator, csrf)), &body)
 }
 
-fn button(action: &str, label: &str, csrf: &str, account: Option<&str>) -> String {
+pub(super) fn button(action: &str, label: &str, csrf: &str, account: Option<&str>) -> String {
     let account = account
         .map(|a| {
             format!(
@@ -338,76 +343,6 @@ pub fn backups(
         }
     }
     frame("Backups", Some((operator, csrf)), &body)
-}
-
-/// The latest upgrade run: its state, progress and ETA, each server's step, and while a
-/// process runs it a button that stops it after its current step.
-pub fn upgrades(run: Option<&UpgradeView>, operator: &str, csrf: &str) -> String {
-    let Some(r) = run else {
-        return frame(
-            "Upgrades",
-            Some((operator, csrf)),
-            "<p id=\"upgrade\">No upgrade has run yet (`mailfleet upgrade plan`, then `upgrade run`).</p>",
-        );
-    };
-    let done = r.steps.iter().filter(|s| s.phase == "done").count();
-    let eta = r
-        .eta(chrono::Utc::now())
-        .map(|t| format!(", done at about {}", t.format("%H:%M UTC")))
-        .unwrap_or_default();
-    let mut body = format!(
-        "<p id=\"upgrade\" data-id=\"{}\" data-state=\"{st}\">Run {} started {}: <span class=\"{cls}\">{st}</span>, {done} of {} servers done{eta}{}.</p>",
-        r.id,
-        r.id,
-        r.created.format("%Y-%m-%d %H:%M UTC"),
-        r.steps.len(),
-        r.reason
-            .as_deref()
-            .map(|x| format!(" ({})", esc(x)))
-            .unwrap_or_default(),
-        st = esc(&r.state),
-        cls = if r.state == "halted" { "CRITICAL" } else { "" }
-    );
-    body.push_str(&format!(
-        "<p>Packages: {}.</p>",
-        if r.packages.is_empty() {
-            "every update offered".to_string()
-        } else {
-            esc(&r.packages.join(", "))
-        }
-    ));
-    if r.abort_requested && r.state == "running" {
-        body.push_str("<p id=\"stopping\">Asked to stop after its current step.</p>");
-    } else if r.running {
-        body.push_str(&format!(
-            "<form class=\"inline\" method=\"post\" action=\"/upgrades/stop\">\
-             <input type=\"hidden\" name=\"id\" value=\"{}\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Stop after the current step</button></form>",
-            r.id,
-            esc(csrf)
-        ));
-    } else if r.state == "halted" || r.state == "running" {
-        body.push_str("<p>No process runs it: <code>mailfleet upgrade resume</code> continues it, <code>mailfleet upgrade abort</code> ends it.</p>");
-    }
-    body.push_str("<table id=\"steps\"><tr><th>#</th><th>Server</th><th>Phase</th><th>Started</th><th>Took</th><th>Error</th></tr>");
-    for s in &r.steps {
-        let took = match (s.started, s.ended) {
-            (Some(a), Some(b)) => format!("{} s", (b - a).num_seconds()),
-            _ => String::new(),
-        };
-        body.push_str(&format!(
-            "<tr data-server=\"{sv}\"><td>{}</td><td>{sv}</td><td>{}</td><td>{}</td><td>{took}</td><td class=\"err\">{}</td></tr>",
-            s.n,
-            esc(&s.phase),
-            s.started
-                .map(|t| t.format("%H:%M:%S").to_string())
-                .unwrap_or_default(),
-            esc(s.error.as_deref().unwrap_or("")),
-            sv = esc(&s.server)
-        ));
-    }
-    body.push_str("</table>");
-    frame("Upgrades", Some((operator, csrf)), &body)
 }
 
 /// The charts over the range `range`, with links to the other ranges.
