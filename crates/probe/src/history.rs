@@ -1,5 +1,5 @@
-//! Every monitor sample kept in an embedded SQLite store (`DATA_DIR/history.db`) for the
-//! retention period, and exported as CSV files per check family, as zmstat keeps them
+//! Every monitor sample (and every alarm sent, see [`crate::alarm_log`]) kept in an embedded
+//! SQLite store (`DATA_DIR/history.db`) for the retention period, and exported as CSV files per check family, as zmstat keeps them
 //! (`imap.csv`, `disk.csv`, `e2e.csv`...).
 
 use std::collections::BTreeMap;
@@ -80,6 +80,7 @@ impl History {
                 .map_err(err)?;
         }
         crate::rollup::create(&conn).map_err(err)?;
+        crate::alarm_log::create(&conn).map_err(err)?;
         Ok(History { path, conn })
     }
 
@@ -126,7 +127,32 @@ impl History {
         tx.execute("DELETE FROM samples WHERE at < ?1", params![cutoff])
             .map_err(&err)?;
         crate::rollup::forget(&tx, cutoff).map_err(&err)?;
+        crate::alarm_log::forget(&tx, cutoff).map_err(&err)?;
         tx.commit().map_err(&err)
+    }
+
+    /// Records the alarms sent at `at` (kept as long as the samples).
+    pub fn record_alarms(
+        &mut self,
+        at: DateTime<Utc>,
+        sent: &[mailfleet_notify::Notification],
+    ) -> Result<(), HistoryError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let err = move |source| HistoryError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&err)?;
+        crate::alarm_log::add(&tx, at.timestamp(), sent).map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    /// Every alarm kept, oldest first (see [`crate::alarm_log::active`] for those holding).
+    pub fn alarms(&self) -> Result<Vec<crate::alarm_log::AlarmRecord>, HistoryError> {
+        crate::alarm_log::all(&self.conn).map_err(self.err())
     }
 
     /// The samples of the checks of `family` between `since` and `until`, each server's

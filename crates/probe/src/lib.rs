@@ -6,8 +6,10 @@
 //! ([`smtp`], [`imap`], [`pop3`], [`ldap`], [`http`]; the clients are `mailclient`'s),
 //! [`e2e`] (SMTP in, IMAP out), [`host`] (a machine's resources, read here by [`host_local`] or on the server by
 //! [`host_remote`]), [`queue`] (Postfix's
-//! queue), [`locked`] (accounts a move left locked), [`replica`] (directory replicas beside their masters), and [`plan`] (which checks a fleet gets, run concurrently).
+//! queue), [`locked`] (accounts a move left locked), [`replica`] (directory replicas beside their masters), [`traffic`] (each MTA's
+//! messages per hour from its log, for the monitor), and [`plan`] (which checks a fleet gets, run concurrently).
 
+pub mod alarm_log;
 pub mod backup;
 pub mod daemon;
 pub mod e2e;
@@ -30,6 +32,7 @@ mod rollup;
 pub mod shift;
 pub mod smtp;
 pub mod stuck;
+pub mod traffic;
 
 pub use outcome::{Outcome, State, Step};
 pub use plan::{Plan, round, run};

@@ -1,6 +1,6 @@
 //! The monitor: probe rounds on a schedule, alarms from them, notifications by log, mail and
-//! webhook, restarts noticed from the daemons' start times, and the latest round for
-//! `/metrics`.
+//! webhook, restarts noticed from the daemons' start times, each MTA's traffic from its log
+//! (see [`crate::traffic`]), and the latest round for `/metrics`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -27,6 +27,8 @@ pub struct Monitor {
     latest: Latest,
     history: Option<crate::history::History>,
     notifier: Notifier,
+    /// Each MTA's mail log, followed from round to round.
+    traffic: crate::traffic::Traffic,
 }
 
 impl Monitor {
@@ -56,6 +58,7 @@ impl Monitor {
             started: HashMap::new(),
             latest: Latest::default(),
             history,
+            traffic: crate::traffic::Traffic::default(),
         })
     }
 
@@ -116,7 +119,8 @@ impl Monitor {
 
     /// Runs one round: probes, alarms, notifications. Returns the outcomes and what was sent.
     pub async fn round(&mut self) -> (Vec<Outcome>, Vec<Notification>) {
-        let outcomes = crate::plan::run(&self.config, &self.plan).await;
+        let mut outcomes = crate::plan::run(&self.config, &self.plan).await;
+        outcomes.extend(self.traffic.round(&self.config, self.plan.reach()).await);
         let mut notes = self
             .alarms
             .observe(outcomes.iter().map(Outcome::observation), Instant::now());
@@ -126,10 +130,14 @@ impl Monitor {
         }
         let retention = self.config.monitor.retention;
         // A local SQLite insert per round: short enough to do in place.
-        if let Some(h) = &mut self.history
-            && let Err(e) = h.record(chrono::Utc::now(), &outcomes, retention)
-        {
-            tracing::error!("recording the round: {e}");
+        let now = chrono::Utc::now();
+        if let Some(h) = &mut self.history {
+            if let Err(e) = h.record(now, &outcomes, retention) {
+                tracing::error!("recording the round: {e}");
+            }
+            if let Err(e) = h.record_alarms(now, &notes) {
+                tracing::error!("recording the round's alarms: {e}");
+            }
         }
         for n in &notes {
             self.notifier.send(n).await;

@@ -1,12 +1,13 @@
 //! The dashboard's actions wired to their libraries: the policy's state, held mail released
 //! or purged through the MTAs, blocks lifted in the directory; a backup of every store now;
-//! the monitor's history; upgrades and moves (in `serve_ops_runs`).
+//! the monitor's history and alarms; upgrades and moves (in `serve_ops_runs`).
 
 use mailfleet_core::Config;
 use mailfleet_core::series::Series;
 use mailfleet_serve::web::ops::{
-    BlockRow, DamagedRow, DnsblRow, HeldRow, MovesView, Ops, PlanView, PolicyView, RepoView,
-    SenderRow, SnapshotRow, UpgradeView,
+    ActiveRow, AlarmRow, AlarmsView, BlockRow, DamagedRow, DnsblRow, HeldRow, MoveAsk,
+    MovePlanView, MovesView, Ops, PlanView, PolicyView, RepoView, SenderRow, SnapshotRow,
+    UpgradeView,
 };
 
 use super::serve_ops_runs as runs;
@@ -144,6 +145,41 @@ impl Ops for Wired {
 
     async fn moves(&self) -> Result<MovesView, String> {
         runs::moves(&self.config).await
+    }
+
+    async fn move_plan(&self, ask: MoveAsk) -> Result<MovePlanView, String> {
+        runs::move_plan(&self.config, ask).await
+    }
+
+    async fn alarms(&self) -> Result<AlarmsView, String> {
+        let data_dir = self.config.data_dir.clone();
+        let row = |a: mailfleet_probe::alarm_log::AlarmRecord| AlarmRow {
+            at: a.at,
+            kind: a.kind,
+            server: a.server,
+            check: a.check,
+            state: a.state,
+            message: a.message,
+        };
+        // SQLite reads block: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            let h =
+                mailfleet_probe::history::History::open(&data_dir).map_err(|e| e.to_string())?;
+            let all = h.alarms().map_err(|e| e.to_string())?;
+            let active = mailfleet_probe::alarm_log::active(&all)
+                .into_iter()
+                .map(|a| ActiveRow {
+                    since: a.since,
+                    latest: row(a.latest),
+                })
+                .collect();
+            Ok(AlarmsView {
+                active,
+                past: all.into_iter().rev().map(row).collect(),
+            })
+        })
+        .await
+        .map_err(|e| format!("reading the alarms: {e}"))?
     }
 
     async fn backup(&self) -> Result<String, String> {

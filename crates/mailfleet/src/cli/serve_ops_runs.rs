@@ -1,12 +1,14 @@
 //! The dashboard's views of runs wired to their libraries: the latest upgrade run and its
-//! stop or abort, an upgrade plan, the moves of the journal.
+//! stop or abort, an upgrade plan, the moves of the journal and a move plan.
 
 use std::future::Future;
 
 use mailfleet_core::child::is_mailfleet as alive;
 use mailfleet_core::{Config, Role};
+use mailfleet_move::Request;
 use mailfleet_serve::web::ops::{
-    MoveRow, MovesView, PlanStepRow, PlanView, UpgradeStepRow, UpgradeView,
+    MoveAsk, MovePlanView, MoveRow, MovesView, PlacementRow, PlanStepRow, PlanView, StoreRow,
+    UpgradeStepRow, UpgradeView,
 };
 
 /// Runs what `make` makes on a thread of its own with a runtime of its own: the upgrade
@@ -193,4 +195,80 @@ pub(crate) async fn moves(config: &Config) -> Result<MovesView, String> {
     })
     .await
     .map_err(|e| format!("reading the move journal: {e}"))?
+}
+
+/// The request `ask` makes, and the command it is.
+async fn request_of(config: &Config, ask: &MoveAsk) -> Result<(Request, String), String> {
+    if let Some(store) = &ask.back {
+        let r = mailfleet_move::command::back_request(config, store)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok((r, format!("move back {store}")));
+    }
+    if let Some(store) = &ask.drain {
+        let r = Request {
+            from: vec![store.clone()],
+            ..Request::default()
+        };
+        return Ok((r, format!("move drain {store}")));
+    }
+    let r = Request {
+        accounts: ask.accounts.clone(),
+        to: ask.to.clone(),
+        ..Request::default()
+    };
+    if let Some(problem) = r.problem() {
+        return Err(problem.to_string());
+    }
+    let what = r.describe();
+    Ok((r, what))
+}
+
+/// What `ask` would move where.
+pub(crate) async fn move_plan(config: &Config, ask: MoveAsk) -> Result<MovePlanView, String> {
+    let config = config.clone();
+    apart(move || async move {
+        let (request, what) = request_of(&config, &ask).await?;
+        let started = mailfleet_move::command::start(
+            &config,
+            &request,
+            &what,
+            true,
+            &mailfleet_move::command::Overrides::default(),
+            &mailfleet_move::Quiet,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let p = started.plan;
+        Ok(MovePlanView {
+            ask,
+            what,
+            skipped: p.skipped,
+            refused: p.refused,
+            moves: p
+                .moves
+                .into_iter()
+                .map(|m| PlacementRow {
+                    address: m.address,
+                    source: m.source,
+                    target: m.target,
+                    messages: m.size.messages,
+                    bytes: m.size.bytes,
+                    why: m.why,
+                })
+                .collect(),
+            stores: p
+                .stores
+                .into_iter()
+                .map(|s| StoreRow {
+                    name: s.name,
+                    available: s.available,
+                    keep_free: s.keep_free,
+                    incoming: s.incoming,
+                    excluded: s.excluded,
+                })
+                .collect(),
+        })
+    })
+    .await
 }

@@ -109,6 +109,21 @@ async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
             .any(|(k, c)| *k == Kind::Problem && c == "e2e:store2"),
         "{notes:?}"
     );
+    // The alarms are in the history, holding until their recovery.
+    let alarms = mailfleet_probe::history::History::open(&data_dir)
+        .unwrap()
+        .alarms()
+        .unwrap();
+    let holding: Vec<String> = mailfleet_probe::alarm_log::active(&alarms)
+        .into_iter()
+        .filter(|a| a.latest.server == "store2" && !crate::common::resource_check(&a.latest.check))
+        .map(|a| a.latest.check)
+        .collect();
+    assert_eq!(
+        holding,
+        ["imap", "imaps", "lmtp", "pop3", "pop3s"],
+        "{alarms:?}"
+    );
     // The problem lasts: no more notifications about it.
     for _ in 0..8 {
         let (_, notes) = monitor.round().await;
@@ -164,6 +179,26 @@ async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
     }
     recovered.sort();
     assert_eq!(recovered, ["imap", "imaps", "lmtp", "pop3", "pop3s"]);
+    let alarms = mailfleet_probe::history::History::open(&data_dir)
+        .unwrap()
+        .alarms()
+        .unwrap();
+    assert!(
+        mailfleet_probe::alarm_log::active(&alarms)
+            .iter()
+            .all(|a| a.latest.server != "store2" || crate::common::resource_check(&a.latest.check)),
+        "{alarms:?}"
+    );
+    assert_eq!(
+        alarms
+            .iter()
+            .filter(|a| a.server == "store2"
+                && a.kind == "recovery"
+                && !crate::common::resource_check(&a.check))
+            .count(),
+        5,
+        "{alarms:?}"
+    );
 
     // The webhook got JSON notifications; the alarm mail arrived through the demo MTA.
     let got = bodies.lock().unwrap().clone();
@@ -241,5 +276,74 @@ async fn alarms_once_per_change_with_recovery_restart_and_metrics() {
     assert!(
         page.contains("mailfleet_check_state{server=\"store2\",check=\"imap\"} 0"),
         "{page}"
+    );
+}
+
+/// Each MTA's traffic from its log: nothing at the first round (the log's end is found),
+/// then the messages received since, as a rate per hour the history keeps for the charts.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_monitor_counts_each_mtas_messages_from_its_log() {
+    let stack = mailfleet_stack::TestStack::start().await.expect("stack");
+    let config = stack.config().unwrap();
+    let data_dir = config.data_dir.clone();
+    let mx1 = config.fleet.server("mx1").unwrap().clone();
+    let mut monitor = Monitor::new(config).expect("monitor");
+    let traffic = |outcomes: &[mailfleet_probe::outcome::Outcome], server: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.server == server && o.check == "traffic")
+            .cloned()
+    };
+    let (first, _) = monitor.round().await;
+    assert!(traffic(&first, "mx1").is_none(), "{first:?}");
+    let tag = crate::common::unique_tag("traffic");
+    for i in 0..10 {
+        crate::common::send_via(
+            &mx1.host,
+            mx1.ports.smtp.unwrap(),
+            "bob@example.com",
+            "alice@example.com",
+            &format!("{tag} {i}"),
+        )
+        .await;
+    }
+    let imap = stack.info.ports.stores[0].imap;
+    crate::common::wait_for_mail(
+        imap,
+        "alice@example.com",
+        &format!("{tag} 9"),
+        Duration::from_secs(60),
+    )
+    .await;
+    let (second, _) = monitor.round().await;
+    let o = traffic(&second, "mx1").unwrap_or_else(|| panic!("{second:?}"));
+    assert_eq!(o.state, mailfleet_probe::State::Ok, "{o:?}");
+    // The ten, and the first round's end-to-end probes' mail logged after its look.
+    let received: u64 = o.message.split(' ').next().unwrap().parse().unwrap();
+    assert!(received >= 10, "{o:?}");
+    assert!(o.message.contains(&format!("{received} received")), "{o:?}");
+    assert!(o.value.unwrap() > 0.0, "{o:?}");
+    assert!(traffic(&second, "mx2").is_some(), "{second:?}");
+    let history = mailfleet_probe::history::History::open(&data_dir).unwrap();
+    let now = chrono::Utc::now();
+    let lines = history
+        // A range ending after the round: its second is in it.
+        .series(
+            "traffic",
+            now - chrono::Duration::hours(1),
+            now + chrono::Duration::minutes(1),
+            120,
+        )
+        .unwrap();
+    let mx1_line = lines
+        .iter()
+        .find(|s| s.server == "mx1")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(
+        mx1_line
+            .points
+            .iter()
+            .any(|p| p.max_value.is_some_and(|v| v > 0.0)),
+        "{mx1_line:?}"
     );
 }

@@ -2,7 +2,8 @@
 //! to the daemon over the data directory's socket (mode 0600) and says so; killing the
 //! command leaves the move running, and it ends done with alice's mail on store2, the
 //! daemon writing its result into the command's audit record. From the dashboard, a second
-//! start while a run goes on is refused, and "Move back" returns her to store1; `/moves`
+//! start while a run goes on is refused, and "Move back", planned on the page first (an
+//! unknown account's plan says so), returns her to store1; `/moves`
 //! lists the batch, `/api/moves` has the daemon's two runs with their results; the page's
 //! run is in the audit log by the operator with `ok`.
 
@@ -123,6 +124,29 @@ async fn moves_started_from_the_command_line_and_the_page_run_in_the_daemon() {
         page.body
     );
     let csrf = page.csrf();
+    // The plan first: alice back to store1, with the button that starts it.
+    let plan = http(port, "GET", "/moves?back=store1", Some(&session), "");
+    assert!(
+        plan.body
+            .contains("<tr data-account=\"alice@example.com\" data-target=\"store1\">")
+            && plan.body.contains("action=\"/moves/back\"")
+            && plan.body.contains("Start these moves"),
+        "{}",
+        plan.body
+    );
+    let api_plan = api(port, &session, "/api/moves?back=store1");
+    assert_eq!(api_plan["plan"]["what"], "move back store1", "{api_plan:#}");
+    let unknown = api(
+        port,
+        &session,
+        "/api/moves?accounts=nobody%40example.com&to=store1",
+    );
+    assert!(!unknown["plan"].is_null(), "{unknown:#}");
+    assert!(
+        unknown["plan"]["error"].is_string()
+            || !unknown["plan"]["refused"].as_array().unwrap().is_empty(),
+        "{unknown:#}"
+    );
     let nope = http(
         port,
         "POST",

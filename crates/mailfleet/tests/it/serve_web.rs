@@ -135,6 +135,7 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
     // No session: pages redirect to the login, the API says 401.
     for page in [
         "/",
+        "/alarms",
         "/audit",
         "/policy",
         "/backups",
@@ -159,6 +160,7 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
         "/api/charts",
         "/api/upgrades",
         "/api/moves",
+        "/api/alarms",
         "/events",
     ] {
         assert_eq!(http(port, "GET", api, None, "").status, 401, "{api}");
@@ -261,6 +263,54 @@ fn the_dashboard_needs_a_login_a_token_and_brakes_guessing() {
     let jobs: serde_json::Value =
         serde_json::from_str(&http(port, "GET", "/api/backups", Some(&session), "").body).unwrap();
     assert!(jobs["job"].is_null(), "{jobs:#}");
+
+    // Alarms: none yet; then the monitor's, from the history: store2's imap holds, its pop3
+    // recovered.
+    let r = http(port, "GET", "/alarms", Some(&session), "");
+    assert!(r.body.contains("No alarm holds."), "{}", r.body);
+    let sent = |kind, check: &str, state| mailfleet_notify::Notification {
+        kind,
+        server: "store2".into(),
+        check: check.into(),
+        state,
+        message: format!("{check} <b>down</b>"),
+    };
+    use mailfleet_notify::Kind;
+    use mailfleet_probe::State;
+    let mut history = mailfleet_probe::history::History::open(&dir.path().join("data")).unwrap();
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(5);
+    history
+        .record_alarms(
+            t0,
+            &[
+                sent(Kind::Problem, "imap", State::Critical),
+                sent(Kind::Problem, "pop3", State::Critical),
+            ],
+        )
+        .unwrap();
+    history
+        .record_alarms(
+            t0 + chrono::Duration::minutes(1),
+            &[sent(Kind::Recovery, "pop3", State::Ok)],
+        )
+        .unwrap();
+    let r = http(port, "GET", "/alarms", Some(&session), "");
+    assert!(
+        r.body.contains("data-count=\"1\"")
+            && r.body
+                .contains("<tr data-server=\"store2\" data-check=\"imap\">"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("imap &lt;b&gt;down&lt;/b&gt;"),
+        "not escaped: {}",
+        r.body
+    );
+    let api: serde_json::Value =
+        serde_json::from_str(&http(port, "GET", "/api/alarms", Some(&session), "").body).unwrap();
+    assert_eq!(api["past"].as_array().unwrap().len(), 3, "{api:#}");
+    assert_eq!(api["past"][0]["kind"], "recovery", "{api:#}");
 
     // Upgrades: none yet; then a run held by a live mailfleet process (the daemon stands in
     // for `upgrade run`: the journal trusts only mailfleet processes), one of two steps done.

@@ -1,6 +1,7 @@
 //! The charts page: the monitor's history over a chosen range (an hour to a month) as
 //! server-drawn SVG, one chart per measure (response times per protocol, delivery end to
-//! end, queue sizes, disk use), and the same series as JSON at `/api/charts`.
+//! end, queue sizes, disk use, messages per hour), and the same series as JSON at
+//! `/api/charts`.
 
 use std::time::Duration;
 
@@ -44,7 +45,7 @@ struct Spec {
     unit: &'static str,
 }
 
-const CHARTS: [Spec; 7] = [
+const CHARTS: [Spec; 8] = [
     Spec {
         title: "IMAP login and fetch",
         family: "imap",
@@ -86,6 +87,13 @@ const CHARTS: [Spec; 7] = [
         family: "disk",
         measure: Measure::Value,
         unit: "%",
+    },
+    Spec {
+        // The rate of each look at the log since the one before; a span shows its highest.
+        title: "Messages per hour received by each MTA",
+        family: "traffic",
+        measure: Measure::Value,
+        unit: "msg/h",
     },
 ];
 

@@ -6,6 +6,7 @@
 //! operator and the client's address; no password or hash is ever shown or logged.
 
 mod act;
+pub mod alarms;
 pub mod auth;
 pub mod charts;
 mod listen;
@@ -379,6 +380,8 @@ pub fn router(config: Config, parts: Parts) -> Router {
         .route("/logout", post(logout))
         .route("/", get(overview))
         .route("/audit", get(audit_page))
+        .route("/alarms", get(alarms::alarms_page))
+        .route("/api/alarms", get(alarms::api_alarms))
         .route("/api/overview", get(api_overview))
         .route("/api/audit", get(api_audit))
         .route("/policy", get(act::policy_page))

@@ -260,6 +260,104 @@ pub struct MovesView {
     pub stores: Vec<String>,
 }
 
+/// What a move plan is asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct MoveAsk {
+    /// Accounts to move.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Where they go (empty: placed by weight and free space).
+    pub to: Option<String>,
+    /// A store to drain.
+    pub drain: Option<String>,
+    /// A store to give back what a drain took.
+    pub back: Option<String>,
+}
+
+/// One account's planned move.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlacementRow {
+    /// The account.
+    pub address: String,
+    /// Where it is.
+    pub source: String,
+    /// Where it goes.
+    pub target: String,
+    /// Its messages.
+    pub messages: u64,
+    /// Its bytes.
+    pub bytes: u64,
+    /// Why there.
+    pub why: String,
+}
+
+/// A store as a move plan saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreRow {
+    /// The store.
+    pub name: String,
+    /// Free on it now (bytes), when read.
+    pub available: Option<u64>,
+    /// What must stay free (bytes).
+    pub keep_free: u64,
+    /// What the plan puts on it (bytes).
+    pub incoming: u64,
+    /// Why it takes no accounts, if it does not.
+    pub excluded: Option<String>,
+}
+
+/// A move plan as the moves page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MovePlanView {
+    /// What was asked.
+    pub ask: MoveAsk,
+    /// The command it is (`move drain store1`).
+    pub what: String,
+    /// The moves.
+    pub moves: Vec<PlacementRow>,
+    /// Accounts left out, and why.
+    pub skipped: Vec<(String, String)>,
+    /// Accounts that cannot be placed, and why: nothing runs while there are any.
+    pub refused: Vec<(String, String)>,
+    /// The stores considered.
+    pub stores: Vec<StoreRow>,
+}
+
+/// One alarm the monitor sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlarmRow {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `problem`, `reminder`, `recovery`, `flapping` or `restart`.
+    pub kind: String,
+    /// The server.
+    pub server: String,
+    /// The check.
+    pub check: String,
+    /// Its state then.
+    pub state: String,
+    /// What the check found.
+    pub message: String,
+}
+
+/// An alarm that holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveRow {
+    /// In trouble since.
+    pub since: DateTime<Utc>,
+    /// The latest alarm about it.
+    pub latest: AlarmRow,
+}
+
+/// The alarms as their page shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlarmsView {
+    /// Those that hold, by server and check.
+    pub active: Vec<ActiveRow>,
+    /// Every alarm kept, newest first.
+    pub past: Vec<AlarmRow>,
+}
+
 /// The actions and the data behind them.
 #[async_trait::async_trait]
 pub trait Ops: Send + Sync {
@@ -290,6 +388,10 @@ pub trait Ops: Send + Sync {
     ) -> Result<PlanView, String>;
     /// The latest batch of moves and every move not over.
     async fn moves(&self) -> Result<MovesView, String>;
+    /// What `ask` would move where, moving nothing.
+    async fn move_plan(&self, ask: MoveAsk) -> Result<MovePlanView, String>;
+    /// The monitor's alarms, holding and past.
+    async fn alarms(&self) -> Result<AlarmsView, String>;
     /// The monitor's history of each of `families` over `since..until` in `spans` spans.
     async fn history(
         &self,

@@ -64,7 +64,7 @@ pub const SCRIPT: &str = r#"(function () {
 pub(super) fn frame(title: &str, nav: Option<(&str, &str)>, body: &str) -> String {
     let nav = match nav {
         Some((operator, csrf)) => format!(
-            "<nav><a href=\"/\">Fleet</a><a href=\"/charts\">Charts</a><a href=\"/policy\">Policy</a><a href=\"/backups\">Backups</a><a href=\"/upgrades\">Upgrades</a><a href=\"/moves\">Moves</a><a href=\"/audit\">Audit log</a>\
+            "<nav><a href=\"/\">Fleet</a><a href=\"/alarms\">Alarms</a><a href=\"/charts\">Charts</a><a href=\"/policy\">Policy</a><a href=\"/backups\">Backups</a><a href=\"/upgrades\">Upgrades</a><a href=\"/moves\">Moves</a><a href=\"/audit\">Audit log</a>\
              <form class=\"inline\" method=\"post\" action=\"/logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button type=\"submit\">Log out {}</button></form></nav>",

@@ -7,7 +7,7 @@ use chrono::Utc;
 
 use super::page::{button, bytes, esc, frame};
 use crate::runs::RunRow;
-use crate::web::ops::{MovesView, PlanView, UpgradeView};
+use crate::web::ops::{MovePlanView, MovesView, PlanView, UpgradeView};
 
 /// Seconds between loads of a page while a run goes on.
 const REFRESH_SECS: u32 = 3;
@@ -236,10 +236,87 @@ fn store_select(name: &str, stores: &[String], none: Option<&str>) -> String {
     s
 }
 
+/// A GET form asking for a move plan.
+fn ask(fields: &str, label: &str) -> String {
+    format!(
+        "<form class=\"inline\" method=\"get\" action=\"/moves\">{fields}<button type=\"submit\">{}</button></form>",
+        esc(label)
+    )
+}
+
+/// A move plan, with its Start button when it may run.
+fn move_plan(p: &MovePlanView, can_start: bool, csrf: &str) -> String {
+    let mut body = format!(
+        "<h2>Plan: <code>{}</code></h2><p id=\"move-plan\" data-moves=\"{}\" data-refused=\"{}\">{} accounts to move, {} skipped, {} refused.</p>",
+        esc(&p.what),
+        p.moves.len(),
+        p.refused.len(),
+        p.moves.len(),
+        p.skipped.len(),
+        p.refused.len()
+    );
+    for (account, why) in &p.refused {
+        body.push_str(&format!(
+            "<p class=\"CRITICAL\">{}: {}</p>",
+            esc(account),
+            esc(why)
+        ));
+    }
+    if !p.moves.is_empty() {
+        body.push_str("<table id=\"placements\"><tr><th>Account</th><th>From</th><th>To</th><th>Messages</th><th>Size</th><th>Why</th></tr>");
+        for m in &p.moves {
+            body.push_str(&format!(
+                "<tr data-account=\"{a}\" data-target=\"{t}\"><td>{a}</td><td>{}</td><td>{t}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&m.source),
+                m.messages,
+                bytes(m.bytes),
+                esc(&m.why),
+                a = esc(&m.address),
+                t = esc(&m.target),
+            ));
+        }
+        body.push_str("</table>");
+    }
+    for (account, why) in &p.skipped {
+        body.push_str(&format!("<p>{} skipped: {}</p>", esc(account), esc(why)));
+    }
+    body.push_str("<table id=\"stores\"><tr><th>Store</th><th>Free</th><th>Kept free</th><th>Incoming</th><th>Excluded</th></tr>");
+    for st in &p.stores {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&st.name),
+            st.available.map(bytes).unwrap_or_default(),
+            bytes(st.keep_free),
+            bytes(st.incoming),
+            esc(st.excluded.as_deref().unwrap_or(""))
+        ));
+    }
+    body.push_str("</table>");
+    if can_start && p.refused.is_empty() && !p.moves.is_empty() {
+        let (action, fields) = match (&p.ask.drain, &p.ask.back) {
+            (Some(store), _) => ("/moves/drain", hidden("store", store)),
+            (None, Some(store)) => ("/moves/back", hidden("store", store)),
+            (None, None) => (
+                "/moves/start",
+                hidden("accounts", &p.ask.accounts.join(","))
+                    + &hidden("to", p.ask.to.as_deref().unwrap_or("")),
+            ),
+        };
+        body.push_str(&format!(
+            "<p>{}</p>",
+            form(action, &fields, "Start these moves", csrf)
+        ));
+    }
+    body
+}
+
 /// The moves page: the latest batch and every open move with its phase and lock time, the
-/// batch's rate and time left, forms to start moves, and the daemon's move runs.
+/// batch's rate and time left, forms asking for a plan (move accounts, drain a store, move
+/// back what a drain took) and the plan asked for with its Start button, and the daemon's
+/// move runs.
 pub fn moves(
     view: &MovesView,
+    asked: Option<Result<&MovePlanView, &str>>,
     runs: &[RunRow],
     runs_on: bool,
     operator: &str,
@@ -276,26 +353,20 @@ pub fn moves(
     } else if !going {
         body.push_str(&format!(
             "<h2>Move</h2><p>{}</p><p>{}</p><p>{}</p>",
-            form(
-                "/moves/start",
+            ask(
                 &format!(
                     "<label>Accounts <input name=\"accounts\" size=\"40\" placeholder=\"alice@example.com, bob@example.com\"></label> <label>to {}</label> ",
                     store_select("to", &view.stores, Some("where weights and free space say"))
                 ),
-                "Move",
-                csrf
+                "Plan the move",
             ),
-            form(
-                "/moves/drain",
-                &format!("<label>Every account off {}</label> ", store_select("store", &view.stores, None)),
-                "Drain",
-                csrf
+            ask(
+                &format!("<label>Every account off {}</label> ", store_select("drain", &view.stores, None)),
+                "Plan the drain",
             ),
-            form(
-                "/moves/back",
-                &format!("<label>Every account a drain took, back to {}</label> ", store_select("store", &view.stores, None)),
-                "Move back",
-                csrf
+            ask(
+                &format!("<label>Every account a drain took, back to {}</label> ", store_select("back", &view.stores, None)),
+                "Plan the move back",
             ),
         ));
         if open > 0 {
@@ -305,7 +376,15 @@ pub fn moves(
             ));
         }
     }
-    body.push_str("<table id=\"moves\"><tr><th>#</th><th>Account</th><th>From</th><th>To</th><th>Phase</th><th>Passes</th><th>Messages</th><th>Size</th><th>Locked</th><th>Error</th></tr>");
+    match asked {
+        Some(Ok(p)) => body.push_str(&move_plan(p, runs_on && !going, csrf)),
+        Some(Err(e)) => body.push_str(&format!(
+            "<p class=\"err\" id=\"plan-error\">No plan: {}</p>",
+            esc(e)
+        )),
+        None => {}
+    }
+    body.push_str("<h2>Moves</h2><table id=\"moves\"><tr><th>#</th><th>Account</th><th>From</th><th>To</th><th>Phase</th><th>Passes</th><th>Messages</th><th>Size</th><th>Locked</th><th>Error</th></tr>");
     for m in &view.moves {
         let cls = match m.phase.as_str() {
             "done" => "OK",

@@ -14,6 +14,7 @@ use mailfleet_core::config::ServePart;
 use super::act::{Action, CsrfForm, act, operator_of};
 use super::{Shared, Web, actor, fail, operator_session, page, page_runs, unauthorized};
 use crate::runs::{Job, Kind, RunRow, Tuning};
+use crate::web::ops::MoveAsk;
 
 /// Servers or accounts as typed: separated by commas or spaces.
 fn list(text: Option<&str>) -> Vec<String> {
@@ -267,35 +268,81 @@ pub(super) async fn upgrade_abort(
     .await
 }
 
-pub(super) async fn moves_page(State(web): Shared, headers: HeaderMap) -> Response {
-    let Some((_, s, op)) = operator_session(&web, &headers) else {
-        return Redirect::to("/login").into_response();
-    };
-    match web.ops.moves().await {
-        Ok(view) => Html(page_runs::moves(
-            &view,
-            &rows(&web, Kind::Move),
-            runs_on(&web),
-            &op,
-            &s.csrf,
-        ))
-        .into_response(),
-        Err(e) => fail(e),
+#[derive(serde::Deserialize)]
+pub(super) struct MovesQuery {
+    accounts: Option<String>,
+    to: Option<String>,
+    drain: Option<String>,
+    back: Option<String>,
+}
+
+impl MovesQuery {
+    /// The plan asked for, if one is.
+    fn ask(&self) -> Option<MoveAsk> {
+        let some = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        let ask = MoveAsk {
+            accounts: list(self.accounts.as_deref()),
+            to: some(&self.to),
+            drain: some(&self.drain),
+            back: some(&self.back),
+        };
+        (ask != MoveAsk::default()).then_some(ask)
     }
 }
 
-pub(super) async fn api_moves(State(web): Shared, headers: HeaderMap) -> Response {
+pub(super) async fn moves_page(
+    State(web): Shared,
+    headers: HeaderMap,
+    Query(q): Query<MovesQuery>,
+) -> Response {
+    let Some((_, s, op)) = operator_session(&web, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let view = match web.ops.moves().await {
+        Ok(view) => view,
+        Err(e) => return fail(e),
+    };
+    let plan = match q.ask() {
+        Some(ask) => Some(web.ops.move_plan(ask).await),
+        None => None,
+    };
+    let asked = plan.as_ref().map(|p| p.as_ref().map_err(String::as_str));
+    Html(page_runs::moves(
+        &view,
+        asked,
+        &rows(&web, Kind::Move),
+        runs_on(&web),
+        &op,
+        &s.csrf,
+    ))
+    .into_response()
+}
+
+pub(super) async fn api_moves(
+    State(web): Shared,
+    headers: HeaderMap,
+    Query(q): Query<MovesQuery>,
+) -> Response {
     if operator_session(&web, &headers).is_none() {
         return unauthorized();
     }
-    match web.ops.moves().await {
-        Ok(view) => axum::Json(serde_json::json!({
-            "moves": view,
-            "runs": rows(&web, Kind::Move),
-        }))
-        .into_response(),
-        Err(e) => fail(e),
-    }
+    let view = match web.ops.moves().await {
+        Ok(view) => view,
+        Err(e) => return fail(e),
+    };
+    let plan = match q.ask() {
+        Some(ask) => match web.ops.move_plan(ask).await {
+            Ok(p) => serde_json::json!(p),
+            Err(e) => serde_json::json!({ "error": e }),
+        },
+        None => serde_json::Value::Null,
+    };
+    axum::Json(serde_json::json!({
+        "moves": view,
+        "plan": plan,
+        "runs": rows(&web, Kind::Move),
+    }))
+    .into_response()
 }
 
 #[derive(serde::Deserialize)]
