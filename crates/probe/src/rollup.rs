@@ -106,7 +106,10 @@ pub(crate) fn series(
     until: DateTime<Utc>,
     buckets: u32,
 ) -> rusqlite::Result<Vec<Series>> {
-    let (mut from, to) = (since.timestamp(), until.timestamp());
+    // Samples are stored by the second: `until` is rounded up to the next one, so a chart
+    // asked for in the second a round was recorded shows that round.
+    let to = until.timestamp() + i64::from(until.timestamp_subsec_nanos() > 0);
+    let mut from = since.timestamp();
     let n = i64::from(buckets.max(1));
     let mut width = ((to - from).max(1) + n - 1) / n;
     let rolled = WIDTHS.iter().rev().find(|w| **w <= width).copied();
@@ -263,5 +266,23 @@ mod tests {
         let total: u64 = s[0].points.iter().map(|p| p.samples).sum();
         assert_eq!(total, 600);
         assert!(s[0].points.iter().all(|p| p.mean_ms == 10.0));
+    }
+
+    #[test]
+    fn a_round_is_charted_in_its_own_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = History::open(dir.path()).unwrap();
+        let keep = Duration::from_secs(86_400);
+        let at = DateTime::from_timestamp(1_800_000_000, 200_000_000).unwrap();
+        h.record(at, &[o(5000.0, 0.0, State::Critical)], keep)
+            .unwrap();
+        // Asked for 0.5 s later, in the same second (a browser test saw a CRITICAL round
+        // missing from a chart read then).
+        let until = at + chrono::Duration::milliseconds(500);
+        let s = h
+            .series("queue", until - chrono::Duration::hours(1), until, 120)
+            .unwrap();
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(s[0].points[0].worst, "CRITICAL");
     }
 }

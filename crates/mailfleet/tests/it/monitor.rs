@@ -327,13 +327,8 @@ async fn the_monitor_counts_each_mtas_messages_from_its_log() {
     let history = mailfleet_probe::history::History::open(&data_dir).unwrap();
     let now = chrono::Utc::now();
     let lines = history
-        // A range ending after the round: its second is in it.
-        .series(
-            "traffic",
-            now - chrono::Duration::hours(1),
-            now + chrono::Duration::minutes(1),
-            120,
-        )
+        // Read in the round's own second (it once was left out: the range ended before it).
+        .series("traffic", now - chrono::Duration::hours(1), now, 120)
         .unwrap();
     let mx1_line = lines
         .iter()

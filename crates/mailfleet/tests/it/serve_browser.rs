@@ -97,7 +97,7 @@ async fn an_operator_sees_the_fleet_live_in_a_browser() {
                  [policy]\nlisten = \"127.0.0.1:{policy}\"\nwindow_secs = 3600\nrelease_interval_secs = 3600\n\
                  block_refresh_secs = 3600\npostfix_config_dir = {mx1_conf:?}\n\
                  [[policy.quota]]\nfor = \"dave@example.org\"\nmessages = 1\n\n\
-                 [serve]\nparts = [\"monitor\", \"policy\", \"web\"]\n\
+                 [serve]\nparts = [\"monitor\", \"policy\", \"web\", \"runs\"]\n\
                  listen = \"127.0.0.1:{web}\"\n[[serve.operators]]\nname = \"admin\"\npassword_hash = \"{hash}\"\n"
             ),
     )
@@ -326,8 +326,16 @@ async fn an_operator_sees_the_fleet_live_in_a_browser() {
         .click()
         .await
         .unwrap();
-    let left = crate::common::mailfleet_json(path.to_str().unwrap(), &["policy", "blocked"]);
-    assert_eq!(left, serde_json::json!([]), "erin is still blocked");
+    // The click returns once it is sent, not once the page's POST is answered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = crate::common::mailfleet_json(path.to_str().unwrap(), &["policy", "blocked"]);
+        if left == serde_json::json!([]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "erin is still blocked: {left}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         c.find(Locator::Css(blocked)).await.is_err(),
         "the page still lists erin"
@@ -382,6 +390,37 @@ async fn an_operator_sees_the_fleet_live_in_a_browser() {
         "{fresh}"
     );
     screenshot(&c, "dashboard-backups").await;
+
+    // The alarms; a drain of store2 and the fleet's upgrade, planned (nothing started).
+    c.goto(&format!("{base}/alarms")).await.unwrap();
+    c.find(Locator::Id("active")).await.unwrap();
+    screenshot(&c, "dashboard-alarms").await;
+    c.goto(&format!("{base}/moves?drain=store2")).await.unwrap();
+    let planned = c
+        .find(Locator::Id("placements"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(planned.contains("erin@example.com"), "{planned}");
+    c.find(Locator::XPath("//button[text()='Start these moves']"))
+        .await
+        .unwrap();
+    screenshot(&c, "dashboard-moves-plan").await;
+    c.goto(&format!("{base}/upgrades?plan=1")).await.unwrap();
+    let steps = c
+        .find(Locator::Id("plan-steps"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        steps.contains("ldap1") && steps.contains("store2"),
+        "{steps}"
+    );
+    screenshot(&c, "dashboard-upgrades-plan").await;
 
     // The audit log shows both actions with their operator.
     c.goto(&format!("{base}/audit")).await.unwrap();

@@ -224,13 +224,19 @@ pub fn upgrades(
     frame("Upgrades", Some((operator, csrf)), &body)
 }
 
-fn store_select(name: &str, stores: &[String], none: Option<&str>) -> String {
+/// A choice of store, `chosen` selected.
+fn store_select(name: &str, stores: &[String], none: Option<&str>, chosen: Option<&str>) -> String {
     let mut s = format!("<select name=\"{name}\">");
     if let Some(label) = none {
         s.push_str(&format!("<option value=\"\">{}</option>", esc(label)));
     }
     for st in stores {
-        s.push_str(&format!("<option>{}</option>", esc(st)));
+        let selected = if chosen == Some(st.as_str()) {
+            " selected"
+        } else {
+            ""
+        };
+        s.push_str(&format!("<option{selected}>{}</option>", esc(st)));
     }
     s.push_str("</select>");
     s
@@ -280,7 +286,7 @@ fn move_plan(p: &MovePlanView, can_start: bool, csrf: &str) -> String {
     for (account, why) in &p.skipped {
         body.push_str(&format!("<p>{} skipped: {}</p>", esc(account), esc(why)));
     }
-    body.push_str("<table id=\"stores\"><tr><th>Store</th><th>Free</th><th>Kept free</th><th>Incoming</th><th>Excluded</th></tr>");
+    body.push_str("<h3>Stores</h3><table id=\"stores\"><tr><th>Store</th><th>Free</th><th>Kept free</th><th>Incoming</th><th>Excluded</th></tr>");
     for st in &p.stores {
         body.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -325,6 +331,13 @@ pub fn moves(
     let going = runs.iter().any(|r| r.ended.is_none());
     let mut body = live(going);
     let open = view.moves.iter().filter(|m| !m.over).count();
+    let plan_ask = match &asked {
+        Some(Ok(p)) => Some(&p.ask),
+        _ => None,
+    };
+    let to = plan_ask.and_then(|a| a.to.as_deref());
+    let drain = plan_ask.and_then(|a| a.drain.as_deref());
+    let back = plan_ask.and_then(|a| a.back.as_deref());
     body.push_str(&format!(
         "<p id=\"moves-summary\">{} moves shown, {open} not over{}{}.</p>",
         view.moves.len(),
@@ -355,17 +368,18 @@ pub fn moves(
             "<h2>Move</h2><p>{}</p><p>{}</p><p>{}</p>",
             ask(
                 &format!(
-                    "<label>Accounts <input name=\"accounts\" size=\"40\" placeholder=\"alice@example.com, bob@example.com\"></label> <label>to {}</label> ",
-                    store_select("to", &view.stores, Some("where weights and free space say"))
+                    "<label>Accounts <input name=\"accounts\" size=\"40\" value=\"{}\" placeholder=\"alice@example.com, bob@example.com\"></label> <label>to {}</label> ",
+                    esc(&plan_ask.map(|a| a.accounts.join(", ")).unwrap_or_default()),
+                    store_select("to", &view.stores, Some("where weights and free space say"), to)
                 ),
                 "Plan the move",
             ),
             ask(
-                &format!("<label>Every account off {}</label> ", store_select("drain", &view.stores, None)),
+                &format!("<label>Every account off {}</label> ", store_select("drain", &view.stores, None, drain)),
                 "Plan the drain",
             ),
             ask(
-                &format!("<label>Every account a drain took, back to {}</label> ", store_select("back", &view.stores, None)),
+                &format!("<label>Every account a drain took, back to {}</label> ", store_select("back", &view.stores, None, back)),
                 "Plan the move back",
             ),
         ));
