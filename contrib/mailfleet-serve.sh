@@ -15,8 +15,9 @@ case "${1:-}" in
       --output "$LOG" --exec "$BIN" -- --config "$CONFIG" serve
     ;;
   stop)
-    # SIGTERM, then up to 30 s for the requests in flight and the policy state.
-    start-stop-daemon --stop --pidfile "$PIDFILE" --exec "$BIN" --retry TERM/30/KILL/5
+    # SIGTERM, then up to 150 s: the requests in flight and the policy state (10 s), the
+    # moves and upgrades the daemon runs reaching the end of their step (120 s).
+    start-stop-daemon --stop --pidfile "$PIDFILE" --exec "$BIN" --retry TERM/150/KILL/5
     rm -f "$PIDFILE"
     ;;
   reload)
