@@ -437,7 +437,18 @@ async fn the_fleet_is_upgraded_in_order_and_a_failed_gate_halts_it() {
                 .iter()
                 .filter(|m| String::from_utf8_lossy(m).contains(&format!("Subject: {subject}\r\n")))
                 .count();
-            assert_eq!(n, 1, "{to}: {subject} arrived {n} times");
+            if n != 1 {
+                // Where it is if not in the mailbox: still queued at an MTA, or gone.
+                let mut queues = String::new();
+                for mta in ["mx1", "mx2"] {
+                    let conf = stack.base().join(format!("{mta}/conf"));
+                    let q = mailfleet_core::postfix::Postfix::local(Some(&conf))
+                        .queue(Duration::from_secs(10))
+                        .await;
+                    queues.push_str(&format!("{mta}: {q:?}\n"));
+                }
+                panic!("{to}: {subject} arrived {n} times; the queues:\n{queues}");
+            }
         }
     }
     let bounces = crate::common::imap_find(
