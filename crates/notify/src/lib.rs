@@ -3,9 +3,11 @@
 //! Layout: [`state`] (the monitoring-plugin states), [`alarm`] (which rounds of observations
 //! call for a notification: a change held for some rounds, reminders, recovery, flap
 //! damping), [`send`] (a notification to the log, by mail through the fleet's MTA, and to a
-//! webhook), [`template`] (notices an admin writes, filled in).
+//! webhook), [`record`] (alarms sent as kept and shown, and which still hold), [`template`]
+//! (notices an admin writes, filled in).
 
 pub mod alarm;
+pub mod record;
 pub mod send;
 pub mod state;
 pub mod template;

@@ -142,14 +142,6 @@ impl Halt {
     pub fn get(&self) -> Option<Stop> {
         self.0.borrow().clone()
     }
-
-    /// A halt that never asks (a test, a run of the command line).
-    pub fn never() -> Halt {
-        let (tx, rx) = watch::channel(None);
-        // Kept alive forever: the receiver never sees the channel close.
-        std::mem::forget(tx);
-        Halt(rx)
-    }
 }
 
 /// How a run ended.

@@ -5,9 +5,8 @@
 use mailfleet_core::Config;
 use mailfleet_core::series::Series;
 use mailfleet_serve::web::ops::{
-    ActiveRow, AlarmRow, AlarmsView, BlockRow, DamagedRow, DnsblRow, HeldRow, MoveAsk,
-    MovePlanView, MovesView, Ops, PlanView, PolicyView, RepoView, SenderRow, SnapshotRow,
-    UpgradeView,
+    AlarmsView, BlockRow, DamagedRow, DnsblRow, HeldRow, MoveAsk, MovePlanView, MovesView, Ops,
+    PlanView, PolicyView, RepoView, SenderRow, SnapshotRow, UpgradeView,
 };
 
 use super::serve_ops_runs as runs;
@@ -153,30 +152,14 @@ impl Ops for Wired {
 
     async fn alarms(&self) -> Result<AlarmsView, String> {
         let data_dir = self.config.data_dir.clone();
-        let row = |a: mailfleet_probe::alarm_log::AlarmRecord| AlarmRow {
-            at: a.at,
-            kind: a.kind,
-            server: a.server,
-            check: a.check,
-            state: a.state,
-            message: a.message,
-        };
         // SQLite reads block: off the async threads.
         tokio::task::spawn_blocking(move || {
             let h =
                 mailfleet_probe::history::History::open(&data_dir).map_err(|e| e.to_string())?;
-            let all = h.alarms().map_err(|e| e.to_string())?;
-            let active = mailfleet_probe::alarm_log::active(&all)
-                .into_iter()
-                .map(|a| ActiveRow {
-                    since: a.since,
-                    latest: row(a.latest),
-                })
-                .collect();
-            Ok(AlarmsView {
-                active,
-                past: all.into_iter().rev().map(row).collect(),
-            })
+            let mut past = h.alarms().map_err(|e| e.to_string())?;
+            let active = mailfleet_notify::record::active(&past);
+            past.reverse();
+            Ok(AlarmsView { active, past })
         })
         .await
         .map_err(|e| format!("reading the alarms: {e}"))?

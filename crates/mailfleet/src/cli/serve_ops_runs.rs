@@ -11,23 +11,33 @@ use mailfleet_serve::web::ops::{
     UpgradeStepRow, UpgradeView,
 };
 
-/// Runs what `make` makes on a thread of its own with a runtime of its own: the upgrade
-/// library's futures are not `Send`, and its journals block.
+/// Drives `work` to its end on this thread with a runtime of its own (the upgrade library's
+/// futures are not `Send`).
+pub(crate) fn on_own_runtime<F: Future>(work: F) -> Result<F::Output, String> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("no runtime: {e}"))?
+        .block_on(work))
+}
+
+/// Runs what `make` makes on a blocking thread with a runtime of its own.
 async fn apart<T, F, Fut>(make: F) -> Result<T, String>
 where
     T: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, String>>,
 {
-    tokio::task::spawn_blocking(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("no runtime: {e}"))?
-            .block_on(make())
-    })
-    .await
-    .map_err(|e| format!("the work panicked: {e}"))?
+    blocking(move || on_own_runtime(make())?).await
+}
+
+/// Runs `work` (journal reads and writes, which block) off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("the work panicked: {e}"))?
 }
 
 fn at(s: Option<i64>) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -37,7 +47,7 @@ fn at(s: Option<i64>) -> Option<chrono::DateTime<chrono::Utc>> {
 /// The latest upgrade run, if any.
 pub(crate) async fn upgrade(config: &Config) -> Result<Option<UpgradeView>, String> {
     let data_dir = config.data_dir.clone();
-    apart(move || async move {
+    blocking(move || {
         let journal =
             mailfleet_upgrade::journal::Journal::open(&data_dir).map_err(|e| e.to_string())?;
         let Some(id) = journal.latest().map_err(|e| e.to_string())? else {
@@ -72,7 +82,7 @@ pub(crate) async fn upgrade(config: &Config) -> Result<Option<UpgradeView>, Stri
 /// Asks upgrade run `id`, run by a live process, to stop after its current step.
 pub(crate) async fn stop_upgrade(config: &Config, id: i64) -> Result<String, String> {
     let data_dir = config.data_dir.clone();
-    apart(move || async move {
+    blocking(move || {
         let journal =
             mailfleet_upgrade::journal::Journal::open(&data_dir).map_err(|e| e.to_string())?;
         let r = journal.get(id).map_err(|e| e.to_string())?;
@@ -165,7 +175,7 @@ pub(crate) async fn moves(config: &Config) -> Result<MovesView, String> {
         .with_role(Role::Mailbox)
         .map(|s| s.name.clone())
         .collect();
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let s = mailfleet_move::command::status(&config, false).map_err(|e| e.to_string())?;
         Ok(MovesView {
             rate: s.rate,
@@ -194,7 +204,6 @@ pub(crate) async fn moves(config: &Config) -> Result<MovesView, String> {
         })
     })
     .await
-    .map_err(|e| format!("reading the move journal: {e}"))?
 }
 
 /// The request `ask` makes, and the command it is.

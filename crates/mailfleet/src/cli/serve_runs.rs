@@ -10,7 +10,9 @@ use std::time::Duration;
 use mailfleet_core::Config;
 use mailfleet_move::command::{self, Overrides};
 use mailfleet_move::{Entry, Halt as MoveHalt, Progress, Request};
-use mailfleet_serve::runs::{Ended, Execute, Halt, Job, Stop, Tuning};
+use mailfleet_serve::runs::{Ended, Execute, Halt, Job, Kind, Stop, Tuning};
+
+use super::serve_ops_runs::on_own_runtime;
 
 use super::exit;
 
@@ -224,17 +226,11 @@ async fn moves(config: &Config, job: Job, halt: Halt) -> Ended {
 /// What the daemon's runs execute.
 pub(crate) fn execute() -> Execute {
     Arc::new(|config: Config, job: Job, halt: Halt| {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(r) => r,
-            Err(e) => return failed(exit::FAILED, format!("no runtime for the run: {e}")),
+        let ended = match job.kind() {
+            Kind::Upgrade => on_own_runtime(upgrade(&config, job, halt)),
+            Kind::Move => on_own_runtime(moves(&config, job, halt)),
         };
-        match job.kind() {
-            mailfleet_serve::runs::Kind::Upgrade => runtime.block_on(upgrade(&config, job, halt)),
-            mailfleet_serve::runs::Kind::Move => runtime.block_on(moves(&config, job, halt)),
-        }
+        ended.unwrap_or_else(|e| failed(exit::FAILED, format!("the run: {e}")))
     })
 }
 

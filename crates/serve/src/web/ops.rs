@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use mailfleet_core::series::Series;
+use mailfleet_notify::record::{ActiveAlarm, AlarmRecord};
 use serde::Serialize;
 
 /// One held message.
@@ -323,39 +324,13 @@ pub struct MovePlanView {
     pub stores: Vec<StoreRow>,
 }
 
-/// One alarm the monitor sent.
-#[derive(Debug, Clone, Serialize)]
-pub struct AlarmRow {
-    /// When.
-    pub at: DateTime<Utc>,
-    /// `problem`, `reminder`, `recovery`, `flapping` or `restart`.
-    pub kind: String,
-    /// The server.
-    pub server: String,
-    /// The check.
-    pub check: String,
-    /// Its state then.
-    pub state: String,
-    /// What the check found.
-    pub message: String,
-}
-
-/// An alarm that holds.
-#[derive(Debug, Clone, Serialize)]
-pub struct ActiveRow {
-    /// In trouble since.
-    pub since: DateTime<Utc>,
-    /// The latest alarm about it.
-    pub latest: AlarmRow,
-}
-
 /// The alarms as their page shows them.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlarmsView {
     /// Those that hold, by server and check.
-    pub active: Vec<ActiveRow>,
+    pub active: Vec<ActiveAlarm>,
     /// Every alarm kept, newest first.
-    pub past: Vec<AlarmRow>,
+    pub past: Vec<AlarmRecord>,
 }
 
 /// The actions and the data behind them.
