@@ -4,15 +4,18 @@
 //!
 //! Layout: [`target`] (where bytes go: a directory written atomically, or [`s3`]), [`worker`]
 //! (every target operation in a child process under a deadline), [`repo`] (blobs in [`pack`]s,
-//! their index, snapshots, whole packs cached for reads that walk through them; [`crypto`] when encrypted), [`recipe`] (a message split into parts
+//! their index, snapshots, whole packs cached for reads that walk through them; [`crypto`] when encrypted;
+//! [`dict`]: compression dictionaries trained from the repository's data), [`recipe`] (a message split into parts
 //! and rebuilt), [`maildir`] (reading a live Maildir without Dovecot's locks), [`snapshot`]
 //! (what a snapshot records), [`run`] (a backup run), [`restore`] (to a directory) and
 //! [`into_store`] (over IMAP), [`verify`], [`maintenance`] (forget, prune, diff), [`lock`];
 //! [`command`]: the commands (run with its hooks, restore, list...) for the CLI and the daemon.
 
 mod blocking;
+mod codec;
 pub mod command;
 pub mod crypto;
+pub mod dict;
 pub mod error;
 pub mod id;
 pub mod into_store;
@@ -24,6 +27,7 @@ pub mod pack;
 mod pack_cache;
 pub mod recipe;
 pub mod repo;
+mod repo_dicts;
 pub mod restore;
 pub mod run;
 pub mod s3;

@@ -7,6 +7,7 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::dict::Kind;
 use crate::error::BackupError;
 use crate::id::BlobId;
 use crate::repo::{PutStats, Repository};
@@ -116,13 +117,14 @@ fn decode_exact(body: &[u8]) -> Option<(Vec<u8>, Layout)> {
 fn put_chunks(
     repo: &Repository,
     data: &[u8],
+    kind: Option<Kind>,
     stats: &mut PutStats,
 ) -> Result<Vec<BlobId>, BackupError> {
     if data.len() <= CHUNK_ABOVE {
-        return Ok(vec![repo.put(data, stats)?]);
+        return Ok(vec![repo.put_kind(data, kind, stats)?]);
     }
     fastcdc::v2020::FastCDC::new(data, CHUNK_MIN, CHUNK_AVG, CHUNK_MAX)
-        .map(|c| repo.put(&data[c.offset..c.offset + c.length], stats))
+        .map(|c| repo.put_kind(&data[c.offset..c.offset + c.length], kind, stats))
         .collect()
 }
 
@@ -199,13 +201,13 @@ impl Recipe {
     }
 }
 
-/// Stores a recipe as a blob.
+/// Stores a recipe as a blob (compressed with the header dictionary: it holds the header).
 pub fn save(
     repo: &Repository,
     recipe: &Recipe,
     stats: &mut PutStats,
 ) -> Result<BlobId, BackupError> {
-    repo.put(&recipe.encode()?, stats)
+    repo.put_kind(&recipe.encode()?, Some(Kind::Header), stats)
 }
 
 /// Reads a recipe blob.
@@ -254,13 +256,13 @@ pub fn store(repo: &Repository, raw: &[u8], stats: &mut PutStats) -> Result<Reci
         let body = &raw[start..end];
         segments.push(match decode_exact(body) {
             Some((decoded, l)) => Segment::Base64 {
-                chunks: put_chunks(repo, &decoded, stats)?,
+                chunks: put_chunks(repo, &decoded, None, stats)?,
                 line: l.line,
                 crlf: l.crlf,
                 final_break: l.final_break,
             },
             None => Segment::Raw {
-                chunks: put_chunks(repo, body, stats)?,
+                chunks: put_chunks(repo, body, Some(Kind::Text), stats)?,
             },
         });
         at = end;
@@ -270,7 +272,7 @@ pub fn store(repo: &Repository, raw: &[u8], stats: &mut PutStats) -> Result<Reci
         let rest = &raw[at..];
         segments.push(if at == 0 && rest.len() >= MIN_PART {
             Segment::Raw {
-                chunks: put_chunks(repo, rest, stats)?,
+                chunks: put_chunks(repo, rest, Some(Kind::Text), stats)?,
             }
         } else {
             Segment::Inline {

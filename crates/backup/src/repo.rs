@@ -1,29 +1,32 @@
 //! A repository on a target: `config` (format and identity), `packs/XX/NAME` (blobs:
 //! zstd-compressed content named by the BLAKE3 hash of the plain content, appended to packs),
-//! `index/NAME` (where each blob of a pack lies) and `snapshots/ID` (written last, so a
-//! snapshot exists only once everything it references is durable). With a key file, objects,
-//! indexes and snapshots are encrypted and blob names are keyed hashes (see `crypto`).
+//! `index/NAME` (where each blob of a pack lies), `dicts/ID` (compression dictionaries, see
+//! `dict`) and `snapshots/ID` (written last, so a snapshot exists only once everything it
+//! references is durable). With a key file, objects, indexes, dictionaries and snapshots are
+//! encrypted and blob names are keyed hashes (see `crypto`).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::Keys;
+use crate::dict::{Dictionary, Dicts, Kind, Sampler};
 use crate::error::BackupError;
 use crate::id::BlobId;
 use crate::pack::{IndexSegment, Location, PACK_SIZE, PackWriter, index_key, pack_key};
 use crate::pack_cache::{PackCache, PackRead};
 use crate::target::Target;
 
-/// The repository format this version writes and reads.
-pub const FORMAT: u32 = 2;
+/// The repository format this version writes.
+pub const FORMAT: u32 = 3;
+/// Format 2 (before dictionaries) is read as it is, and becomes format 3 when the first
+/// dictionary is stored in it: format 3 only adds objects that format 2 readers do not know.
+pub const READS: [u32; 2] = [2, FORMAT];
 /// The first bytes of a plain object: format 1, zstd.
 const BLOB_MAGIC: &[u8; 4] = b"MFB1";
 /// The first bytes of an encrypted object: format 1, zstd, then sealed (`crypto`).
 pub(crate) const SEALED_MAGIC: &[u8; 4] = b"MFE1";
-/// zstd level: mail compresses well at low levels; higher ones cost CPU for little.
-const ZSTD_LEVEL: i32 = 3;
 
 /// What `config` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,7 +57,9 @@ pub struct Repository {
     state: Mutex<State>,
     cache: Mutex<PackCache>,
     pub(crate) keys: Option<Keys>,
-    /// Its config.
+    pub(crate) dicts: RwLock<Dicts>,
+    pub(crate) sampler: Mutex<Sampler>,
+    /// Its config (as opened: `dict` may raise the format on the target).
     pub config: RepoConfig,
 }
 
@@ -114,13 +119,7 @@ impl Repository {
         let json =
             serde_json::to_vec_pretty(&config).map_err(|e| BackupError::Format(e.to_string()))?;
         target.put("config", &json)?;
-        Ok(Repository {
-            target,
-            state: Mutex::new(State::default()),
-            cache: Mutex::new(PackCache::default()),
-            keys,
-            config,
-        })
+        Ok(Repository::new(target, keys, config))
     }
 
     /// Opens an existing repository and reads its index; `keys` must be given for an
@@ -135,22 +134,28 @@ impl Repository {
         })?;
         let config: RepoConfig = serde_json::from_slice(&raw)
             .map_err(|e| BackupError::Corrupt(format!("{}/config: {e}", target.describe())))?;
-        if config.format != FORMAT {
+        if !READS.contains(&config.format) {
             return Err(BackupError::Format(format!(
-                "repository format {} is not {FORMAT}, the one this mailfleet reads",
+                "repository format {} is not one this mailfleet reads ({READS:?})",
                 config.format
             )));
         }
         check_keys(&config, keys.as_ref(), &target.describe())?;
-        let repo = Repository {
+        let repo = Repository::new(target, keys, config);
+        repo.reload_index()?;
+        Ok(repo)
+    }
+
+    fn new(target: Box<dyn Target>, keys: Option<Keys>, config: RepoConfig) -> Self {
+        Repository {
             target,
             state: Mutex::new(State::default()),
             cache: Mutex::new(PackCache::default()),
             keys,
+            dicts: RwLock::new(Dicts::default()),
+            sampler: Mutex::new(Sampler::default()),
             config,
-        };
-        repo.reload_index()?;
-        Ok(repo)
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -185,10 +190,12 @@ impl Repository {
                 }
             }
         }
-        let mut state = self.state();
-        fresh.writer = std::mem::take(&mut state.writer);
-        *state = fresh;
-        Ok(())
+        {
+            let mut state = self.state();
+            fresh.writer = std::mem::take(&mut state.writer);
+            *state = fresh;
+        }
+        self.load_dicts()
     }
 
     /// Index segments that could not be read at the last load.
@@ -220,7 +227,17 @@ impl Repository {
 
     /// An object as stored: magic, then zstd (sealed when encrypted).
     pub(crate) fn wrap(&self, key: &str, plain: &[u8]) -> Result<Vec<u8>, BackupError> {
-        let compressed = compress(plain)?;
+        self.wrap_with(key, plain, None)
+    }
+
+    /// An object compressed with a dictionary (whose id its zstd frame records).
+    pub(crate) fn wrap_with(
+        &self,
+        key: &str,
+        plain: &[u8],
+        dict: Option<&Dictionary>,
+    ) -> Result<Vec<u8>, BackupError> {
+        let compressed = crate::codec::compress(plain, dict)?;
         Ok(match &self.keys {
             None => [BLOB_MAGIC.as_slice(), &compressed].concat(),
             Some(k) => [SEALED_MAGIC.as_slice(), &k.seal(key, &compressed)?].concat(),
@@ -239,7 +256,21 @@ impl Repository {
         } else {
             return Err(BackupError::Corrupt(format!("{key}: unknown header")));
         };
-        decompress(&compressed).map_err(|e| BackupError::Corrupt(format!("{key}: {e}")))
+        let dict = match crate::codec::dictionary_of(&compressed) {
+            None => None,
+            Some(id) => Some(
+                self.dicts()
+                    .get(id)
+                    .map_err(|e| BackupError::Corrupt(format!("{key}: {e}")))?,
+            ),
+        };
+        crate::codec::decompress(&compressed, dict.as_deref())
+            .map_err(|e| BackupError::Corrupt(format!("{key}: {e}")))
+    }
+
+    pub(crate) fn dicts(&self) -> std::sync::RwLockReadGuard<'_, Dicts> {
+        // Each update is one insert: a panic elsewhere cannot leave the map half-changed.
+        self.dicts.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The target, for what the repository does not wrap.
@@ -286,12 +317,30 @@ impl Repository {
     /// Stores content (unless present) and returns its id. Compression and encryption run
     /// outside the repository's lock, so several threads can store at once.
     pub fn put(&self, content: &[u8], stats: &mut PutStats) -> Result<BlobId, BackupError> {
+        self.put_kind(content, None, stats)
+    }
+
+    /// Stores content of a kind: compressed with that kind's dictionary, and sampled to train
+    /// one (see `dict`).
+    pub fn put_kind(
+        &self,
+        content: &[u8],
+        kind: Option<Kind>,
+        stats: &mut PutStats,
+    ) -> Result<BlobId, BackupError> {
         let id = self.id_of(content);
         if self.has(&id) {
             stats.reused_blobs += 1;
             return Ok(id);
         }
-        let object = self.wrap(&blob_context(&id), content)?;
+        let dict: Option<Arc<Dictionary>> = match kind {
+            Some(k) => {
+                self.sample(k, content);
+                self.dicts().current(k)
+            }
+            None => None,
+        };
+        let object = self.wrap_with(&blob_context(&id), content, dict.as_deref())?;
         self.add_object(id, &object, stats)?;
         Ok(id)
     }
@@ -441,56 +490,6 @@ impl Repository {
         let raw = self.get(id)?;
         serde_json::from_slice(&raw).map_err(|e| BackupError::Corrupt(format!("blob {id}: {e}")))
     }
-}
-
-/// Objects up to this size are decompressed in one call into a buffer of their recorded size;
-/// larger ones (or frames without a size) stream.
-const BULK_LIMIT: u64 = 64 << 20;
-
-thread_local! {
-    // Contexts are reused: creating one per small object cost a fifth of a restore's time.
-    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-fn compress(plain: &[u8]) -> Result<Vec<u8>, BackupError> {
-    let failed = |e: std::io::Error| BackupError::Target {
-        what: "compress".into(),
-        message: e.to_string(),
-    };
-    COMPRESSOR.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.is_none() {
-            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(failed)?);
-        }
-        match c.as_mut() {
-            Some(c) => c.compress(plain).map_err(failed),
-            None => zstd::bulk::compress(plain, ZSTD_LEVEL).map_err(failed),
-        }
-    })
-}
-
-fn decompress(compressed: &[u8]) -> std::io::Result<Vec<u8>> {
-    let size = zstd::zstd_safe::get_frame_content_size(compressed)
-        .ok()
-        .flatten()
-        .filter(|n| *n <= BULK_LIMIT);
-    let Some(size) = size else {
-        return zstd::stream::decode_all(compressed);
-    };
-    DECOMPRESSOR.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(zstd::bulk::Decompressor::new()?);
-        }
-        match d.as_mut() {
-            // size <= BULK_LIMIT, far below usize::MAX on the 64-bit targets we build for.
-            Some(d) => d.decompress(compressed, size as usize),
-            None => zstd::stream::decode_all(compressed),
-        }
-    })
 }
 
 /// Refuses a missing, unneeded or wrong key, naming the problem.

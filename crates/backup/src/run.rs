@@ -294,6 +294,8 @@ pub fn run(
         accounts,
     };
     repo.save_snapshot(&snapshot)?;
+    // After the snapshot: a dictionary only changes how later runs compress.
+    repo.finish_training();
     report.snapshot = snapshot.id.clone();
     report.elapsed_secs = started.elapsed().as_secs_f64();
     Ok((snapshot, report))
