@@ -11,6 +11,7 @@
 //! [`into_store`] (over IMAP), [`verify`], [`maintenance`] (forget, prune, diff), [`lock`];
 //! [`command`]: the commands (run with its hooks, restore, list...) for the CLI and the daemon.
 
+mod blob_index;
 mod blocking;
 mod codec;
 pub mod command;
@@ -18,6 +19,7 @@ pub mod crypto;
 pub mod dict;
 pub mod error;
 pub mod id;
+mod index_file;
 pub mod into_store;
 mod ioprio;
 pub mod lock;

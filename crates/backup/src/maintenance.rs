@@ -185,7 +185,7 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport, BackupErro
         referenced: used.len() as u64,
         ..PruneReport::default()
     };
-    for (pack, blobs) in repo.blobs_by_pack() {
+    for (pack, blobs) in repo.blobs_by_pack()? {
         let (live, dead): (Vec<_>, Vec<_>) =
             blobs.into_iter().partition(|(id, _, _)| used.contains(id));
         if dead.is_empty() {
@@ -212,7 +212,7 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport, BackupErro
         }
     }
     // Packs without an index (a run killed between the two writes) hold nothing reachable.
-    let indexed: HashSet<String> = repo.blobs_by_pack().into_keys().collect();
+    let indexed: HashSet<String> = repo.blobs_by_pack()?.into_keys().collect();
     for key in repo.target().list("packs")? {
         let name = key.rsplit('/').next().unwrap_or_default();
         if !indexed.contains(name) {

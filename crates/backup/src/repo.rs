@@ -5,16 +5,18 @@
 //! references is durable). With a key file, objects, indexes, dictionaries and snapshots are
 //! encrypted and blob names are keyed hashes (see `crypto`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use crate::blob_index::{BlobIndex, RECENT_LIMIT, cache_path};
 use crate::crypto::Keys;
 use crate::dict::{Dictionary, Dicts, Kind, Sampler};
 use crate::error::BackupError;
 use crate::id::BlobId;
-use crate::pack::{IndexSegment, Location, PACK_SIZE, PackWriter, index_key, pack_key};
+use crate::pack::{IndexSegment, PACK_SIZE, PackWriter, index_key, pack_key};
 use crate::pack_cache::{PackCache, PackRead};
 use crate::target::Target;
 
@@ -59,6 +61,8 @@ pub struct Repository {
     pub(crate) keys: Option<Keys>,
     pub(crate) dicts: RwLock<Dicts>,
     pub(crate) sampler: Mutex<Sampler>,
+    /// Where the local index file is kept, if anywhere.
+    index_cache: Option<PathBuf>,
     /// Its config (as opened: `dict` may raise the format on the target).
     pub config: RepoConfig,
 }
@@ -66,8 +70,7 @@ pub struct Repository {
 /// What the repository holds, as its index says, and the pack being filled.
 #[derive(Default)]
 struct State {
-    packs: Vec<String>,
-    blobs: HashMap<BlobId, Location>,
+    index: BlobIndex,
     writer: PackWriter,
     damaged_indexes: Vec<String>,
 }
@@ -125,6 +128,13 @@ impl Repository {
     /// Opens an existing repository and reads its index; `keys` must be given for an
     /// encrypted one (and only then).
     pub fn open(target: Box<dyn Target>, keys: Option<Keys>) -> Result<Self, BackupError> {
+        let repo = Self::open_unindexed(target, keys)?;
+        repo.reload_index()?;
+        Ok(repo)
+    }
+
+    /// Reads and checks the config and keys.
+    fn open_unindexed(target: Box<dyn Target>, keys: Option<Keys>) -> Result<Self, BackupError> {
         let raw = target.get("config").map_err(|e| match e {
             BackupError::NotFound(_) => BackupError::NotFound(format!(
                 "{} is not a mailfleet repository (no config)",
@@ -141,9 +151,7 @@ impl Repository {
             )));
         }
         check_keys(&config, keys.as_ref(), &target.describe())?;
-        let repo = Repository::new(target, keys, config);
-        repo.reload_index()?;
-        Ok(repo)
+        Ok(Repository::new(target, keys, config))
     }
 
     fn new(target: Box<dyn Target>, keys: Option<Keys>, config: RepoConfig) -> Self {
@@ -154,8 +162,37 @@ impl Repository {
             keys,
             dicts: RwLock::new(Dicts::default()),
             sampler: Mutex::new(Sampler::default()),
+            index_cache: None,
             config,
         }
+    }
+
+    /// Opens (or makes) a repository for a backup run: its blob index kept in a local file
+    /// under `cache` (a directory of its own per repository is made there), so a run holds
+    /// in memory only the blobs it adds. The index is read when the run holds its lock
+    /// (`run::run` reloads it), not here.
+    pub fn open_for_backup(
+        target: Box<dyn Target>,
+        keys: Option<Keys>,
+        cache: &std::path::Path,
+    ) -> Result<Self, BackupError> {
+        let fresh = !target.exists("config")?;
+        let mut repo = if fresh {
+            Self::init(target, keys)?
+        } else {
+            Self::open_unindexed(target, keys)?
+        };
+        let dir = cache.join(&repo.config.id);
+        std::fs::create_dir_all(&dir).map_err(BackupError::io(&dir))?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            // Blob ids and sizes only, but nobody else's business.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(BackupError::io(&dir))?;
+        }
+        crate::index_file::remove_leftovers(&dir);
+        repo.index_cache = Some(dir);
+        Ok(repo)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -166,36 +203,83 @@ impl Repository {
 
     /// Reads the index again (after taking a lock: a prune may have run since open). A
     /// segment that cannot be read is skipped and reported by `damaged_indexes`: its blobs are
-    /// written again when needed, and `verify` names what it hides.
+    /// written again when needed, and `verify` names what it hides. With a local index file,
+    /// only the segments it does not cover are read; a file naming packs the repository no
+    /// longer has (a prune ran) is rebuilt.
     pub fn reload_index(&self) -> Result<(), BackupError> {
-        let mut fresh = State::default();
-        for key in self.target.list("index")? {
+        let keys = self.target.list("index")?;
+        let mut index = BlobIndex::default();
+        if let Some(dir) = &self.index_cache {
+            let listed: HashSet<&str> = keys
+                .iter()
+                .filter_map(|k| k.strip_prefix("index/"))
+                .collect();
+            match crate::index_file::IndexFile::open(&cache_path(dir)) {
+                Ok(f) if f.packs.iter().all(|p| listed.contains(p.as_str())) => {
+                    index = BlobIndex::from_file(f);
+                }
+                Ok(_) => tracing::info!(
+                    "the local blob index names packs a prune removed: rebuilt from the repository"
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!("the local blob index is rebuilt: {e}"),
+            }
+        }
+        let covered: HashSet<String> = index.packs.iter().cloned().collect();
+        let mut damaged = Vec::new();
+        for key in keys {
+            if key
+                .strip_prefix("index/")
+                .is_some_and(|name| covered.contains(name))
+            {
+                continue;
+            }
             let segment = self.target.get(&key).and_then(|raw| {
                 let plain = self.unwrap_object(&key, &raw)?;
                 serde_json::from_slice::<IndexSegment>(&plain)
                     .map_err(|e| BackupError::Corrupt(format!("{key}: {e}")))
             });
             match segment {
-                Ok(seg) => {
-                    let pack = u32::try_from(fresh.packs.len()).unwrap_or(u32::MAX);
-                    fresh.packs.push(seg.pack);
-                    for (id, offset, len) in seg.blobs {
-                        fresh.blobs.insert(id, Location { pack, offset, len });
-                    }
-                }
+                Ok(seg) => index.add_segment(seg),
                 Err(e @ BackupError::Hung { .. }) => return Err(e),
                 Err(e) => {
                     tracing::warn!("index segment skipped: {e}");
-                    fresh.damaged_indexes.push(e.to_string());
+                    damaged.push(e.to_string());
                 }
             }
         }
+        let big = index.recent() >= RECENT_LIMIT;
         {
             let mut state = self.state();
-            fresh.writer = std::mem::take(&mut state.writer);
-            *state = fresh;
+            state.index = index;
+            state.damaged_indexes = damaged;
+        }
+        if big {
+            self.settle_index()?;
         }
         self.load_dicts()
+    }
+
+    /// Writes the blobs held in memory into the local index file (when there is one): at the
+    /// end of a run, and when they grow past `RECENT_LIMIT`. A failure costs only memory and
+    /// the time to read the segments again next time.
+    pub fn settle_index(&self) -> Result<(), BackupError> {
+        let Some(dir) = &self.index_cache else {
+            return Ok(());
+        };
+        let mut s = self.state();
+        if s.index.recent() == 0 {
+            return Ok(());
+        }
+        tracing::info!(
+            "merging {} blobs into the local blob index",
+            s.index.recent()
+        );
+        let path = cache_path(dir);
+        if let Err(e) = s.index.merge(&path) {
+            tracing::warn!("the local blob index could not be written: {e}");
+        }
+        Ok(())
     }
 
     /// Index segments that could not be read at the last load.
@@ -281,37 +365,52 @@ impl Repository {
     /// Whether the repository holds this blob (indexed, or in the pack being filled).
     pub fn has(&self, id: &BlobId) -> bool {
         let s = self.state();
-        s.blobs.contains_key(id) || s.writer.blobs.contains_key(id)
+        s.writer.blobs.contains_key(id) || s.index.get(id).is_some()
+    }
+
+    /// Whether every segment of the index could be read: then every blob a snapshot
+    /// references is there (a snapshot is written after its blobs, and prune keeps them), and a
+    /// run need not look up the messages it finds unchanged.
+    pub fn index_complete(&self) -> bool {
+        self.state().damaged_indexes.is_empty()
     }
 
     /// The pack an indexed blob lies in.
     pub fn pack_of(&self, id: &BlobId) -> Option<String> {
         let s = self.state();
-        s.blobs
+        s.index
             .get(id)
-            .and_then(|loc| s.packs.get(loc.pack as usize).cloned())
+            .and_then(|loc| s.index.packs.get(loc.pack as usize).cloned())
     }
 
     /// How many blobs the index holds and the bytes they take in the packs (compressed, and
     /// encrypted when the repository is).
-    pub fn stored(&self) -> (u64, u64) {
+    pub fn stored(&self) -> Result<(u64, u64), BackupError> {
         let s = self.state();
-        let bytes = s.blobs.values().map(|loc| u64::from(loc.len)).sum();
-        (s.blobs.len() as u64, bytes)
+        let (mut n, mut bytes) = (0u64, 0u64);
+        s.index
+            .for_each(|_, loc| {
+                n += 1;
+                bytes += u64::from(loc.len);
+            })
+            .map_err(|e| BackupError::Corrupt(format!("the local blob index: {e}")))?;
+        Ok((n, bytes))
     }
 
     /// Every indexed blob with the name of its pack.
-    pub fn blobs_by_pack(&self) -> HashMap<String, Vec<(BlobId, u64, u32)>> {
+    pub fn blobs_by_pack(&self) -> Result<HashMap<String, Vec<(BlobId, u64, u32)>>, BackupError> {
         let s = self.state();
         let mut out: HashMap<String, Vec<(BlobId, u64, u32)>> = HashMap::new();
-        for (id, loc) in &s.blobs {
-            if let Some(name) = s.packs.get(loc.pack as usize) {
-                out.entry(name.clone())
-                    .or_default()
-                    .push((*id, loc.offset, loc.len));
-            }
-        }
-        out
+        s.index
+            .for_each(|id, loc| {
+                if let Some(name) = s.index.packs.get(loc.pack as usize) {
+                    out.entry(name.clone())
+                        .or_default()
+                        .push((*id, loc.offset, loc.len));
+                }
+            })
+            .map_err(|e| BackupError::Corrupt(format!("the local blob index: {e}")))?;
+        Ok(out)
     }
 
     /// Stores content (unless present) and returns its id. Compression and encryption run
@@ -354,7 +453,8 @@ impl Repository {
     ) -> Result<(), BackupError> {
         let full = {
             let mut s = self.state();
-            if s.blobs.contains_key(&id) || s.writer.blobs.contains_key(&id) {
+            // (looked up again under the lock: another thread may have stored it meanwhile)
+            if s.writer.blobs.contains_key(&id) || s.index.get(&id).is_some() {
                 stats.reused_blobs += 1;
                 return Ok(());
             }
@@ -381,10 +481,11 @@ impl Repository {
         let json = serde_json::to_vec(&segment).map_err(|e| BackupError::Format(e.to_string()))?;
         let index = index_key(&segment.pack);
         self.target.put(&index, &self.wrap(&index, &json)?)?;
-        let pack = u32::try_from(s.packs.len()).unwrap_or(u32::MAX);
-        s.packs.push(segment.pack);
-        for (id, offset, len) in segment.blobs {
-            s.blobs.insert(id, Location { pack, offset, len });
+        s.index.add_segment(segment);
+        let big = s.index.recent() >= RECENT_LIMIT;
+        drop(s);
+        if big {
+            self.settle_index()?;
         }
         Ok(())
     }
@@ -397,11 +498,15 @@ impl Repository {
                 return Ok(o.to_vec());
             }
             let loc = s
-                .blobs
+                .index
                 .get(id)
-                .copied()
                 .ok_or_else(|| BackupError::Corrupt(format!("blob {id} is missing")))?;
-            let pack = s.packs.get(loc.pack as usize).cloned().unwrap_or_default();
+            let pack = s
+                .index
+                .packs
+                .get(loc.pack as usize)
+                .cloned()
+                .unwrap_or_default();
             (pack, loc)
         };
         let missing = |e| match e {
@@ -459,11 +564,7 @@ impl Repository {
 
     /// Forgets a pack's blobs in memory only (prune, before copying them to a new pack).
     pub(crate) fn unindex_pack(&self, name: &str) {
-        let mut s = self.state();
-        if let Some(p) = s.packs.iter().position(|n| n == name) {
-            let p = u32::try_from(p).unwrap_or(u32::MAX);
-            s.blobs.retain(|_, loc| loc.pack != p);
-        }
+        self.state().index.remove_pack(name);
     }
 
     /// Removes a pack and its index segment (prune only, under the exclusive lock): the

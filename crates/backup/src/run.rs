@@ -93,6 +93,9 @@ fn account(
     live: &Live,
 ) -> Result<AccountTree, BackupError> {
     let (scanned, subscriptions) = maildir::scan(&source.maildir)?;
+    // With every index segment read, the parent's blobs are all there (see `index_complete`):
+    // an unchanged message costs no lookup.
+    let complete = repo.index_complete();
     let mut tree = AccountTree {
         folders: Vec::new(),
         subscriptions,
@@ -108,9 +111,9 @@ fn account(
             messages: Vec::new(),
         };
         for file in &sf.files {
-            let unchanged = before
-                .get(&file.base)
-                .filter(|m| m.size == file.size && m.mtime == file.mtime && repo.has(&m.recipe));
+            let unchanged = before.get(&file.base).filter(|m| {
+                m.size == file.size && m.mtime == file.mtime && (complete || repo.has(&m.recipe))
+            });
             let (file, recipe) = match unchanged {
                 Some(m) => {
                     report.unchanged_messages += 1;
@@ -165,8 +168,9 @@ struct Live {
 /// How often the coordinating thread shows progress and refreshes the lock.
 const TICK: Duration = Duration::from_millis(250);
 
-/// What one account's worker hands back.
-type Done = (usize, Result<(AccountTree, RunReport), BackupError>);
+/// What one account's worker hands back: its tree is stored already, so a run holds no
+/// message of an account once that account is done.
+type Done = (usize, Result<(BlobId, RunReport), BackupError>);
 
 /// Backs up the accounts and writes a snapshot; the repository's latest snapshot is the
 /// parent that unchanged messages are recognised from. Accounts are backed up on several
@@ -201,7 +205,7 @@ pub fn run(
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let live = Live::default();
-    let mut done: Vec<Option<(AccountTree, RunReport)>> = vec![None; sources.len()];
+    let mut done: Vec<Option<(BlobId, RunReport)>> = vec![None; sources.len()];
     let mut report = RunReport::default();
     let mut failure = None;
     std::thread::scope(|scope| {
@@ -218,7 +222,11 @@ pub fn run(
                     }
                     let before = previous(repo, parent_of(&source.address), &source.address);
                     let mut part = RunReport::default();
-                    let r = account(repo, source, &before, &mut part, live).map(|t| (t, part));
+                    let r = account(repo, source, &before, &mut part, live).and_then(|tree| {
+                        drop(before);
+                        let id = repo.put_json(&tree, &mut part.stored)?;
+                        Ok((id, part))
+                    });
                     if r.is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }
@@ -232,7 +240,7 @@ pub fn run(
         loop {
             let got = rx.recv_timeout(TICK);
             match got {
-                Ok((i, Ok((tree, part)))) => {
+                Ok((i, Ok((tree_id, part)))) => {
                     report.accounts += 1;
                     report.messages += part.messages;
                     report.bytes += part.bytes;
@@ -244,7 +252,7 @@ pub fn run(
                     report.stored.stored_bytes += part.stored.stored_bytes;
                     report.stored.reused_blobs += part.stored.reused_blobs;
                     if let Some(slot) = done.get_mut(i) {
-                        *slot = Some((tree, part));
+                        *slot = Some((tree_id, part));
                     }
                 }
                 Ok((_, Err(e))) => {
@@ -271,13 +279,12 @@ pub fn run(
     }
     let mut accounts = Vec::with_capacity(sources.len());
     for (source, slot) in sources.iter().zip(done) {
-        let Some((tree, part)) = slot else {
+        let Some((tree_id, part)) = slot else {
             return Err(BackupError::Format(format!(
                 "{}: its backup ended without a result",
                 source.address
             )));
         };
-        let tree_id = repo.put_json(&tree, &mut report.stored)?;
         accounts.push(AccountEntry {
             server: source.server.clone(),
             address: source.address.clone(),
@@ -294,8 +301,10 @@ pub fn run(
         accounts,
     };
     repo.save_snapshot(&snapshot)?;
-    // After the snapshot: a dictionary only changes how later runs compress.
+    // After the snapshot: a dictionary only changes how later runs compress, and the local
+    // index file is a cache of what is durable already.
     repo.finish_training();
+    repo.settle_index()?;
     report.snapshot = snapshot.id.clone();
     report.elapsed_secs = started.elapsed().as_secs_f64();
     Ok((snapshot, report))

@@ -72,7 +72,7 @@ fn a_blob_is_stored_once_and_found_through_the_index_after_reopening() {
         (0, 1),
         "deduplicated across runs"
     );
-    let by_pack = reopened.blobs_by_pack();
+    let by_pack = reopened.blobs_by_pack().unwrap();
     assert_eq!(by_pack.values().map(Vec::len).sum::<usize>(), 2);
     assert!(reopened.damaged_indexes().is_empty());
 }
@@ -189,4 +189,61 @@ fn encrypted_blob_names_and_packs_say_nothing_of_the_content() {
         );
     }
     assert_eq!(repo.get(&id).unwrap(), content);
+}
+
+fn open_cached(dir: &Path, cache: &Path) -> Repository {
+    let repo =
+        Repository::open_for_backup(Box::new(DirTarget::new(dir).unwrap()), None, cache).unwrap();
+    repo.reload_index().unwrap();
+    repo
+}
+
+#[test]
+fn the_local_index_file_serves_lookups_and_is_rebuilt_when_stale_or_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo_dir, cache) = (dir.path().join("repo"), dir.path().join("cache"));
+    let repo = open_cached(&repo_dir, &cache);
+    let mut stats = PutStats::default();
+    let ids: Vec<_> = (0..300)
+        .map(|i| {
+            repo.put(format!("blob {i}").as_bytes(), &mut stats)
+                .unwrap()
+        })
+        .collect();
+    repo.flush().unwrap();
+    repo.settle_index().unwrap();
+    let file = cache.join(&repo.config.id).join("blobs.index");
+    assert!(file.exists(), "the run's blobs went into the local file");
+    let second = repo.put(b"in a second pack", &mut stats).unwrap();
+    repo.flush().unwrap();
+    drop(repo);
+
+    // Reopened: the file covers the first pack, the second segment is read from the target.
+    let repo = open_cached(&repo_dir, &cache);
+    assert!(ids.iter().all(|id| repo.has(id)) && repo.has(&second));
+    assert_eq!(repo.get(&ids[7]).unwrap(), b"blob 7");
+    assert_eq!(repo.stored().unwrap().0, 301);
+    repo.settle_index().unwrap();
+    drop(repo);
+
+    // Damaged: rebuilt from the segments, nothing lost.
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[40] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+    let repo = open_cached(&repo_dir, &cache);
+    assert!(ids.iter().all(|id| repo.has(id)) && repo.has(&second));
+    drop(repo);
+
+    // A pack the file names is gone (as after a prune): the file is not trusted.
+    let repo = open_cached(&repo_dir, &cache);
+    repo.settle_index().unwrap();
+    let pack = repo.pack_of(&second).unwrap();
+    drop(repo);
+    std::fs::remove_file(repo_dir.join("index").join(&pack)).unwrap();
+    let repo = open_cached(&repo_dir, &cache);
+    assert!(
+        !repo.has(&second),
+        "its segment is gone: the blob no longer counts"
+    );
+    assert!(repo.has(&ids[0]));
 }

@@ -204,7 +204,9 @@ fn backup(
         Err(e) => return Err(Ended::from_error(e)),
     }
     let keys = super::open::keys(config).map_err(Ended::from_error)?;
-    let repo = Repository::open_or_init(Box::new(target), keys).map_err(Ended::from_error)?;
+    let cache = config.data_dir.join("backup-cache");
+    let repo =
+        Repository::open_for_backup(Box::new(target), keys, &cache).map_err(Ended::from_error)?;
     let expected: Option<u64> = repo.snapshots().ok().and_then(|s| {
         s.last()
             .map(|l| l.accounts.iter().map(|a| a.messages).sum())

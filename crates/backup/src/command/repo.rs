@@ -39,7 +39,7 @@ pub struct Summary {
 pub async fn summary(config: &Config) -> Result<Summary, BackupError> {
     with_repo(config, |r| {
         let listing = r.snapshot_listing()?;
-        let (blobs, stored_bytes) = r.stored();
+        let (blobs, stored_bytes) = r.stored()?;
         Ok(Summary {
             listing,
             blobs,

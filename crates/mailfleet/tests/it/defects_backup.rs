@@ -370,6 +370,7 @@ async fn a_damaged_blob_stops_the_restore_naming_the_blob_not_the_message() {
         )
         .unwrap();
         r.blobs_by_pack()
+            .unwrap()
             .into_iter()
             .flat_map(|(p, blobs)| blobs.into_iter().map(move |(_, o, l)| (p.clone(), o, l)))
             .max_by_key(|(_, _, l)| *l)
