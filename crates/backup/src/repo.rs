@@ -492,6 +492,12 @@ impl Repository {
 
     /// The stored object of a blob, as it lies in its pack.
     pub(crate) fn get_object(&self, id: &BlobId) -> Result<Vec<u8>, BackupError> {
+        self.get_object_with(id, true)
+    }
+
+    /// `through`: the read may fetch and keep the whole pack (reads that walk through packs,
+    /// as a restore does); otherwise only the object's range is read.
+    fn get_object_with(&self, id: &BlobId, through: bool) -> Result<Vec<u8>, BackupError> {
         let (pack, loc) = {
             let s = self.state();
             if let Some(o) = s.writer.object(id) {
@@ -515,11 +521,14 @@ impl Repository {
             }
             e => e,
         };
-        let plan = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .plan(&pack);
+        let plan = if through {
+            self.cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .plan(&pack)
+        } else {
+            PackRead::Range
+        };
         let data = match plan {
             PackRead::Range => {
                 return self
@@ -547,7 +556,11 @@ impl Repository {
 
     /// A blob's content, checked against its id.
     pub fn get(&self, id: &BlobId) -> Result<Vec<u8>, BackupError> {
-        let object = self.get_object(id)?;
+        self.get_with(id, true)
+    }
+
+    fn get_with(&self, id: &BlobId, through: bool) -> Result<Vec<u8>, BackupError> {
+        let object = self.get_object_with(id, through)?;
         let content = self
             .unwrap_object(&blob_context(id), &object)
             .map_err(|e| match e {
@@ -589,6 +602,17 @@ impl Repository {
     /// Reads a JSON blob.
     pub fn get_json<T: for<'de> Deserialize<'de>>(&self, id: &BlobId) -> Result<T, BackupError> {
         let raw = self.get(id)?;
+        serde_json::from_slice(&raw).map_err(|e| BackupError::Corrupt(format!("blob {id}: {e}")))
+    }
+
+    /// Reads a JSON blob with a range read only: a backup run reads one tree per account,
+    /// scattered over the packs, and keeping whole packs for them would cost memory for
+    /// nothing.
+    pub fn get_json_alone<T: for<'de> Deserialize<'de>>(
+        &self,
+        id: &BlobId,
+    ) -> Result<T, BackupError> {
+        let raw = self.get_with(id, false)?;
         serde_json::from_slice(&raw).map_err(|e| BackupError::Corrupt(format!("blob {id}: {e}")))
     }
 }

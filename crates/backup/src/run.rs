@@ -75,7 +75,7 @@ fn previous(
         return HashMap::new();
     };
     // An unreadable parent tree only costs reading the messages again.
-    let Ok(tree) = repo.get_json::<AccountTree>(&entry.tree) else {
+    let Ok(tree) = repo.get_json_alone::<AccountTree>(&entry.tree) else {
         return HashMap::new();
     };
     tree.folders
