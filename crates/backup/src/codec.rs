@@ -28,11 +28,11 @@ thread_local! {
 }
 
 /// Finds or makes the context for `key`, evicting the oldest past `CONTEXTS`.
-fn context<'v, T>(
-    cache: &'v mut Vec<(Key, T)>,
+fn context<T>(
+    cache: &mut Vec<(Key, T)>,
     key: Key,
     make: impl FnOnce() -> std::io::Result<T>,
-) -> std::io::Result<&'v mut T> {
+) -> std::io::Result<&mut T> {
     let at = match cache.iter().position(|(k, _)| *k == key) {
         Some(i) => i,
         None => {

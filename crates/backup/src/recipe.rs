@@ -434,7 +434,7 @@ mod tests {
             format!("Subject: lf\nX-Folded: one\n two\n\n{body}").into_bytes(),
             format!("Subject: crlf\r\nContent-Type: text/plain\r\n\r\n{body}").into_bytes(),
             format!("\n{body}").into_bytes(),
-            format!("Subject: short\n\nhi").into_bytes(),
+            b"Subject: short\n\nhi".to_vec(),
         ];
         let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/format2/maildirs");

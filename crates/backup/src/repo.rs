@@ -75,6 +75,9 @@ struct State {
     damaged_indexes: Vec<String>,
 }
 
+/// Each pack's blobs: id, offset, length.
+pub type BlobsByPack = HashMap<String, Vec<(BlobId, u64, u32)>>;
+
 /// Counts of what `put` did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutStats {
@@ -398,9 +401,9 @@ impl Repository {
     }
 
     /// Every indexed blob with the name of its pack.
-    pub fn blobs_by_pack(&self) -> Result<HashMap<String, Vec<(BlobId, u64, u32)>>, BackupError> {
+    pub fn blobs_by_pack(&self) -> Result<BlobsByPack, BackupError> {
         let s = self.state();
-        let mut out: HashMap<String, Vec<(BlobId, u64, u32)>> = HashMap::new();
+        let mut out = BlobsByPack::new();
         s.index
             .for_each(|id, loc| {
                 if let Some(name) = s.index.packs.get(loc.pack as usize) {

@@ -1,7 +1,10 @@
 //! Crash safety: backup runs killed with SIGKILL at random moments leave a repository that
 //! verifies, holds no half snapshot, restores its last good snapshot byte for byte, and lets
-//! the next run complete. The seed is printed, so a failure can be replayed.
+//! the next run complete. The seed is printed, so a failure can be replayed. Two kills land
+//! where the log says a run began training a compression dictionary and merging its local
+//! blob index.
 
+use std::io::BufRead as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,6 +39,28 @@ fn backup(config: &Path) -> Command {
     .stdout(Stdio::null())
     .stderr(Stdio::null());
     c
+}
+
+/// Runs a backup and kills it (SIGKILL) as soon as its log has a line containing `marker`;
+/// whether it did.
+fn kill_at_log_line(config: &Path, marker: &str) -> bool {
+    let mut child = backup(config)
+        .env("MAILFLEET_LOG", "mailfleet_backup=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = false;
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap_or_default();
+        if line.contains(marker) {
+            child.kill().unwrap();
+            seen = true;
+            break;
+        }
+    }
+    child.wait().unwrap();
+    seen
 }
 
 fn verify(config: &Path, read_data: bool) -> serde_json::Value {
@@ -97,10 +122,23 @@ async fn killed_runs_leave_a_valid_repository() {
         .unwrap()
         .as_nanos() as u64;
     eprintln!("crash test seed {seed}, a full run takes {full} ms");
+    // The first run trains its dictionaries once its snapshot is written, then merges its
+    // blobs into the local index: killed in each, the snapshot stands.
+    assert!(
+        kill_at_log_line(&config, "training a"),
+        "the first run trains a dictionary"
+    );
+    assert_eq!(verify(&config, false)["snapshots"].as_u64(), Some(1));
+    client_activity(&mail_roots(&stack)[0], &mut Rng(seed));
+    assert!(
+        kill_at_log_line(&config, "into the local blob index"),
+        "the next run merges what the killed one left in memory"
+    );
+    assert_eq!(verify(&config, false)["snapshots"].as_u64(), Some(2));
     let mut rng = Rng(seed);
     let mut completed = 0;
     let mut killed = 0;
-    let mut snapshots = 0;
+    let mut snapshots = 2;
     // Kills land within 1.25 times the last run that finished: incremental runs are short.
     let mut window = full;
     for _ in 0..20 {
