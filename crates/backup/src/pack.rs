@@ -76,17 +76,26 @@ impl PackWriter {
         self.order.is_empty()
     }
 
-    /// Takes the pack's bytes and its index, leaving the writer empty.
-    pub fn take(&mut self) -> (Vec<u8>, IndexSegment) {
-        let data = std::mem::take(&mut self.data);
-        let name = BlobId::of(&data).hex();
+    /// The pack's index segment (its name is the hash of its bytes).
+    pub fn segment(&self) -> IndexSegment {
         let blobs = self
             .order
-            .drain(..)
-            .filter_map(|id| self.blobs.get(&id).map(|(o, l)| (id, *o, *l)))
+            .iter()
+            .filter_map(|id| self.blobs.get(id).map(|(o, l)| (*id, *o, *l)))
             .collect();
+        IndexSegment {
+            pack: BlobId::of(&self.data).hex(),
+            blobs,
+        }
+    }
+
+    /// Takes the pack's bytes and its index, leaving the writer empty.
+    pub fn take(&mut self) -> (Vec<u8>, IndexSegment) {
+        let segment = self.segment();
+        let data = std::mem::take(&mut self.data);
+        self.order.clear();
         self.blobs.clear();
-        (data, IndexSegment { pack: name, blobs })
+        (data, segment)
     }
 }
 

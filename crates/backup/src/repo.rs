@@ -72,7 +72,18 @@ pub struct Repository {
 struct State {
     index: BlobIndex,
     writer: PackWriter,
+    /// Full packs being written (outside the lock, so other threads go on storing): their
+    /// blobs count as present and read from here until their segment is indexed.
+    flushing: Vec<Arc<PackWriter>>,
     damaged_indexes: Vec<String>,
+}
+
+impl State {
+    fn present(&self, id: &BlobId) -> bool {
+        self.writer.blobs.contains_key(id)
+            || self.flushing.iter().any(|p| p.blobs.contains_key(id))
+            || self.index.get(id).is_some()
+    }
 }
 
 /// Each pack's blobs: id, offset, length.
@@ -368,7 +379,7 @@ impl Repository {
     /// Whether the repository holds this blob (indexed, or in the pack being filled).
     pub fn has(&self, id: &BlobId) -> bool {
         let s = self.state();
-        s.writer.blobs.contains_key(id) || s.index.get(id).is_some()
+        s.present(id)
     }
 
     /// Whether every segment of the index could be read: then every blob a snapshot
@@ -457,7 +468,7 @@ impl Repository {
         let full = {
             let mut s = self.state();
             // (looked up again under the lock: another thread may have stored it meanwhile)
-            if s.writer.blobs.contains_key(&id) || s.index.get(&id).is_some() {
+            if s.present(&id) {
                 stats.reused_blobs += 1;
                 return Ok(());
             }
@@ -475,16 +486,28 @@ impl Repository {
     /// Writes the pack being filled and then its index segment. Called before a snapshot is
     /// saved, so everything it references is durable first.
     pub fn flush(&self) -> Result<(), BackupError> {
+        let pack = {
+            let mut s = self.state();
+            if s.writer.is_empty() {
+                return Ok(());
+            }
+            let pack = Arc::new(std::mem::take(&mut s.writer));
+            s.flushing.push(pack.clone());
+            pack
+        };
+        // Hashing and writing the pack take long (an fsync): the other threads must not wait.
+        let written = (|| {
+            let segment = pack.segment();
+            self.target.put(&pack_key(&segment.pack), &pack.data)?;
+            let json =
+                serde_json::to_vec(&segment).map_err(|e| BackupError::Format(e.to_string()))?;
+            let index = index_key(&segment.pack);
+            self.target.put(&index, &self.wrap(&index, &json)?)?;
+            Ok::<_, BackupError>(segment)
+        })();
         let mut s = self.state();
-        if s.writer.is_empty() {
-            return Ok(());
-        }
-        let (data, segment) = s.writer.take();
-        self.target.put(&pack_key(&segment.pack), &data)?;
-        let json = serde_json::to_vec(&segment).map_err(|e| BackupError::Format(e.to_string()))?;
-        let index = index_key(&segment.pack);
-        self.target.put(&index, &self.wrap(&index, &json)?)?;
-        s.index.add_segment(segment);
+        s.flushing.retain(|p| !Arc::ptr_eq(p, &pack));
+        s.index.add_segment(written?);
         let big = s.index.recent() >= RECENT_LIMIT;
         drop(s);
         if big {
@@ -504,6 +527,9 @@ impl Repository {
         let (pack, loc) = {
             let s = self.state();
             if let Some(o) = s.writer.object(id) {
+                return Ok(o.to_vec());
+            }
+            if let Some(o) = s.flushing.iter().find_map(|p| p.object(id)) {
                 return Ok(o.to_vec());
             }
             let loc = s
