@@ -7,8 +7,10 @@ use std::cell::RefCell;
 use crate::dict::Dictionary;
 use crate::error::BackupError;
 
-/// zstd level: mail compresses well at low levels; higher ones cost CPU for little.
-const ZSTD_LEVEL: i32 = 3;
+/// zstd level: with a dictionary, level 1 (zstd's fast strategy) took a first backup of
+/// 100,000 unique messages from 7.0 s to 5.5 s against level 2, for a repository 5% larger
+/// (9% against level 3); the dictionaries win far more than the levels differ.
+const ZSTD_LEVEL: i32 = 1;
 /// Objects up to this size are decompressed in one call into a buffer of their recorded size;
 /// larger ones (or frames without a size) stream.
 const BULK_LIMIT: u64 = 64 << 20;
