@@ -101,8 +101,11 @@ pub(crate) struct IndexFile {
     pub(crate) packs: Vec<String>,
     count: u64,
     records_at: u64,
-    fences: Vec<BlobId>,
-    filter: Filter,
+    filter_at: u64,
+    filter_bytes: u64,
+    /// The first id of each page and the filter, read at the first lookup: a run that finds
+    /// every message unchanged looks nothing up, and holds neither.
+    lookup: std::sync::OnceLock<Result<(Vec<BlobId>, Filter), String>>,
 }
 
 fn bad(path: &Path, why: &str) -> std::io::Error {
@@ -162,37 +165,61 @@ impl IndexFile {
             id.copy_from_slice(&raw);
             packs.push(BlobId(id).hex());
         }
-        let mut fences = Vec::with_capacity((count as usize).div_ceil(PAGE));
         let mut last: Option<BlobId> = None;
         let mut left = count as usize;
         while left > 0 {
             let n = left.min(PAGE);
             let page = read(n * RECORD, &mut hasher)?;
-            for (i, r) in page.chunks_exact(RECORD).enumerate() {
+            for r in page.chunks_exact(RECORD) {
                 let rec = Record::decode(r);
                 if last.is_some_and(|l| l >= rec.id) || u64::from(rec.pack) >= npacks {
                     return Err(bad(path, "records out of order"));
-                }
-                if i == 0 {
-                    fences.push(rec.id);
                 }
                 last = Some(rec.id);
             }
             left -= n;
         }
-        let bits = read(filter_bytes as usize, &mut hasher)?;
+        let mut left = filter_bytes as usize;
+        while left > 0 {
+            let n = left.min(1 << 20);
+            read(n, &mut hasher)?;
+            left -= n;
+        }
         if hasher.finalize().as_bytes() != &footer[32..] {
             return Err(bad(path, "damaged (hash mismatch)"));
         }
+        let records_at = npacks * 32;
         Ok(IndexFile {
             file,
             path: path.to_path_buf(),
             packs,
             count,
-            records_at: npacks * 32,
-            fences,
-            filter: Filter { bits },
+            records_at,
+            filter_at: records_at + count * RECORD as u64,
+            filter_bytes,
+            lookup: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reads the page ids and the filter (once).
+    fn lookup(&self) -> std::io::Result<&(Vec<BlobId>, Filter)> {
+        let loaded = self.lookup.get_or_init(|| {
+            let load = || -> std::io::Result<(Vec<BlobId>, Filter)> {
+                let mut bits = vec![0u8; self.filter_bytes as usize];
+                self.file.read_exact_at(&mut bits, self.filter_at)?;
+                let pages = (self.count as usize).div_ceil(PAGE);
+                let mut fences = Vec::with_capacity(pages);
+                let mut id = [0u8; 32];
+                for p in 0..pages {
+                    self.file
+                        .read_exact_at(&mut id, self.records_at + (p * PAGE * RECORD) as u64)?;
+                    fences.push(BlobId(id));
+                }
+                Ok((fences, Filter { bits }))
+            };
+            load().map_err(|e| e.to_string())
+        });
+        loaded.as_ref().map_err(|e| bad(&self.path, e))
     }
 
     /// Blobs it holds.
@@ -202,10 +229,14 @@ impl IndexFile {
 
     /// Where a blob lies, if the file holds it.
     pub(crate) fn get(&self, id: &BlobId) -> std::io::Result<Option<Record>> {
-        if self.count == 0 || !self.filter.may_hold(id) {
+        if self.count == 0 {
             return Ok(None);
         }
-        let page = match self.fences.partition_point(|f| f <= id) {
+        let (fences, filter) = self.lookup()?;
+        if !filter.may_hold(id) {
+            return Ok(None);
+        }
+        let page = match fences.partition_point(|f| f <= id) {
             0 => return Ok(None),
             p => p - 1,
         };
