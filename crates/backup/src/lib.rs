@@ -30,6 +30,7 @@ mod pack_cache;
 pub mod recipe;
 pub mod repo;
 mod repo_dicts;
+mod repo_index;
 pub mod restore;
 pub mod run;
 pub mod s3;

@@ -5,18 +5,18 @@
 //! references is durable). With a key file, objects, indexes, dictionaries and snapshots are
 //! encrypted and blob names are keyed hashes (see `crypto`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::blob_index::{BlobIndex, RECENT_LIMIT, cache_path};
+use crate::blob_index::{BlobIndex, RECENT_LIMIT};
 use crate::crypto::Keys;
 use crate::dict::{Dictionary, Dicts, Kind, Sampler};
 use crate::error::BackupError;
 use crate::id::BlobId;
-use crate::pack::{IndexSegment, PACK_SIZE, PackWriter, index_key, pack_key};
+use crate::pack::{PACK_SIZE, PackWriter, index_key, pack_key};
 use crate::pack_cache::{PackCache, PackRead};
 use crate::target::Target;
 
@@ -62,20 +62,20 @@ pub struct Repository {
     pub(crate) dicts: RwLock<Dicts>,
     pub(crate) sampler: Mutex<Sampler>,
     /// Where the local index file is kept, if anywhere.
-    index_cache: Option<PathBuf>,
+    pub(crate) index_cache: Option<PathBuf>,
     /// Its config (as opened: `dict` may raise the format on the target).
     pub config: RepoConfig,
 }
 
 /// What the repository holds, as its index says, and the pack being filled.
 #[derive(Default)]
-struct State {
-    index: BlobIndex,
+pub(crate) struct State {
+    pub(crate) index: BlobIndex,
     writer: PackWriter,
     /// Full packs being written (outside the lock, so other threads go on storing): their
     /// blobs count as present and read from here until their segment is indexed.
     flushing: Vec<Arc<PackWriter>>,
-    damaged_indexes: Vec<String>,
+    pub(crate) damaged_indexes: Vec<String>,
 }
 
 impl State {
@@ -209,91 +209,10 @@ impl Repository {
         Ok(repo)
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the maps half-updated in a way later
         // readers could misuse (each update is one insert), so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Reads the index again (after taking a lock: a prune may have run since open). A
-    /// segment that cannot be read is skipped and reported by `damaged_indexes`: its blobs are
-    /// written again when needed, and `verify` names what it hides. With a local index file,
-    /// only the segments it does not cover are read; a file naming packs the repository no
-    /// longer has (a prune ran) is rebuilt.
-    pub fn reload_index(&self) -> Result<(), BackupError> {
-        let keys = self.target.list("index")?;
-        let mut index = BlobIndex::default();
-        if let Some(dir) = &self.index_cache {
-            let listed: HashSet<&str> = keys
-                .iter()
-                .filter_map(|k| k.strip_prefix("index/"))
-                .collect();
-            match crate::index_file::IndexFile::open(&cache_path(dir)) {
-                Ok(f) if f.packs.iter().all(|p| listed.contains(p.as_str())) => {
-                    index = BlobIndex::from_file(f);
-                }
-                Ok(_) => tracing::info!(
-                    "the local blob index names packs a prune removed: rebuilt from the repository"
-                ),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!("the local blob index is rebuilt: {e}"),
-            }
-        }
-        let covered: HashSet<String> = index.packs.iter().cloned().collect();
-        let mut damaged = Vec::new();
-        for key in keys {
-            if key
-                .strip_prefix("index/")
-                .is_some_and(|name| covered.contains(name))
-            {
-                continue;
-            }
-            let segment = self.target.get(&key).and_then(|raw| {
-                let plain = self.unwrap_object(&key, &raw)?;
-                serde_json::from_slice::<IndexSegment>(&plain)
-                    .map_err(|e| BackupError::Corrupt(format!("{key}: {e}")))
-            });
-            match segment {
-                Ok(seg) => index.add_segment(seg),
-                Err(e @ BackupError::Hung { .. }) => return Err(e),
-                Err(e) => {
-                    tracing::warn!("index segment skipped: {e}");
-                    damaged.push(e.to_string());
-                }
-            }
-        }
-        let big = index.recent() >= RECENT_LIMIT;
-        {
-            let mut state = self.state();
-            state.index = index;
-            state.damaged_indexes = damaged;
-        }
-        if big {
-            self.settle_index()?;
-        }
-        self.load_dicts()
-    }
-
-    /// Writes the blobs held in memory into the local index file (when there is one): at the
-    /// end of a run, and when they grow past `RECENT_LIMIT`. A failure costs only memory and
-    /// the time to read the segments again next time.
-    pub fn settle_index(&self) -> Result<(), BackupError> {
-        let Some(dir) = &self.index_cache else {
-            return Ok(());
-        };
-        let mut s = self.state();
-        if s.index.recent() == 0 {
-            return Ok(());
-        }
-        tracing::info!(
-            "merging {} blobs into the local blob index",
-            s.index.recent()
-        );
-        let path = cache_path(dir);
-        if let Err(e) = s.index.merge(&path) {
-            tracing::warn!("the local blob index could not be written: {e}");
-        }
-        Ok(())
     }
 
     /// Index segments that could not be read at the last load.
