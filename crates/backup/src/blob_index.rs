@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::id::BlobId;
 use crate::index_file::{self, IndexFile, Record};
@@ -20,10 +21,43 @@ pub(crate) const RECENT_LIMIT: usize = 500_000;
 pub(crate) struct BlobIndex {
     /// Pack names; a `Location.pack` is a position here. The file's packs come first.
     pub(crate) packs: Vec<String>,
-    file: Option<IndexFile>,
+    file: Option<Arc<IndexFile>>,
     recent: HashMap<BlobId, Location>,
     /// Packs removed by a prune in this process: their blobs are gone.
     dead: HashSet<u32>,
+    /// A merge is being written aside.
+    merging: bool,
+}
+
+/// What a merge written outside the repository's lock starts from (`BlobIndex::plan_merge`).
+pub(crate) struct MergePlan {
+    packs: Vec<String>,
+    old: Option<Arc<IndexFile>>,
+    recent: Vec<Record>,
+}
+
+impl MergePlan {
+    /// How many blobs it adds to the file.
+    pub(crate) fn adds(&self) -> usize {
+        self.recent.len()
+    }
+
+    /// Writes the new file at `path` (the old one is read meanwhile by lookups: they hold its
+    /// open handle, which the rename does not touch) and opens it.
+    pub(crate) fn write(&self, path: &Path) -> std::io::Result<IndexFile> {
+        let old: Box<dyn Iterator<Item = std::io::Result<Record>>> = match &self.old {
+            Some(f) => Box::new(f.records()?),
+            None => Box::new(std::iter::empty()),
+        };
+        let count = self.old.as_ref().map_or(0, |f| f.count()) + self.recent.len() as u64;
+        index_file::write(
+            path,
+            &self.packs,
+            count,
+            MergeSorted::new(old, self.recent.iter().copied()),
+        )?;
+        IndexFile::open(path)
+    }
 }
 
 impl BlobIndex {
@@ -31,9 +65,60 @@ impl BlobIndex {
     pub(crate) fn from_file(file: IndexFile) -> Self {
         BlobIndex {
             packs: file.packs.clone(),
-            file: Some(file),
+            file: Some(Arc::new(file)),
             ..BlobIndex::default()
         }
+    }
+
+    /// Takes what a merge aside needs; `None` when one is being written already, or when
+    /// a prune removed packs here (their numbers change: `merge` under the lock then).
+    pub(crate) fn plan_merge(&mut self) -> Option<MergePlan> {
+        if self.merging || !self.dead.is_empty() {
+            return None;
+        }
+        self.merging = true;
+        let mut recent: Vec<Record> = self
+            .recent
+            .iter()
+            .map(|(id, l)| Record {
+                id: *id,
+                pack: l.pack,
+                offset: l.offset,
+                len: l.len,
+            })
+            .collect();
+        recent.sort_unstable_by_key(|r| r.id);
+        Some(MergePlan {
+            packs: self.packs.clone(),
+            old: self.file.clone(),
+            recent,
+        })
+    }
+
+    /// Continues from the file a plan wrote (or, on `Err`, as before): the blobs it holds
+    /// leave memory; those added meanwhile stay. Pack numbers are the same in both (the
+    /// file's packs are the first of ours, nothing was removed).
+    pub(crate) fn finish_merge(&mut self, plan: MergePlan, written: std::io::Result<IndexFile>) {
+        self.merging = false;
+        let file = match written {
+            Ok(f) if self.dead.is_empty() && self.packs.starts_with(&f.packs) => f,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!("the local blob index could not be written: {e}");
+                return;
+            }
+        };
+        for r in &plan.recent {
+            let merged = Location {
+                pack: r.pack,
+                offset: r.offset,
+                len: r.len,
+            };
+            if self.recent.get(&r.id) == Some(&merged) {
+                self.recent.remove(&r.id);
+            }
+        }
+        self.file = Some(Arc::new(file));
     }
 
     /// Adds a segment's blobs (in memory).
@@ -73,6 +158,11 @@ impl BlobIndex {
             self.recent.retain(|_, loc| loc.pack != p);
             self.dead.insert(p);
         }
+    }
+
+    /// Whether a merge is being written aside.
+    pub(crate) fn merging(&self) -> bool {
+        self.merging
     }
 
     /// Blobs held in memory.
@@ -142,14 +232,16 @@ impl BlobIndex {
             }
             None => Box::new(std::iter::empty()),
         };
-        let count = self.file.as_ref().map_or(0, IndexFile::count) + recent.len() as u64;
+        let count = self.file.as_ref().map_or(0, |f| f.count()) + recent.len() as u64;
         index_file::write(
             path,
             &packs,
             count,
             MergeSorted::new(old, recent.into_iter()),
         )?;
+        let merging = self.merging;
         *self = BlobIndex::from_file(IndexFile::open(path)?);
+        self.merging = merging;
         Ok(())
     }
 }
@@ -230,5 +322,42 @@ mod tests {
         let l = index.get(&id(250)).unwrap();
         assert_eq!(index.packs[l.pack as usize], BlobId::of(&[3]).hex());
         assert_eq!(index.get(&id(50)), None);
+    }
+
+    #[test]
+    fn a_merge_written_aside_keeps_the_blobs_added_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = cache_path(dir.path());
+        let id = |i: u32| BlobId::of(&i.to_le_bytes());
+        let mut index = BlobIndex::default();
+        index.add_segment(segment(1, 0..100));
+        index.merge(&path).unwrap();
+        index.add_segment(segment(2, 100..200));
+        let plan = index.plan_merge().unwrap();
+        assert!(index.plan_merge().is_none(), "one merge at a time");
+        // Stored while the file is written: not in it, so they stay in memory.
+        index.add_segment(segment(3, 200..250));
+        let written = plan.write(&path);
+        index.finish_merge(plan, written);
+        assert_eq!(index.recent(), 50);
+        for i in 0..250 {
+            let l = index.get(&id(i)).unwrap();
+            assert_eq!(l.offset, u64::from(i));
+            assert_eq!(
+                index.packs[l.pack as usize],
+                BlobId::of(&[(i / 100 + 1) as u8]).hex()
+            );
+        }
+        // A failed write changes nothing.
+        let plan = index.plan_merge().unwrap();
+        index.finish_merge(plan, Err(std::io::Error::other("disk full")));
+        assert_eq!(index.recent(), 50);
+        assert!(index.get(&id(220)).is_some() && index.get(&id(20)).is_some());
+        let plan = index.plan_merge().unwrap();
+        let written = plan.write(&path);
+        index.finish_merge(plan, written);
+        assert_eq!(index.recent(), 0);
+        let reopened = BlobIndex::from_file(IndexFile::open(&path).unwrap());
+        assert_eq!(reopened.get(&id(249)).map(|l| l.offset), Some(249));
     }
 }

@@ -27,7 +27,8 @@ impl Kind {
     /// Both kinds, in a fixed order.
     pub const ALL: [Kind; 2] = [Kind::Header, Kind::Text];
 
-    fn slot(self) -> usize {
+    /// Its position in `ALL`.
+    pub(crate) fn slot(self) -> usize {
         match self {
             Kind::Header => 0,
             Kind::Text => 1,

@@ -145,19 +145,61 @@ const REPACK_UNUSED_PERCENT: u64 = 20;
 const REPACK_SMALL: u64 = 1 << 20;
 
 /// Copies a pack's live objects (as stored: no decryption needed) into new packs, indexes them,
-/// then removes the old pack. A crash in between leaves the blobs in both, which is harmless.
+/// then removes the old pack. A group with unused members is opened and its live members
+/// grouped anew, so what is forgotten is gone from the repository. A crash in between leaves
+/// the blobs in both, which is harmless.
 fn repack(repo: &Repository, pack: &str, live: &[(BlobId, u64, u32)]) -> Result<(), BackupError> {
-    let objects = live
-        .iter()
-        .map(|(id, _, _)| Ok((*id, repo.get_object(id)?)))
-        .collect::<Result<Vec<_>, BackupError>>()?;
+    let used: HashSet<BlobId> = live.iter().map(|(id, _, _)| *id).collect();
+    // Members of a group share its place: one object per place.
+    let mut places: BTreeMap<u64, Vec<BlobId>> = BTreeMap::new();
+    for (id, offset, _) in live {
+        places.entry(*offset).or_default().push(*id);
+    }
+    let mut objects = Vec::new();
+    let mut members = Vec::new();
+    for ids in places.into_values() {
+        let object = repo.get_object(&ids[0])?;
+        if !crate::repo_groups::is_group(&object) {
+            objects.push((ids, object));
+            continue;
+        }
+        let group = repo
+            .open_group(&object)
+            .map_err(|e| BackupError::Corrupt(format!("pack {pack}: {e}")))?;
+        if group.ids().all(|m| used.contains(m)) {
+            objects.push((ids, object));
+            continue;
+        }
+        for id in ids {
+            let content = group
+                .content(&id)
+                .filter(|c| repo.id_of(c) == id)
+                .ok_or_else(|| BackupError::Corrupt(format!("blob {id}: damaged in its group")))?;
+            members.push((group.kind, id, content.to_vec()));
+        }
+    }
     repo.unindex_pack(pack);
     let mut stats = crate::repo::PutStats::default();
-    for (id, object) in objects {
-        repo.add_object(id, &object, &mut stats)?;
+    for (ids, object) in objects {
+        repo.add_placed(&ids, &object)?;
+    }
+    for (kind, id, content) in members {
+        repo.add_member(kind, id, &content, &mut stats)?;
     }
     repo.flush()?;
     repo.delete_pack(pack)
+}
+
+/// The bytes each blob of a pack takes: a group's are shared among its members.
+fn shares(blobs: &[(BlobId, u64, u32)]) -> Vec<u64> {
+    let mut at: BTreeMap<u64, u64> = BTreeMap::new();
+    for (_, offset, _) in blobs {
+        *at.entry(*offset).or_default() += 1;
+    }
+    blobs
+        .iter()
+        .map(|(_, offset, len)| u64::from(*len) / at.get(offset).copied().unwrap_or(1).max(1))
+        .collect()
 }
 
 /// Deletes unreferenced blobs and leftovers of interrupted writes, under an exclusive lock.
@@ -186,13 +228,19 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport, BackupErro
         ..PruneReport::default()
     };
     for (pack, blobs) in repo.blobs_by_pack()? {
+        let (mut dead_bytes, mut live_bytes) = (0, 0);
+        for (b, share) in blobs.iter().zip(shares(&blobs)) {
+            if used.contains(&b.0) {
+                live_bytes += share;
+            } else {
+                dead_bytes += share;
+            }
+        }
         let (live, dead): (Vec<_>, Vec<_>) =
             blobs.into_iter().partition(|(id, _, _)| used.contains(id));
         if dead.is_empty() {
             continue;
         }
-        let dead_bytes: u64 = dead.iter().map(|(_, _, l)| u64::from(*l)).sum();
-        let live_bytes: u64 = live.iter().map(|(_, _, l)| u64::from(*l)).sum();
         if live.is_empty() {
             report.deleted += dead.len() as u64;
             report.packs_deleted += 1;

@@ -65,6 +65,19 @@ impl PackWriter {
         self.order.push(id);
     }
 
+    /// Appends a group's object: every member lies at its location.
+    pub fn add_group(&mut self, ids: &[BlobId], object: &[u8]) {
+        let offset = self.data.len() as u64;
+        self.data.extend_from_slice(object);
+        // A group is about 128 KiB of plain content: far below 4 GiB compressed.
+        let len = u32::try_from(object.len()).unwrap_or(u32::MAX);
+        for id in ids {
+            if self.blobs.insert(*id, (offset, len)).is_none() {
+                self.order.push(*id);
+            }
+        }
+    }
+
     /// The object of a blob not yet written.
     pub fn object(&self, id: &BlobId) -> Option<&[u8]> {
         let (o, l) = self.blobs.get(id)?;

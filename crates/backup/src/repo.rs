@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -15,19 +16,23 @@ use crate::blob_index::{BlobIndex, RECENT_LIMIT};
 use crate::crypto::Keys;
 use crate::dict::{Dictionary, Dicts, Kind, Sampler};
 use crate::error::BackupError;
+use crate::group::{GroupCache, MEMBER_MAX, Pending};
 use crate::id::BlobId;
-use crate::pack::{PACK_SIZE, PackWriter, index_key, pack_key};
+use crate::pack::{Location, PACK_SIZE, PackWriter, index_key, pack_key};
 use crate::pack_cache::{PackCache, PackRead};
 use crate::target::Target;
 
 /// The repository format this version writes.
-pub const FORMAT: u32 = 3;
-/// Format 2 (before dictionaries) is read as it is, and becomes format 3 when the first
-/// dictionary is stored in it: format 3 only adds objects that format 2 readers do not know.
-pub const READS: [u32; 2] = [2, FORMAT];
-/// The first bytes of a plain object: format 1, zstd.
-const BLOB_MAGIC: &[u8; 4] = b"MFB1";
-/// The first bytes of an encrypted object: format 1, zstd, then sealed (`crypto`).
+pub const FORMAT: u32 = 4;
+/// Older formats are read as they are, and become this one when the first dictionary or group
+/// is stored in them: 3 added dictionaries, 4 groups (`group`); each only adds objects older
+/// readers do not know.
+pub const READS: [u32; 3] = [2, 3, FORMAT];
+/// The first bytes of an object, plain and encrypted.
+pub(crate) type Magic = (&'static [u8; 4], &'static [u8; 4]);
+/// A single object: format 1, zstd (`MFB1`); encrypted: zstd, then sealed (`crypto`).
+pub(crate) const OBJECT: Magic = (b"MFB1", SEALED_MAGIC);
+/// The first bytes of an encrypted object.
 pub(crate) const SEALED_MAGIC: &[u8; 4] = b"MFE1";
 
 /// What `config` holds.
@@ -61,6 +66,10 @@ pub struct Repository {
     pub(crate) keys: Option<Keys>,
     pub(crate) dicts: RwLock<Dicts>,
     pub(crate) sampler: Mutex<Sampler>,
+    /// Groups decoded lately, for reads of their other members.
+    pub(crate) groups: Mutex<GroupCache>,
+    /// Set once the config on the target says `FORMAT`.
+    pub(crate) upgraded: AtomicBool,
     /// Where the local index file is kept, if anywhere.
     pub(crate) index_cache: Option<PathBuf>,
     /// Its config (as opened: `dict` may raise the format on the target).
@@ -71,19 +80,43 @@ pub struct Repository {
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) index: BlobIndex,
-    writer: PackWriter,
+    pub(crate) writer: PackWriter,
     /// Full packs being written (outside the lock, so other threads go on storing): their
     /// blobs count as present and read from here until their segment is indexed.
     flushing: Vec<Arc<PackWriter>>,
+    /// Small blobs waiting to be compressed together, one group per kind (`Kind::slot`).
+    pub(crate) pending: [Option<Pending>; 2],
+    /// Full groups being compressed (outside the lock): present, and read from here.
+    pub(crate) sealing: Vec<Arc<Pending>>,
     pub(crate) damaged_indexes: Vec<String>,
 }
 
 impl State {
-    fn present(&self, id: &BlobId) -> bool {
-        self.writer.blobs.contains_key(id)
+    pub(crate) fn present(&self, id: &BlobId) -> bool {
+        self.pending_content(id).is_some()
+            || self.writer.blobs.contains_key(id)
             || self.flushing.iter().any(|p| p.blobs.contains_key(id))
             || self.index.get(id).is_some()
     }
+
+    /// The content of a blob still waiting in a group.
+    fn pending_content(&self, id: &BlobId) -> Option<&[u8]> {
+        self.pending
+            .iter()
+            .flatten()
+            .chain(self.sealing.iter().map(|p| p.as_ref()))
+            .find_map(|p| p.content(id))
+    }
+}
+
+/// Where a blob was found.
+enum Located {
+    /// Waiting in a group: its content.
+    Plain(Vec<u8>),
+    /// In the pack being filled or written: its object.
+    Object(Vec<u8>),
+    /// In a written pack.
+    At(String, Location),
 }
 
 /// Each pack's blobs: id, offset, length.
@@ -176,6 +209,8 @@ impl Repository {
             keys,
             dicts: RwLock::new(Dicts::default()),
             sampler: Mutex::new(Sampler::default()),
+            groups: Mutex::new(GroupCache::default()),
+            upgraded: AtomicBool::new(false),
             index_cache: None,
             config,
         }
@@ -254,18 +289,39 @@ impl Repository {
         plain: &[u8],
         dict: Option<&Dictionary>,
     ) -> Result<Vec<u8>, BackupError> {
+        self.wrap_as(OBJECT, key, plain, dict)
+    }
+
+    /// An object with the headers of `magic` (plain, encrypted).
+    pub(crate) fn wrap_as(
+        &self,
+        magic: Magic,
+        key: &str,
+        plain: &[u8],
+        dict: Option<&Dictionary>,
+    ) -> Result<Vec<u8>, BackupError> {
         let compressed = crate::codec::compress(plain, dict)?;
         Ok(match &self.keys {
-            None => [BLOB_MAGIC.as_slice(), &compressed].concat(),
-            Some(k) => [SEALED_MAGIC.as_slice(), &k.seal(key, &compressed)?].concat(),
+            None => [magic.0.as_slice(), &compressed].concat(),
+            Some(k) => [magic.1.as_slice(), &k.seal(key, &compressed)?].concat(),
         })
     }
 
     /// The plain content of a stored object.
     pub(crate) fn unwrap_object(&self, key: &str, object: &[u8]) -> Result<Vec<u8>, BackupError> {
-        let compressed = if let Some(body) = object.strip_prefix(BLOB_MAGIC.as_slice()) {
+        self.unwrap_as(OBJECT, key, object)
+    }
+
+    /// The plain content of an object with the headers of `magic`.
+    pub(crate) fn unwrap_as(
+        &self,
+        magic: Magic,
+        key: &str,
+        object: &[u8],
+    ) -> Result<Vec<u8>, BackupError> {
+        let compressed = if let Some(body) = object.strip_prefix(magic.0.as_slice()) {
             body.to_vec()
-        } else if let Some(body) = object.strip_prefix(SEALED_MAGIC.as_slice()) {
+        } else if let Some(body) = object.strip_prefix(magic.1.as_slice()) {
             let keys = self.keys.as_ref().ok_or_else(|| {
                 BackupError::Format(format!("{key} is encrypted: set [backup] key_file"))
             })?;
@@ -321,10 +377,14 @@ impl Repository {
     pub fn stored(&self) -> Result<(u64, u64), BackupError> {
         let s = self.state();
         let (mut n, mut bytes) = (0u64, 0u64);
+        // The members of a group share its object: its bytes count once.
+        let mut seen = std::collections::HashSet::new();
         s.index
             .for_each(|_, loc| {
                 n += 1;
-                bytes += u64::from(loc.len);
+                if seen.insert((loc.pack, loc.offset)) {
+                    bytes += u64::from(loc.len);
+                }
             })
             .map_err(|e| BackupError::Corrupt(format!("the local blob index: {e}")))?;
         Ok((n, bytes))
@@ -368,6 +428,10 @@ impl Repository {
         let dict: Option<Arc<Dictionary>> = match kind {
             Some(k) => {
                 self.sample(k, content);
+                if content.len() <= MEMBER_MAX {
+                    self.add_member(k, id, content, stats)?;
+                    return Ok(id);
+                }
                 self.dicts().current(k)
             }
             None => None,
@@ -397,14 +461,20 @@ impl Repository {
         stats.new_blobs += 1;
         stats.stored_bytes += object.len() as u64;
         if full {
-            self.flush()?;
+            self.flush_pack()?;
         }
         Ok(())
     }
 
-    /// Writes the pack being filled and then its index segment. Called before a snapshot is
-    /// saved, so everything it references is durable first.
+    /// Compresses the groups waiting, then writes the pack being filled and its index segment.
+    /// Called before a snapshot is saved, so everything it references is durable first.
     pub fn flush(&self) -> Result<(), BackupError> {
+        self.seal_groups(&mut PutStats::default())?;
+        self.flush_pack()
+    }
+
+    /// Writes the pack being filled and then its index segment.
+    pub(crate) fn flush_pack(&self) -> Result<(), BackupError> {
         let pack = {
             let mut s = self.state();
             if s.writer.is_empty() {
@@ -443,26 +513,48 @@ impl Repository {
     /// `through`: the read may fetch and keep the whole pack (reads that walk through packs,
     /// as a restore does); otherwise only the object's range is read.
     fn get_object_with(&self, id: &BlobId, through: bool) -> Result<Vec<u8>, BackupError> {
-        let (pack, loc) = {
-            let s = self.state();
-            if let Some(o) = s.writer.object(id) {
-                return Ok(o.to_vec());
-            }
-            if let Some(o) = s.flushing.iter().find_map(|p| p.object(id)) {
-                return Ok(o.to_vec());
-            }
-            let loc = s
-                .index
-                .get(id)
-                .ok_or_else(|| BackupError::Corrupt(format!("blob {id} is missing")))?;
-            let pack = s
-                .index
-                .packs
-                .get(loc.pack as usize)
-                .cloned()
-                .unwrap_or_default();
-            (pack, loc)
-        };
+        match self.locate(id)? {
+            Located::Plain(_) => Err(BackupError::Format(format!(
+                "blob {id} is not written yet (flush first)"
+            ))),
+            Located::Object(o) => Ok(o),
+            Located::At(pack, loc) => self.read_at(id, &pack, loc, through),
+        }
+    }
+
+    /// Where a blob is: its object if not written yet, else its pack and place.
+    fn locate(&self, id: &BlobId) -> Result<Located, BackupError> {
+        let s = self.state();
+        if let Some(c) = s.pending_content(id) {
+            return Ok(Located::Plain(c.to_vec()));
+        }
+        if let Some(o) = s.writer.object(id) {
+            return Ok(Located::Object(o.to_vec()));
+        }
+        if let Some(o) = s.flushing.iter().find_map(|p| p.object(id)) {
+            return Ok(Located::Object(o.to_vec()));
+        }
+        let loc = s
+            .index
+            .get(id)
+            .ok_or_else(|| BackupError::Corrupt(format!("blob {id} is missing")))?;
+        let pack = s
+            .index
+            .packs
+            .get(loc.pack as usize)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Located::At(pack, loc))
+    }
+
+    /// The object at a blob's place in a pack.
+    fn read_at(
+        &self,
+        id: &BlobId,
+        pack: &str,
+        loc: Location,
+        through: bool,
+    ) -> Result<Vec<u8>, BackupError> {
         let missing = |e| match e {
             BackupError::NotFound(_) => {
                 BackupError::Corrupt(format!("blob {id}: pack {pack} is missing"))
@@ -473,7 +565,7 @@ impl Repository {
             self.cache
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .plan(&pack)
+                .plan(pack)
         } else {
             PackRead::Range
         };
@@ -481,16 +573,16 @@ impl Repository {
             PackRead::Range => {
                 return self
                     .target
-                    .get_range(&pack_key(&pack), loc.offset, u64::from(loc.len))
+                    .get_range(&pack_key(pack), loc.offset, u64::from(loc.len))
                     .map_err(missing);
             }
             PackRead::Cached(data) => data,
             PackRead::Whole => {
-                let data = std::sync::Arc::new(self.target.get(&pack_key(&pack)).map_err(missing)?);
+                let data = std::sync::Arc::new(self.target.get(&pack_key(pack)).map_err(missing)?);
                 self.cache
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(pack.clone(), data.clone());
+                    .insert(pack.to_string(), data.clone());
                 data
             }
         };
@@ -508,13 +600,34 @@ impl Repository {
     }
 
     fn get_with(&self, id: &BlobId, through: bool) -> Result<Vec<u8>, BackupError> {
-        let object = self.get_object_with(id, through)?;
-        let content = self
-            .unwrap_object(&blob_context(id), &object)
-            .map_err(|e| match e {
-                BackupError::Corrupt(m) => BackupError::Corrupt(format!("blob {id}: {m}")),
-                e => e,
-            })?;
+        let named = |e| match e {
+            BackupError::Corrupt(m) => BackupError::Corrupt(format!("blob {id}: {m}")),
+            e => e,
+        };
+        let (object, at) = match self.locate(id)? {
+            Located::Plain(content) => return Ok(content),
+            Located::Object(o) => (o, None),
+            Located::At(pack, loc) => {
+                if let Some(content) = self.cached_member(id, &pack, loc.offset) {
+                    return self.checked(id, content);
+                }
+                (
+                    self.read_at(id, &pack, loc, through)?,
+                    Some((pack, loc.offset)),
+                )
+            }
+        };
+        let content = if crate::repo_groups::is_group(&object) {
+            self.member_of(id, &object, at).map_err(named)?
+        } else {
+            self.unwrap_object(&blob_context(id), &object)
+                .map_err(named)?
+        };
+        self.checked(id, content)
+    }
+
+    /// `content` if it is the blob's (its hash is its id).
+    fn checked(&self, id: &BlobId, content: Vec<u8>) -> Result<Vec<u8>, BackupError> {
         if self.id_of(&content) != *id {
             return Err(BackupError::Corrupt(format!(
                 "blob {id}: content does not match its hash"

@@ -1,11 +1,11 @@
 //! The repository's side of its dictionaries: loading them, sampling new blobs, training and
-//! storing a new dictionary (which raises a format 2 repository to format 3 first).
+//! storing a new dictionary (which raises an older repository's format first).
 
 use std::sync::Arc;
 
 use crate::dict::{self, Dictionary, Kind, dict_key};
 use crate::error::BackupError;
-use crate::repo::{FORMAT, Repository};
+use crate::repo::Repository;
 
 impl Repository {
     /// Reads the dictionaries not loaded yet. One that cannot be read is kept as its error:
@@ -102,20 +102,7 @@ impl Repository {
             tracing::info!("a {kind:?} dictionary would not pay: none stored");
             return Ok(());
         };
-        if self.config.format < FORMAT {
-            // Older readers would not find the dictionaries new blobs need.
-            let mut config = self.config.clone();
-            config.format = FORMAT;
-            let json = serde_json::to_vec_pretty(&config)
-                .map_err(|e| BackupError::Format(e.to_string()))?;
-            self.target.put("config", &json)?;
-            tracing::warn!(
-                "repository {} upgraded from format {} to {FORMAT} (compression dictionaries); \
-                 mailfleet versions before them cannot read it",
-                self.target.describe(),
-                self.config.format
-            );
-        }
+        self.ensure_format("compression dictionaries")?;
         let key = dict_key(d.id);
         self.target.put(&key, &self.wrap(&key, &d.encode()?)?)?;
         tracing::info!(

@@ -75,18 +75,32 @@ impl Repository {
         let Some(dir) = &self.index_cache else {
             return Ok(());
         };
-        let mut s = self.state();
-        if s.index.recent() == 0 {
-            return Ok(());
-        }
-        tracing::info!(
-            "merging {} blobs into the local blob index",
-            s.index.recent()
-        );
         let path = cache_path(dir);
-        if let Err(e) = s.index.merge(&path) {
-            tracing::warn!("the local blob index could not be written: {e}");
-        }
+        let plan = {
+            let mut s = self.state();
+            if s.index.recent() == 0 {
+                return Ok(());
+            }
+            match s.index.plan_merge() {
+                Some(plan) => plan,
+                None if s.index.merging() => return Ok(()),
+                None => {
+                    // (after a prune in this process: pack numbers change, so under the lock)
+                    tracing::info!(
+                        "merging {} blobs into the local blob index",
+                        s.index.recent()
+                    );
+                    if let Err(e) = s.index.merge(&path) {
+                        tracing::warn!("the local blob index could not be written: {e}");
+                    }
+                    return Ok(());
+                }
+            }
+        };
+        // Written outside the lock: the other threads go on storing meanwhile.
+        tracing::info!("merging {} blobs into the local blob index", plan.adds());
+        let written = plan.write(&path);
+        self.state().index.finish_merge(plan, written);
         Ok(())
     }
 }

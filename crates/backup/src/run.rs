@@ -300,6 +300,8 @@ pub fn run(
         parent: parent.map(|p| p.id),
         accounts,
     };
+    // (sealed here, not in the snapshot's flush, so the report counts their bytes)
+    repo.seal_groups(&mut report.stored)?;
     repo.save_snapshot(&snapshot)?;
     // After the snapshot: a dictionary only changes how later runs compress, and the local
     // index file is a cache of what is durable already.
