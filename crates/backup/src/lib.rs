@@ -5,7 +5,8 @@
 //! Layout: [`target`] (where bytes go: a directory written atomically, or [`s3`]), [`worker`]
 //! (every target operation in a child process under a deadline), [`repo`] (blobs in [`pack`]s,
 //! their index, snapshots, whole packs cached for reads that walk through them; [`crypto`] when encrypted;
-//! [`dict`]: compression dictionaries trained from the repository's data), [`recipe`] (a message split into parts
+//! [`dict`]: compression dictionaries trained from the repository's data; small blobs
+//! compressed together in groups), [`recipe`] (a message split into parts
 //! and rebuilt), [`maildir`] (reading a live Maildir without Dovecot's locks), [`snapshot`]
 //! (what a snapshot records), [`run`] (a backup run), [`restore`] (to a directory) and
 //! [`into_store`] (over IMAP), [`verify`], [`maintenance`] (forget, prune, diff), [`lock`];

@@ -195,6 +195,11 @@ mod tests {
         out
     }
 
+    fn indexed(repo: &Repository) -> HashSet<BlobId> {
+        let packs = repo.blobs_by_pack().unwrap();
+        packs.into_values().flatten().map(|b| b.0).collect()
+    }
+
     /// Every blob that lies in a group, per group, as the packs hold them.
     fn grouped(repo: &Repository) -> Vec<Vec<BlobId>> {
         let mut out = Vec::new();
@@ -241,13 +246,7 @@ mod tests {
             "small blobs are grouped: {:?}",
             first.iter().map(Vec::len).collect::<Vec<_>>()
         );
-        let before: HashSet<BlobId> = repo
-            .blobs_by_pack()
-            .unwrap()
-            .into_values()
-            .flatten()
-            .map(|b| b.0)
-            .collect();
+        let before = indexed(&repo);
 
         for i in 0..10 {
             std::fs::remove_file(md.join(format!("cur/17000{i:05}.M1P1.store1:2,S"))).unwrap();
@@ -263,13 +262,7 @@ mod tests {
         assert!(report.packs_rewritten >= 1, "{report:?}");
 
         let repo = Repository::open(target(), keys()).unwrap();
-        let after: HashSet<BlobId> = repo
-            .blobs_by_pack()
-            .unwrap()
-            .into_values()
-            .flatten()
-            .map(|b| b.0)
-            .collect();
+        let after = indexed(&repo);
         assert!(before.difference(&after).count() >= 20);
         for group in grouped(&repo) {
             for id in group {

@@ -1,5 +1,5 @@
 //! A repository written before compression dictionaries (format 2) still restores byte for
-//! byte, plain and encrypted; backing up into it trains dictionaries, raises it to format 3,
+//! byte, plain and encrypted; backing up into it trains dictionaries, raises it to the current format,
 //! and every snapshot, old and new, still restores.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
