@@ -34,6 +34,7 @@ pub mod repo;
 mod repo_dicts;
 mod repo_groups;
 mod repo_index;
+mod repo_read;
 pub mod restore;
 pub mod run;
 pub mod s3;

@@ -78,7 +78,11 @@ fn new_content_trains_a_new_dictionary_and_old_mail_still_restores() {
     }];
     let keys = || Some(Keys::from_secret(&[3; 32]));
     let target = || Box::new(DirTarget::new(&tmp.path().join("repo")).unwrap());
-    let dicts = || std::fs::read_dir(tmp.path().join("repo/dicts")).unwrap().count();
+    let dicts = || {
+        std::fs::read_dir(tmp.path().join("repo/dicts"))
+            .unwrap()
+            .count()
+    };
     let repo = Repository::init(target(), keys()).unwrap();
     run(&repo, &sources, &mut |_| {}).unwrap();
     let trained = dicts();
@@ -90,7 +94,11 @@ fn new_content_trains_a_new_dictionary_and_old_mail_still_restores() {
     }
     let repo = Repository::open(target(), keys()).unwrap();
     run(&repo, &sources, &mut |_| {}).unwrap();
-    assert_eq!(dicts(), trained, "content like the dictionary's trains nothing");
+    assert_eq!(
+        dicts(),
+        trained,
+        "content like the dictionary's trains nothing"
+    );
 
     // Mail of another world: the sample compresses far worse with the current dictionary.
     for i in 0..4000 {
@@ -98,7 +106,11 @@ fn new_content_trains_a_new_dictionary_and_old_mail_still_restores() {
     }
     let repo = Repository::open(target(), keys()).unwrap();
     run(&repo, &sources, &mut |_| {}).unwrap();
-    assert_eq!(dicts(), trained + 1, "drifted content trains a new dictionary");
+    assert_eq!(
+        dicts(),
+        trained + 1,
+        "drifted content trains a new dictionary"
+    );
 
     let repo = Repository::open(target(), keys()).unwrap();
     let snapshots = repo.snapshots().unwrap();
