@@ -74,12 +74,15 @@ async fn an_encrypted_repository_round_trips_and_refuses_wrong_keys() {
         "dedup works on encrypted blobs: {first:#}"
     );
     // Every object on the target is sealed (a pack starts with its first blob's object);
-    // indexes and snapshots too.
+    // indexes, snapshots and the trained compression dictionaries too.
     let packs = objects(&repo.join("packs"));
     assert!(!packs.is_empty());
+    let dicts = objects(&repo.join("dicts"));
+    assert!(!dicts.is_empty(), "the first backup trained no dictionary");
     let others = [
         objects(&repo.join("index")),
         objects(&repo.join("snapshots")),
+        dicts,
     ]
     .concat();
     for f in packs.iter().chain(others.iter()) {
