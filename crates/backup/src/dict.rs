@@ -63,8 +63,10 @@ pub struct Dictionary {
 }
 
 /// The first bytes of a dictionary object's plain content: u32 length of the JSON, the JSON,
-/// the zstd dictionary.
-const DICT_MAGIC: &[u8; 4] = b"MFD1";
+/// the BLAKE3 hash of the zstd dictionary, the zstd dictionary. The hash is what tells a
+/// damaged dictionary in a plain repository from a good one: zstd would use it and fail on
+/// each frame with an error that names neither the dictionary nor the damage.
+const DICT_MAGIC: &[u8; 4] = b"MFD2";
 /// zstd's magic number at the start of a trained dictionary.
 const ZSTD_DICT_MAGIC: u32 = 0xEC30_A437;
 /// The largest dictionary: zstd's default; larger ones gain little on mail.
@@ -118,6 +120,7 @@ impl Dictionary {
         let mut out = DICT_MAGIC.to_vec();
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(&json);
+        out.extend_from_slice(blake3::hash(&self.bytes).as_bytes());
         out.extend_from_slice(&self.bytes);
         Ok(out)
     }
@@ -132,9 +135,13 @@ impl Dictionary {
         let (len, rest) = rest.split_at_checked(4).ok_or_else(|| bad("truncated"))?;
         let mut n4 = [0u8; 4];
         n4.copy_from_slice(len);
-        let (json, bytes) = rest
+        let (json, rest) = rest
             .split_at_checked(u32::from_le_bytes(n4) as usize)
             .ok_or_else(|| bad("truncated"))?;
+        let (hash, bytes) = rest.split_at_checked(32).ok_or_else(|| bad("truncated"))?;
+        if blake3::hash(bytes).as_bytes() != hash {
+            return Err(bad("damaged: its content does not match its hash"));
+        }
         let meta: DictMeta = serde_json::from_slice(json).map_err(|e| bad(&e.to_string()))?;
         if zstd::zstd_safe::get_dict_id_from_dict(bytes).map(std::num::NonZeroU32::get) != Some(id)
         {
@@ -339,6 +346,11 @@ mod tests {
         assert_eq!(back.fingerprint(), d.fingerprint());
         assert!(Dictionary::decode("dicts/x", d.id + 1, &object).is_err());
         assert!(Dictionary::decode("dicts/x", d.id, &object[..10]).is_err());
+        let mut flipped = object.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        let e = Dictionary::decode("dicts/x", d.id, &flipped).unwrap_err();
+        assert!(e.to_string().contains("does not match its hash"), "{e}");
         // Taken ids are skipped.
         let again = train(Kind::Header, &samples, None, &|id| id == d.id)
             .unwrap()
